@@ -1,0 +1,141 @@
+"""Per-tenant ordered history of notifications: the source of every event id.
+
+Two engines with one interface: `MemoryHistory` (the embedded default, a bounded
+ring per tenant) and `RedisHistory` (a Redis stream per tenant, bounded by length).
+`append` is idempotent by a stable dedupe key, so a Kafka message delivered twice
+(at-least-once) is stored and emitted once.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict, deque
+from typing import Any, Protocol
+
+import orjson
+from redis.asyncio import Redis
+
+from notify_core.ids import IdMinter, format_id, parse_id
+
+DEDUPE_TTL_S = 24 * 3600
+
+
+class History(Protocol):
+    async def append(self, event: dict[str, Any], dedupe_key: str | None = None) -> str | None:
+        """Store the event, set and return its id; None if the key was seen already."""
+
+    async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """Events of `tenant` with id > `after` (all when None), oldest first."""
+
+    async def oldest_id(self, tenant: str) -> str | None:
+        """The oldest id still held for `tenant`."""
+
+    async def last_id(self, tenant: str) -> str | None:
+        """The newest id of `tenant`."""
+
+
+class MemoryHistory:
+    """In-process history: a bounded ring per tenant, ids minted like Redis's."""
+
+    def __init__(self, maxlen: int = 10_000, dedupe_size: int = 100_000) -> None:
+        self._maxlen = maxlen
+        self._rings: dict[str, deque[tuple[tuple[int, int], dict[str, Any]]]] = {}
+        self._minters: dict[str, IdMinter] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._dedupe_size = dedupe_size
+
+    async def append(self, event: dict[str, Any], dedupe_key: str | None = None) -> str | None:
+        tenant = event["tenant_id"]
+        if dedupe_key is not None:
+            key = f"{tenant}\x00{dedupe_key}"
+            if key in self._seen:
+                return None
+            self._seen[key] = None
+            if len(self._seen) > self._dedupe_size:
+                self._seen.popitem(last=False)
+        minter = self._minters.setdefault(tenant, IdMinter())
+        pos = minter.next()
+        ring = self._rings.setdefault(tenant, deque(maxlen=self._maxlen))
+        event["id"] = format_id(pos)
+        ring.append((pos, event))
+        return event["id"]
+
+    async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        ring = self._rings.get(tenant)
+        if not ring:
+            return []
+        items = list(ring)
+        start = 0
+        if after is not None:
+            start = bisect.bisect_right([pos for pos, _ in items], parse_id(after))
+        return [event for _, event in items[start : start + limit]]
+
+    async def oldest_id(self, tenant: str) -> str | None:
+        ring = self._rings.get(tenant)
+        return format_id(ring[0][0]) if ring else None
+
+    async def last_id(self, tenant: str) -> str | None:
+        ring = self._rings.get(tenant)
+        return format_id(ring[-1][0]) if ring else None
+
+
+# Check the dedupe key, append to the tenant stream, remember the key: atomically.
+_APPEND_LUA = """
+if ARGV[1] ~= '' then
+  local seen = redis.call('GET', KEYS[2])
+  if seen then return false end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3])
+if ARGV[1] ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[4]) end
+return id
+"""
+
+
+class RedisHistory:
+    """History in Redis streams `{prefix}history:{tenant}`; ids are the stream ids."""
+
+    def __init__(self, redis: Redis, prefix: str, maxlen: int = 10_000) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._maxlen = maxlen
+        self._append = redis.register_script(_APPEND_LUA)
+
+    def stream_key(self, tenant: str) -> str:
+        return f"{self._prefix}history:{tenant}"
+
+    async def append(self, event: dict[str, Any], dedupe_key: str | None = None) -> str | None:
+        tenant = event["tenant_id"]
+        body = {k: v for k, v in event.items() if k != "id"}
+        dkey = f"{self._prefix}dedupe:{tenant}:{dedupe_key or ''}"
+        raw = await self._append(
+            keys=[self.stream_key(tenant), dkey],
+            args=[dedupe_key or "", self._maxlen, orjson.dumps(body), DEDUPE_TTL_S],
+        )
+        if raw is None:
+            return None
+        event["id"] = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return event["id"]
+
+    async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        start = "-" if after is None else f"({format_id(parse_id(after))}"
+        rows = await self._redis.xrange(self.stream_key(tenant), min=start, max="+", count=limit)
+        return [_decode(row_id, fields) for row_id, fields in rows]
+
+    async def oldest_id(self, tenant: str) -> str | None:
+        rows = await self._redis.xrange(self.stream_key(tenant), count=1)
+        return _text(rows[0][0]) if rows else None
+
+    async def last_id(self, tenant: str) -> str | None:
+        rows = await self._redis.xrevrange(self.stream_key(tenant), count=1)
+        return _text(rows[0][0]) if rows else None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decode(row_id: bytes | str, fields: dict[Any, Any]) -> dict[str, Any]:
+    raw = fields.get(b"e") or fields.get("e")
+    event: dict[str, Any] = orjson.loads(raw)
+    event["id"] = _text(row_id)
+    return event

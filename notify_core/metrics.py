@@ -1,0 +1,36 @@
+"""Prometheus metrics shared by every component (one registry per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "notify_events_consumed_total", "Kafka messages consumed, by topic", ["topic"]
+)
+NOTIFICATIONS = Counter(
+    "notify_notifications_total", "Notifications stored and emitted, by type", ["type"]
+)
+DUPLICATES = Counter(
+    "notify_duplicates_total", "Redelivered events dropped by the history dedupe", ["type"]
+)
+DEAD_LETTERS = Counter(
+    "notify_dead_letters_total", "Rejected input messages, by source", ["source"]
+)
+CLIENT_ERRORS = Counter(
+    "notify_client_errors_total", "Client events answered with an error", ["event", "reason"]
+)
+AUTH_FAILURES = Counter(
+    "notify_auth_failures_total", "Refused connections and HTTP calls", ["channel", "reason"]
+)
+HTTP_REQUESTS = Counter(
+    "notify_http_requests_total", "HTTP API requests", ["route", "status"]
+)
+KAFKA_TO_EMIT = Histogram(
+    "notify_kafka_to_emit_seconds",
+    "From the Kafka record timestamp to the Socket.IO emit",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+STORE_RETRIES = Counter(
+    "notify_store_retries_total", "Retries of the history append (at-least-once)"
+)
+READY = Gauge("notify_ready", "1 when every readiness check passes")

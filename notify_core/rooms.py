@@ -1,0 +1,72 @@
+"""Room names and the routing rule: which rooms one notification goes to.
+
+Contract rooms: `tenant:{t}`, `site:{t}:{s}` (KPI subscriptions), `user:{t}:{u}`,
+`oncall:{t}`. Site-scoped events that are not KPI samples (incidents of a site,
+site status, incident updates) go to *scope* rooms: every connection that may see
+all of a tenant's sites sits in `scope:{t}:*`, a site-restricted one sits in
+`scope:{t}:{s}` for each site it may see. So a restricted user never shares a room
+with another site's data, and nothing is ever addressed to another tenant's room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+ALL_SITES = "*"
+
+
+def tenant_room(tenant: str) -> str:
+    return f"tenant:{tenant}"
+
+
+def site_room(tenant: str, site: str) -> str:
+    return f"site:{tenant}:{site}"
+
+
+def user_room(tenant: str, user: str) -> str:
+    return f"user:{tenant}:{user}"
+
+
+def oncall_room(tenant: str) -> str:
+    return f"oncall:{tenant}"
+
+
+def scope_room(tenant: str, site: str = ALL_SITES) -> str:
+    return f"scope:{tenant}:{site}"
+
+
+def site_scoped_to_unknown(event: Mapping[str, Any]) -> bool:
+    """An update of an incident whose site we do not know: only all-sites users see it."""
+    return event["type"] == "incident_update" and not event.get("site_id")
+
+
+def visible(event: Mapping[str, Any], tenant: str, sites: frozenset[str] | None) -> bool:
+    """The visibility rule the rooms implement, for history replay and HTTP reads."""
+    if event.get("tenant_id") != tenant:
+        return False
+    if sites is None:
+        return True
+    site = event.get("site_id")
+    if site is None:
+        return not site_scoped_to_unknown(event)
+    return site in sites
+
+
+def rooms_for(event: Mapping[str, Any]) -> list[str]:
+    """The rooms a stored notification is emitted to (always of its own tenant)."""
+    tenant = event["tenant_id"]
+    site = event.get("site_id")
+    kind = event["type"]
+    if kind == "kpi_update":
+        return [site_room(tenant, site)] if site else []
+    if kind == "escalation":
+        rooms = [oncall_room(tenant)]
+        for user in event.get("target_users", ()):
+            rooms.append(user_room(tenant, user))
+        return rooms
+    if site:
+        return [scope_room(tenant), scope_room(tenant, site)]
+    if site_scoped_to_unknown(event):
+        return [scope_room(tenant)]
+    return [tenant_room(tenant)]

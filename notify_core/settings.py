@@ -1,0 +1,154 @@
+"""Typed, validated daemon settings from `NOTIFY_*` variables and `--flag` twins.
+
+Every setting has one environment variable (`NOTIFY_<FIELD>`) and one command-line
+flag (`--<field-with-dashes>`); a flag wins over the variable. Validation happens
+once, at start, and every error names the variable, the flag and the bad value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "NOTIFY_"
+
+
+class SettingsError(ValueError):
+    """Settings failed validation; the message names every bad variable and value."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the daemon can be told; see the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    kafka_bootstrap: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="host:port[,host:port] of Kafka; unset: `run` starts the embedded broker",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/db; unset: in-process memory engine"
+    )
+    redis_prefix: str = Field(
+        default="towerco:", description="prefix of every Redis key and internal channel"
+    )
+    system_channel: str = Field(
+        default="system_notifications", description="Redis pub/sub channel of system notices"
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret, at least 32 bytes (`run`: random dev secret)"
+    )
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key file; when set, RS256 tokens are accepted too"
+    )
+    http_host: str = Field(default="127.0.0.1", description="address the HTTP server binds")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="port (0: pick a free one)")
+    config_dir: Path = Field(default=Path("config"), description="thresholds/escalation files")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated origins allowed to connect"
+    )
+    ws_compression: bool = Field(
+        default=False, description="permessage-deflate on WebSockets (costs 2-3x CPU)"
+    )
+    app_id: str = Field(default="towerco-notify", description="Kafka consumer group id")
+    kafka_offset_reset: str = Field(
+        default="earliest",
+        pattern="^(earliest|latest)$",
+        description="where a new consumer group starts: earliest (lose nothing) or latest",
+    )
+    topic_partitions: int = Field(default=4, ge=1, le=1024, description="partitions per topic")
+    fetch_wait_ms: int = Field(
+        default=20, ge=1, le=5000, description="Kafka fetch wait: latency vs. broker load"
+    )
+    session_timeout_s: float = Field(
+        default=6.0, gt=0.5, le=300, description="Kafka group session timeout (seconds)"
+    )
+    history_maxlen: int = Field(
+        default=10_000, ge=10, description="events kept per tenant in history"
+    )
+    gc_freeze: bool = Field(
+        default=True, description="freeze start-up objects and raise GC thresholds"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("kafka_bootstrap", "cors_origins", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _hosts(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            return None
+        for hostport in value:
+            host, sep, port = hostport.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{hostport!r} is not host:port")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_len(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must be at least 32 bytes for HS256")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def kafka_bootstrap_str(self) -> str | None:
+        return ",".join(self.kafka_bootstrap) if self.kafka_bootstrap else None
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus explicit overrides (CLI flags).
+
+    Raises SettingsError naming each bad variable/flag and its value.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            value = err.get("input")
+            if field == "jwt_secret":
+                value = "<hidden>"
+            lines.append(
+                f"{env_name(field)} / {flag_name(field)} = {value!r}: {err['msg']}"
+            )
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

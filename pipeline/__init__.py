@@ -1,0 +1,1 @@
+"""The Faust stream app: validate Kafka events, map them to notifications, publish."""

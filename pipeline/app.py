@@ -1,0 +1,82 @@
+"""The Faust app: one agent per input topic, each feeding the MessageHandler.
+
+Built by a factory (no module-level app), started and stopped by the composition
+root. Offsets advance only when the agent moves to the next event, i.e. after the
+notification is stored: at-least-once from Kafka to history.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
+from notify_core.incidents import IncidentStore
+from notify_core.settings import Settings
+from pipeline.handlers import MessageHandler
+from pipeline.kafka_tuning import faust_settings, tuned_transport
+from pipeline.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: list[str],
+        publisher: Publisher,
+        incidents: IncidentStore,
+    ) -> None:
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{hostport}" for hostport in bootstrap],
+            **faust_settings(settings),
+        )
+        transport_cls = tuned_transport(settings.fetch_wait_ms)
+        self.app.transport = transport_cls(self.app.conf.broker_consumer, self.app)
+        self._deadletter_topic = self.app.topic(
+            TOPIC_DEADLETTER, value_serializer="raw", partitions=settings.topic_partitions
+        )
+        self.handler = MessageHandler(publisher, incidents, self._send_deadletter)
+        self.joined = False
+        for name in INPUT_TOPICS:
+            self._add_agent(name, settings.topic_partitions)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+
+    def _add_agent(self, name: str, partitions: int) -> None:
+        topic = self.app.topic(name, value_serializer="raw", key_serializer="raw",
+                               partitions=partitions)
+        handler = self.handler
+
+        async def consume(stream: Any) -> None:
+            async for event in stream.events():
+                msg = event.message
+                ts = int(msg.timestamp * 1000) if msg.timestamp else None
+                await handler.handle(msg.topic, msg.value, ts, msg.partition, msg.offset)
+
+        consume.__name__ = consume.__qualname__ = "agent_" + name.replace(".", "_")
+        self.app.agent(topic, name=f"{name}-agent")(consume)
+
+    async def _send_deadletter(self, record: bytes) -> None:
+        fut = await self._deadletter_topic.send(value=record)
+        await fut
+
+    async def _on_assigned(self, sender: Any, assigned: Any, **kwargs: Any) -> None:
+        self.joined = True
+        log.info("consumer group joined; %d partition(s) assigned", len(assigned))
+
+    async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+        log.info("partitions revoked (rebalance)")
+
+    def ready(self) -> bool:
+        return self.joined and not self.app.rebalancing
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()

@@ -1,0 +1,142 @@
+"""Turn one decoded Kafka message into stored, emitted notifications.
+
+I/O is limited to the publisher, the incident store and the dead-letter sink handed
+in; the decision of what to publish is made from the decoded input alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from notify_core import events, metrics
+from notify_core.events import (
+    TOPIC_ACTIONS,
+    TOPIC_ALERTS,
+    TOPIC_KPIS,
+    TOPIC_SITES,
+    ActionPayload,
+    IncidentPayload,
+    KpiPayload,
+    SiteStatusPayload,
+)
+from notify_core.incidents import IncidentState, IncidentStore
+from pipeline.envelope import BadInput, Decoded, decode
+from pipeline.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+DeadLetterSink = Callable[[bytes], Awaitable[None]]
+MAX_RAW_IN_DEADLETTER = 64 * 1024
+_STATUS = {"acknowledge": "acknowledged", "resolve": "resolved"}
+
+
+def dedupe_key(topic: str, raw: bytes) -> str:
+    """Stable across redelivery and producer retries of the same message."""
+    return hashlib.blake2b(topic.encode() + b"\x00" + raw, digest_size=12).hexdigest()
+
+
+def deadletter_record(
+    source: str, topic: str, raw: bytes | None, reason: str, partition: int | None = None,
+    offset: int | None = None,
+) -> bytes:
+    text = (raw or b"")[:MAX_RAW_IN_DEADLETTER].decode("utf-8", errors="replace")
+    return orjson.dumps(
+        {
+            "source": source,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "reason": reason,
+            "raw": text,
+            "received_at": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+class MessageHandler:
+    def __init__(
+        self, publisher: Publisher, incidents: IncidentStore, deadletter: DeadLetterSink
+    ) -> None:
+        self.publisher = publisher
+        self.incidents = incidents
+        self.deadletter = deadletter
+
+    async def handle(
+        self,
+        topic: str,
+        raw: bytes | None,
+        timestamp_ms: int | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> str | None:
+        """Process one message; returns the stored id, None if dead-lettered or a duplicate."""
+        metrics.EVENTS_CONSUMED.labels(topic).inc()
+        try:
+            decoded = decode(topic, raw)
+            return await self._publish(decoded, dedupe_key(topic, raw or b""), timestamp_ms)
+        except BadInput as exc:
+            reason = exc.reason
+        except Exception as exc:  # a bug must not stop the partition; record it instead
+            log.exception("unexpected failure on %s[%s]@%s", topic, partition, offset)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+        metrics.DEAD_LETTERS.labels("kafka").inc()
+        log.warning("dead-letter %s[%s]@%s: %s", topic, partition, offset, reason)
+        await self.deadletter(deadletter_record("kafka", topic, raw, reason, partition, offset))
+        return None
+
+    async def _publish(self, d: Decoded, key: str, ts_ms: int | None) -> str | None:
+        env = d.envelope
+        if d.topic == TOPIC_ALERTS:
+            assert isinstance(d.payload, IncidentPayload)
+            inc = d.payload
+            await self.incidents.put(
+                env.tenant_id, inc.incident_id, IncidentState(env.site_id, inc.severity, "open")
+            )
+            return await self.publisher.publish(events.incident_alert(env, inc), key, ts_ms)
+        if d.topic == TOPIC_KPIS:
+            assert isinstance(d.payload, KpiPayload)
+            return await self.publisher.publish(events.kpi_update(env, d.payload), key, ts_ms)
+        if d.topic == TOPIC_SITES:
+            assert isinstance(d.payload, SiteStatusPayload)
+            return await self.publisher.publish(events.site_status(env, d.payload), key, ts_ms)
+        if d.topic == TOPIC_ACTIONS:
+            assert isinstance(d.payload, ActionPayload)
+            return await self._action(env.tenant_id, env.timestamp, d.payload, key, ts_ms)
+        raise BadInput(f"no handler for topic {d.topic}")
+
+    async def _action(
+        self, tenant: str, ts: datetime, act: ActionPayload, key: str, ts_ms: int | None
+    ) -> str | None:
+        known = await self.incidents.get(tenant, act.incident_id)
+        status = _STATUS[act.action]
+        if known is not None:
+            if known.status == "resolved" or known.status == status:
+                return None  # idempotent: nothing changes, nothing is broadcast
+            await self.incidents.put(
+                tenant, act.incident_id, IncidentState(known.site_id, known.severity, status)
+            )
+        site = known.site_id if known else None
+        event = events.incident_update(tenant, act.incident_id, status, act.user_id, ts, site)
+        return await self.publisher.publish(event, key, ts_ms)
+
+
+def system_notice_event(raw: bytes) -> dict[str, Any]:
+    """Validate a Redis `system_notifications` message into a notification."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"message must be a JSON object, got {type(data).__name__}")
+    try:
+        notice = events.SystemNotice.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(events.describe_error(exc)) from None
+    return events.system_notification(notice)

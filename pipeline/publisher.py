@@ -1,0 +1,74 @@
+"""The one publish path: store in the tenant history (which assigns the id), then emit.
+
+At-least-once: `publish` returns only once the event is stored; a store failure is
+retried with capped backoff for as long as it takes (the Kafka offset does not move
+meanwhile), and a redelivered event is recognised by its dedupe key and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
+
+from notify_core import metrics
+from notify_core.history import History
+from notify_core.rooms import rooms_for
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
+
+_RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+
+class Publisher:
+    def __init__(self, history: History, emit: Emit, max_backoff_s: float = 5.0) -> None:
+        self._history = history
+        self._emit = emit
+        self._max_backoff = max_backoff_s
+
+    async def publish(
+        self,
+        event: dict[str, Any],
+        dedupe_key: str | None = None,
+        source_ts_ms: int | None = None,
+    ) -> str | None:
+        """Store then emit `event`; returns its id, or None for a duplicate."""
+        event_id = await self._store(event, dedupe_key)
+        if event_id is None:
+            metrics.DUPLICATES.labels(event["type"]).inc()
+            return None
+        rooms = rooms_for(event)
+        try:
+            await self._emit(event, rooms)
+        except Exception:
+            # Stored is what counts: clients recover it from history.
+            log.exception("emit of %s %s failed; it stays in history", event["type"], event_id)
+        metrics.NOTIFICATIONS.labels(event["type"]).inc()
+        if source_ts_ms:
+            metrics.KAFKA_TO_EMIT.observe(max(0.0, time.time() - source_ts_ms / 1000.0))
+        return event_id
+
+    async def _store(self, event: dict[str, Any], dedupe_key: str | None) -> str | None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(_RETRYABLE),
+            wait=wait_exponential_jitter(initial=0.1, max=self._max_backoff),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    metrics.STORE_RETRIES.inc()
+                return await self._history.append(event, dedupe_key)
+        return None  # pragma: no cover - AsyncRetrying either returns or raises

@@ -1,0 +1,79 @@
+"""Redis pub/sub `system_notifications` -> `system_notification` to the tenant room.
+
+Every pipeline process subscribes; the history's dedupe key (a hash of the message)
+makes sure one message is stored and emitted once however many processes hear it.
+Survives bad messages (counted, logged) and lost connections (capped backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+
+from notify_core import metrics
+from pipeline.envelope import BadInput
+from pipeline.handlers import dedupe_key, system_notice_event
+from pipeline.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class SystemChannelBridge:
+    def __init__(self, redis: Redis, channel: str, publisher: Publisher) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._publisher = publisher
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="system-channel-bridge")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def handle(self, raw: bytes) -> str | None:
+        try:
+            event = system_notice_event(raw)
+        except BadInput as exc:
+            metrics.DEAD_LETTERS.labels("redis").inc()
+            log.warning("bad message on %s: %s (raw %r)", self._channel, exc.reason, raw[:200])
+            return None
+        return await self._publisher.publish(event, dedupe_key(self._channel, raw))
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                self.subscribed = True
+                backoff = 0.1
+                log.info("subscribed to Redis channel %s", self._channel)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    data = message["data"]
+                    try:
+                        await self.handle(data if isinstance(data, bytes) else str(data).encode())
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("system notification failed")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Redis channel %s lost (%s); retry in %.1fs", self._channel, exc,
+                            backoff)
+            finally:
+                self.subscribed = False
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)

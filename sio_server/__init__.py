@@ -1,0 +1,1 @@
+"""The Socket.IO + HTTP face of the daemon: auth, rooms, client events, API, dashboard."""

@@ -1,0 +1,137 @@
+"""Builds the aiohttp application with Socket.IO, the HTTP API and the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import socketio
+from aiohttp import web
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from notify_core.history import History
+from notify_core.readiness import Readiness
+from sio_server import websocket
+from sio_server.auth import Authenticator
+from sio_server.http_api import HttpApi
+from sio_server.sockets import ActionSink, SocketHandlers
+
+log = logging.getLogger(__name__)
+
+
+class _OrjsonCodec:
+    """engine.io/socket.io `json` hook: orjson, returning str as the packet layer expects."""
+
+    @staticmethod
+    def dumps(obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    @staticmethod
+    def loads(data: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(data)
+
+
+class ConnectionsCollector(Collector):
+    """`notify_connections{tenant, transport}`, read at scrape time (upgrades included)."""
+
+    def __init__(self, server: SocketServer) -> None:
+        self._server = server
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "notify_connections", "Open Socket.IO connections", labels=["tenant", "transport"]
+        )
+        counts: Counter[tuple[str, str]] = Counter()
+        for sid, principal in list(self._server.handlers.principals.items()):
+            try:
+                transport = self._server.sio.transport(sid)
+            except Exception:
+                continue
+            counts[(principal.tenant_id, transport)] += 1
+        for (tenant, transport), n in counts.items():
+            family.add_metric([tenant, transport], n)
+        yield family
+
+
+class SocketServer:
+    """Owns the AsyncServer, the aiohttp app and its listening socket."""
+
+    def __init__(
+        self,
+        auth: Authenticator,
+        history: History,
+        readiness: Readiness,
+        host: str,
+        port: int,
+        cors_origins: list[str],
+        ws_compression: bool = False,
+        client_manager: socketio.AsyncManager | None = None,
+        action_sink: ActionSink | None = None,
+        sockets_enabled: bool = True,
+    ) -> None:
+        self.host, self.requested_port = host, port
+        self.port: int | None = None
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=client_manager,
+            # [] = same origin only; the contract's default.
+            cors_allowed_origins=cors_origins or [],
+            json=_OrjsonCodec,
+            http_compression=False,
+            max_http_buffer_size=64 * 1024,
+        )
+        websocket.install(self.sio.eio, ws_compression)
+        self.handlers = SocketHandlers(self.sio, auth, history, action_sink)
+        self.app = web.Application(client_max_size=64 * 1024)
+        if sockets_enabled:
+            self.sio.attach(self.app)
+        HttpApi(auth, history, readiness, action_sink).add_routes(self.app)
+        self._runner: web.AppRunner | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._collector = ConnectionsCollector(self)
+        readiness.add("http", lambda: self._runner is not None)
+
+    async def emit(self, event: dict[str, Any], rooms: list[str]) -> None:
+        await self.sio.emit(event["type"], event, to=rooms)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
+        with contextlib.suppress(ValueError):
+            REGISTRY.register(self._collector)
+        self._sweeper = asyncio.create_task(self._sweep_expired(), name="expire-sessions")
+        log.info("listening on http://%s:%s", self.host, self.port)
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            await asyncio.sleep(15)
+            try:
+                n = await self.handlers.expire_sessions()
+                if n:
+                    log.info("disconnected %d connection(s) with expired tokens", n)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expiry sweep failed")
+
+    async def stop(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        with contextlib.suppress(KeyError):
+            REGISTRY.unregister(self._collector)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

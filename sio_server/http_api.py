@@ -1,0 +1,160 @@
+"""HTTP API: history/polling, incident actions, health, readiness, metrics, dashboard."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from notify_core import metrics
+from notify_core.events import NOTIFICATION_TYPES
+from notify_core.history import History
+from notify_core.ids import InvalidEventId, parse_id
+from notify_core.readiness import Readiness
+from sio_server.auth import Authenticator, AuthError, Principal
+from sio_server.sockets import ActionSink
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 1000
+SCAN_PAGE = 1000
+MAX_SCAN = 20_000  # events examined per request, so a filtered query stays bounded
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"ok": False, "error": message}, status)
+
+
+class HttpApi:
+    def __init__(
+        self,
+        auth: Authenticator,
+        history: History,
+        readiness: Readiness,
+        action_sink: ActionSink | None,
+    ) -> None:
+        self.auth = auth
+        self.history = history
+        self.readiness = readiness
+        self.action_sink = action_sink
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/api/v1/notifications", self.notifications)
+        app.router.add_post("/api/v1/incidents/{incident_id}/{action}", self.incident_action)
+        app.router.add_get("/", self.dashboard)
+        app.router.add_get("/static/{name}", self.static)
+
+    def _principal(self, request: web.Request) -> Principal:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("missing bearer token")
+        return self.auth.verify(token.strip())
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _json({"ok": True})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ok, checks = await self.readiness.status()
+        return _json({"ready": ok, "checks": checks}, 200 if ok else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def notifications(self, request: web.Request) -> web.Response:
+        route = "notifications"
+        try:
+            principal = self._principal(request)
+        except AuthError as exc:
+            metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
+            metrics.HTTP_REQUESTS.labels(route, "401").inc()
+            return _error(401, "authentication failed")
+        query = request.query
+        since = query.get("since") or None
+        try:
+            if since is not None:
+                parse_id(since)
+            limit = int(query.get("limit", "100"))
+            if not 1 <= limit <= MAX_LIMIT:
+                raise ValueError
+        except InvalidEventId as exc:
+            metrics.HTTP_REQUESTS.labels(route, "400").inc()
+            return _error(400, f"since: {exc}")
+        except ValueError:
+            metrics.HTTP_REQUESTS.labels(route, "400").inc()
+            return _error(400, f"limit: must be an integer from 1 to {MAX_LIMIT}")
+        types = {t for t in query.get("types", "").split(",") if t} or None
+        if types and not types <= NOTIFICATION_TYPES:
+            metrics.HTTP_REQUESTS.labels(route, "400").inc()
+            bad = sorted(types - NOTIFICATION_TYPES)
+            return _error(400, f"types: unknown {bad}; known {sorted(NOTIFICATION_TYPES)}")
+        out: list[dict[str, Any]] = []
+        cursor, scanned = since, 0
+        while len(out) < limit and scanned < MAX_SCAN:
+            page = await self.history.read_after(principal.tenant_id, cursor, SCAN_PAGE)
+            for event in page:
+                cursor = event["id"]
+                if principal.can_see(event) and (types is None or event["type"] in types):
+                    out.append(event)
+                    if len(out) == limit:
+                        break
+            scanned += len(page)
+            if len(page) < SCAN_PAGE:
+                break
+        metrics.HTTP_REQUESTS.labels(route, "200").inc()
+        return _json({"notifications": out, "next": cursor})
+
+    async def incident_action(self, request: web.Request) -> web.Response:
+        route = "incident_action"
+        try:
+            principal = self._principal(request)
+        except AuthError as exc:
+            metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
+            metrics.HTTP_REQUESTS.labels(route, "401").inc()
+            return _error(401, "authentication failed")
+        action = request.match_info["action"]
+        incident_id = request.match_info["incident_id"]
+        verb = {"acknowledge": "acknowledge", "resolve": "resolve"}.get(action)
+        if verb is None:
+            metrics.HTTP_REQUESTS.labels(route, "404").inc()
+            return _error(404, "unknown action; use acknowledge or resolve")
+        if not principal.has_any_role("operator", "oncall", "admin"):
+            metrics.HTTP_REQUESTS.labels(route, "403").inc()
+            return _error(403, "forbidden: needs role operator, oncall or admin")
+        if not (0 < len(incident_id) <= 64) or not all(
+            c.isalnum() or c in "_.-" for c in incident_id
+        ):
+            metrics.HTTP_REQUESTS.labels(route, "400").inc()
+            return _error(400, "incident_id: must be 1-64 of [A-Za-z0-9_.-]")
+        if self.action_sink is None:
+            metrics.HTTP_REQUESTS.labels(route, "503").inc()
+            return _error(503, "incident actions are not available on this server")
+        await self.action_sink(principal, incident_id, verb)
+        metrics.HTTP_REQUESTS.labels(route, "202").inc()
+        return _json({"ok": True, "incident_id": incident_id, "action": verb}, 202)
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        body = resources.files("sio_server").joinpath("static", "index.html").read_bytes()
+        return web.Response(body=body, content_type="text/html")
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        allowed = {"socket.io.min.js": "application/javascript", "dashboard.js":
+                   "application/javascript", "dashboard.css": "text/css"}
+        if name not in allowed:
+            raise web.HTTPNotFound()
+        body = resources.files("sio_server").joinpath("static", name).read_bytes()
+        return web.Response(body=body, content_type=allowed[name],
+                            headers={"Cache-Control": "max-age=3600"})

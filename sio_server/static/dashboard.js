@@ -1,0 +1,109 @@
+// towerco-notify NOC dashboard: plain JS on the official socket.io-client, no CDN.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const seen = new Set();
+  const incidents = new Map();
+  const sites = new Map();
+  let socket = null;
+
+  function tokenFromPage() {
+    const hash = new URLSearchParams(location.hash.slice(1));
+    const fromHash = hash.get("token");
+    if (fromHash) { localStorage.setItem("towerco.token", fromHash); history.replaceState(null, "", location.pathname); }
+    return fromHash || localStorage.getItem("towerco.token");
+  }
+  function setStatus(state, text) { const b = $("status"); b.className = "badge " + state; b.dataset.state = state; b.textContent = text || state; }
+  function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
+
+  function renderIncident(inc) {
+    let li = document.querySelector(`#incidents li[data-id="${CSS.escape(inc.incident_id)}"]`);
+    if (!li) { li = el("li"); li.dataset.id = inc.incident_id; $("incidents").prepend(li); }
+    li.className = `${inc.severity} ${inc.status}`;
+    li.replaceChildren();
+    li.append(el("span", "sev", inc.severity));
+    const body = el("div");
+    body.append(el("div", "title", inc.title));
+    body.append(el("div", "meta", `${inc.site_id || "tenant-wide"} · ${inc.incident_id} · ${inc.status}${inc.by ? " by " + inc.by : ""}`));
+    li.append(body);
+    const actions = el("div");
+    if (inc.status === "open") actions.append(button("Acknowledge", inc, "acknowledge"));
+    if (inc.status !== "resolved") actions.append(button("Resolve", inc, "resolve"));
+    li.append(actions);
+    $("incident-count").textContent = String([...incidents.values()].filter((i) => i.status !== "resolved").length);
+  }
+  function button(label, inc, action) {
+    const b = el("button", "action-" + action, label);
+    b.onclick = () => socket.emit("incident_action", { incident_id: inc.incident_id, action }, (ack) => {
+      if (!ack || !ack.ok) alert("Action failed: " + (ack && ack.error));
+    });
+    return b;
+  }
+  function tile(siteId) {
+    let t = sites.get(siteId);
+    if (!t) {
+      t = { node: el("div", "tile"), kpis: {} };
+      t.node.dataset.site = siteId;
+      sites.set(siteId, t);
+      $("sites").append(t.node);
+      socket.emit("subscribe_kpis", { site_ids: [siteId] }, () => {});
+    }
+    return t;
+  }
+  function renderTile(siteId) {
+    const t = tile(siteId);
+    t.node.replaceChildren(el("strong", null, siteId));
+    t.node.className = "tile " + (t.status || "up");
+    for (const [name, v] of Object.entries(t.kpis)) {
+      const row = el("div", "kpi" + (t.breach && t.breach[name] ? " breach" : ""));
+      row.append(el("span", null, name), el("span", null, String(v)));
+      t.node.append(row);
+    }
+  }
+
+  const handlers = {
+    incident_alert(ev) {
+      incidents.set(ev.incident.incident_id, { ...ev.incident, status: "open" });
+      renderIncident(incidents.get(ev.incident.incident_id));
+      if (ev.site_id) tile(ev.site_id);
+    },
+    incident_update(ev) {
+      const inc = incidents.get(ev.incident_id) || { incident_id: ev.incident_id, title: ev.incident_id, severity: "info", site_id: ev.site_id };
+      inc.status = ev.status; inc.by = ev.by; incidents.set(ev.incident_id, inc); renderIncident(inc);
+    },
+    site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); },
+    kpi_update(ev) {
+      const t = tile(ev.site_id); Object.assign(t.kpis, ev.kpi_data);
+      t.breach = {}; for (const b of ev.threshold_breach || []) if (b.level !== "ok") t.breach[b.kpi] = true;
+      renderTile(ev.site_id);
+    },
+    system_notification(ev) { const li = el("li", null, `[${ev.priority}] ${ev.title}: ${ev.message}`); $("system").prepend(li); },
+  };
+
+  function connect(token) {
+    $("signin").hidden = true; $("board").hidden = false;
+    const lastId = localStorage.getItem("towerco.last_id");
+    socket = io({ auth: lastId ? { token, last_id: lastId } : { token }, transports: ["websocket", "polling"] });
+    socket.on("connect", () => setStatus(socket.io.engine.transport.name === "websocket" ? "live" : "polling", socket.io.engine.transport.name === "websocket" ? "live" : "polling fallback"));
+    socket.io.on("reconnect_attempt", () => setStatus("reconnecting"));
+    socket.on("disconnect", () => setStatus("reconnecting"));
+    socket.on("connect_error", (err) => {
+      if (String(err && err.message).includes("authentication failed")) {
+        socket.disconnect(); localStorage.removeItem("towerco.token");
+        setStatus("offline"); $("signin").hidden = false; $("board").hidden = true;
+        $("auth-error").hidden = false; $("auth-error").textContent = "Token refused or expired: sign in again.";
+      }
+    });
+    socket.on("connection_established", (ev) => { $("tenant").textContent = `${ev.tenant_id} · ${ev.user_id}`; });
+    for (const [name, fn] of Object.entries(handlers)) {
+      socket.on(name, (ev) => {
+        if (ev.id && name !== "kpi_update") { if (seen.has(ev.id)) return; seen.add(ev.id); localStorage.setItem("towerco.last_id", ev.id); }
+        fn(ev);
+      });
+    }
+  }
+
+  $("signin-form").onsubmit = (e) => { e.preventDefault(); const t = $("token-input").value.trim(); if (t) { localStorage.setItem("towerco.token", t); connect(t); } };
+  const token = tokenFromPage();
+  if (token) connect(token); else $("signin").hidden = false;
+})();

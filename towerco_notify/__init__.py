@@ -1,0 +1,1 @@
+"""Composition root and command line: the only code that imports all the packages."""

@@ -1,0 +1,37 @@
+"""Incident actions taken on the server (socket or HTTP) go to `towerco.incidents.actions`.
+
+The pipeline then applies them like any other producer's action, so every process
+sees the same ordered stream of state changes.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from notify_core.events import TOPIC_ACTIONS, now_iso
+from sio_server.auth import Principal
+
+
+class ActionProducer:
+    def __init__(self, bootstrap: str) -> None:
+        # tansu has no idempotent producer; at-least-once + dedupe downstream.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks=1, enable_idempotence=False, linger_ms=0
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def __call__(self, principal: Principal, incident_id: str, action: str) -> None:
+        envelope = {
+            "tenant_id": principal.tenant_id,
+            "timestamp": now_iso(),
+            "payload": {"incident_id": incident_id, "action": action,
+                        "user_id": principal.user_id},
+        }
+        key = f"{principal.tenant_id}/{incident_id}".encode()
+        await self._producer.send_and_wait(TOPIC_ACTIONS, orjson.dumps(envelope), key=key)

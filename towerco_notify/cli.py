@@ -1,0 +1,217 @@
+"""`towerco-notify` command line: run | pipeline | server | simulate | token.
+
+Every daemon setting is a `NOTIFY_*` variable with a `--flag` twin (see --help).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from pydantic.fields import FieldInfo
+
+from notify_core.settings import Settings, SettingsError, env_name, flag_name, load_settings
+
+log = logging.getLogger("towerco_notify")
+
+DAEMON_HELP = {
+    "run": "everything in one process; with no NOTIFY_KAFKA_BOOTSTRAP it starts an embedded "
+    "broker, with no NOTIFY_REDIS_URL it keeps state in memory (nothing survives a restart)",
+    "pipeline": "Faust workers: consume Kafka, store history in Redis, emit through Redis "
+    "(scale with partitions)",
+    "server": "Socket.IO + HTTP API behind Redis (scale with connections; sticky sessions "
+    "for long-polling)",
+}
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (flag wins over the NOTIFY_* variable)")
+    for name, info in Settings.model_fields.items():
+        assert isinstance(info, FieldInfo)
+        default = info.default if info.default_factory is None else "[]"
+        text = f"{info.description or ''} [{env_name(name)}; default: {default}]"
+        if info.annotation is bool:
+            group.add_argument(flag_name(name), dest=name, default=None,
+                               action=argparse.BooleanOptionalAction, help=text)
+        else:
+            group.add_argument(flag_name(name), dest=name, default=None, metavar="VALUE",
+                               help=text)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
+    return load_settings(**overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level != "DEBUG":
+        for noisy in ("faust", "aiokafka", "mode", "engineio", "socketio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="towerco-notify",
+        description="Real-time NOC notification daemon: Kafka -> Faust -> Socket.IO.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mode, text in DAEMON_HELP.items():
+        p = sub.add_parser(mode, help=text.split(";")[0], description=text)
+        _add_settings_flags(p)
+        if mode == "run":
+            p.add_argument("--demo", action="store_true",
+                           help="also generate realistic demo traffic (tenant 'demo')")
+            p.add_argument("--demo-rate", type=float, default=5.0,
+                           help="demo events per second (default 5)")
+    sim = sub.add_parser("simulate", help="produce realistic NOC events into Kafka",
+                         description="Produce KPI series, status flaps and incidents of "
+                         "every severity to Kafka at a steady rate, with progress.")
+    sim.add_argument("--kafka-bootstrap", default=os.environ.get("NOTIFY_KAFKA_BOOTSTRAP"),
+                     help="host:port of Kafka [NOTIFY_KAFKA_BOOTSTRAP] (required)")
+    sim.add_argument("--rate", type=float, default=10.0, help="events per second")
+    sim.add_argument("--duration", type=float, default=None,
+                     help="seconds to run (default: until Ctrl-C)")
+    sim.add_argument("--tenants", default="demo", help="comma-separated tenant ids")
+    sim.add_argument("--sites", type=int, default=12, help="sites per tenant")
+    sim.add_argument("--seed", type=int, default=7)
+    tok = sub.add_parser("token", help="mint a JWT for a tenant/user/roles/sites",
+                         description="Print an HS256 JWT with the contract's claims.")
+    tok.add_argument("--jwt-secret", default=os.environ.get("NOTIFY_JWT_SECRET"),
+                     help="HS256 secret [NOTIFY_JWT_SECRET] (required)")
+    tok.add_argument("--tenant", required=True)
+    tok.add_argument("--user", default="operator-1")
+    tok.add_argument("--roles", default="operator",
+                     help="comma-separated: operator, oncall, admin")
+    tok.add_argument("--sites", default=None, help="comma-separated site ids (default: all)")
+    tok.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until expiry")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in DAEMON_HELP:
+            settings = _settings_from(args)
+            _setup_logging(settings.log_level)
+            return asyncio.run(_serve(settings, args))
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "token":
+            return _token(args)
+    except SettingsError as exc:
+        print(f"towerco-notify: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _token(args: argparse.Namespace) -> int:
+    from sio_server.auth import AuthError, mint_token
+
+    if not args.jwt_secret or len(args.jwt_secret.encode()) < 32:
+        print("towerco-notify token: NOTIFY_JWT_SECRET / --jwt-secret must be set, "
+              "at least 32 bytes", file=sys.stderr)
+        return 2
+    sites = _csv(args.sites) if args.sites is not None else None
+    try:
+        print(mint_token(args.jwt_secret, args.tenant, args.user, _csv(args.roles), sites,
+                         args.ttl))
+    except AuthError as exc:
+        print(f"towerco-notify token: {exc.reason}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from towerco_notify.simulate import Generator, produce
+
+    if not args.kafka_bootstrap:
+        print("towerco-notify simulate: --kafka-bootstrap / NOTIFY_KAFKA_BOOTSTRAP required "
+              "(`towerco-notify run` prints its broker address)", file=sys.stderr)
+        return 2
+    if args.rate <= 0:
+        print("towerco-notify simulate: --rate must be > 0", file=sys.stderr)
+        return 2
+    gen = Generator(_csv(args.tenants), args.sites, args.seed)
+    asyncio.run(produce(args.kafka_bootstrap, gen, args.rate, args.duration))
+    return 0
+
+
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from towerco_notify.runtime import ConfigurationError, Runtime
+
+    try:
+        runtime = Runtime(settings, mode=args.command)
+    except ConfigurationError as exc:
+        print(f"towerco-notify {args.command}: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    demo: asyncio.Task[Any] | None = None
+    try:
+        await runtime.wait_ready(90)
+        _banner(runtime, args)
+        if getattr(args, "demo", False):
+            from towerco_notify.simulate import Generator, produce
+
+            gen = Generator(["demo"], 12)
+            demo = asyncio.create_task(produce(runtime.bootstrap, gen, args.demo_rate, None,
+                                               progress_every_s=60))
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        if demo is not None:
+            demo.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await demo
+        await runtime.stop()
+    return 0
+
+
+def _banner(runtime: Any, args: argparse.Namespace) -> None:
+    from sio_server.auth import mint_token
+
+    s = runtime.settings
+    host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::") else s.http_host
+    url = f"http://{host}:{runtime.http_port}"
+    lines = [f"towerco-notify {args.command} ready", f"  HTTP + Socket.IO : {url}"]
+    if args.command == "run":
+        token = mint_token(runtime.jwt_secret, "demo", "demo-operator",
+                           ["operator", "oncall", "admin"])
+        lines += [
+            f"  Kafka bootstrap  : {runtime.bootstrap}"
+            + ("  (embedded tansu, memory only)" if runtime.broker else ""),
+            f"  state            : {'Redis ' + s.redis_url if s.redis_url else 'in memory'}"
+            + ("" if s.redis_url else " (nothing survives a restart)"),
+            f"  dashboard        : {url}/#token={token}",
+            f"  demo token       : {token}",
+        ]
+        if runtime.generated_secret:
+            lines.append(f"  dev JWT secret   : {runtime.jwt_secret}  (random, this run only)")
+        lines.append(
+            "  send events      : towerco-notify simulate --kafka-bootstrap "
+            f"{runtime.bootstrap} --tenants demo"
+        )
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
