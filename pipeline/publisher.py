@@ -63,7 +63,7 @@ class Publisher:
     async def _store(self, event: dict[str, Any], dedupe_key: str | None) -> str | None:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(_RETRYABLE),
-            wait=wait_exponential_jitter(initial=0.1, max=self._max_backoff),
+            wait=wait_exponential_jitter(multiplier=0.1, max=self._max_backoff, jitter=0.1),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
         ):

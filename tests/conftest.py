@@ -1,0 +1,131 @@
+"""Session-wide real services: one tansu broker, Redis (db 13, a unique key prefix),
+one in-process daemon on them; tests isolate themselves by tenant id."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from notify_core.events import ALL_TOPICS
+from notify_core.settings import load_settings
+from pipeline.topics import ensure_topics
+from sio_server.auth import mint_token
+from tests.helpers import TEST_SECRET
+from towerco_notify.embedded_broker import EmbeddedBroker
+from towerco_notify.runtime import Runtime
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+SESSION = uuid.uuid4().hex[:8]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def redis_url() -> AsyncIterator[str]:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        pytest.fail(f"Redis must run on 127.0.0.1:6379 for these tests ({exc}); "
+                    ".ci/run starts it")
+    yield REDIS_URL
+    # remove this session's keys only
+    async for key in client.scan_iter(match=f"test{SESSION}*"):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def broker() -> AsyncIterator[str]:
+    b = EmbeddedBroker()
+    await b.start()
+    await ensure_topics(b.bootstrap, ALL_TOPICS, 4)
+    yield b.bootstrap
+    await b.stop()
+
+
+def daemon_settings(bootstrap: str, redis_url: str | None, **extra: Any) -> Any:
+    return load_settings(
+        kafka_bootstrap=bootstrap,
+        redis_url=redis_url,
+        redis_prefix=f"test{SESSION}-{uuid.uuid4().hex[:6]}:",
+        system_channel=f"test{SESSION}-system",
+        jwt_secret=TEST_SECRET,
+        http_port=0,
+        app_id=f"test-{SESSION}-{uuid.uuid4().hex[:6]}",
+        kafka_offset_reset="latest",
+        gc_freeze=False,
+        **extra,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def daemon(broker: str, redis_url: str) -> AsyncIterator[Runtime]:
+    """`run` mode against the session broker and Redis: the whole path in one process."""
+    runtime = Runtime(daemon_settings(broker, redis_url), mode="run")
+    await runtime.start()
+    await runtime.wait_ready(60)
+    yield runtime
+    await runtime.stop()
+
+
+@pytest.fixture
+def base_url(daemon: Runtime) -> str:
+    return f"http://127.0.0.1:{daemon.http_port}"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def producer(broker: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=broker, acks=1, linger_ms=0)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+class Produce:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def __call__(self, topic: str, value: Any, key: bytes | None = None) -> None:
+        raw = value if isinstance(value, bytes) else orjson.dumps(value)
+        if key is None and isinstance(value, dict) and isinstance(value.get("tenant_id"), str):
+            key = value["tenant_id"].encode()  # keyed by tenant: one partition, one order
+        await self.producer.send_and_wait(topic, raw, key=key)
+
+
+@pytest.fixture
+def produce(producer: AIOKafkaProducer) -> Produce:
+    return Produce(producer)
+
+
+@pytest.fixture
+def token() -> Any:
+    def make(tenant: str, user: str = "u1", roles: list[str] | None = None,
+             sites: list[str] | None = None, ttl: int = 3600) -> str:
+        return mint_token(TEST_SECRET, tenant, user, roles or ["operator"], sites, ttl)
+
+    return make
+
+
+@pytest_asyncio.fixture(scope="session")
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check() if asyncio.iscoroutinefunction(check) else check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,172 @@
+"""Test helpers: drive real Node socket.io-client processes and a real Kafka producer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+NODE_DIR = Path(__file__).parent / "node"
+CLIENT_JS = NODE_DIR / "client.mjs"
+TEST_SECRET = "test-secret-for-towerco-notify-0123456789abcdef"
+
+Line = dict[str, Any]
+
+
+def new_tenant() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+def node_bin() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is required for the client-side tests")
+    return node
+
+
+class NodeClient:
+    """One Node process holding `count` official socket.io-client connections."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[Line] = []
+        self._cond = asyncio.Condition()
+        self._req = itertools.count(1)
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(
+        cls,
+        url: str,
+        token: str | None = None,
+        transports: list[str] | None = None,
+        auth: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+        count: int = 1,
+    ) -> NodeClient:
+        cfg: dict[str, Any] = {"url": url, "count": count}
+        if token is not None:
+            cfg["token"] = token
+        if transports is not None:
+            cfg["transports"] = transports
+        if auth is not None:
+            cfg["auth"] = auth
+        if query is not None:
+            cfg["query"] = query
+        proc = await asyncio.create_subprocess_exec(
+            node_bin(), str(CLIENT_JS), json.dumps(cfg),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=sys.stderr, cwd=str(NODE_DIR),
+        )
+        return cls(proc)
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            async with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+
+    async def wait_for(self, pred: Callable[[Line], bool], timeout: float = 20.0) -> Line:
+        async def _wait() -> Line:
+            async with self._cond:
+                while True:
+                    for line in self.lines:
+                        if pred(line):
+                            return line
+                    await self._cond.wait()
+
+        return await asyncio.wait_for(_wait(), timeout)
+
+    async def wait_count(
+        self, pred: Callable[[Line], bool], n: int, timeout: float = 20.0
+    ) -> list[Line]:
+        async def _wait() -> list[Line]:
+            async with self._cond:
+                while True:
+                    got = [line for line in self.lines if pred(line)]
+                    if len(got) >= n:
+                        return got
+                    await self._cond.wait()
+
+        return await asyncio.wait_for(_wait(), timeout)
+
+    async def connected(self, client: int = 0, timeout: float = 20.0) -> Line:
+        line = await self.wait_for(
+            lambda m: m.get("client") == client and m["kind"] in ("connect", "connect_error"),
+            timeout,
+        )
+        if line["kind"] != "connect":
+            raise AssertionError(f"connection failed: {line}")
+        await self.wait_for(lambda m: m.get("client") == client and m["kind"] == "event"
+                            and m["name"] == "connection_established", timeout)
+        return line
+
+    async def emit(self, name: str, data: Any = None, client: int = 0, **kw: Any) -> Any:
+        req = next(self._req)
+        cmd: dict[str, Any] = {"req": req, "emit": name, "client": client, **kw}
+        if data is not None:
+            cmd["data"] = data
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await self.wait_for(lambda m: m["kind"] == "ack" and m.get("req") == req)
+        assert line["error"] is None, f"no ack for {name}: {line['error']}"
+        return line["data"]
+
+    def events(self, name: str | None = None, client: int | None = None) -> list[Any]:
+        return [
+            line["data"] for line in self.lines
+            if line["kind"] == "event" and (name is None or line["name"] == name)
+            and (client is None or line.get("client") == client)
+        ]
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b'{"close": true}\n')
+            await self.proc.stdin.drain()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+def envelope(tenant: str, payload: dict[str, Any], site: str | None = None,
+             ts: str = "2026-11-25T10:00:00Z") -> dict[str, Any]:
+    env: dict[str, Any] = {"tenant_id": tenant, "timestamp": ts, "payload": payload}
+    if site is not None:
+        env["site_id"] = site
+    return env
+
+
+def alert(tenant: str, incident_id: str, severity: str = "critical", site: str | None = None,
+          title: str = "Mains power lost") -> dict[str, Any]:
+    return envelope(tenant, {"incident_id": incident_id, "title": title,
+                             "description": "on battery", "severity": severity}, site)
+
+
+def python_bin() -> str:
+    return sys.executable
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
+    env.update(extra)
+    return env
