@@ -118,15 +118,17 @@ class RedisHistory:
 
     async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
         start = "-" if after is None else f"({format_id(parse_id(after))}"
-        rows = await self._redis.xrange(self.stream_key(tenant), min=start, max="+", count=limit)
+        rows: Any = await self._redis.xrange(
+            self.stream_key(tenant), min=start, max="+", count=limit
+        )
         return [_decode(row_id, fields) for row_id, fields in rows]
 
     async def oldest_id(self, tenant: str) -> str | None:
-        rows = await self._redis.xrange(self.stream_key(tenant), count=1)
+        rows: Any = await self._redis.xrange(self.stream_key(tenant), count=1)
         return _text(rows[0][0]) if rows else None
 
     async def last_id(self, tenant: str) -> str | None:
-        rows = await self._redis.xrevrange(self.stream_key(tenant), count=1)
+        rows: Any = await self._redis.xrevrange(self.stream_key(tenant), count=1)
         return _text(rows[0][0]) if rows else None
 
 
@@ -135,7 +137,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _decode(row_id: bytes | str, fields: dict[Any, Any]) -> dict[str, Any]:
-    raw = fields.get(b"e") or fields.get("e")
+    raw: Any = fields.get(b"e") or fields.get("e")
     event: dict[str, Any] = orjson.loads(raw)
     event["id"] = _text(row_id)
     return event

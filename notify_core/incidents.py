@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -54,7 +54,7 @@ class RedisIncidentStore:
         return f"{self._prefix}incident:{tenant}:{incident_id}"
 
     async def get(self, tenant: str, incident_id: str) -> IncidentState | None:
-        raw = await self._redis.hgetall(self._key(tenant, incident_id))
+        raw: dict[Any, Any] = await self._redis.hgetall(self._key(tenant, incident_id))
         if not raw:
             return None
         data = {k.decode(): v.decode() for k, v in raw.items()}
@@ -62,7 +62,7 @@ class RedisIncidentStore:
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         key = self._key(tenant, incident_id)
-        mapping = {"site_id": state.site_id or "", "severity": state.severity,
+        mapping: dict[Any, Any] = {"site_id": state.site_id or "", "severity": state.severity,
                    "status": state.status}
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=mapping)

@@ -44,8 +44,8 @@ class Pipeline:
         self.joined = False
         for name in INPUT_TOPICS:
             self._add_agent(name, settings.topic_partitions)
-        self.app.on_partitions_assigned.connect(self._on_assigned)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     def _add_agent(self, name: str, partitions: int) -> None:
         topic = self.app.topic(name, value_serializer="raw", key_serializer="raw",

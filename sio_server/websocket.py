@@ -16,7 +16,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 
 
 def websocket_class(compress: bool) -> type:
-    class TunedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+    class TunedWebSocket(eio_aiohttp.WebSocket):
         async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
             request = environ["aiohttp.request"]
             self._sock = WebSocketResponse(

@@ -108,7 +108,8 @@ def produce(producer: AIOKafkaProducer) -> Produce:
 def token() -> Any:
     def make(tenant: str, user: str = "u1", roles: list[str] | None = None,
              sites: list[str] | None = None, ttl: int = 3600) -> str:
-        return mint_token(TEST_SECRET, tenant, user, ["operator"] if roles is None else roles, sites, ttl)
+        roles = ["operator"] if roles is None else roles
+        return mint_token(TEST_SECRET, tenant, user, roles, sites, ttl)
 
     return make
 

@@ -39,7 +39,8 @@ async def test_events_arrive_with_contract_fields(base_url, produce, token, tran
         await produce(TOPIC_SITES, envelope(tenant, {"status": "down", "cause": "mains"},
                                             site="s1"))
 
-        await client.wait_count(lambda m: m["kind"] == "event" and m["name"] != "connection_established", 4)
+        await client.wait_count(
+            lambda m: m["kind"] == "event" and m["name"] != "connection_established", 4)
         inc1, inc2 = client.events("incident_alert")
         assert BASE_FIELDS <= inc1.keys()
         assert inc1["type"] == "incident_alert" and inc1["tenant_id"] == tenant

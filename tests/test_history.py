@@ -1,0 +1,74 @@
+"""Event ids and the two history engines (memory and real Redis), same behaviour."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+import pytest_asyncio
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notify_core.history import MemoryHistory, RedisHistory
+from notify_core.ids import IdMinter, InvalidEventId, format_id, parse_id
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**45), min_size=1, max_size=200))
+def test_minted_ids_strictly_increase_even_when_the_clock_steps_back(clock):
+    minter = IdMinter()
+    ids = [minter.next(ms) for ms in clock]
+    assert all(a < b for a, b in itertools.pairwise(ids))
+    assert all(parse_id(format_id(i)) == i for i in ids)
+
+
+def test_ids_compare_numerically_part_by_part():
+    assert parse_id("1700000000000-10") > parse_id("1700000000000-9")
+    assert parse_id("1700000000001-0") > parse_id("1700000000000-99")
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "1-", "-1", "1-2-3", "1.5-0", None, 17, "1 -0"])
+def test_invalid_ids_are_refused_clearly(bad):
+    with pytest.raises(InvalidEventId, match="1700000000000-0"):
+        parse_id(bad)
+
+
+@pytest_asyncio.fixture(params=["memory", "redis"])
+async def history(request, redis_client):
+    if request.param == "memory":
+        yield MemoryHistory(maxlen=50)
+    else:
+        prefix = f"testhist-{uuid.uuid4().hex[:8]}:"
+        yield RedisHistory(redis_client, prefix, maxlen=50)
+        async for key in redis_client.scan_iter(match=f"{prefix}*"):
+            await redis_client.delete(key)
+
+
+def ev(tenant: str, n: int) -> dict:
+    return {"id": None, "type": "incident_alert", "tenant_id": tenant, "n": n}
+
+
+async def test_append_read_after_and_dedupe(history):
+    ids = [await history.append(ev("a", i), dedupe_key=f"k{i}") for i in range(5)]
+    assert all(ids) and ids == sorted(ids, key=parse_id)
+    assert await history.append(ev("a", 99), dedupe_key="k2") is None  # redelivery
+    await history.append(ev("b", 0), dedupe_key="k0")  # same key, other tenant: stored
+    everything = await history.read_after("a", None, 100)
+    assert [e["n"] for e in everything] == [0, 1, 2, 3, 4]
+    assert [e["id"] for e in everything] == ids
+    after = await history.read_after("a", ids[1], 2)
+    assert [e["n"] for e in after] == [2, 3]
+    assert await history.read_after("a", ids[-1], 10) == []
+    assert await history.last_id("a") == ids[-1]
+    assert await history.oldest_id("a") == ids[0]
+    assert [e["n"] for e in await history.read_after("b", None, 10)] == [0]
+    assert await history.read_after("nobody", None, 10) == []
+
+
+async def test_history_is_bounded(history):
+    for i in range(200):
+        await history.append(ev("c", i))
+    kept = await history.read_after("c", None, 1000)
+    assert 50 <= len(kept) <= 150  # Redis trims approximately (MAXLEN ~)
+    assert kept[-1]["n"] == 199
+    assert parse_id(await history.oldest_id("c")) > parse_id("0-1")

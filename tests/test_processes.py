@@ -1,0 +1,174 @@
+"""Real processes: `run` on its embedded default, and pipeline + 2 servers behind Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+import uuid
+
+import aiohttp
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
+from tests.conftest import SESSION
+from tests.helpers import TEST_SECRET, NodeClient, alert, cli_env, envelope, new_tenant
+from towerco_notify.embedded_broker import free_port
+
+
+async def spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "towerco_notify.cli", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def wait_ready(port: int, proc: asyncio.subprocess.Process, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while asyncio.get_running_loop().time() < deadline:
+            if proc.returncode is not None:
+                err = await proc.stderr.read() if proc.stderr else b""
+                raise AssertionError(f"process exited {proc.returncode}: {err.decode()[-2000:]}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"port {port} not ready in {timeout}s")
+
+
+async def stop(proc: asyncio.subprocess.Process, timeout: float = 20) -> int:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise AssertionError("did not stop on SIGTERM in time") from None
+    return proc.returncode
+
+
+async def test_run_embedded_default_end_to_end():
+    """What a newcomer does: `towerco-notify run`, paste the token, see an event live."""
+    port = free_port()
+    proc = await spawn("run", "--http-port", str(port), env=cli_env())
+    tansu_pid = None
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        while "send events" not in banner:
+            line = await asyncio.wait_for(proc.stdout.readline(), 90)
+            assert line, "daemon exited before its banner"
+            banner += line.decode()
+        assert f"http://127.0.0.1:{port}/#token=" in banner
+        assert "embedded tansu, memory only" in banner and "nothing survives" in banner
+        token = re.search(r"demo token\s+:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+        bootstrap = re.search(r"Kafka bootstrap\s+:\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+        tansu_pid = _child_pid(proc.pid)
+
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as r:
+            assert r.status == 200 and "socket.io.min.js" in await r.text()
+        client = await NodeClient.start(f"http://127.0.0.1:{port}", token)
+        try:
+            await client.connected()
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+            await producer.start()
+            await producer.send_and_wait(TOPIC_ALERTS, orjson.dumps(alert("demo", "E-1")))
+            await producer.stop()
+            line = await client.wait_for(lambda m: m.get("name") == "incident_alert", 30)
+            assert line["data"]["tenant_id"] == "demo"
+        finally:
+            await client.close()
+    finally:
+        code = await stop(proc)
+    assert code == 0
+    if tansu_pid:
+        await asyncio.sleep(0.2)
+        assert not _alive(tansu_pid), "embedded broker left running"
+
+
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _child_pid(pid: int) -> int | None:
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            children = fh.read().split()
+            return int(children[0]) if children else None
+    return None
+
+
+async def test_server_mode_refuses_to_start_without_redis():
+    proc = await spawn("server", "--kafka-bootstrap", "127.0.0.1:1", env=cli_env(
+        NOTIFY_JWT_SECRET=TEST_SECRET))
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and b"NOTIFY_REDIS_URL" in err
+
+
+async def test_bad_settings_exit_with_the_variable_named():
+    proc = await spawn("run", env=cli_env(NOTIFY_HTTP_PORT="eighty"))
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and b"NOTIFY_HTTP_PORT / --http-port = 'eighty'" in err
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
+async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce, token,
+                                                     transports):
+    prefix = f"test{SESSION}-mp-{uuid.uuid4().hex[:6]}:"
+    env = cli_env(
+        NOTIFY_KAFKA_BOOTSTRAP=broker, NOTIFY_REDIS_URL=redis_url, NOTIFY_REDIS_PREFIX=prefix,
+        NOTIFY_JWT_SECRET=TEST_SECRET, NOTIFY_APP_ID=f"mp-{uuid.uuid4().hex[:6]}",
+        NOTIFY_KAFKA_OFFSET_RESET="latest", NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
+    )
+    ports = [free_port(), free_port(), free_port()]
+    procs = [
+        await spawn("pipeline", "--http-port", str(ports[0]), env=env),
+        await spawn("server", "--http-port", str(ports[1]), env=env),
+        await spawn("server", "--http-port", str(ports[2]), env=env),
+    ]
+    clients: list[NodeClient] = []
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_ready(port, proc)
+        tenant = new_tenant()
+        for port in ports[1:]:
+            c = await NodeClient.start(f"http://127.0.0.1:{port}", token(tenant, sites=None),
+                                       transports)
+            await c.connected()
+            assert (await c.emit("subscribe_kpis", {"site_ids": ["s1"]}))["granted"] == ["s1"]
+            clients.append(c)
+        for i in range(5):
+            await produce(TOPIC_ALERTS, alert(tenant, f"MP-{i}", "major", site="s1"))
+        await produce(TOPIC_KPIS, envelope(tenant, {"rssi_dbm": -80}, site="s1"))
+        for c in clients:
+            got = await c.wait_count(lambda m: m.get("name") == "incident_alert", 5, 30)
+            assert [g["data"]["incident"]["incident_id"] for g in got] == [
+                f"MP-{i}" for i in range(5)]
+            await c.wait_for(lambda m: m.get("name") == "kpi_update", 30)
+        # an action on server 2 reaches the client on server 1
+        ack = await clients[1].emit("incident_action", {"incident_id": "MP-0",
+                                                        "action": "acknowledge"})
+        assert ack["ok"] is True
+        update = await clients[0].wait_for(lambda m: m.get("name") == "incident_update", 30)
+        assert update["data"]["incident_id"] == "MP-0"
+        # history is shared: the HTTP API of either server returns the same ids
+        async with aiohttp.ClientSession() as http:
+            bodies = []
+            for port in ports[1:]:
+                async with http.get(f"http://127.0.0.1:{port}/api/v1/notifications",
+                                    headers={"Authorization": "Bearer " + token(tenant)}) as r:
+                    bodies.append(await r.json())
+        assert bodies[0] == bodies[1] and len(bodies[0]["notifications"]) == 7
+    finally:
+        for c in clients:
+            await c.close()
+        codes = [await stop(p) for p in procs]
+    assert codes == [0, 0, 0]

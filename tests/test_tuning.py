@@ -1,0 +1,54 @@
+"""The latency and CPU tuning is really in effect (fails if an upgrade silently drops it)."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from notify_core.history import MemoryHistory
+from notify_core.readiness import Readiness
+from sio_server.app import SocketServer
+from sio_server.auth import Authenticator
+from tests.helpers import TEST_SECRET
+
+
+async def test_faust_consumer_uses_our_fetch_wait(daemon):
+    consumer_thread = daemon.pipeline.app.consumer._thread
+    aiokafka_consumer = consumer_thread._ensure_consumer()
+    wanted = daemon.settings.fetch_wait_ms
+    assert aiokafka_consumer._fetch_max_wait_ms == wanted
+    # the fetcher is what really waits: it must have been built with our value
+    assert aiokafka_consumer._fetcher._fetch_max_wait_ms == wanted
+
+
+async def test_faust_group_and_recovery_timings(daemon):
+    conf = daemon.pipeline.app.conf
+    assert conf.broker_session_timeout == daemon.settings.session_timeout_s
+    assert conf.broker_heartbeat_interval < conf.broker_session_timeout
+    assert conf.stream_recovery_delay < 0.5
+    assert conf.web_enabled is False
+    assert conf.topic_partitions == daemon.settings.topic_partitions
+
+
+async def _negotiated_compress(port: int) -> int:
+    url = f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, compress=15) as ws:
+        await ws.receive(timeout=5)  # engine.io OPEN packet
+        return ws.compress
+
+
+@pytest.mark.parametrize("enabled, expected", [(False, 0), (True, 15)])
+async def test_websocket_compression_is_a_setting(enabled, expected):
+    server = SocketServer(Authenticator(TEST_SECRET), MemoryHistory(), Readiness(),
+                          "127.0.0.1", 0, [], ws_compression=enabled)
+    await server.start()
+    try:
+        assert server.port
+        assert await _negotiated_compress(server.port) == expected
+    finally:
+        await server.stop()
+
+
+async def test_daemon_websockets_are_uncompressed_by_default(daemon):
+    assert daemon.settings.ws_compression is False
+    assert await _negotiated_compress(daemon.http_port) == 0

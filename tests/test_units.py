@@ -1,0 +1,126 @@
+"""Small pure pieces: routing, settings errors, rate limit, the handler, the generator."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+import pytest
+
+from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
+from notify_core.history import MemoryHistory
+from notify_core.incidents import MemoryIncidentStore
+from notify_core.rooms import rooms_for
+from notify_core.settings import SettingsError, load_settings
+from pipeline.handlers import MessageHandler
+from pipeline.publisher import Publisher
+from sio_server.ratelimit import TokenBucket
+from towerco_notify.simulate import Generator
+
+
+def test_routing_never_leaves_the_tenant():
+    assert rooms_for({"type": "kpi_update", "tenant_id": "t", "site_id": "s"}) == ["site:t:s"]
+    assert rooms_for({"type": "incident_alert", "tenant_id": "t", "site_id": "s"}) == [
+        "scope:t:*", "scope:t:s"]
+    assert rooms_for({"type": "system_notification", "tenant_id": "t"}) == ["tenant:t"]
+    assert rooms_for({"type": "incident_update", "tenant_id": "t"}) == ["scope:t:*"]
+    for event in ({"type": "site_status", "tenant_id": "t", "site_id": "x"},
+                  {"type": "escalation", "tenant_id": "t", "target_users": ["u"]}):
+        assert all(room.split(":")[1] == "t" for room in rooms_for(event))
+
+
+def test_settings_errors_name_variable_flag_and_value(monkeypatch):
+    monkeypatch.setenv("NOTIFY_HTTP_PORT", "eighty")
+    monkeypatch.setenv("NOTIFY_KAFKA_BOOTSTRAP", "kafka1:9092,broken")
+    monkeypatch.setenv("NOTIFY_REDIS_URL", "http://x")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "NOTIFY_HTTP_PORT / --http-port = 'eighty'" in text
+    assert "NOTIFY_KAFKA_BOOTSTRAP" in text and "'broken' is not host:port" in text
+    assert "NOTIFY_REDIS_URL" in text and "redis://" in text
+
+
+def test_flags_win_over_environment(monkeypatch):
+    monkeypatch.setenv("NOTIFY_HTTP_PORT", "9000")
+    monkeypatch.setenv("NOTIFY_CORS_ORIGINS", "https://noc.example, https://ops.example")
+    s = load_settings(http_port="9100")
+    assert s.http_port == 9100
+    assert s.cors_origins == ["https://noc.example", "https://ops.example"]
+
+
+def test_short_jwt_secret_is_refused_without_echoing_it():
+    with pytest.raises(SettingsError) as info:
+        load_settings(jwt_secret="hunter2")
+    assert "hunter2" not in str(info.value) and "32 bytes" in str(info.value)
+
+
+def test_defaults_match_the_contract():
+    env = {k: v for k, v in os.environ.items() if k.startswith("NOTIFY_")}
+    assert not env, "tests must not run with NOTIFY_* set"
+    s = load_settings()
+    assert (s.http_host, s.http_port, str(s.config_dir)) == ("127.0.0.1", 8080, "config")
+    assert s.kafka_bootstrap is None and s.redis_url is None and s.cors_origins == []
+
+
+def test_token_bucket_with_passed_clock():
+    now = [0.0]
+    bucket = TokenBucket(rate=2, burst=3, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    now[0] = 0.5
+    assert bucket.take() and not bucket.take()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.emitted: list[tuple[dict[str, Any], list[str]]] = []
+        self.dead: list[dict[str, Any]] = []
+
+    async def emit(self, event: dict[str, Any], rooms: list[str]) -> None:
+        self.emitted.append((event, rooms))
+
+    async def deadletter(self, record: bytes) -> None:
+        self.dead.append(orjson.loads(record))
+
+
+async def test_handler_stores_before_emitting_and_dead_letters_bad_input():
+    history, rec = MemoryHistory(), Recorder()
+    handler = MessageHandler(Publisher(history, rec.emit), MemoryIncidentStore(), rec.deadletter)
+    good = orjson.dumps({"tenant_id": "t", "site_id": "s", "timestamp": "2026-11-25T10:00:00Z",
+                         "payload": {"status": "down"}})
+    event_id = await handler.handle(TOPIC_SITES, good, 1, 0, 5)
+    assert event_id and rec.emitted[0][0]["id"] == event_id
+    assert (await history.read_after("t", None, 10))[0]["id"] == event_id
+    assert await handler.handle(TOPIC_SITES, good, 1, 0, 5) is None  # redelivered
+    assert len(rec.emitted) == 1
+    assert await handler.handle(TOPIC_ALERTS, b"{", 1, 2, 7) is None
+    assert rec.dead[0]["partition"] == 2 and rec.dead[0]["offset"] == 7
+    assert rec.dead[0]["reason"].startswith("not valid JSON")
+
+
+async def test_emit_failure_keeps_the_event_in_history():
+    history = MemoryHistory()
+
+    async def broken_emit(event: dict[str, Any], rooms: list[str]) -> None:
+        raise RuntimeError("socket layer down")
+
+    publisher = Publisher(history, broken_emit)
+    event = {"id": None, "type": "system_notification", "tenant_id": "t"}
+    event_id = await publisher.publish(event, "k")
+    assert event_id and (await history.read_after("t", None, 5))[0]["id"] == event_id
+
+
+def test_generator_produces_valid_envelopes_of_every_kind():
+    from pipeline.envelope import decode
+
+    gen = Generator(["acme", "globex"], 5, seed=1)
+    topics = set()
+    for i in range(2000):
+        topic, env = gen.next(1_764_000_000 + i)
+        decode(topic, orjson.dumps(env))  # raises if the simulator ever emits garbage
+        topics.add(topic)
+        assert env["tenant_id"] in ("acme", "globex")
+    assert topics == {TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES}
+    severities = {gen.next(0)[1]["payload"].get("severity") for _ in range(3000)}
+    assert {"critical", "major", "minor", "warning", "info"} <= severities
