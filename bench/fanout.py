@@ -1,0 +1,269 @@
+"""Fan-out benchmark: Kafka -> server -> K socket.io-client connections, daemon vs Node.
+
+Produces incident alerts at rate R into Kafka (a tansu broker started here); the same
+K official Node clients (`forceNew: true`) connect to towerco-notify (`run` mode, memory
+engine) and then to a plain Node socket.io server fed from the same topic with kafkajs.
+Reports delivered msg/s, Kafka-to-client latency p50/p99, loss, and server CPU per
+delivered message, side by side with the ratio.
+
+    ./dev bench                                  # K=100,1000 at 20,50,100 alerts/s, websocket
+    ./dev bench --clients 1000 --rates 50 --transport polling --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from notify_core.events import ALL_TOPICS, TOPIC_ALERTS  # noqa: E402
+from pipeline.topics import ensure_topics  # noqa: E402
+from sio_server.auth import mint_token  # noqa: E402
+from towerco_notify.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
+
+NODE = ROOT / "bench" / "node"
+SECRET = "bench-secret-0123456789abcdefghijklmnop"
+TENANT = "bench"
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def start_daemon(bootstrap: str, port: int, extra: list[str]) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "towerco_notify.cli", "run", "--kafka-bootstrap", bootstrap,
+        "--http-port", str(port), "--jwt-secret", SECRET, "--app-id", f"bench-{uuid.uuid4().hex[:6]}",
+        "--kafka-offset-reset", "latest", "--log-level", "WARNING", *extra,
+        env=env, cwd=str(ROOT), stdout=asyncio.subprocess.DEVNULL, stderr=sys.stderr,
+    )
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return proc
+            await asyncio.sleep(0.1)
+    raise RuntimeError("daemon not ready")
+
+
+async def start_reference(bootstrap: str, port: int) -> asyncio.subprocess.Process:
+    cfg = {"port": port, "bootstrap": bootstrap, "topic": TOPIC_ALERTS,
+           "group": f"ref-{uuid.uuid4().hex[:6]}"}
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(NODE / "ref_server.mjs"), json.dumps(cfg), cwd=str(NODE),
+        stdout=asyncio.subprocess.PIPE, stderr=sys.stderr,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    if b"ready" not in line:
+        raise RuntimeError(f"reference server failed: {line!r}")
+    return proc
+
+
+class Clients:
+    def __init__(self, procs: list[asyncio.subprocess.Process]) -> None:
+        self.procs = procs
+
+    @classmethod
+    async def start(cls, url: str, count: int, transport: str, auth: dict[str, Any],
+                    processes: int) -> Clients:
+        procs = []
+        per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+        for n in per:
+            cfg = {"url": url, "count": n, "transports": [transport], "auth": auth,
+                   "event": "incident_alert"}
+            procs.append(await asyncio.create_subprocess_exec(
+                "node", str(NODE / "clients.mjs"), json.dumps(cfg), cwd=str(NODE),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=sys.stderr,
+            ))
+        self = cls(procs)
+        for proc in procs:
+            ready = await self._line(proc, 180)
+            if ready.get("failed"):
+                raise RuntimeError(f"clients failed to connect: {ready}")
+        return self
+
+    @staticmethod
+    async def _line(proc: asyncio.subprocess.Process, timeout: float = 30) -> dict[str, Any]:
+        assert proc.stdout is not None
+        return json.loads(await asyncio.wait_for(proc.stdout.readline(), timeout))
+
+    async def report(self) -> dict[str, Any]:
+        reports = []
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"report\n")
+            await proc.stdin.drain()
+            reports.append(await self._line(proc))
+        received = sum(r["received"] for r in reports)
+        # per-process percentiles; report the worst process (conservative)
+        worst = max(reports, key=lambda r: r["p99"] or 0)
+        return {"received": received, "p50": worst["p50"], "p99": worst["p99"],
+                "max": max((r["max"] or 0) for r in reports)}
+
+    async def close(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                assert proc.stdin is not None
+                proc.stdin.write(b"quit\n")
+                await proc.stdin.drain()
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+
+
+async def produce(producer: AIOKafkaProducer, rate: float, duration: float) -> int:
+    sent, start = 0, time.monotonic()
+    while time.monotonic() - start < duration:
+        due = start + sent / rate
+        if (delay := due - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        env = {"tenant_id": TENANT, "timestamp": ts, "payload": {
+            "incident_id": f"B-{sent}", "title": "Rectifier module failure",
+            "description": "Rectifier 2 of 4 failed at shelter A", "severity": "critical"}}
+        await producer.send(TOPIC_ALERTS, orjson.dumps(env), key=TENANT.encode())
+        sent += 1
+    await producer.flush()
+    return sent
+
+
+async def run_target(name: str, pid: int, url: str, auth: dict[str, Any], producer: AIOKafkaProducer,
+                     args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for k in args.clients:
+        clients = await Clients.start(url, k, args.transport, auth, args.client_procs)
+        try:
+            await asyncio.sleep(1.0)
+            await clients.report()  # reset
+            for rate in args.rates:
+                cpu0, t0 = cpu_seconds(pid), time.monotonic()
+                sent = await produce(producer, rate, args.duration)
+                await asyncio.sleep(args.drain)
+                cpu1, elapsed = cpu_seconds(pid), time.monotonic() - t0
+                rep = await clients.report()
+                expected = sent * k
+                row = {
+                    "target": name, "transport": args.transport, "clients": k, "rate": rate,
+                    "sent": sent, "expected": expected, "received": rep["received"],
+                    "loss_pct": round(100 * (1 - rep["received"] / expected), 2) if expected else 0,
+                    "delivered_per_s": round(rep["received"] / args.duration),
+                    "p50_ms": rep["p50"], "p99_ms": rep["p99"], "max_ms": rep["max"],
+                    "cpu_us_per_msg": round(1e6 * (cpu1 - cpu0) / max(1, rep["received"]), 1),
+                    "cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
+                    "rss_mb": round(rss_mb(pid), 1),
+                }
+                rows.append(row)
+                print(f"  {name:7} K={k:<5} R={rate:<5} delivered/s={row['delivered_per_s']:<7} "
+                      f"loss={row['loss_pct']:>6}% p50={row['p50_ms']}ms p99={row['p99_ms']}ms "
+                      f"cpu/msg={row['cpu_us_per_msg']}us cpu={row['cpu_pct']}%", flush=True)
+        finally:
+            await clients.close()
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    out = ["| K | R/s | daemon msg/s | node msg/s | ratio | daemon p50/p99 ms | node p50/p99 ms "
+           "| daemon µs/msg | node µs/msg | daemon loss | node loss |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    by = {(r["target"], r["clients"], r["rate"]): r for r in rows}
+    for (target, k, rate), d in sorted(by.items(), key=lambda x: (x[0][1], x[0][2])):
+        if target != "daemon":
+            continue
+        n = by.get(("node", k, rate))
+        ratio = f"{d['delivered_per_s'] / n['delivered_per_s']:.2f}" if n and n["delivered_per_s"] else "-"
+        out.append(
+            f"| {k} | {rate} | {d['delivered_per_s']} | {n['delivered_per_s'] if n else '-'} | {ratio} "
+            f"| {d['p50_ms']}/{d['p99_ms']} | {(str(n['p50_ms']) + '/' + str(n['p99_ms'])) if n else '-'} "
+            f"| {d['cpu_us_per_msg']} | {n['cpu_us_per_msg'] if n else '-'} "
+            f"| {d['loss_pct']}% | {n['loss_pct'] if n else '-'}% |")
+    return "\n".join(out)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000])
+    parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[20, 50, 100])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per rate")
+    parser.add_argument("--drain", type=float, default=2.0, help="seconds to wait after producing")
+    parser.add_argument("--transport", choices=["websocket", "polling"], default="websocket")
+    parser.add_argument("--targets", default="daemon,node")
+    parser.add_argument("--client-procs", type=int, default=1, help="Node processes for the clients")
+    parser.add_argument("--daemon-args", default="", help="extra flags for towerco-notify run")
+    args = parser.parse_args()
+
+    broker = EmbeddedBroker()
+    await broker.start()
+    await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=1)
+    await producer.start()
+    rows: list[dict[str, Any]] = []
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        targets = args.targets.split(",")
+        if "daemon" in targets:
+            port = free_port()
+            proc = await start_daemon(broker.bootstrap, port, args.daemon_args.split())
+            procs.append(proc)
+            token = mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=3600)
+            print(f"daemon (pid {proc.pid}) on :{port}", flush=True)
+            rows += await run_target("daemon", proc.pid, f"http://127.0.0.1:{port}",
+                                     {"token": token}, producer, args)
+            proc.terminate()
+            await proc.wait()
+        if "node" in targets:
+            port = free_port()
+            proc = await start_reference(broker.bootstrap, port)
+            procs.append(proc)
+            print(f"node reference (pid {proc.pid}) on :{port}", flush=True)
+            rows += await run_target("node", proc.pid, f"http://127.0.0.1:{port}",
+                                     {"tenant": TENANT}, producer, args)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(proc.wait(), 10)
+        await producer.stop()
+        await broker.stop()
+    print()
+    print(f"transport={args.transport} duration={args.duration}s per rate, machine: {os.cpu_count()} cores")
+    print(table(rows))
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"fanout-{args.transport}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(rows, indent=2))
+    print(f"\nraw results: {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

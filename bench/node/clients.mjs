@@ -1,0 +1,26 @@
+// K official socket.io-client connections (forceNew each) that time every event.
+// argv[2]: JSON {url, count, transports, auth, event}
+// stdin "report\n" -> one JSON line {received, latencies summary} and a reset; "quit\n" -> exit.
+import { io } from "socket.io-client";
+import readline from "node:readline";
+
+const cfg = JSON.parse(process.argv[2]);
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+let connected = 0, failed = 0, received = 0;
+let lat = [];
+const sockets = [];
+for (let i = 0; i < cfg.count; i++) {
+  const s = io(cfg.url, { forceNew: true, transports: cfg.transports, auth: cfg.auth, reconnection: false, timeout: 60000 });
+  sockets.push(s);
+  s.on("connect", () => { if (++connected + failed === cfg.count) out({ kind: "ready", connected, failed }); });
+  s.on("connect_error", (e) => { if (connected + ++failed === cfg.count) out({ kind: "ready", connected, failed, error: e.message }); });
+  s.on(cfg.event, (ev) => { received++; lat.push(Date.now() - Date.parse(ev.timestamp)); });
+}
+const pct = (sorted, q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
+readline.createInterface({ input: process.stdin }).on("line", (line) => {
+  if (line === "report") {
+    const sorted = Float64Array.from(lat).sort();
+    out({ kind: "report", received, p50: pct(sorted, 0.5), p90: pct(sorted, 0.9), p99: pct(sorted, 0.99), max: sorted.length ? sorted[sorted.length - 1] : null });
+    received = 0; lat = [];
+  } else if (line === "quit") { for (const s of sockets) s.close(); setTimeout(() => process.exit(0), 100); }
+});
