@@ -58,10 +58,27 @@ def rss_mb(pid: int) -> float:
 async def start_daemon(bootstrap: str, port: int, extra: list[str]) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "towerco_notify.cli", "run", "--kafka-bootstrap", bootstrap,
-        "--http-port", str(port), "--jwt-secret", SECRET, "--app-id", f"bench-{uuid.uuid4().hex[:6]}",
-        "--kafka-offset-reset", "latest", "--log-level", "WARNING", *extra,
-        env=env, cwd=str(ROOT), stdout=asyncio.subprocess.DEVNULL, stderr=sys.stderr,
+        sys.executable,
+        "-m",
+        "towerco_notify.cli",
+        "run",
+        "--kafka-bootstrap",
+        bootstrap,
+        "--http-port",
+        str(port),
+        "--jwt-secret",
+        SECRET,
+        "--app-id",
+        f"bench-{uuid.uuid4().hex[:6]}",
+        "--kafka-offset-reset",
+        "latest",
+        "--log-level",
+        "WARNING",
+        *extra,
+        env=env,
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=sys.stderr,
     )
     async with aiohttp.ClientSession() as http:
         for _ in range(600):
@@ -74,11 +91,19 @@ async def start_daemon(bootstrap: str, port: int, extra: list[str]) -> asyncio.s
 
 
 async def start_reference(bootstrap: str, port: int) -> asyncio.subprocess.Process:
-    cfg = {"port": port, "bootstrap": bootstrap, "topic": TOPIC_ALERTS,
-           "group": f"ref-{uuid.uuid4().hex[:6]}"}
+    cfg = {
+        "port": port,
+        "bootstrap": bootstrap,
+        "topic": TOPIC_ALERTS,
+        "group": f"ref-{uuid.uuid4().hex[:6]}",
+    }
     proc = await asyncio.create_subprocess_exec(
-        "node", str(NODE / "ref_server.mjs"), json.dumps(cfg), cwd=str(NODE),
-        stdout=asyncio.subprocess.PIPE, stderr=sys.stderr,
+        "node",
+        str(NODE / "ref_server.mjs"),
+        json.dumps(cfg),
+        cwd=str(NODE),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=sys.stderr,
     )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 60)
@@ -92,17 +117,30 @@ class Clients:
         self.procs = procs
 
     @classmethod
-    async def start(cls, url: str, count: int, transport: str, auth: dict[str, Any],
-                    processes: int) -> Clients:
+    async def start(
+        cls, url: str, count: int, transport: str, auth: dict[str, Any], processes: int
+    ) -> Clients:
         procs = []
         per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
         for n in per:
-            cfg = {"url": url, "count": n, "transports": [transport], "auth": auth,
-                   "event": "incident_alert"}
-            procs.append(await asyncio.create_subprocess_exec(
-                "node", str(NODE / "clients.mjs"), json.dumps(cfg), cwd=str(NODE),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=sys.stderr,
-            ))
+            cfg = {
+                "url": url,
+                "count": n,
+                "transports": [transport],
+                "auth": auth,
+                "event": "incident_alert",
+            }
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    "node",
+                    str(NODE / "clients.mjs"),
+                    json.dumps(cfg),
+                    cwd=str(NODE),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=sys.stderr,
+                )
+            )
         self = cls(procs)
         for proc in procs:
             ready = await self._line(proc, 180)
@@ -125,8 +163,12 @@ class Clients:
         received = sum(r["received"] for r in reports)
         # per-process percentiles; report the worst process (conservative)
         worst = max(reports, key=lambda r: r["p99"] or 0)
-        return {"received": received, "p50": worst["p50"], "p99": worst["p99"],
-                "max": max((r["max"] or 0) for r in reports)}
+        return {
+            "received": received,
+            "p50": worst["p50"],
+            "p99": worst["p99"],
+            "max": max((r["max"] or 0) for r in reports),
+        }
 
     async def close(self) -> None:
         for proc in self.procs:
@@ -148,17 +190,30 @@ async def produce(producer: AIOKafkaProducer, rate: float, duration: float) -> i
         if (delay := due - time.monotonic()) > 0:
             await asyncio.sleep(delay)
         ts = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        env = {"tenant_id": TENANT, "timestamp": ts, "payload": {
-            "incident_id": f"B-{sent}", "title": "Rectifier module failure",
-            "description": "Rectifier 2 of 4 failed at shelter A", "severity": "critical"}}
+        env = {
+            "tenant_id": TENANT,
+            "timestamp": ts,
+            "payload": {
+                "incident_id": f"B-{sent}",
+                "title": "Rectifier module failure",
+                "description": "Rectifier 2 of 4 failed at shelter A",
+                "severity": "critical",
+            },
+        }
         await producer.send(TOPIC_ALERTS, orjson.dumps(env), key=TENANT.encode())
         sent += 1
     await producer.flush()
     return sent
 
 
-async def run_target(name: str, pid: int, url: str, auth: dict[str, Any], producer: AIOKafkaProducer,
-                     args: argparse.Namespace) -> list[dict[str, Any]]:
+async def run_target(
+    name: str,
+    pid: int,
+    url: str,
+    auth: dict[str, Any],
+    producer: AIOKafkaProducer,
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
     rows = []
     for k in args.clients:
         clients = await Clients.start(url, k, args.transport, auth, args.client_procs)
@@ -173,51 +228,79 @@ async def run_target(name: str, pid: int, url: str, auth: dict[str, Any], produc
                 rep = await clients.report()
                 expected = sent * k
                 row = {
-                    "target": name, "transport": args.transport, "clients": k, "rate": rate,
-                    "sent": sent, "expected": expected, "received": rep["received"],
+                    "target": name,
+                    "transport": args.transport,
+                    "clients": k,
+                    "rate": rate,
+                    "sent": sent,
+                    "expected": expected,
+                    "received": rep["received"],
                     "loss_pct": round(100 * (1 - rep["received"] / expected), 2) if expected else 0,
                     "delivered_per_s": round(rep["received"] / args.duration),
-                    "p50_ms": rep["p50"], "p99_ms": rep["p99"], "max_ms": rep["max"],
+                    "p50_ms": rep["p50"],
+                    "p99_ms": rep["p99"],
+                    "max_ms": rep["max"],
                     "cpu_us_per_msg": round(1e6 * (cpu1 - cpu0) / max(1, rep["received"]), 1),
                     "cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
                     "rss_mb": round(rss_mb(pid), 1),
                 }
                 rows.append(row)
-                print(f"  {name:7} K={k:<5} R={rate:<5} delivered/s={row['delivered_per_s']:<7} "
-                      f"loss={row['loss_pct']:>6}% p50={row['p50_ms']}ms p99={row['p99_ms']}ms "
-                      f"cpu/msg={row['cpu_us_per_msg']}us cpu={row['cpu_pct']}%", flush=True)
+                print(
+                    f"  {name:7} K={k:<5} R={rate:<5} delivered/s={row['delivered_per_s']:<7} "
+                    f"loss={row['loss_pct']:>6}% p50={row['p50_ms']}ms p99={row['p99_ms']}ms "
+                    f"cpu/msg={row['cpu_us_per_msg']}us cpu={row['cpu_pct']}%",
+                    flush=True,
+                )
         finally:
             await clients.close()
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    out = ["| K | R/s | daemon msg/s | node msg/s | ratio | daemon p50/p99 ms | node p50/p99 ms "
-           "| daemon µs/msg | node µs/msg | daemon loss | node loss |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| K | R/s | daemon msg/s | node msg/s | ratio | daemon p50/p99 ms | node p50/p99 ms "
+        "| daemon µs/msg | node µs/msg | daemon loss | node loss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     by = {(r["target"], r["clients"], r["rate"]): r for r in rows}
     for (target, k, rate), d in sorted(by.items(), key=lambda x: (x[0][1], x[0][2])):
         if target != "daemon":
             continue
         n = by.get(("node", k, rate))
-        ratio = f"{d['delivered_per_s'] / n['delivered_per_s']:.2f}" if n and n["delivered_per_s"] else "-"
+        ratio = (
+            f"{d['delivered_per_s'] / n['delivered_per_s']:.2f}"
+            if n and n["delivered_per_s"]
+            else "-"
+        )
+        node_rate = n["delivered_per_s"] if n else "-"
+        node_lat = f"{n['p50_ms']}/{n['p99_ms']}" if n else "-"
+        node_cpu = n["cpu_us_per_msg"] if n else "-"
+        node_loss = n["loss_pct"] if n else "-"
         out.append(
-            f"| {k} | {rate} | {d['delivered_per_s']} | {n['delivered_per_s'] if n else '-'} | {ratio} "
-            f"| {d['p50_ms']}/{d['p99_ms']} | {(str(n['p50_ms']) + '/' + str(n['p99_ms'])) if n else '-'} "
-            f"| {d['cpu_us_per_msg']} | {n['cpu_us_per_msg'] if n else '-'} "
-            f"| {d['loss_pct']}% | {n['loss_pct'] if n else '-'}% |")
+            f"| {k} | {rate} | {d['delivered_per_s']} | {node_rate} | {ratio} "
+            f"| {d['p50_ms']}/{d['p99_ms']} | {node_lat} "
+            f"| {d['cpu_us_per_msg']} | {node_cpu} | {d['loss_pct']}% | {node_loss}% |"
+        )
     return "\n".join(out)
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000])
-    parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[20, 50, 100])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--clients", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000]
+    )
+    parser.add_argument(
+        "--rates", type=lambda s: [float(x) for x in s.split(",")], default=[20, 50, 100]
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per rate")
     parser.add_argument("--drain", type=float, default=2.0, help="seconds to wait after producing")
     parser.add_argument("--transport", choices=["websocket", "polling"], default="websocket")
     parser.add_argument("--targets", default="daemon,node")
-    parser.add_argument("--client-procs", type=int, default=1, help="Node processes for the clients")
+    parser.add_argument(
+        "--client-procs", type=int, default=1, help="Node processes for the clients"
+    )
     parser.add_argument("--daemon-args", default="", help="extra flags for towerco-notify run")
     args = parser.parse_args()
 
@@ -236,8 +319,9 @@ async def main() -> None:
             procs.append(proc)
             token = mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=3600)
             print(f"daemon (pid {proc.pid}) on :{port}", flush=True)
-            rows += await run_target("daemon", proc.pid, f"http://127.0.0.1:{port}",
-                                     {"token": token}, producer, args)
+            rows += await run_target(
+                "daemon", proc.pid, f"http://127.0.0.1:{port}", {"token": token}, producer, args
+            )
             proc.terminate()
             await proc.wait()
         if "node" in targets:
@@ -245,8 +329,9 @@ async def main() -> None:
             proc = await start_reference(broker.bootstrap, port)
             procs.append(proc)
             print(f"node reference (pid {proc.pid}) on :{port}", flush=True)
-            rows += await run_target("node", proc.pid, f"http://127.0.0.1:{port}",
-                                     {"tenant": TENANT}, producer, args)
+            rows += await run_target(
+                "node", proc.pid, f"http://127.0.0.1:{port}", {"tenant": TENANT}, producer, args
+            )
     finally:
         for proc in procs:
             if proc.returncode is None:
@@ -256,7 +341,10 @@ async def main() -> None:
         await producer.stop()
         await broker.stop()
     print()
-    print(f"transport={args.transport} duration={args.duration}s per rate, machine: {os.cpu_count()} cores")
+    print(
+        f"transport={args.transport} duration={args.duration}s per rate, "
+        f"machine: {os.cpu_count()} cores"
+    )
     print(table(rows))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

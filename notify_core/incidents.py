@@ -62,8 +62,11 @@ class RedisIncidentStore:
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         key = self._key(tenant, incident_id)
-        mapping: dict[Any, Any] = {"site_id": state.site_id or "", "severity": state.severity,
-                   "status": state.status}
+        mapping: dict[Any, Any] = {
+            "site_id": state.site_id or "",
+            "severity": state.severity,
+            "status": state.status,
+        }
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, INCIDENT_TTL_S)

@@ -22,9 +22,7 @@ CLIENT_ERRORS = Counter(
 AUTH_FAILURES = Counter(
     "notify_auth_failures_total", "Refused connections and HTTP calls", ["channel", "reason"]
 )
-HTTP_REQUESTS = Counter(
-    "notify_http_requests_total", "HTTP API requests", ["route", "status"]
-)
+HTTP_REQUESTS = Counter("notify_http_requests_total", "HTTP API requests", ["route", "status"])
 KAFKA_TO_EMIT = Histogram(
     "notify_kafka_to_emit_seconds",
     "From the Kafka record timestamp to the Socket.IO emit",
@@ -34,3 +32,9 @@ STORE_RETRIES = Counter(
     "notify_store_retries_total", "Retries of the history append (at-least-once)"
 )
 READY = Gauge("notify_ready", "1 when every readiness check passes")
+CONFIG_RELOADS = Counter(
+    "notify_config_reloads_total", "Config reloads, by result (ok, invalid)", ["result"]
+)
+THRESHOLD_TRANSITIONS = Counter(
+    "notify_threshold_transitions_total", "Threshold state transitions, by level", ["level"]
+)

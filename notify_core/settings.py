@@ -148,7 +148,5 @@ def load_settings(**overrides: Any) -> Settings:
             value = err.get("input")
             if field == "jwt_secret":
                 value = "<hidden>"
-            lines.append(
-                f"{env_name(field)} / {flag_name(field)} = {value!r}: {err['msg']}"
-            )
+            lines.append(f"{env_name(field)} / {flag_name(field)} = {value!r}: {err['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

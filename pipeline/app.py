@@ -8,15 +8,18 @@ notification is stored: at-least-once from Kafka to history.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import faust
 
 from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
 from notify_core.incidents import IncidentStore
+from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from pipeline.handlers import MessageHandler
 from pipeline.kafka_tuning import faust_settings, tuned_transport
+from pipeline.kpi_alerts import KpiAlerts
 from pipeline.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ class Pipeline:
         bootstrap: list[str],
         publisher: Publisher,
         incidents: IncidentStore,
+        rules: RulesHolder,
     ) -> None:
         self.app = faust.App(
             settings.app_id,
@@ -40,7 +44,16 @@ class Pipeline:
         self._deadletter_topic = self.app.topic(
             TOPIC_DEADLETTER, value_serializer="raw", partitions=settings.topic_partitions
         )
-        self.handler = MessageHandler(publisher, incidents, self._send_deadletter)
+        self.alert_states = self.app.Table(
+            "kpi-alert-state",
+            default=None,
+            partitions=settings.topic_partitions,
+            key_type=str,
+            value_type=dict,
+        )
+        self.kpi_alerts = KpiAlerts(rules, _TableStore(self.alert_states), publisher, incidents)
+        self.handler = MessageHandler(publisher, incidents, self._send_deadletter, self.kpi_alerts)
+        self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.joined = False
         for name in INPUT_TOPICS:
             self._add_agent(name, settings.topic_partitions)
@@ -48,8 +61,9 @@ class Pipeline:
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
     def _add_agent(self, name: str, partitions: int) -> None:
-        topic = self.app.topic(name, value_serializer="raw", key_serializer="raw",
-                               partitions=partitions)
+        topic = self.app.topic(
+            name, value_serializer="raw", key_serializer="raw", partitions=partitions
+        )
         handler = self.handler
 
         async def consume(stream: Any) -> None:
@@ -60,6 +74,12 @@ class Pipeline:
 
         consume.__name__ = consume.__qualname__ = "agent_" + name.replace(".", "_")
         self.app.agent(topic, name=f"{name}-agent")(consume)
+
+    async def _sweep(self, *_app: Any) -> None:
+        try:
+            await self.kpi_alerts.sweep_stale()
+        except Exception:
+            log.exception("stale KPI sweep failed")
 
     async def _send_deadletter(self, record: bytes) -> None:
         fut = await self._deadletter_topic.send(value=record)
@@ -80,3 +100,20 @@ class Pipeline:
 
     async def stop(self) -> None:
         await self.app.stop()
+
+
+class _TableStore:
+    """The Faust table as a StateStore (writes go to its changelog)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        value = self._table.get(key)
+        return value if isinstance(value, dict) else None
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        self._table[key] = value
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        return iter(list(self._table.items()))

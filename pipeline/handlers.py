@@ -28,6 +28,7 @@ from notify_core.events import (
 )
 from notify_core.incidents import IncidentState, IncidentStore
 from pipeline.envelope import BadInput, Decoded, decode
+from pipeline.kpi_alerts import KpiAlerts
 from pipeline.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,11 @@ def dedupe_key(topic: str, raw: bytes) -> str:
 
 
 def deadletter_record(
-    source: str, topic: str, raw: bytes | None, reason: str, partition: int | None = None,
+    source: str,
+    topic: str,
+    raw: bytes | None,
+    reason: str,
+    partition: int | None = None,
     offset: int | None = None,
 ) -> bytes:
     text = (raw or b"")[:MAX_RAW_IN_DEADLETTER].decode("utf-8", errors="replace")
@@ -62,11 +67,16 @@ def deadletter_record(
 
 class MessageHandler:
     def __init__(
-        self, publisher: Publisher, incidents: IncidentStore, deadletter: DeadLetterSink
+        self,
+        publisher: Publisher,
+        incidents: IncidentStore,
+        deadletter: DeadLetterSink,
+        kpi_alerts: KpiAlerts | None = None,
     ) -> None:
         self.publisher = publisher
         self.incidents = incidents
         self.deadletter = deadletter
+        self.kpi_alerts = kpi_alerts
 
     async def handle(
         self,
@@ -102,6 +112,8 @@ class MessageHandler:
             return await self.publisher.publish(events.incident_alert(env, inc), key, ts_ms)
         if d.topic == TOPIC_KPIS:
             assert isinstance(d.payload, KpiPayload)
+            if self.kpi_alerts is not None:
+                return await self.kpi_alerts.handle(env, d.payload, key, ts_ms)
             return await self.publisher.publish(events.kpi_update(env, d.payload), key, ts_ms)
         if d.topic == TOPIC_SITES:
             assert isinstance(d.payload, SiteStatusPayload)

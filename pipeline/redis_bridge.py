@@ -69,8 +69,9 @@ class SystemChannelBridge:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("Redis channel %s lost (%s); retry in %.1fs", self._channel, exc,
-                            backoff)
+                log.warning(
+                    "Redis channel %s lost (%s); retry in %.1fs", self._channel, exc, backoff
+                )
             finally:
                 self.subscribed = False
                 with contextlib.suppress(Exception):

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from notify_core.history import History
 from notify_core.readiness import Readiness
+from notify_core.rules import RulesHolder
 from sio_server import websocket
 from sio_server.auth import Authenticator
 from sio_server.http_api import HttpApi
@@ -74,6 +75,7 @@ class SocketServer:
         client_manager: socketio.AsyncManager | None = None,
         action_sink: ActionSink | None = None,
         sockets_enabled: bool = True,
+        rules: RulesHolder | None = None,
     ) -> None:
         self.host, self.requested_port = host, port
         self.port: int | None = None
@@ -91,7 +93,7 @@ class SocketServer:
         self.app = web.Application(client_max_size=64 * 1024)
         if sockets_enabled:
             self.sio.attach(self.app)
-        HttpApi(auth, history, readiness, action_sink).add_routes(self.app)
+        HttpApi(auth, history, readiness, action_sink, rules).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

@@ -15,6 +15,7 @@ from notify_core.events import NOTIFICATION_TYPES
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.readiness import Readiness
+from notify_core.rules import RulesHolder
 from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.sockets import ActionSink
 
@@ -40,7 +41,9 @@ class HttpApi:
         history: History,
         readiness: Readiness,
         action_sink: ActionSink | None,
+        rules: RulesHolder | None = None,
     ) -> None:
+        self.rules = rules
         self.auth = auth
         self.history = history
         self.readiness = readiness
@@ -52,6 +55,7 @@ class HttpApi:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/api/v1/notifications", self.notifications)
         app.router.add_post("/api/v1/incidents/{incident_id}/{action}", self.incident_action)
+        app.router.add_get("/api/v1/thresholds", self.thresholds)
         app.router.add_get("/", self.dashboard)
         app.router.add_get("/static/{name}", self.static)
 
@@ -145,16 +149,48 @@ class HttpApi:
         metrics.HTTP_REQUESTS.labels(route, "202").inc()
         return _json({"ok": True, "incident_id": incident_id, "action": verb}, 202)
 
+    async def thresholds(self, request: web.Request) -> web.Response:
+        """Effective rules for the caller's tenant (operators and admins)."""
+        route = "thresholds"
+        try:
+            principal = self._principal(request)
+        except AuthError as exc:
+            metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
+            metrics.HTTP_REQUESTS.labels(route, "401").inc()
+            return _error(401, "authentication failed")
+        if not principal.has_any_role("operator", "admin"):
+            metrics.HTTP_REQUESTS.labels(route, "403").inc()
+            return _error(403, "forbidden: needs role operator or admin")
+        if self.rules is None:
+            return _json({"tenant_id": principal.tenant_id, "rules": {"tenant": {}, "sites": {}}})
+        described = self.rules.current.describe(principal.tenant_id)
+        if principal.sites is not None:
+            described["sites"] = {
+                s: r for s, r in described["sites"].items() if s in principal.sites
+            }
+        metrics.HTTP_REQUESTS.labels(route, "200").inc()
+        return _json(
+            {
+                "tenant_id": principal.tenant_id,
+                "generation": self.rules.generation,
+                "rules": described,
+            }
+        )
+
     async def dashboard(self, request: web.Request) -> web.Response:
         body = resources.files("sio_server").joinpath("static", "index.html").read_bytes()
         return web.Response(body=body, content_type="text/html")
 
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        allowed = {"socket.io.min.js": "application/javascript", "dashboard.js":
-                   "application/javascript", "dashboard.css": "text/css"}
+        allowed = {
+            "socket.io.min.js": "application/javascript",
+            "dashboard.js": "application/javascript",
+            "dashboard.css": "text/css",
+        }
         if name not in allowed:
             raise web.HTTPNotFound()
         body = resources.files("sio_server").joinpath("static", name).read_bytes()
-        return web.Response(body=body, content_type=allowed[name],
-                            headers={"Cache-Control": "max-age=3600"})
+        return web.Response(
+            body=body, content_type=allowed[name], headers={"Cache-Control": "max-age=3600"}
+        )

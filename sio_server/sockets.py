@@ -199,8 +199,8 @@ class SocketHandlers:
             if topic == "oncall" and p.has_any_role("oncall", "admin"):
                 await self.sio.enter_room(sid, oncall_room(p.tenant_id))
                 granted.append(topic)
-            elif topic.startswith("site:") and p.can_see_site(topic[5:]) and _valid_ident(
-                topic[5:]
+            elif (
+                topic.startswith("site:") and p.can_see_site(topic[5:]) and _valid_ident(topic[5:])
             ):
                 await self.sio.enter_room(sid, site_room(p.tenant_id, topic[5:]))
                 granted.append(topic)

@@ -32,8 +32,7 @@ async def redis_url() -> AsyncIterator[str]:
     try:
         await client.ping()
     except Exception as exc:
-        pytest.fail(f"Redis must run on 127.0.0.1:6379 for these tests ({exc}); "
-                    ".ci/run starts it")
+        pytest.fail(f"Redis must run on 127.0.0.1:6379 for these tests ({exc}); .ci/run starts it")
     yield REDIS_URL
     # remove this session's keys only
     async for key in client.scan_iter(match=f"test{SESSION}*"):
@@ -65,10 +64,38 @@ def daemon_settings(bootstrap: str, redis_url: str | None, **extra: Any) -> Any:
     )
 
 
+TEST_THRESHOLDS = """\
+kpis:
+  temp_c:
+    direction: above
+    warning: 45
+    critical: 55
+    clear: 40
+    unit: C
+    description: Shelter temperature
+  avail_pct:
+    direction: below
+    warning: 99
+    critical: 95
+    clear: 99.5
+overrides:
+  - tenant: tuned
+    kpis:
+      temp_c: {warning: 60, critical: 70}
+"""
+
+
+@pytest.fixture(scope="session")
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path = tmp_path_factory.mktemp("config")
+    (path / "thresholds.yaml").write_text(TEST_THRESHOLDS)
+    return path
+
+
 @pytest_asyncio.fixture(scope="session")
-async def daemon(broker: str, redis_url: str) -> AsyncIterator[Runtime]:
+async def daemon(broker: str, redis_url: str, config_dir: Any) -> AsyncIterator[Runtime]:
     """`run` mode against the session broker and Redis: the whole path in one process."""
-    runtime = Runtime(daemon_settings(broker, redis_url), mode="run")
+    runtime = Runtime(daemon_settings(broker, redis_url, config_dir=config_dir), mode="run")
     await runtime.start()
     await runtime.wait_ready(60)
     yield runtime
@@ -106,8 +133,13 @@ def produce(producer: AIOKafkaProducer) -> Produce:
 
 @pytest.fixture
 def token() -> Any:
-    def make(tenant: str, user: str = "u1", roles: list[str] | None = None,
-             sites: list[str] | None = None, ttl: int = 3600) -> str:
+    def make(
+        tenant: str,
+        user: str = "u1",
+        roles: list[str] | None = None,
+        sites: list[str] | None = None,
+        ttl: int = 3600,
+    ) -> str:
         roles = ["operator"] if roles is None else roles
         return mint_token(TEST_SECRET, tenant, user, roles, sites, ttl)
 

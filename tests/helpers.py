@@ -62,9 +62,13 @@ class NodeClient:
         if query is not None:
             cfg["query"] = query
         proc = await asyncio.create_subprocess_exec(
-            node_bin(), str(CLIENT_JS), json.dumps(cfg),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=sys.stderr, cwd=str(NODE_DIR),
+            node_bin(),
+            str(CLIENT_JS),
+            json.dumps(cfg),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=sys.stderr,
+            cwd=str(NODE_DIR),
         )
         return cls(proc)
 
@@ -110,8 +114,14 @@ class NodeClient:
         )
         if line["kind"] != "connect":
             raise AssertionError(f"connection failed: {line}")
-        await self.wait_for(lambda m: m.get("client") == client and m["kind"] == "event"
-                            and m["name"] == "connection_established", timeout)
+        await self.wait_for(
+            lambda m: (
+                m.get("client") == client
+                and m["kind"] == "event"
+                and m["name"] == "connection_established"
+            ),
+            timeout,
+        )
         return line
 
     async def emit(self, name: str, data: Any = None, client: int = 0, **kw: Any) -> Any:
@@ -128,8 +138,10 @@ class NodeClient:
 
     def events(self, name: str | None = None, client: int | None = None) -> list[Any]:
         return [
-            line["data"] for line in self.lines
-            if line["kind"] == "event" and (name is None or line["name"] == name)
+            line["data"]
+            for line in self.lines
+            if line["kind"] == "event"
+            and (name is None or line["name"] == name)
             and (client is None or line.get("client") == client)
         ]
 
@@ -148,18 +160,32 @@ class NodeClient:
             await self._reader
 
 
-def envelope(tenant: str, payload: dict[str, Any], site: str | None = None,
-             ts: str = "2026-11-25T10:00:00Z") -> dict[str, Any]:
+def envelope(
+    tenant: str, payload: dict[str, Any], site: str | None = None, ts: str = "2026-11-25T10:00:00Z"
+) -> dict[str, Any]:
     env: dict[str, Any] = {"tenant_id": tenant, "timestamp": ts, "payload": payload}
     if site is not None:
         env["site_id"] = site
     return env
 
 
-def alert(tenant: str, incident_id: str, severity: str = "critical", site: str | None = None,
-          title: str = "Mains power lost") -> dict[str, Any]:
-    return envelope(tenant, {"incident_id": incident_id, "title": title,
-                             "description": "on battery", "severity": severity}, site)
+def alert(
+    tenant: str,
+    incident_id: str,
+    severity: str = "critical",
+    site: str | None = None,
+    title: str = "Mains power lost",
+) -> dict[str, Any]:
+    return envelope(
+        tenant,
+        {
+            "incident_id": incident_id,
+            "title": title,
+            "description": "on battery",
+            "severity": severity,
+        },
+        site,
+    )
 
 
 def python_bin() -> str:

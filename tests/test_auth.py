@@ -28,11 +28,21 @@ def test_minted_token_verifies_to_principal():
     assert p.can_see_site("s1") and not p.can_see_site("s3") and p.can_see_site(None)
 
 
-@pytest.mark.parametrize("bad", [
-    {"sub": None}, {"tenant_id": None}, {"tenant_id": ""}, {"tenant_id": "a:b"},
-    {"tenant_id": 5}, {"roles": "operator"}, {"roles": ["god"]}, {"sites": "s1"},
-    {"sites": ["ok", "no:colon"]}, {"sub": "x" * 65},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"sub": None},
+        {"tenant_id": None},
+        {"tenant_id": ""},
+        {"tenant_id": "a:b"},
+        {"tenant_id": 5},
+        {"roles": "operator"},
+        {"roles": ["god"]},
+        {"sites": "s1"},
+        {"sites": ["ok", "no:colon"]},
+        {"sub": "x" * 65},
+    ],
+)
 def test_bad_claims_are_refused(bad):
     with pytest.raises(AuthError):
         principal_from_claims(claims(**bad))
@@ -51,16 +61,16 @@ def test_expired_and_tampered_tokens_fail():
 
 def test_missing_exp_is_refused():
     auth = Authenticator(SECRET)
-    token = jwt.encode({k: v for k, v in claims().items() if k != "exp"}, SECRET,
-                       algorithm="HS256")
+    token = jwt.encode({k: v for k, v in claims().items() if k != "exp"}, SECRET, algorithm="HS256")
     with pytest.raises(AuthError, match="exp"):
         auth.verify(token)
 
 
 def _rsa_pair():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return key, public.decode()
 
 
@@ -77,7 +87,9 @@ def test_algorithm_confusion_public_key_as_hmac_secret_fails():
     # an attacker signs HS256 with the (public) RSA key; we use the secret for HS256
     forged = jwt.api_jws.PyJWS().encode(
         jwt.utils.force_bytes('{"sub":"u","tenant_id":"t1","exp":9999999999}'),
-        key=SECRET + "x", algorithm="HS256")
+        key=SECRET + "x",
+        algorithm="HS256",
+    )
     with pytest.raises(AuthError):
         Authenticator(SECRET, public).verify(forged)
 

@@ -29,8 +29,12 @@ async def test_malformed_kafka_messages_go_to_deadletter_and_good_ones_arrive(
     tenant = new_tenant()
     marker = uuid.uuid4().hex
     client = await NodeClient.start(base_url, token(tenant), ["websocket"])
-    consumer = AIOKafkaConsumer(TOPIC_DEADLETTER, bootstrap_servers=broker,
-                                auto_offset_reset="latest", group_id=f"dl-{marker}")
+    consumer = AIOKafkaConsumer(
+        TOPIC_DEADLETTER,
+        bootstrap_servers=broker,
+        auto_offset_reset="latest",
+        group_id=f"dl-{marker}",
+    )
     await consumer.start()
     try:
         await client.connected()
@@ -41,8 +45,12 @@ async def test_malformed_kafka_messages_go_to_deadletter_and_good_ones_arrive(
         bad = [
             (TOPIC_ALERTS, b"{not json " + marker.encode()),
             (TOPIC_ALERTS, orjson.dumps(["a list", marker])),
-            (TOPIC_ALERTS, orjson.dumps({"site_id": marker, "timestamp": "2026-11-25T10:00:00Z",
-                                         "payload": {}})),  # no tenant
+            (
+                TOPIC_ALERTS,
+                orjson.dumps(
+                    {"site_id": marker, "timestamp": "2026-11-25T10:00:00Z", "payload": {}}
+                ),
+            ),  # no tenant
             (TOPIC_ALERTS, orjson.dumps(alert(tenant, marker, severity="apocalyptic"))),
             (TOPIC_KPIS, orjson.dumps(envelope(tenant, {"rssi": True, "m": marker}, site="s1"))),
             (TOPIC_KPIS, orjson.dumps(envelope(tenant, {"rssi": 1.0}))),  # no site
@@ -58,10 +66,12 @@ async def test_malformed_kafka_messages_go_to_deadletter_and_good_ones_arrive(
 
         alerts = await client.wait_count(lambda m: m.get("name") == "incident_alert", good)
         assert [a["data"]["incident"]["incident_id"] for a in alerts] == [
-            f"GOOD-{i}" for i in range(good)]
+            f"GOOD-{i}" for i in range(good)
+        ]
         await client.wait_for(lambda m: m.get("name") == "kpi_update")
 
         reasons: list[dict] = []
+
         async def collect() -> None:
             async for record in consumer:
                 body = orjson.loads(record.value)
@@ -69,6 +79,7 @@ async def test_malformed_kafka_messages_go_to_deadletter_and_good_ones_arrive(
                     reasons.append(body)
                     if len(reasons) == len(bad):
                         return
+
         await asyncio.wait_for(collect(), 20)
         by_raw = {r["raw"]: r for r in reasons}
         assert by_raw[f"{{not json {marker}"]["reason"].startswith("not valid JSON")
@@ -100,11 +111,21 @@ async def test_bad_system_channel_messages_are_counted_and_skipped(
         channel = daemon.settings.system_channel
         await redis_client.publish(channel, b"\xff\xfe not json")
         await redis_client.publish(channel, orjson.dumps({"tenant_id": tenant}))  # no title
-        await redis_client.publish(channel, orjson.dumps(
-            {"tenant_id": tenant, "title": "x", "priority": "urgent!!"}))
-        await redis_client.publish(channel, orjson.dumps(
-            {"tenant_id": tenant, "title": "Planned work", "message": "02:00-04:00",
-             "priority": "high", "timestamp": "2026-11-25T10:00:00Z"}))
+        await redis_client.publish(
+            channel, orjson.dumps({"tenant_id": tenant, "title": "x", "priority": "urgent!!"})
+        )
+        await redis_client.publish(
+            channel,
+            orjson.dumps(
+                {
+                    "tenant_id": tenant,
+                    "title": "Planned work",
+                    "message": "02:00-04:00",
+                    "priority": "high",
+                    "timestamp": "2026-11-25T10:00:00Z",
+                }
+            ),
+        )
         line = await client.wait_for(lambda m: m.get("name") == "system_notification")
         data = line["data"]
         assert data["title"] == "Planned work" and data["priority"] == "high"
@@ -122,13 +143,21 @@ async def test_ops_endpoints(base_url):
         async with http.get(f"{base_url}/readyz") as resp:
             body = await resp.json()
             assert resp.status == 200 and body["ready"] is True
-            assert body["checks"] == {"http": True, "kafka": True, "redis": True,
-                                      "redis_channel": True}
+            assert body["checks"] == {
+                "http": True,
+                "kafka": True,
+                "redis": True,
+                "redis_channel": True,
+            }
         async with http.get(f"{base_url}/metrics") as resp:
             text = await resp.text()
-    for name in ("notify_events_consumed_total", "notify_notifications_total",
-                 "notify_dead_letters_total", "notify_kafka_to_emit_seconds_bucket",
-                 "notify_connections"):
+    for name in (
+        "notify_events_consumed_total",
+        "notify_notifications_total",
+        "notify_dead_letters_total",
+        "notify_kafka_to_emit_seconds_bucket",
+        "notify_connections",
+    ):
         assert name in text, name
 
 
@@ -140,9 +169,11 @@ async def test_connections_metric_by_tenant_and_transport(base_url, token):
         await ws.connected()
         await poll.connected()
         ws_count = await _metric(
-            base_url, f'notify_connections{{tenant="{tenant}",transport="websocket"}}')
+            base_url, f'notify_connections{{tenant="{tenant}",transport="websocket"}}'
+        )
         poll_count = await _metric(
-            base_url, f'notify_connections{{tenant="{tenant}",transport="polling"}}')
+            base_url, f'notify_connections{{tenant="{tenant}",transport="polling"}}'
+        )
         assert (ws_count, poll_count) == (1.0, 1.0)
     finally:
         await ws.close()

@@ -34,13 +34,16 @@ async def test_events_arrive_with_contract_fields(base_url, produce, token, tran
 
         await produce(TOPIC_ALERTS, alert(tenant, "INC-1", "critical", site="s1"))
         await produce(TOPIC_ALERTS, alert(tenant, "INC-2", "minor"))
-        await produce(TOPIC_KPIS, envelope(tenant, {"rssi_dbm": -71.5, "availability_pct": 99},
-                                           site="s1"))
-        await produce(TOPIC_SITES, envelope(tenant, {"status": "down", "cause": "mains"},
-                                            site="s1"))
+        await produce(
+            TOPIC_KPIS, envelope(tenant, {"rssi_dbm": -71.5, "availability_pct": 99}, site="s1")
+        )
+        await produce(
+            TOPIC_SITES, envelope(tenant, {"status": "down", "cause": "mains"}, site="s1")
+        )
 
         await client.wait_count(
-            lambda m: m["kind"] == "event" and m["name"] != "connection_established", 4)
+            lambda m: m["kind"] == "event" and m["name"] != "connection_established", 4
+        )
         inc1, inc2 = client.events("incident_alert")
         assert BASE_FIELDS <= inc1.keys()
         assert inc1["type"] == "incident_alert" and inc1["tenant_id"] == tenant
@@ -51,8 +54,10 @@ async def test_events_arrive_with_contract_fields(base_url, produce, token, tran
         assert "site_id" not in inc2 and inc2["requires_acknowledgment"] is False
 
         kpi = client.events("kpi_update")[0]
-        assert kpi["site_id"] == "s1" and kpi["kpi_data"] == {"rssi_dbm": -71.5,
-                                                              "availability_pct": 99}
+        assert kpi["site_id"] == "s1" and kpi["kpi_data"] == {
+            "rssi_dbm": -71.5,
+            "availability_pct": 99,
+        }
         status = client.events("site_status")[0]
         assert status["site_id"] == "s1" and status["status"] == "down"
         assert status["details"] == {"cause": "mains"}
@@ -74,8 +79,9 @@ async def test_incident_action_round_trip(base_url, produce, token, transports):
         await produce(TOPIC_ALERTS, alert(tenant, "INC-9", "critical", site="s9"))
         await viewer.wait_for(lambda m: m.get("name") == "incident_alert")
 
-        ack = await operator.emit("incident_action", {"incident_id": "INC-9",
-                                                      "action": "acknowledge"})
+        ack = await operator.emit(
+            "incident_action", {"incident_id": "INC-9", "action": "acknowledge"}
+        )
         assert ack == {"ok": True, "incident_id": "INC-9", "action": "acknowledge"}
         line = await viewer.wait_for(lambda m: m.get("name") == "incident_update")
         update = line["data"]
@@ -94,11 +100,16 @@ async def test_acknowledge_twice_broadcasts_once(base_url, produce, token):
         await produce(TOPIC_ALERTS, alert(tenant, "INC-A", "critical"))
         await client.wait_for(lambda m: m.get("name") == "incident_alert")
         for user in ("a", "b"):
-            await produce(TOPIC_ACTIONS, envelope(tenant, {"incident_id": "INC-A",
-                                                           "action": "acknowledge",
-                                                           "user_id": user}))
-        await produce(TOPIC_ACTIONS, envelope(tenant, {"incident_id": "INC-A",
-                                                       "action": "resolve", "user_id": "c"}))
+            await produce(
+                TOPIC_ACTIONS,
+                envelope(
+                    tenant, {"incident_id": "INC-A", "action": "acknowledge", "user_id": user}
+                ),
+            )
+        await produce(
+            TOPIC_ACTIONS,
+            envelope(tenant, {"incident_id": "INC-A", "action": "resolve", "user_id": "c"}),
+        )
         updates = await client.wait_count(lambda m: m.get("name") == "incident_update", 2)
         await asyncio.sleep(0.5)
         statuses = [u["data"]["status"] for u in client.lines if u.get("name") == "incident_update"]
@@ -126,8 +137,9 @@ async def test_redelivered_message_is_emitted_once(base_url, produce, token):
 
 
 @pytest.mark.parametrize("transports", TRANSPORTS)
-async def test_client_events_errors_never_break_the_connection(base_url, produce, token,
-                                                               transports):
+async def test_client_events_errors_never_break_the_connection(
+    base_url, produce, token, transports
+):
     tenant = new_tenant()
     client = await NodeClient.start(base_url, token(tenant, roles=["operator"]), transports)
     try:
@@ -177,8 +189,9 @@ async def test_sync_replays_missed_events(base_url, produce, token):
     for i in range(1, 4):
         await produce(TOPIC_ALERTS, alert(tenant, f"INC-{i}", "info"))
     await asyncio.sleep(1.0)
-    again = await NodeClient.start(base_url, auth={"token": token(tenant), "last_id": last_id},
-                                   transports=["websocket"])
+    again = await NodeClient.start(
+        base_url, auth={"token": token(tenant), "last_id": last_id}, transports=["websocket"]
+    )
     try:
         await again.connected()
         done = await again.wait_for(lambda m: m.get("name") == "sync_complete")

@@ -20,16 +20,33 @@ def raw(obj: object) -> bytes:
 
 
 def test_valid_alert_decodes():
-    d = decode(TOPIC_ALERTS, raw({"tenant_id": "t1", "site_id": "s1", "timestamp": TS,
-                                  "payload": {"incident_id": "I-1", "title": "x",
-                                              "severity": "critical"}}))
+    d = decode(
+        TOPIC_ALERTS,
+        raw(
+            {
+                "tenant_id": "t1",
+                "site_id": "s1",
+                "timestamp": TS,
+                "payload": {"incident_id": "I-1", "title": "x", "severity": "critical"},
+            }
+        ),
+    )
     assert d.envelope.tenant_id == "t1" and d.payload.severity == "critical"  # type: ignore[attr-defined]
     assert d.envelope.timestamp.tzinfo is not None
 
 
 def test_naive_timestamp_is_taken_as_utc():
-    d = decode(TOPIC_SITES, raw({"tenant_id": "t", "site_id": "s", "timestamp":
-                                 "2026-11-25T10:00:00", "payload": {"status": "up"}}))
+    d = decode(
+        TOPIC_SITES,
+        raw(
+            {
+                "tenant_id": "t",
+                "site_id": "s",
+                "timestamp": "2026-11-25T10:00:00",
+                "payload": {"status": "up"},
+            }
+        ),
+    )
     assert d.envelope.timestamp.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
 
 
@@ -40,37 +57,99 @@ def test_naive_timestamp_is_taken_as_utc():
         (TOPIC_ALERTS, b"null", "envelope must be a JSON object, got NoneType"),
         (TOPIC_ALERTS, b'"text"', "got str"),
         (TOPIC_ALERTS, raw({"timestamp": TS, "payload": {}}), "tenant_id: Field required"),
-        (TOPIC_ALERTS, raw({"tenant_id": 7, "timestamp": TS, "payload": {}}),
-         "tenant_id: Input should be a valid string (got 7)"),
-        (TOPIC_ALERTS, raw({"tenant_id": "a:b", "timestamp": TS, "payload": {}}),
-         "tenant_id: String should match pattern"),
-        (TOPIC_ALERTS, raw({"tenant_id": "t", "timestamp": "soon", "payload": {}}),
-         "envelope: timestamp"),
+        (
+            TOPIC_ALERTS,
+            raw({"tenant_id": 7, "timestamp": TS, "payload": {}}),
+            "tenant_id: Input should be a valid string (got 7)",
+        ),
+        (
+            TOPIC_ALERTS,
+            raw({"tenant_id": "a:b", "timestamp": TS, "payload": {}}),
+            "tenant_id: String should match pattern",
+        ),
+        (
+            TOPIC_ALERTS,
+            raw({"tenant_id": "t", "timestamp": "soon", "payload": {}}),
+            "envelope: timestamp",
+        ),
         (TOPIC_ALERTS, raw({"tenant_id": "t", "timestamp": TS, "payload": []}), "payload"),
-        (TOPIC_ALERTS, raw({"tenant_id": "t", "timestamp": TS, "payload": {}, "extra": 1}),
-         "extra: Extra inputs are not permitted"),
-        (TOPIC_ALERTS, raw({"tenant_id": "t", "timestamp": TS,
-                            "payload": {"incident_id": "i", "title": "x", "severity": "high"}}),
-         "payload.severity: Input should be 'critical', 'major', 'minor', 'warning' or 'info'"
-         " (got 'high')"),
-        (TOPIC_ALERTS, raw({"tenant_id": "t", "timestamp": TS,
-                            "payload": {"incident_id": "i", "severity": "info"}}),
-         "payload.title: Field required"),
-        (TOPIC_KPIS, raw({"tenant_id": "t", "timestamp": TS, "payload": {"x": 1}}),
-         "site_id: required on towerco.kpis.updates"),
-        (TOPIC_KPIS, raw({"tenant_id": "t", "site_id": "s", "timestamp": TS,
-                          "payload": {"x": "12"}}), "payload.x"),
-        (TOPIC_KPIS, raw({"tenant_id": "t", "site_id": "s", "timestamp": TS,
-                          "payload": {"x": True}}), "payload.x"),
-        (TOPIC_KPIS, raw({"tenant_id": "t", "site_id": "s", "timestamp": TS,
-                          "payload": {}}), "payload"),
-        (TOPIC_KPIS, b'{"tenant_id":"t","site_id":"s","timestamp":"2026-11-25T10:00:00Z",'
-                     b'"payload":{"x":1e999}}', "not"),
-        (TOPIC_SITES, raw({"tenant_id": "t", "site_id": "s", "timestamp": TS,
-                           "payload": {"status": "on fire"}}), "payload.status"),
-        (TOPIC_ACTIONS, raw({"tenant_id": "t", "timestamp": TS,
-                             "payload": {"incident_id": "i", "action": "delete",
-                                         "user_id": "u"}}), "payload.action"),
+        (
+            TOPIC_ALERTS,
+            raw({"tenant_id": "t", "timestamp": TS, "payload": {}, "extra": 1}),
+            "extra: Extra inputs are not permitted",
+        ),
+        (
+            TOPIC_ALERTS,
+            raw(
+                {
+                    "tenant_id": "t",
+                    "timestamp": TS,
+                    "payload": {"incident_id": "i", "title": "x", "severity": "high"},
+                }
+            ),
+            "payload.severity: Input should be 'critical', 'major', 'minor', 'warning' or 'info'"
+            " (got 'high')",
+        ),
+        (
+            TOPIC_ALERTS,
+            raw(
+                {
+                    "tenant_id": "t",
+                    "timestamp": TS,
+                    "payload": {"incident_id": "i", "severity": "info"},
+                }
+            ),
+            "payload.title: Field required",
+        ),
+        (
+            TOPIC_KPIS,
+            raw({"tenant_id": "t", "timestamp": TS, "payload": {"x": 1}}),
+            "site_id: required on towerco.kpis.updates",
+        ),
+        (
+            TOPIC_KPIS,
+            raw({"tenant_id": "t", "site_id": "s", "timestamp": TS, "payload": {"x": "12"}}),
+            "payload.x",
+        ),
+        (
+            TOPIC_KPIS,
+            raw({"tenant_id": "t", "site_id": "s", "timestamp": TS, "payload": {"x": True}}),
+            "payload.x",
+        ),
+        (
+            TOPIC_KPIS,
+            raw({"tenant_id": "t", "site_id": "s", "timestamp": TS, "payload": {}}),
+            "payload",
+        ),
+        (
+            TOPIC_KPIS,
+            b'{"tenant_id":"t","site_id":"s","timestamp":"2026-11-25T10:00:00Z",'
+            b'"payload":{"x":1e999}}',
+            "not",
+        ),
+        (
+            TOPIC_SITES,
+            raw(
+                {
+                    "tenant_id": "t",
+                    "site_id": "s",
+                    "timestamp": TS,
+                    "payload": {"status": "on fire"},
+                }
+            ),
+            "payload.status",
+        ),
+        (
+            TOPIC_ACTIONS,
+            raw(
+                {
+                    "tenant_id": "t",
+                    "timestamp": TS,
+                    "payload": {"incident_id": "i", "action": "delete", "user_id": "u"},
+                }
+            ),
+            "payload.action",
+        ),
     ],
 )
 def test_rejections_name_field_and_value(topic, message, expected):
@@ -101,15 +180,19 @@ def test_arbitrary_bytes_never_raise_anything_but_badinput(data):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                               max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.dictionaries(st.sampled_from(["tenant_id", "site_id", "timestamp", "payload", "x"]),
-                       json_values))
+@given(
+    st.dictionaries(
+        st.sampled_from(["tenant_id", "site_id", "timestamp", "payload", "x"]), json_values
+    )
+)
 def test_arbitrary_json_objects_never_crash(obj):
     for topic in (TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES, TOPIC_ACTIONS):
         try:

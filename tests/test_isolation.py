@@ -21,10 +21,19 @@ async def _every_event_type(produce, redis_client, daemon, tenant: str, site: st
     await produce(TOPIC_ALERTS, alert(tenant, f"{tenant}-INC-2", "info"))
     await produce(TOPIC_KPIS, envelope(tenant, {"rssi_dbm": -70}, site=site))
     await produce(TOPIC_SITES, envelope(tenant, {"status": "down"}, site=site))
-    await produce(TOPIC_ACTIONS, envelope(tenant, {"incident_id": f"{tenant}-INC-1",
-                                                   "action": "acknowledge", "user_id": "x"}))
-    notice = {"tenant_id": tenant, "title": "Maintenance window", "message": "tonight",
-              "priority": "normal", "timestamp": "2026-11-25T10:00:00Z"}
+    await produce(
+        TOPIC_ACTIONS,
+        envelope(
+            tenant, {"incident_id": f"{tenant}-INC-1", "action": "acknowledge", "user_id": "x"}
+        ),
+    )
+    notice = {
+        "tenant_id": tenant,
+        "title": "Maintenance window",
+        "message": "tonight",
+        "priority": "normal",
+        "timestamp": "2026-11-25T10:00:00Z",
+    }
     await redis_client.publish(daemon.settings.system_channel, orjson.dumps(notice))
 
 
@@ -44,11 +53,18 @@ async def test_tenant_never_sees_another_tenants_events(
         await a.emit("subscribe", {"topics": ["oncall"]})
         await _every_event_type(produce, redis_client, daemon, victim, site)
         # the victim gets all six kinds...
-        await v.wait_count(lambda m: m["kind"] == "event"
-                           and m["name"] != "connection_established", 6)
+        await v.wait_count(
+            lambda m: m["kind"] == "event" and m["name"] != "connection_established", 6
+        )
         kinds = sorted(e["type"] for e in v.events() if e["type"] != "connection_established")
-        assert kinds == ["incident_alert", "incident_alert", "incident_update", "kpi_update",
-                         "site_status", "system_notification"]
+        assert kinds == [
+            "incident_alert",
+            "incident_alert",
+            "incident_update",
+            "kpi_update",
+            "site_status",
+            "system_notification",
+        ]
         # ...and after a marker of its own tenant arrives, the attacker has none of them
         await produce(TOPIC_ALERTS, alert(attacker, "MARKER", "info"))
         await a.wait_for(lambda m: m.get("name") == "incident_alert")
@@ -75,18 +91,25 @@ async def test_site_restricted_user_sees_only_its_sites(base_url, produce, token
         await produce(TOPIC_KPIS, envelope(tenant, {"rssi_dbm": -99}, site="s2"))
         await produce(TOPIC_SITES, envelope(tenant, {"status": "down"}, site="s2"))
         await produce(TOPIC_ALERTS, alert(tenant, "INC-S2", "critical", site="s2"))
-        await produce(TOPIC_ACTIONS, envelope(tenant, {"incident_id": "INC-S2",
-                                                       "action": "acknowledge",
-                                                       "user_id": "x"}))
+        await produce(
+            TOPIC_ACTIONS,
+            envelope(tenant, {"incident_id": "INC-S2", "action": "acknowledge", "user_id": "x"}),
+        )
         # an action on an incident nobody knows the site of is not shown to restricted users
-        await produce(TOPIC_ACTIONS, envelope(tenant, {"incident_id": "INC-UNKNOWN",
-                                                       "action": "resolve", "user_id": "x"}))
+        await produce(
+            TOPIC_ACTIONS,
+            envelope(tenant, {"incident_id": "INC-UNKNOWN", "action": "resolve", "user_id": "x"}),
+        )
         await produce(TOPIC_KPIS, envelope(tenant, {"rssi_dbm": -60}, site="s1"))
         await produce(TOPIC_ALERTS, alert(tenant, "INC-S1", "major", site="s1"))
         await produce(TOPIC_ALERTS, alert(tenant, "INC-TENANT", "info"))
 
-        await client.wait_for(lambda m: m.get("name") == "incident_alert"
-                              and m["data"]["incident"]["incident_id"] == "INC-TENANT")
+        await client.wait_for(
+            lambda m: (
+                m.get("name") == "incident_alert"
+                and m["data"]["incident"]["incident_id"] == "INC-TENANT"
+            )
+        )
         got = [e for e in client.events() if e["type"] != "connection_established"]
         assert all(e.get("site_id") in (None, "s1") for e in got), got
         assert [e["type"] for e in got] == ["kpi_update", "incident_alert", "incident_alert"]
@@ -100,17 +123,21 @@ def _bad_tokens(tenant: str) -> dict[str, object]:
     good = {"sub": "u", "tenant_id": tenant, "roles": ["operator"], "exp": now + 600}
     return {
         "expired": jwt.encode({**good, "exp": now - 120}, TEST_SECRET, algorithm="HS256"),
-        "bad signature": jwt.encode(good, "another-secret-of-at-least-32-bytes!!",
-                                    algorithm="HS256"),
-        "missing tenant": jwt.encode({k: v for k, v in good.items() if k != "tenant_id"},
-                                     TEST_SECRET, algorithm="HS256"),
-        "missing exp": jwt.encode({k: v for k, v in good.items() if k != "exp"},
-                                  TEST_SECRET, algorithm="HS256"),
+        "bad signature": jwt.encode(
+            good, "another-secret-of-at-least-32-bytes!!", algorithm="HS256"
+        ),
+        "missing tenant": jwt.encode(
+            {k: v for k, v in good.items() if k != "tenant_id"}, TEST_SECRET, algorithm="HS256"
+        ),
+        "missing exp": jwt.encode(
+            {k: v for k, v in good.items() if k != "exp"}, TEST_SECRET, algorithm="HS256"
+        ),
         "wrong algorithm HS512": jwt.encode(good, TEST_SECRET, algorithm="HS512"),
         "alg none": jwt.encode(good, None, algorithm="none"),
         "unknown role": jwt.encode({**good, "roles": ["root"]}, TEST_SECRET, algorithm="HS256"),
-        "forged tenant with colon": jwt.encode({**good, "tenant_id": f"{tenant}:x"},
-                                               TEST_SECRET, algorithm="HS256"),
+        "forged tenant with colon": jwt.encode(
+            {**good, "tenant_id": f"{tenant}:x"}, TEST_SECRET, algorithm="HS256"
+        ),
         "garbage": "not.a.jwt",
         "empty": "",
     }
@@ -123,10 +150,10 @@ async def test_every_bad_token_is_refused(base_url, transports):
         name: await NodeClient.start(base_url, tok, transports)  # type: ignore[arg-type]
         for name, tok in tokens.items()
     }
-    clients["no auth at all"] = await NodeClient.start(base_url, auth={},
-                                                       transports=transports)
+    clients["no auth at all"] = await NodeClient.start(base_url, auth={}, transports=transports)
     clients["token in query, bad"] = await NodeClient.start(
-        base_url, auth={}, query={"token": "x.y.z"}, transports=transports)
+        base_url, auth={}, query={"token": "x.y.z"}, transports=transports
+    )
     try:
         for name, client in clients.items():
             line = await client.wait_for(lambda m: m["kind"] in ("connect", "connect_error"))
@@ -137,8 +164,9 @@ async def test_every_bad_token_is_refused(base_url, transports):
 
 
 async def test_token_in_query_string_is_accepted(base_url, token):
-    client = await NodeClient.start(base_url, auth={}, query={"token": token(new_tenant())},
-                                    transports=["websocket"])
+    client = await NodeClient.start(
+        base_url, auth={}, query={"token": token(new_tenant())}, transports=["websocket"]
+    )
     try:
         await client.connected()
     finally:
@@ -152,6 +180,7 @@ async def test_http_api_is_tenant_and_site_scoped(base_url, produce, token):
     await produce(TOPIC_ALERTS, alert(tenant, "H-3", "info"))
     url = f"{base_url}/api/v1/notifications"
     async with aiohttp.ClientSession() as http:
+
         async def get(tok: str, **params: str) -> tuple[int, dict]:
             headers = {"Authorization": f"Bearer {tok}"}
             async with http.get(url, params=params, headers=headers) as resp:
@@ -163,22 +192,30 @@ async def test_http_api_is_tenant_and_site_scoped(base_url, produce, token):
             if len(body.get("notifications", [])) == 3:
                 break
             await asyncio.sleep(0.1)
-        assert [n["incident"]["incident_id"] for n in body["notifications"]] == ["H-1", "H-2",
-                                                                               "H-3"]
+        assert [n["incident"]["incident_id"] for n in body["notifications"]] == [
+            "H-1",
+            "H-2",
+            "H-3",
+        ]
         assert body["next"] == body["notifications"][-1]["id"]
         first = body["notifications"][0]["id"]
         status, page = await get(token(tenant), since=first, limit="1")
-        assert status == 200 and [n["incident"]["incident_id"] for n in
-                                  page["notifications"]] == ["H-2"]
+        assert status == 200 and [n["incident"]["incident_id"] for n in page["notifications"]] == [
+            "H-2"
+        ]
         status, restricted = await get(token(tenant, sites=["s2"]))
-        assert [n["incident"]["incident_id"] for n in restricted["notifications"]] == ["H-2",
-                                                                                     "H-3"]
+        assert [n["incident"]["incident_id"] for n in restricted["notifications"]] == ["H-2", "H-3"]
         status, foreign = await get(token(other))
         assert status == 200 and foreign["notifications"] == []
         status, typed = await get(token(tenant), types="kpi_update")
         assert status == 200 and typed["notifications"] == []
-        for params in ({"since": "garbage"}, {"limit": "0"}, {"limit": "1001"},
-                       {"limit": "x"}, {"types": "nope"}):
+        for params in (
+            {"since": "garbage"},
+            {"limit": "0"},
+            {"limit": "1001"},
+            {"limit": "x"},
+            {"types": "nope"},
+        ):
             status, err = await get(token(tenant), **params)
             assert status == 400 and err["ok"] is False and err["error"], params
         async with http.get(url) as resp:
@@ -196,19 +233,22 @@ async def test_http_incident_action_checks_role_and_tenant(base_url, produce, to
         await viewer.wait_for(lambda m: m.get("name") == "incident_alert")
         async with aiohttp.ClientSession() as http:
             url = f"{base_url}/api/v1/incidents/HA-1/acknowledge"
-            async with http.post(url, headers={"Authorization": "Bearer " +
-                                               token(tenant, roles=[])}) as resp:
+            async with http.post(
+                url, headers={"Authorization": "Bearer " + token(tenant, roles=[])}
+            ) as resp:
                 assert resp.status == 403
             # another tenant "acknowledging" HA-1 only touches its own tenant's incident
             other = new_tenant()
-            async with http.post(url, headers={"Authorization": "Bearer " +
-                                               token(other)}) as resp:
+            async with http.post(url, headers={"Authorization": "Bearer " + token(other)}) as resp:
                 assert resp.status == 202
-            async with http.post(f"{base_url}/api/v1/incidents/HA-1/explode",
-                                 headers={"Authorization": "Bearer " + token(tenant)}) as resp:
+            async with http.post(
+                f"{base_url}/api/v1/incidents/HA-1/explode",
+                headers={"Authorization": "Bearer " + token(tenant)},
+            ) as resp:
                 assert resp.status == 404
-            async with http.post(url, headers={"Authorization": "Bearer " +
-                                               token(tenant, "boss")}) as resp:
+            async with http.post(
+                url, headers={"Authorization": "Bearer " + token(tenant, "boss")}
+            ) as resp:
                 assert resp.status == 202
         line = await viewer.wait_for(lambda m: m.get("name") == "incident_update")
         assert line["data"]["by"] == "boss" and line["data"]["tenant_id"] == tenant

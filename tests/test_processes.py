@@ -23,8 +23,13 @@ from towerco_notify.embedded_broker import free_port
 
 async def spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "towerco_notify.cli", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "towerco_notify.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -107,8 +112,9 @@ def _child_pid(pid: int) -> int | None:
 
 
 async def test_server_mode_refuses_to_start_without_redis():
-    proc = await spawn("server", "--kafka-bootstrap", "127.0.0.1:1", env=cli_env(
-        NOTIFY_JWT_SECRET=TEST_SECRET))
+    proc = await spawn(
+        "server", "--kafka-bootstrap", "127.0.0.1:1", env=cli_env(NOTIFY_JWT_SECRET=TEST_SECRET)
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and b"NOTIFY_REDIS_URL" in err
 
@@ -120,13 +126,16 @@ async def test_bad_settings_exit_with_the_variable_named():
 
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
-async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce, token,
-                                                     transports):
+async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce, token, transports):
     prefix = f"test{SESSION}-mp-{uuid.uuid4().hex[:6]}:"
     env = cli_env(
-        NOTIFY_KAFKA_BOOTSTRAP=broker, NOTIFY_REDIS_URL=redis_url, NOTIFY_REDIS_PREFIX=prefix,
-        NOTIFY_JWT_SECRET=TEST_SECRET, NOTIFY_APP_ID=f"mp-{uuid.uuid4().hex[:6]}",
-        NOTIFY_KAFKA_OFFSET_RESET="latest", NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
+        NOTIFY_KAFKA_BOOTSTRAP=broker,
+        NOTIFY_REDIS_URL=redis_url,
+        NOTIFY_REDIS_PREFIX=prefix,
+        NOTIFY_JWT_SECRET=TEST_SECRET,
+        NOTIFY_APP_ID=f"mp-{uuid.uuid4().hex[:6]}",
+        NOTIFY_KAFKA_OFFSET_RESET="latest",
+        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
     )
     ports = [free_port(), free_port(), free_port()]
     procs = [
@@ -140,8 +149,9 @@ async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce,
             await wait_ready(port, proc)
         tenant = new_tenant()
         for port in ports[1:]:
-            c = await NodeClient.start(f"http://127.0.0.1:{port}", token(tenant, sites=None),
-                                       transports)
+            c = await NodeClient.start(
+                f"http://127.0.0.1:{port}", token(tenant, sites=None), transports
+            )
             await c.connected()
             assert (await c.emit("subscribe_kpis", {"site_ids": ["s1"]}))["granted"] == ["s1"]
             clients.append(c)
@@ -151,11 +161,13 @@ async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce,
         for c in clients:
             got = await c.wait_count(lambda m: m.get("name") == "incident_alert", 5, 30)
             assert [g["data"]["incident"]["incident_id"] for g in got] == [
-                f"MP-{i}" for i in range(5)]
+                f"MP-{i}" for i in range(5)
+            ]
             await c.wait_for(lambda m: m.get("name") == "kpi_update", 30)
         # an action on server 2 reaches the client on server 1
-        ack = await clients[1].emit("incident_action", {"incident_id": "MP-0",
-                                                        "action": "acknowledge"})
+        ack = await clients[1].emit(
+            "incident_action", {"incident_id": "MP-0", "action": "acknowledge"}
+        )
         assert ack["ok"] is True
         update = await clients[0].wait_for(lambda m: m.get("name") == "incident_update", 30)
         assert update["data"]["incident_id"] == "MP-0"
@@ -163,8 +175,10 @@ async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce,
         async with aiohttp.ClientSession() as http:
             bodies = []
             for port in ports[1:]:
-                async with http.get(f"http://127.0.0.1:{port}/api/v1/notifications",
-                                    headers={"Authorization": "Bearer " + token(tenant)}) as r:
+                async with http.get(
+                    f"http://127.0.0.1:{port}/api/v1/notifications",
+                    headers={"Authorization": "Bearer " + token(tenant)},
+                ) as r:
                     bodies.append(await r.json())
         assert bodies[0] == bodies[1] and len(bodies[0]["notifications"]) == 7
     finally:

@@ -39,8 +39,15 @@ async def _negotiated_compress(port: int) -> int:
 
 @pytest.mark.parametrize("enabled, expected", [(False, 0), (True, 15)])
 async def test_websocket_compression_is_a_setting(enabled, expected):
-    server = SocketServer(Authenticator(TEST_SECRET), MemoryHistory(), Readiness(),
-                          "127.0.0.1", 0, [], ws_compression=enabled)
+    server = SocketServer(
+        Authenticator(TEST_SECRET),
+        MemoryHistory(),
+        Readiness(),
+        "127.0.0.1",
+        0,
+        [],
+        ws_compression=enabled,
+    )
     await server.start()
     try:
         assert server.port

@@ -22,11 +22,15 @@ from towerco_notify.simulate import Generator
 def test_routing_never_leaves_the_tenant():
     assert rooms_for({"type": "kpi_update", "tenant_id": "t", "site_id": "s"}) == ["site:t:s"]
     assert rooms_for({"type": "incident_alert", "tenant_id": "t", "site_id": "s"}) == [
-        "scope:t:*", "scope:t:s"]
+        "scope:t:*",
+        "scope:t:s",
+    ]
     assert rooms_for({"type": "system_notification", "tenant_id": "t"}) == ["tenant:t"]
     assert rooms_for({"type": "incident_update", "tenant_id": "t"}) == ["scope:t:*"]
-    for event in ({"type": "site_status", "tenant_id": "t", "site_id": "x"},
-                  {"type": "escalation", "tenant_id": "t", "target_users": ["u"]}):
+    for event in (
+        {"type": "site_status", "tenant_id": "t", "site_id": "x"},
+        {"type": "escalation", "tenant_id": "t", "target_users": ["u"]},
+    ):
         assert all(room.split(":")[1] == "t" for room in rooms_for(event))
 
 
@@ -87,8 +91,14 @@ class Recorder:
 async def test_handler_stores_before_emitting_and_dead_letters_bad_input():
     history, rec = MemoryHistory(), Recorder()
     handler = MessageHandler(Publisher(history, rec.emit), MemoryIncidentStore(), rec.deadletter)
-    good = orjson.dumps({"tenant_id": "t", "site_id": "s", "timestamp": "2026-11-25T10:00:00Z",
-                         "payload": {"status": "down"}})
+    good = orjson.dumps(
+        {
+            "tenant_id": "t",
+            "site_id": "s",
+            "timestamp": "2026-11-25T10:00:00Z",
+            "payload": {"status": "down"},
+        }
+    )
     event_id = await handler.handle(TOPIC_SITES, good, 1, 0, 5)
     assert event_id and rec.emitted[0][0]["id"] == event_id
     assert (await history.read_after("t", None, 10))[0]["id"] == event_id

@@ -30,8 +30,7 @@ class ActionProducer:
         envelope = {
             "tenant_id": principal.tenant_id,
             "timestamp": now_iso(),
-            "payload": {"incident_id": incident_id, "action": action,
-                        "user_id": principal.user_id},
+            "payload": {"incident_id": incident_id, "action": action, "user_id": principal.user_id},
         }
         key = f"{principal.tenant_id}/{incident_id}".encode()
         await self._producer.send_and_wait(TOPIC_ACTIONS, orjson.dumps(envelope), key=key)

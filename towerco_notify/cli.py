@@ -37,11 +37,15 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         default = info.default if info.default_factory is None else "[]"
         text = f"{info.description or ''} [{env_name(name)}; default: {default}]"
         if info.annotation is bool:
-            group.add_argument(flag_name(name), dest=name, default=None,
-                               action=argparse.BooleanOptionalAction, help=text)
+            group.add_argument(
+                flag_name(name),
+                dest=name,
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=text,
+            )
         else:
-            group.add_argument(flag_name(name), dest=name, default=None, metavar="VALUE",
-                               help=text)
+            group.add_argument(flag_name(name), dest=name, default=None, metavar="VALUE", help=text)
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -51,7 +55,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     if level != "DEBUG":
@@ -69,31 +74,65 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(mode, help=text.split(";")[0], description=text)
         _add_settings_flags(p)
         if mode == "run":
-            p.add_argument("--demo", action="store_true",
-                           help="also generate realistic demo traffic (tenant 'demo')")
-            p.add_argument("--demo-rate", type=float, default=5.0,
-                           help="demo events per second (default 5)")
-    sim = sub.add_parser("simulate", help="produce realistic NOC events into Kafka",
-                         description="Produce KPI series, status flaps and incidents of "
-                         "every severity to Kafka at a steady rate, with progress.")
-    sim.add_argument("--kafka-bootstrap", default=os.environ.get("NOTIFY_KAFKA_BOOTSTRAP"),
-                     help="host:port of Kafka [NOTIFY_KAFKA_BOOTSTRAP] (required)")
+            p.add_argument(
+                "--demo",
+                action="store_true",
+                help="also generate realistic demo traffic (tenant 'demo')",
+            )
+            p.add_argument(
+                "--demo-rate", type=float, default=5.0, help="demo events per second (default 5)"
+            )
+    sim = sub.add_parser(
+        "simulate",
+        help="produce realistic NOC events into Kafka",
+        description="Produce KPI series, status flaps and incidents of "
+        "every severity to Kafka at a steady rate, with progress.",
+    )
+    sim.add_argument(
+        "--kafka-bootstrap",
+        default=os.environ.get("NOTIFY_KAFKA_BOOTSTRAP"),
+        help="host:port of Kafka [NOTIFY_KAFKA_BOOTSTRAP] (required)",
+    )
     sim.add_argument("--rate", type=float, default=10.0, help="events per second")
-    sim.add_argument("--duration", type=float, default=None,
-                     help="seconds to run (default: until Ctrl-C)")
+    sim.add_argument(
+        "--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"
+    )
     sim.add_argument("--tenants", default="demo", help="comma-separated tenant ids")
     sim.add_argument("--sites", type=int, default=12, help="sites per tenant")
     sim.add_argument("--seed", type=int, default=7)
-    tok = sub.add_parser("token", help="mint a JWT for a tenant/user/roles/sites",
-                         description="Print an HS256 JWT with the contract's claims.")
-    tok.add_argument("--jwt-secret", default=os.environ.get("NOTIFY_JWT_SECRET"),
-                     help="HS256 secret [NOTIFY_JWT_SECRET] (required)")
+    tok = sub.add_parser(
+        "token",
+        help="mint a JWT for a tenant/user/roles/sites",
+        description="Print an HS256 JWT with the contract's claims.",
+    )
+    tok.add_argument(
+        "--jwt-secret",
+        default=os.environ.get("NOTIFY_JWT_SECRET"),
+        help="HS256 secret [NOTIFY_JWT_SECRET] (required)",
+    )
     tok.add_argument("--tenant", required=True)
     tok.add_argument("--user", default="operator-1")
-    tok.add_argument("--roles", default="operator",
-                     help="comma-separated: operator, oncall, admin")
+    tok.add_argument("--roles", default="operator", help="comma-separated: operator, oncall, admin")
     tok.add_argument("--sites", default=None, help="comma-separated site ids (default: all)")
     tok.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until expiry")
+    chk = sub.add_parser(
+        "check-config",
+        help="validate config files offline (exit 1 on error)",
+        description="Validate thresholds.yaml (and escalation.yaml when "
+        "present); report every error with file, line, rule and field.",
+    )
+    chk.add_argument("config_dir", nargs="?", default=os.environ.get("NOTIFY_CONFIG_DIR", "config"))
+    exp = sub.add_parser(
+        "explain",
+        help="show the effective rule and the level a value yields",
+        description="Resolve defaults -> tenant -> site for one KPI and "
+        "evaluate one value against it.",
+    )
+    exp.add_argument("--config-dir", default=os.environ.get("NOTIFY_CONFIG_DIR", "config"))
+    exp.add_argument("--tenant", required=True)
+    exp.add_argument("--site", default=None)
+    exp.add_argument("--kpi", required=True)
+    exp.add_argument("--value", required=True, type=float)
     return parser
 
 
@@ -108,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "token":
             return _token(args)
+        if args.command == "check-config":
+            return _check_config(args)
+        if args.command == "explain":
+            return _explain(args)
     except SettingsError as exc:
         print(f"towerco-notify: {exc}", file=sys.stderr)
         return 2
@@ -124,16 +167,68 @@ def _token(args: argparse.Namespace) -> int:
     from sio_server.auth import AuthError, mint_token
 
     if not args.jwt_secret or len(args.jwt_secret.encode()) < 32:
-        print("towerco-notify token: NOTIFY_JWT_SECRET / --jwt-secret must be set, "
-              "at least 32 bytes", file=sys.stderr)
+        print(
+            "towerco-notify token: NOTIFY_JWT_SECRET / --jwt-secret must be set, at least 32 bytes",
+            file=sys.stderr,
+        )
         return 2
     sites = _csv(args.sites) if args.sites is not None else None
     try:
-        print(mint_token(args.jwt_secret, args.tenant, args.user, _csv(args.roles), sites,
-                         args.ttl))
+        print(
+            mint_token(args.jwt_secret, args.tenant, args.user, _csv(args.roles), sites, args.ttl)
+        )
     except AuthError as exc:
         print(f"towerco-notify token: {exc.reason}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from towerco_notify.config_files import check_dir
+
+    ok, report = check_dir(Path(args.config_dir))
+    print("\n".join(report["ok"]))
+    if report["errors"]:
+        print("\n".join(report["errors"]), file=sys.stderr)
+        n = len(report["errors"])
+        print(f"check-config: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, load_rules
+    from pipeline.thresholds import evaluate
+
+    try:
+        rules = load_rules(Path(args.config_dir) / THRESHOLDS_FILE)
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    rule = rules.effective(args.tenant, args.site, args.kpi)
+    where = f"tenant {args.tenant}" + (f", site {args.site}" if args.site else "")
+    if rule is None:
+        print(f"{args.kpi} for {where}: no rule; the value passes through untouched")
+        return 0
+    print(f"{args.kpi} for {where}: rule {rule.rule_id}")
+    for key, value in rule.as_dict().items():
+        if key not in ("rule_id", "kpi") and value not in (None, ""):
+            print(f"  {key:16} {value}")
+    level = rule.level_of(args.value)
+    verdict = level or (
+        "ok (past clear)"
+        if rule.past_clear(args.value)
+        else "ok (inside the hysteresis band: a firing alert would stay)"
+    )
+    print(f"value {args.value:g} -> {verdict}")
+    if level and rule.for_s:
+        print(f"  fires once sustained for {rule.for_s:g}s (pending until then)")
+    _, transitions = evaluate(rule, None, args.value, 0.0)
+    for t in transitions:
+        print(f"  from ok, one sample fires: {t.level} (threshold {t.record()['threshold']})")
     return 0
 
 
@@ -141,8 +236,11 @@ def _simulate(args: argparse.Namespace) -> int:
     from towerco_notify.simulate import Generator, produce
 
     if not args.kafka_bootstrap:
-        print("towerco-notify simulate: --kafka-bootstrap / NOTIFY_KAFKA_BOOTSTRAP required "
-              "(`towerco-notify run` prints its broker address)", file=sys.stderr)
+        print(
+            "towerco-notify simulate: --kafka-bootstrap / NOTIFY_KAFKA_BOOTSTRAP required "
+            "(`towerco-notify run` prints its broker address)",
+            file=sys.stderr,
+        )
         return 2
     if args.rate <= 0:
         print("towerco-notify simulate: --rate must be > 0", file=sys.stderr)
@@ -173,8 +271,9 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             from towerco_notify.simulate import Generator, produce
 
             gen = Generator(["demo"], 12)
-            demo = asyncio.create_task(produce(runtime.bootstrap, gen, args.demo_rate, None,
-                                               progress_every_s=60))
+            demo = asyncio.create_task(
+                produce(runtime.bootstrap, gen, args.demo_rate, None, progress_every_s=60)
+            )
         await stop.wait()
         log.info("stopping")
     finally:
@@ -194,8 +293,9 @@ def _banner(runtime: Any, args: argparse.Namespace) -> None:
     url = f"http://{host}:{runtime.http_port}"
     lines = [f"towerco-notify {args.command} ready", f"  HTTP + Socket.IO : {url}"]
     if args.command == "run":
-        token = mint_token(runtime.jwt_secret, "demo", "demo-operator",
-                           ["operator", "oncall", "admin"])
+        token = mint_token(
+            runtime.jwt_secret, "demo", "demo-operator", ["operator", "oncall", "admin"]
+        )
         lines += [
             f"  Kafka bootstrap  : {runtime.bootstrap}"
             + ("  (embedded tansu, memory only)" if runtime.broker else ""),

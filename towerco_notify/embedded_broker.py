@@ -59,9 +59,16 @@ class EmbeddedBroker:
             ) from exc
         url = f"tcp://{self.host}:{self.port}"
         self._proc = await asyncio.create_subprocess_exec(
-            binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent,
         )
         self._reader = asyncio.create_task(self._drain(), name="tansu-output")

@@ -22,6 +22,7 @@ from notify_core.events import ALL_TOPICS
 from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
 from notify_core.readiness import Readiness
+from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from pipeline.app import Pipeline
 from pipeline.publisher import Emit, Publisher
@@ -31,6 +32,7 @@ from sio_server.app import SocketServer
 from sio_server.auth import Authenticator
 from towerco_notify.actions import ActionProducer
 from towerco_notify.embedded_broker import EmbeddedBroker
+from towerco_notify.reload import ConfigReloader
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class Runtime:
         self.redis: Redis | None = None
         self.history: History
         self.incidents: IncidentStore
+        # invalid rules at start are fatal (ConfigInvalid names every problem)
+        self.rules = RulesHolder.from_dir(s.config_dir)
 
     @property
     def bootstrap(self) -> str:
@@ -99,7 +103,9 @@ class Runtime:
         add(_Part("kafka topics", self._ensure_topics, _noop))
         if s.redis_url:
             self.redis = Redis.from_url(
-                s.redis_url, socket_timeout=5, socket_connect_timeout=5,
+                s.redis_url,
+                socket_timeout=5,
+                socket_connect_timeout=5,
                 health_check_interval=30,
             )
             redis = self.redis
@@ -110,6 +116,8 @@ class Runtime:
         else:
             self.history = MemoryHistory(s.history_maxlen)
             self.incidents = MemoryIncidentStore()
+        reloader = ConfigReloader(self.rules)
+        add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
         auth = Authenticator(self.jwt_secret, public_key)
 
@@ -123,9 +131,17 @@ class Runtime:
         if self.mode == "server":
             manager = socketio.AsyncRedisManager(s.redis_url, channel=channel)
         self.server = SocketServer(
-            auth, self.history, self.readiness, s.http_host, s.http_port, s.cors_origins,
-            s.ws_compression, client_manager=manager, action_sink=actions,
+            auth,
+            self.history,
+            self.readiness,
+            s.http_host,
+            s.http_port,
+            s.cors_origins,
+            s.ws_compression,
+            client_manager=manager,
+            action_sink=actions,
             sockets_enabled=self.mode != "pipeline",
+            rules=self.rules,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -152,7 +168,7 @@ class Runtime:
 
     async def _start_pipeline(self) -> None:
         self.pipeline = Pipeline(
-            self.settings, self.bootstrap.split(","), self._publisher, self.incidents
+            self.settings, self.bootstrap.split(","), self._publisher, self.incidents, self.rules
         )
         self.readiness.add("kafka", self.pipeline.ready)
         await self.pipeline.start()

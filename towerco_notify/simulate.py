@@ -22,9 +22,15 @@ from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
 SEVERITIES = ("critical", "major", "minor", "warning", "info")
 SEVERITY_WEIGHTS = (1, 3, 6, 8, 4)
 INCIDENT_TITLES = (
-    "Rectifier module failure", "Mains power lost, on battery", "Cabinet door open",
-    "High shelter temperature", "Microwave link down", "Fuel level low",
-    "Tower light failure", "Battery discharge alarm", "Fibre backhaul degraded",
+    "Rectifier module failure",
+    "Mains power lost, on battery",
+    "Cabinet door open",
+    "High shelter temperature",
+    "Microwave link down",
+    "Fuel level low",
+    "Tower light failure",
+    "Battery discharge alarm",
+    "Fibre backhaul degraded",
 )
 # name: (baseline, daily swing, noise, breach value)
 KPIS = {
@@ -64,24 +70,42 @@ class Generator:
                 if self.rng.random() < 0.02:
                     value = breach + self.rng.gauss(0, abs(noise))
                 payload[name] = round(value, 3)
-            return TOPIC_KPIS, {"tenant_id": tenant, "site_id": site, "timestamp": ts,
-                                "payload": payload}
+            return TOPIC_KPIS, {
+                "tenant_id": tenant,
+                "site_id": site,
+                "timestamp": ts,
+                "payload": payload,
+            }
         if roll < 0.90:
             key = (tenant, site)
             current = self._status.get(key, "up")
-            choices = {"up": ("degraded", "down", "maintenance"), "degraded": ("up", "down"),
-                       "down": ("up", "degraded"), "maintenance": ("up",)}[current]
+            choices = {
+                "up": ("degraded", "down", "maintenance"),
+                "degraded": ("up", "down"),
+                "down": ("up", "degraded"),
+                "maintenance": ("up",),
+            }[current]
             new = self.rng.choice(choices)
             self._status[key] = new
-            return TOPIC_SITES, {"tenant_id": tenant, "site_id": site, "timestamp": ts,
-                                 "payload": {"status": new, "previous": current}}
+            return TOPIC_SITES, {
+                "tenant_id": tenant,
+                "site_id": site,
+                "timestamp": ts,
+                "payload": {"status": new, "previous": current},
+            }
         self._incident_seq += 1
         severity = self.rng.choices(SEVERITIES, SEVERITY_WEIGHTS)[0]
         title = self.rng.choice(INCIDENT_TITLES)
         return TOPIC_ALERTS, {
-            "tenant_id": tenant, "site_id": site, "timestamp": ts,
-            "payload": {"incident_id": f"INC-{int(now)}-{self._incident_seq}", "title": title,
-                        "description": f"{title} at {site}", "severity": severity},
+            "tenant_id": tenant,
+            "site_id": site,
+            "timestamp": ts,
+            "payload": {
+                "incident_id": f"INC-{int(now)}-{self._incident_seq}",
+                "title": title,
+                "description": f"{title} at {site}",
+                "severity": severity,
+            },
         }
 
     def stream(self, clock: Iterator[float]) -> Iterator[tuple[str, dict[str, object]]]:
@@ -90,8 +114,12 @@ class Generator:
 
 
 async def produce(
-    bootstrap: str, gen: Generator, rate: float, duration: float | None,
-    progress_every_s: float = 5.0, quiet: bool = False,
+    bootstrap: str,
+    gen: Generator,
+    rate: float,
+    duration: float | None,
+    progress_every_s: float = 5.0,
+    quiet: bool = False,
 ) -> int:
     """Send events at `rate`/s for `duration` seconds (None: until cancelled)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
@@ -105,18 +133,25 @@ async def produce(
             if delay > 0:
                 await asyncio.sleep(delay)
             topic, envelope = gen.next(time.time())
-            await producer.send(topic, orjson.dumps(envelope),
-                                key=str(envelope["site_id"]).encode())
+            await producer.send(
+                topic, orjson.dumps(envelope), key=str(envelope["site_id"]).encode()
+            )
             sent += 1
             now = time.monotonic()
             if not quiet and now - last_report >= progress_every_s:
                 last_report = now
-                print(f"simulate: {sent} events sent ({sent / (now - started):.1f}/s)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"simulate: {sent} events sent ({sent / (now - started):.1f}/s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
         await producer.flush()
     finally:
         await producer.stop()
     if not quiet:
-        print(f"simulate: done, {sent} events in {time.monotonic() - started:.1f}s",
-              file=sys.stderr, flush=True)
+        print(
+            f"simulate: done, {sent} events in {time.monotonic() - started:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
     return sent

@@ -1,0 +1,564 @@
+"""Threshold rules from `thresholds.yaml`: parse, validate, resolve the effective rule.
+
+Defaults, then per-tenant overrides, then per-site overrides; the most specific wins
+and an override may change any field. Validation reports *all* errors at once, each
+naming file, line, rule and field. Imported by the pipeline (evaluation), the server
+(`GET /api/v1/thresholds`) and the CLI (`check-config`, `explain`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+THRESHOLDS_FILE = "thresholds.yaml"
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_IDENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def parse_duration(value: Any) -> float:
+    """`30s`, `2m`, `1.5h`, `500ms` or a number of seconds; negative is an error."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ValueError(f"must not be negative (got {value!r})")
+    return seconds
+
+
+class RuleFields(BaseModel):
+    """Every field optional: what a default or an override sets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    direction: Literal["above", "below"] | None = None
+    warning: float | None = None
+    critical: float | None = None
+    clear: float | None = None
+    for_: float | None = Field(default=None, alias="for")
+    keep_firing_for: float | None = None
+    stale_after: float | None = None
+    unit: str | None = None
+    description: str | None = None
+
+    @field_validator("for_", "keep_firing_for", "stale_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("warning", "critical", "clear", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (value is not None and not isinstance(value, int | float)):
+            raise ValueError(f"must be a number (got {value!r})")
+        return value
+
+    def set_fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An effective, complete rule for one (tenant, site, KPI)."""
+
+    rule_id: str
+    kpi: str
+    direction: Literal["above", "below"]
+    warning: float | None
+    critical: float | None
+    clear: float
+    for_s: float = 0.0
+    keep_firing_for_s: float = 0.0
+    stale_after_s: float | None = None
+    unit: str = ""
+    description: str = ""
+
+    def crosses(self, value: float, level: float | None) -> bool:
+        if level is None:
+            return False
+        return value >= level if self.direction == "above" else value <= level
+
+    def past_clear(self, value: float) -> bool:
+        return value < self.clear if self.direction == "above" else value > self.clear
+
+    def level_of(self, value: float) -> Literal["critical", "warning"] | None:
+        if self.crosses(value, self.critical):
+            return "critical"
+        if self.crosses(value, self.warning):
+            return "warning"
+        return None
+
+    def threshold(self, level: str) -> float | None:
+        return self.critical if level == "critical" else self.warning
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "kpi": self.kpi,
+            "direction": self.direction,
+            "warning": self.warning,
+            "critical": self.critical,
+            "clear": self.clear,
+            "for": self.for_s,
+            "keep_firing_for": self.keep_firing_for_s,
+            "stale_after": self.stale_after_s,
+            "unit": self.unit,
+            "description": self.description,
+        }
+
+
+def complete(
+    kpi: str, rule_id: str, fields: dict[str, Any]
+) -> tuple[Rule | None, list[tuple[str, str]]]:
+    """Merged fields -> Rule, or the (field, message) problems that prevent it."""
+    problems: list[tuple[str, str]] = []
+    direction = fields.get("direction")
+    warning, critical = fields.get("warning"), fields.get("critical")
+    if direction is None:
+        problems.append(("direction", "required: 'above' or 'below'"))
+    if warning is None and critical is None:
+        problems.append(("warning", "at least one of warning or critical is required"))
+    if problems:
+        return None, problems
+    above = direction == "above"
+    if warning is not None and critical is not None:
+        if above and warning > critical:
+            problems.append(
+                (
+                    "warning",
+                    f"warning ({warning}) is above critical ({critical}) for an 'above' rule",
+                )
+            )
+        if not above and warning < critical:
+            problems.append(
+                (
+                    "warning",
+                    f"warning ({warning}) is below critical ({critical}) for a 'below' rule",
+                )
+            )
+    first = warning if warning is not None else critical
+    assert first is not None
+    clear = fields.get("clear", first)
+    if above and clear > first:
+        problems.append(
+            (
+                "clear",
+                f"clear ({clear}) must be at or below the first alert level "
+                f"({first}) for an 'above' rule",
+            )
+        )
+    if not above and clear < first:
+        problems.append(
+            (
+                "clear",
+                f"clear ({clear}) must be at or above the first alert level "
+                f"({first}) for a 'below' rule",
+            )
+        )
+    if problems:
+        return None, problems
+    return Rule(
+        rule_id=rule_id,
+        kpi=kpi,
+        direction="above" if above else "below",
+        warning=warning,
+        critical=critical,
+        clear=clear,
+        for_s=fields.get("for_", 0.0),
+        keep_firing_for_s=fields.get("keep_firing_for", 0.0),
+        stale_after_s=fields.get("stale_after"),
+        unit=fields.get("unit", ""),
+        description=fields.get("description", ""),
+    ), []
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    rule: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: rule {self.rule}: {self.field}: {self.message}"
+
+
+class ConfigInvalid(ValueError):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class RuleSet:
+    """Validated rules; `effective()` resolves defaults -> tenant -> site."""
+
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tenants: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    sites: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
+    source: str = ""
+    _cache: dict[tuple[str, str | None, str], Rule | None] = field(default_factory=dict)
+
+    def effective(self, tenant: str, site: str | None, kpi: str) -> Rule | None:
+        key = (tenant, site, kpi)
+        if key in self._cache:
+            return self._cache[key]
+        merged: dict[str, Any] = {}
+        rule_id = None
+        for scope_id, layer in (
+            (kpi, self.defaults.get(kpi)),
+            (f"{tenant}/{kpi}", self.tenants.get(tenant, {}).get(kpi)),
+            (f"{tenant}/{site}/{kpi}", self.sites.get((tenant, site or ""), {}).get(kpi)),
+        ):
+            if layer:
+                merged.update(layer)
+                rule_id = scope_id
+        rule = complete(kpi, rule_id, merged)[0] if rule_id else None
+        if len(self._cache) < 100_000:
+            self._cache[key] = rule
+        return rule
+
+    def kpis_for(self, tenant: str) -> set[str]:
+        names = set(self.defaults) | set(self.tenants.get(tenant, {}))
+        for (t, _), kpis in self.sites.items():
+            if t == tenant:
+                names |= set(kpis)
+        return names
+
+    def describe(self, tenant: str) -> dict[str, Any]:
+        """Effective rules of one tenant: tenant-wide, then each overridden site."""
+        out: dict[str, Any] = {"tenant": {}, "sites": {}}
+        for kpi in sorted(set(self.defaults) | set(self.tenants.get(tenant, {}))):
+            rule = self.effective(tenant, None, kpi)
+            if rule:
+                out["tenant"][kpi] = rule.as_dict()
+        for (t, site), kpis in sorted(self.sites.items()):
+            if t != tenant:
+                continue
+            out["sites"][site] = {}
+            for kpi in sorted(self.kpis_for(tenant)):
+                rule = self.effective(tenant, site, kpi)
+                if rule and (kpi in kpis):
+                    out["sites"][site][kpi] = rule.as_dict()
+        return out
+
+
+# -- loading -------------------------------------------------------------------
+
+
+class _Lines:
+    """Line numbers of every mapping key and sequence item, by path."""
+
+    def __init__(self) -> None:
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self.duplicates: list[tuple[tuple[Any, ...], int]] = []
+
+    def walk(self, node: yaml.Node, path: tuple[Any, ...] = ()) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, value_node in node.value:
+                key = key_node.value
+                if key in seen:
+                    self.duplicates.append(((*path, key), key_node.start_mark.line + 1))
+                seen.add(key)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                self.walk(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.walk(item, (*path, i))
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+def load_rules(path: Path) -> RuleSet:
+    """Load and validate one thresholds file; raise ConfigInvalid with every problem."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigInvalid([ConfigProblem(name, None, "-", "-", f"cannot read: {exc}")]) from None
+    return parse_rules(text, name)
+
+
+def parse_rules(text: str, name: str = THRESHOLDS_FILE) -> RuleSet:
+    problems: list[ConfigProblem] = []
+    lines = _Lines()
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text) if node is not None else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigInvalid([ConfigProblem(name, line, "-", "-", f"invalid YAML: {exc}")]) from None
+    if node is not None:
+        lines.walk(node)
+    for dup_path, line in lines.duplicates:
+        problems.append(
+            ConfigProblem(
+                name,
+                line,
+                _rule_name(dup_path),
+                str(dup_path[-1]),
+                "duplicate key (the rule is defined twice)",
+            )
+        )
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigInvalid(
+            [
+                ConfigProblem(
+                    name,
+                    1,
+                    "-",
+                    "-",
+                    "top level must be a mapping with 'kpis' and optional 'overrides'",
+                )
+            ]
+        )
+    unknown = set(data) - {"version", "kpis", "overrides"}
+    for key in sorted(unknown, key=str):
+        problems.append(
+            ConfigProblem(
+                name,
+                lines.line((key,)),
+                "-",
+                str(key),
+                "unknown key; expected version, kpis, overrides",
+            )
+        )
+    rules = RuleSet(source=name)
+    rules.defaults = _parse_layer(data.get("kpis") or {}, ("kpis",), "", name, lines, problems)
+    overrides = data.get("overrides") or []
+    if not isinstance(overrides, list):
+        problems.append(
+            ConfigProblem(
+                name,
+                lines.line(("overrides",)),
+                "-",
+                "overrides",
+                "must be a list of {tenant, site?, kpis}",
+            )
+        )
+        overrides = []
+    seen_scopes: dict[tuple[str, str | None], int] = {}
+    for i, item in enumerate(overrides):
+        path: tuple[Any, ...] = ("overrides", i)
+        line = lines.line(path)
+        if not isinstance(item, dict):
+            problems.append(
+                ConfigProblem(
+                    name, line, f"overrides[{i}]", "-", "must be a mapping {tenant, site?, kpis}"
+                )
+            )
+            continue
+        extra = set(item) - {"tenant", "site", "kpis"}
+        for key in sorted(extra, key=str):
+            problems.append(
+                ConfigProblem(
+                    name,
+                    lines.line((*path, key)),
+                    f"overrides[{i}]",
+                    str(key),
+                    "unknown key; expected tenant, site, kpis",
+                )
+            )
+        tenant, site = item.get("tenant"), item.get("site")
+        if not isinstance(tenant, str) or not _IDENT.match(tenant):
+            problems.append(
+                ConfigProblem(
+                    name,
+                    lines.line((*path, "tenant")),
+                    f"overrides[{i}]",
+                    "tenant",
+                    f"must be a tenant id (got {tenant!r})",
+                )
+            )
+            continue
+        if site is not None and (not isinstance(site, str) or not _IDENT.match(site)):
+            problems.append(
+                ConfigProblem(
+                    name,
+                    lines.line((*path, "site")),
+                    f"overrides[{i}]",
+                    "site",
+                    f"must be a site id (got {site!r})",
+                )
+            )
+            continue
+        scope = f"{tenant}/{site}/" if site else f"{tenant}/"
+        if (tenant, site) in seen_scopes:
+            problems.append(
+                ConfigProblem(
+                    name,
+                    line,
+                    scope.rstrip("/"),
+                    "tenant/site",
+                    f"duplicate override (first at line {seen_scopes[(tenant, site)]})",
+                )
+            )
+            continue
+        seen_scopes[(tenant, site)] = line or 0
+        layer = _parse_layer(item.get("kpis") or {}, (*path, "kpis"), scope, name, lines, problems)
+        if site:
+            rules.sites[(tenant, site)] = layer
+        else:
+            rules.tenants[tenant] = layer
+    # every effective combination must itself be a valid rule
+    for (tenant, site), layer in [((t, None), v) for t, v in rules.tenants.items()] + [
+        (k, v) for k, v in rules.sites.items()
+    ]:
+        for kpi in layer:
+            merged = {**rules.defaults.get(kpi, {}), **rules.tenants.get(tenant, {}).get(kpi, {})}
+            if site:
+                merged.update(layer[kpi])
+            scope = f"{tenant}/{site}/{kpi}" if site else f"{tenant}/{kpi}"
+            _, errs = complete(kpi, scope, merged)
+            idx = _override_index(overrides, tenant, site)
+            for fld, msg in errs:
+                problems.append(
+                    ConfigProblem(
+                        name,
+                        lines.line(("overrides", idx, "kpis", kpi, _alias(fld))),
+                        scope,
+                        _alias(fld),
+                        msg + " (after merging defaults and overrides)",
+                    )
+                )
+    for kpi, fields in rules.defaults.items():
+        _, errs = complete(kpi, kpi, fields)
+        for fld, msg in errs:
+            problems.append(
+                ConfigProblem(name, lines.line(("kpis", kpi, _alias(fld))), kpi, _alias(fld), msg)
+            )
+    if problems:
+        raise ConfigInvalid(_unique(problems))
+    return rules
+
+
+def _parse_layer(
+    raw: Any,
+    path: tuple[Any, ...],
+    scope: str,
+    name: str,
+    lines: _Lines,
+    problems: list[ConfigProblem],
+) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict):
+        problems.append(
+            ConfigProblem(
+                name,
+                lines.line(path),
+                scope or "-",
+                path[-1],
+                "must be a mapping of KPI name to rule",
+            )
+        )
+        return {}
+    layer: dict[str, dict[str, Any]] = {}
+    for kpi, body in raw.items():
+        rule_name = f"{scope}{kpi}"
+        if not isinstance(kpi, str) or not _IDENT.match(kpi):
+            problems.append(
+                ConfigProblem(
+                    name,
+                    lines.line((*path, kpi)),
+                    str(rule_name),
+                    "-",
+                    "KPI name must be 1-64 of [A-Za-z0-9_.-]",
+                )
+            )
+            continue
+        if not isinstance(body, dict):
+            problems.append(
+                ConfigProblem(
+                    name, lines.line((*path, kpi)), rule_name, "-", "must be a mapping of fields"
+                )
+            )
+            continue
+        try:
+            layer[kpi] = RuleFields.model_validate(body).set_fields()
+        except ValidationError as exc:
+            for err in exc.errors():
+                fld = str(err["loc"][0]) if err["loc"] else "-"
+                msg = err["msg"].removeprefix("Value error, ")
+                if err["type"] == "extra_forbidden":
+                    msg = "unknown field"
+                if "(got " not in msg:
+                    msg = f"{msg} (got {err.get('input')!r})"
+                problems.append(
+                    ConfigProblem(name, lines.line((*path, kpi, fld)), rule_name, fld, msg)
+                )
+    return layer
+
+
+def _alias(fld: str) -> str:
+    return "for" if fld == "for_" else fld
+
+
+def _override_index(overrides: list[Any], tenant: str, site: str | None) -> int:
+    for i, item in enumerate(overrides):
+        if isinstance(item, dict) and item.get("tenant") == tenant and item.get("site") == site:
+            return i
+    return 0
+
+
+def _rule_name(path: tuple[Any, ...]) -> str:
+    return "/".join(str(p) for p in path)
+
+
+def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    seen, out = set(), []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+class RulesHolder:
+    """The rules in force; swapped whole on a valid reload, kept on an invalid one."""
+
+    def __init__(self, path: Path, rules: RuleSet | None = None) -> None:
+        self.path = path
+        self.current = rules if rules is not None else RuleSet(source=str(path))
+        self.generation = 0
+        self.last_error: str | None = None
+
+    @classmethod
+    def from_dir(cls, config_dir: Path) -> RulesHolder:
+        """Load at start: a missing file means no rules; an invalid one is fatal."""
+        path = config_dir / THRESHOLDS_FILE
+        return cls(path, load_rules(path) if path.exists() else None)
+
+    def reload(self) -> bool:
+        """Load the file again; True if the new rules are in force."""
+        try:
+            rules = load_rules(self.path) if self.path.exists() else RuleSet(source=str(self.path))
+        except ConfigInvalid as exc:
+            self.last_error = str(exc)
+            return False
+        self.current = rules
+        self.generation += 1
+        self.last_error = None
+        return True

@@ -1,0 +1,200 @@
+"""KPI updates through the threshold rules: fetch state, call the pure evaluator, publish.
+
+Alert state per (tenant, site, KPI) lives in a Faust table (changelog-backed), so a
+restarted worker neither re-alerts nor forgets a firing alert. A local cache holds
+the hot copy; the table is written when the state changes, and otherwise at most
+every `persist_every_s` (last-seen times only matter to the staleness sweep).
+Publishing happens before the state is written: a crash in between replays the
+message, and the history's dedupe drops what was already published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from notify_core import events, metrics
+from notify_core.events import Envelope, IncidentPayload, KpiPayload
+from notify_core.incidents import IncidentState, IncidentStore
+from notify_core.rules import Rule, RulesHolder
+from pipeline.publisher import Publisher
+from pipeline.thresholds import AlertState, Transition, evaluate, stale
+
+log = logging.getLogger(__name__)
+
+ENGINE_USER = "threshold-engine"
+
+
+class StateStore(Protocol):
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def set(self, key: str, value: dict[str, Any]) -> None: ...
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+
+class DictStore:
+    """A StateStore in a dict (tests, and any engine without Faust)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.data.get(key)
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        self.data[key] = value
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        return iter(list(self.data.items()))
+
+
+def incident_id_for(tenant: str, site: str, kpi: str) -> str:
+    """Stable per (tenant, site, KPI): one incident per breach episode, deduped."""
+    digest = hashlib.blake2b(f"{tenant}/{site}/{kpi}".encode(), digest_size=8).hexdigest()
+    return f"thr-{digest}"
+
+
+class KpiAlerts:
+    def __init__(
+        self,
+        rules: RulesHolder,
+        states: StateStore,
+        publisher: Publisher,
+        incidents: IncidentStore,
+        persist_every_s: float = 30.0,
+    ) -> None:
+        self.rules = rules
+        self.states = states
+        self.publisher = publisher
+        self.incidents = incidents
+        self.persist_every_s = persist_every_s
+        self._cache: dict[str, tuple[AlertState, float, float]] = {}  # state, seen, persisted
+        self._stale_reported: set[str] = set()
+
+    def _state(self, key: str) -> tuple[AlertState | None, float, float]:
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        raw = self.states.get(key)
+        state = AlertState.from_dict(raw)
+        seen = float(raw.get("seen_wall", 0.0)) if raw else 0.0
+        return state, seen, seen
+
+    async def handle(
+        self, env: Envelope, kpis: KpiPayload, key: str, ts_ms: int | None
+    ) -> str | None:
+        tenant, site = env.tenant_id, env.site_id
+        assert site is not None
+        rules = self.rules.current
+        now, wall = env.timestamp.timestamp(), time.time()
+        records: list[dict[str, Any]] = []
+        transitions: list[Transition] = []
+        updates: list[tuple[str, AlertState, AlertState | None, float]] = []
+        for name, value in kpis.values.items():
+            rule = rules.effective(tenant, site, name)
+            if rule is None:
+                continue
+            skey = f"{tenant}/{site}/{name}"
+            prev, _, persisted = self._state(skey)
+            new, found = evaluate(rule, prev, float(value), now)
+            updates.append((skey, new, prev, persisted))
+            for t in found:
+                metrics.THRESHOLD_TRANSITIONS.labels(t.level).inc()
+                records.append(t.record())
+                transitions.append(t)
+        event_id = await self.publisher.publish(
+            events.kpi_update(env, kpis, records or None), key, ts_ms
+        )
+        for t in transitions:
+            if t.raises_incident:
+                await self._raise(env, t, key)
+            elif t.resolves_incident:
+                await self._resolve(tenant, site, t, key, env.timestamp)
+        for skey, new, prev, persisted in updates:
+            self._stale_reported.discard(skey)
+            changed = prev is None or _material(prev) != _material(new)
+            if changed or wall - persisted >= self.persist_every_s:
+                self.states.set(skey, {**new.to_dict(), "seen_wall": wall})
+                persisted = wall
+            self._cache[skey] = (new, wall, persisted)
+        return event_id
+
+    async def _raise(self, env: Envelope, t: Transition, key: str) -> None:
+        rule, site = t.rule, env.site_id or ""
+        incident_id = incident_id_for(env.tenant_id, site, rule.kpi)
+        title = (
+            f"{rule.description or rule.kpi}: {t.value:g}{rule.unit} (critical at "
+            f"{rule.critical:g}{rule.unit})"
+        )
+        payload = IncidentPayload(
+            incident_id=incident_id,
+            title=title[:500],
+            severity="critical",
+            description=f"Threshold rule {rule.rule_id} fired critical at site {site}.",
+            source="threshold",
+            rule_id=rule.rule_id,
+            kpi=rule.kpi,  # type: ignore[call-arg]
+        )
+        await self.incidents.put(
+            env.tenant_id, incident_id, IncidentState(site, "critical", "open")
+        )
+        await self.publisher.publish(events.incident_alert(env, payload), f"{key}/raise/{rule.kpi}")
+
+    async def _resolve(self, tenant: str, site: str, t: Transition, key: str, ts: datetime) -> None:
+        incident_id = incident_id_for(tenant, site, t.rule.kpi)
+        known = await self.incidents.get(tenant, incident_id)
+        if known is not None and known.status == "resolved":
+            return
+        await self.incidents.put(tenant, incident_id, IncidentState(site, "critical", "resolved"))
+        event = events.incident_update(tenant, incident_id, "resolved", ENGINE_USER, ts, site)
+        await self.publisher.publish(event, f"{key}/resolve/{t.rule.kpi}")
+
+    async def sweep_stale(self, now_wall: float | None = None) -> int:
+        """Report KPIs not seen for their `stale_after` (once per silence); returns count."""
+        now_wall = time.time() if now_wall is None else now_wall
+        rules = self.rules.current
+        seen_keys = set(self._cache)
+        candidates: list[tuple[str, AlertState, float]] = [
+            (k, s, seen) for k, (s, seen, _) in self._cache.items()
+        ]
+        for k, raw in self.states.items():
+            if k not in seen_keys:
+                st = AlertState.from_dict(raw)
+                if st is not None:
+                    candidates.append((k, st, float(raw.get("seen_wall", 0.0))))
+        reported = 0
+        for skey, state, seen in candidates:
+            if skey in self._stale_reported:
+                continue
+            tenant, site, kpi = skey.split("/", 2)
+            rule: Rule | None = rules.effective(tenant, site, kpi)
+            if rule is None:
+                continue
+            t = stale(rule, state, seen, now_wall)
+            if t is None:
+                continue
+            self._stale_reported.add(skey)
+            metrics.THRESHOLD_TRANSITIONS.labels("no_data").inc()
+            event: dict[str, Any] = {
+                "id": None,
+                "type": "kpi_update",
+                "tenant_id": tenant,
+                "timestamp": datetime.fromtimestamp(now_wall, UTC)
+                .isoformat()
+                .replace("+00:00", "Z"),
+                "site_id": site,
+                "kpi_data": {},
+                "threshold_breach": [t.record()],
+            }
+            await self.publisher.publish(event, f"nodata/{skey}/{state.last_seen}")
+            reported += 1
+        return reported
+
+
+def _material(s: AlertState) -> tuple[Any, ...]:
+    return (s.state, s.level, s.pending_since, s.clear_since, s.incident_open)

@@ -1,0 +1,33 @@
+"""Offline validation of everything in the config directory (`check-config`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, load_rules
+
+
+def check_dir(config_dir: Path) -> tuple[bool, dict[str, list[str]]]:
+    """Validate every known file; returns (ok, {"ok": [...], "errors": [...]})."""
+    report: dict[str, list[str]] = {"ok": [], "errors": []}
+    if not config_dir.is_dir():
+        report["errors"].append(f"{config_dir}: not a directory")
+        return False, report
+    path = config_dir / THRESHOLDS_FILE
+    if not path.exists():
+        report["errors"].append(f"{path}: missing (every KPI would pass through unevaluated)")
+    else:
+        try:
+            rules = load_rules(path)
+            n = (
+                len(rules.defaults)
+                + sum(map(len, rules.tenants.values()))
+                + sum(map(len, rules.sites.values()))
+            )
+            report["ok"].append(
+                f"{path}: OK ({n} rules, {len(rules.tenants)} tenant and "
+                f"{len(rules.sites)} site overrides)"
+            )
+        except ConfigInvalid as exc:
+            report["errors"].extend(str(p) for p in exc.problems)
+    return not report["errors"], report
