@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         pattern="^(earliest|latest)$",
         description="where a new consumer group starts: earliest (lose nothing) or latest",
     )
+    tansu_compat: bool = Field(
+        default=False,
+        description="work around tansu quirks (on for the embedded broker): single-record "
+        "producer batches, as tansu reports a partition's end offset as the last batch's "
+        "base offset + 1 and Faust's table recovery would stop short",
+    )
     topic_partitions: int = Field(default=4, ge=1, le=1024, description="partitions per topic")
     fetch_wait_ms: int = Field(
         default=20, ge=1, le=5000, description="Kafka fetch wait: latency vs. broker load"

@@ -33,23 +33,21 @@ class Pipeline:
         publisher: Publisher,
         incidents: IncidentStore,
         rules: RulesHolder,
+        tansu: bool = False,
     ) -> None:
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{hostport}" for hostport in bootstrap],
-            **faust_settings(settings),
+            **faust_settings(settings, tansu),
         )
         transport_cls = tuned_transport(settings.fetch_wait_ms)
         self.app.transport = transport_cls(self.app.conf.broker_consumer, self.app)
         self._deadletter_topic = self.app.topic(
             TOPIC_DEADLETTER, value_serializer="raw", partitions=settings.topic_partitions
         )
+        # values are plain dicts, JSON on the changelog (Faust's default codec)
         self.alert_states = self.app.Table(
-            "kpi-alert-state",
-            default=None,
-            partitions=settings.topic_partitions,
-            key_type=str,
-            value_type=dict,
+            "kpi-alert-state", default=None, partitions=settings.topic_partitions
         )
         self.kpi_alerts = KpiAlerts(rules, _TableStore(self.alert_states), publisher, incidents)
         self.handler = MessageHandler(publisher, incidents, self._send_deadletter, self.kpi_alerts)
@@ -93,7 +91,14 @@ class Pipeline:
         log.info("partitions revoked (rebalance)")
 
     def ready(self) -> bool:
-        return self.joined and not self.app.rebalancing
+        """Consuming: group joined, no rebalance under way, table state recovered."""
+        recovery = self.app.tables.recovery
+        return (
+            self.joined
+            and not self.app.rebalancing
+            and not self.app.in_recovery
+            and recovery.completed.is_set()
+        )
 
     async def start(self) -> None:
         await self.app.start()

@@ -3,7 +3,8 @@
 Measured on tansu: Faust hard-codes `fetch_max_wait_ms=1500` in its aiokafka consumer
 (~1 s median latency at low rates); 20 ms gives p99 ~25 ms. tansu answers a group
 join after `session_timeout/2`, so Faust's default 60 s session means a 30 s start.
-Faust also sleeps `stream_recovery_delay` (3 s) after each rebalance.
+Faust also sleeps `stream_recovery_delay` (3 s) after each rebalance. tansu reports a
+partition's end offset wrongly after multi-record batches (see `faust_settings`).
 
 The fetch wait can only be changed by subclassing the consumer thread; that touches
 faust-streaming internals (`AIOKafkaConsumerThread._create_worker_consumer`) and
@@ -20,9 +21,16 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from notify_core.settings import Settings
 
 
-def faust_settings(settings: Settings) -> dict[str, Any]:
+def faust_settings(settings: Settings, tansu: bool = False) -> dict[str, Any]:
     session = settings.session_timeout_s
+    quirks: dict[str, Any] = {}
+    if tansu or settings.tansu_compat:
+        # tansu answers ListOffsets(latest) with the last batch's base offset + 1, so a
+        # multi-record batch hides its tail from Faust's changelog recovery. One record
+        # per batch keeps the end offset true (only changelog/dead-letter writes use it).
+        quirks["producer_max_batch_size"] = 1
     return {
+        **quirks,
         "web_enabled": False,  # aiohttp in sio_server serves HTTP
         "store": "memory://",
         "topic_partitions": settings.topic_partitions,

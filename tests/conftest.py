@@ -4,6 +4,7 @@ one in-process daemon on them; tests isolate themselves by tenant id."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -60,6 +61,7 @@ def daemon_settings(bootstrap: str, redis_url: str | None, **extra: Any) -> Any:
         app_id=f"test-{SESSION}-{uuid.uuid4().hex[:6]}",
         kafka_offset_reset="latest",
         gc_freeze=False,
+        tansu_compat=True,
         **extra,
     )
 
@@ -156,7 +158,9 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
 async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        result = await check() if asyncio.iscoroutinefunction(check) else check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         if asyncio.get_running_loop().time() > deadline:

@@ -135,6 +135,7 @@ async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce,
         NOTIFY_JWT_SECRET=TEST_SECRET,
         NOTIFY_APP_ID=f"mp-{uuid.uuid4().hex[:6]}",
         NOTIFY_KAFKA_OFFSET_RESET="latest",
+        NOTIFY_TANSU_COMPAT="true",
         NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
     )
     ports = [free_port(), free_port(), free_port()]

@@ -59,3 +59,8 @@ async def test_websocket_compression_is_a_setting(enabled, expected):
 async def test_daemon_websockets_are_uncompressed_by_default(daemon):
     assert daemon.settings.ws_compression is False
     assert await _negotiated_compress(daemon.http_port) == 0
+
+
+async def test_tansu_compat_writes_single_record_batches(daemon):
+    # tansu's end offset is the last batch's base offset + 1: batches of one keep it true
+    assert daemon.pipeline.app.conf.producer_max_batch_size == 1

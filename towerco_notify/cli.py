@@ -251,17 +251,19 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from notify_core.rules import ConfigInvalid
     from towerco_notify.runtime import ConfigurationError, Runtime
 
     try:
         runtime = Runtime(settings, mode=args.command)
-    except ConfigurationError as exc:
+    except (ConfigurationError, ConfigInvalid) as exc:
         print(f"towerco-notify {args.command}: {exc}", file=sys.stderr)
         return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: runtime.reload_config("SIGHUP"))
     await runtime.start()
     demo: asyncio.Task[Any] | None = None
     try:

@@ -1,4 +1,5 @@
-"""Reload the operator config on file change (watchfiles) and on SIGHUP.
+"""Reload the operator config on file change (watchfiles) and on request (SIGHUP,
+which the process owner - the CLI - routes here).
 
 An invalid file is refused: the rules in force stay, the error is logged with file,
 line, rule and field, and `notify_config_reloads_total{result="invalid"}` rises.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 from watchfiles import awatch
 
@@ -25,7 +25,6 @@ class ConfigReloader:
         self._watch = watch
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
-        self._sighup = False
 
     def reload(self, why: str) -> bool:
         ok = self.holder.reload()
@@ -42,10 +41,6 @@ class ConfigReloader:
         return ok
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
-            self._sighup = True
         if self._watch and self.holder.path.parent.is_dir():
             self._task = asyncio.create_task(self._run(), name="config-watch")
 
@@ -66,9 +61,6 @@ class ConfigReloader:
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._sighup:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

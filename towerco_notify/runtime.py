@@ -116,7 +116,7 @@ class Runtime:
         else:
             self.history = MemoryHistory(s.history_maxlen)
             self.incidents = MemoryIncidentStore()
-        reloader = ConfigReloader(self.rules)
+        reloader = self.reloader = ConfigReloader(self.rules)
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
         auth = Authenticator(self.jwt_secret, public_key)
@@ -168,7 +168,12 @@ class Runtime:
 
     async def _start_pipeline(self) -> None:
         self.pipeline = Pipeline(
-            self.settings, self.bootstrap.split(","), self._publisher, self.incidents, self.rules
+            self.settings,
+            self.bootstrap.split(","),
+            self._publisher,
+            self.incidents,
+            self.rules,
+            tansu=self.broker is not None,
         )
         self.readiness.add("kafka", self.pipeline.ready)
         await self.pipeline.start()
@@ -209,6 +214,10 @@ class Runtime:
                 log.warning("%s did not stop within %.0fs", part.name, part.stop_timeout_s)
             except Exception:
                 log.exception("error while stopping %s", part.name)
+
+    def reload_config(self, why: str = "SIGHUP") -> bool:
+        """Reload the operator config now; False (old rules kept) when it is invalid."""
+        return self.reloader.reload(why)
 
     async def wait_ready(self, timeout_s: float = 60.0) -> None:
         loop = asyncio.get_running_loop()
