@@ -92,7 +92,7 @@ class Pipeline:
 
     def ready(self) -> bool:
         """Consuming: group joined, no rebalance under way, table state recovered."""
-        recovery = self.app.tables.recovery
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
         return (
             self.joined
             and not self.app.rebalancing
