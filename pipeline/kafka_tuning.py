@@ -46,6 +46,7 @@ def faust_settings(settings: Settings, tansu: bool = False) -> dict[str, Any]:
         "producer_acks": 1,
         "producer_linger": 0.002,
         "stream_wait_empty": False,
+        "broker_max_poll_records": 5000,
     }
 
 

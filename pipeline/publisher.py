@@ -61,6 +61,11 @@ class Publisher:
         return event_id
 
     async def _store(self, event: dict[str, Any], dedupe_key: str | None) -> str | None:
+        try:  # the common case, without building a retry loop per event
+            return await self._history.append(event, dedupe_key)
+        except _RETRYABLE as exc:
+            log.warning("history append failed (%s); retrying with backoff", exc)
+            metrics.STORE_RETRIES.inc()
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(_RETRYABLE),
             wait=wait_exponential_jitter(multiplier=0.1, max=self._max_backoff, jitter=0.1),

@@ -1,0 +1,144 @@
+"""Threshold engine throughput: the pure evaluator, then the whole pipeline path.
+
+    ./.venv/bin/python bench/thresholds.py              # evaluator + pipeline (20k KPI msgs)
+    ./.venv/bin/python bench/thresholds.py --messages 50000 --kpis-per-message 3
+
+1. Evaluator: `evaluate()` on a realistic series (mostly quiet, 2% excursions), per core.
+2. Pipeline: an in-process daemon (`run` mode, memory engine, tansu) with the shipped
+   config/thresholds.yaml; N KPI messages are produced first, then the daemon's Faust
+   worker is timed from its first to its last stored kpi_update (thresholds evaluated,
+   state kept in the Faust table, history appended, emitted to the site rooms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = str(ROOT / "config")
+sys.path.insert(0, str(ROOT))
+
+from notify_core.events import ALL_TOPICS, TOPIC_KPIS  # noqa: E402
+from notify_core.rules import load_rules  # noqa: E402
+from notify_core.settings import load_settings  # noqa: E402
+from pipeline.thresholds import evaluate  # noqa: E402
+from pipeline.topics import ensure_topics  # noqa: E402
+from towerco_notify.embedded_broker import EmbeddedBroker  # noqa: E402
+from towerco_notify.runtime import Runtime  # noqa: E402
+
+
+def bench_evaluator(n: int) -> float:
+    rules = load_rules(ROOT / "config" / "thresholds.yaml")
+    rule = rules.effective("demo", "s1", "temperature_c")
+    assert rule is not None
+    rng = random.Random(1)
+    values = [60.0 if rng.random() < 0.02 else 30.0 + rng.random() * 5 for _ in range(n)]
+    state = None
+    start = time.perf_counter()
+    for i, value in enumerate(values):
+        state, _ = evaluate(rule, state, value, 1000.0 + i)
+    return n / (time.perf_counter() - start)
+
+
+async def bench_pipeline(messages: int, kpis_per_message: int, sites: int) -> dict[str, float]:
+    broker = EmbeddedBroker()
+    await broker.start()
+    await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker.bootstrap, linger_ms=20, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    tenant = "bench" + uuid.uuid4().hex[:4]
+    names = [
+        "availability_pct",
+        "rssi_dbm",
+        "packet_loss_pct",
+        "temperature_c",
+        "battery_voltage_v",
+    ][:kpis_per_message]
+    rng = random.Random(2)
+    print(
+        f"producing {messages} KPI messages ({kpis_per_message} KPIs each, {sites} sites)...",
+        flush=True,
+    )
+    for i in range(messages):
+        site = f"site-{i % sites:04d}"
+        payload = {n: round(30 + rng.random() * 5, 2) for n in names}
+        env = {
+            "tenant_id": tenant,
+            "site_id": site,
+            "timestamp": f"2026-11-25T10:{(i // 60000) % 60:02d}:{(i // 1000) % 60:02d}Z",
+            "payload": payload,
+        }
+        await producer.send(TOPIC_KPIS, orjson.dumps(env), key=site.encode())
+        if i and i % 10000 == 0:
+            print(f"  {i} produced", flush=True)
+    await producer.flush()
+    await producer.stop()
+    settings = load_settings(
+        kafka_bootstrap=broker.bootstrap,
+        http_port=0,
+        gc_freeze=True,
+        app_id=f"bench-{uuid.uuid4().hex[:6]}",
+        tansu_compat=True,
+        history_maxlen=messages + 10,
+        config_dir=Path(CONFIG),
+        kafka_offset_reset="earliest",
+        log_level="WARNING",
+    )
+    runtime = Runtime(settings, mode="run")
+    await runtime.start()
+    t0 = time.perf_counter()
+    first = None
+    done = 0
+    while done < messages:
+        events = await runtime.history.read_after(tenant, None, messages + 10)
+        done = len(events)
+        if done and first is None:
+            first = time.perf_counter()
+        if time.perf_counter() - t0 > 600:
+            break
+        await asyncio.sleep(0.05)
+    end = time.perf_counter()
+    await runtime.stop()
+    await broker.stop()
+    assert first is not None
+    return {
+        "messages": done,
+        "seconds": end - first,
+        "msgs_per_s": done / (end - first),
+        "startup_s": first - t0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--evaluations", type=int, default=500_000)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--kpis-per-message", type=int, default=3)
+    parser.add_argument("--sites", type=int, default=500)
+    args = parser.parse_args()
+    rate = bench_evaluator(args.evaluations)
+    print(f"evaluator: {rate:,.0f} evaluations/s (pure, one core)", flush=True)
+    res = asyncio.run(bench_pipeline(args.messages, args.kpis_per_message, args.sites))
+    print(
+        f"pipeline: {res['messages']} KPI messages in {res['seconds']:.2f}s = "
+        f"{res['msgs_per_s']:,.0f} msgs/s ({res['msgs_per_s'] * args.kpis_per_message:,.0f} "
+        f"KPI evaluations/s) with thresholds, state table, history and emit; "
+        f"group join + recovery took {res['startup_s']:.1f}s"
+    )
+
+
+if __name__ == "__main__":
+    main()
