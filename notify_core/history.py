@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from notify_core.ids import IdMinter, format_id, parse_id
 
@@ -33,12 +34,19 @@ class History(Protocol):
     async def last_id(self, tenant: str) -> str | None:
         """The newest id of `tenant`."""
 
+    async def trimmed_through(self, tenant: str) -> str | None:
+        """The newest id ever trimmed away for `tenant`; None if nothing was trimmed."""
+
 
 class MemoryHistory:
     """In-process history: a bounded ring per tenant, ids minted like Redis's."""
 
-    def __init__(self, maxlen: int = 10_000, dedupe_size: int = 100_000) -> None:
+    def __init__(
+        self, maxlen: int = 10_000, max_age_s: float | None = None, dedupe_size: int = 100_000
+    ) -> None:
         self._maxlen = maxlen
+        self._max_age_ms = int(max_age_s * 1000) if max_age_s else None
+        self._trimmed: dict[str, tuple[int, int]] = {}
         self._rings: dict[str, deque[tuple[tuple[int, int], dict[str, Any]]]] = {}
         self._minters: dict[str, IdMinter] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -55,20 +63,23 @@ class MemoryHistory:
                 self._seen.popitem(last=False)
         minter = self._minters.setdefault(tenant, IdMinter())
         pos = minter.next()
-        ring = self._rings.setdefault(tenant, deque(maxlen=self._maxlen))
+        ring = self._rings.setdefault(tenant, deque())
         event["id"] = format_id(pos)
         ring.append((pos, event))
+        while len(ring) > self._maxlen or (
+            self._max_age_ms is not None and ring[0][0][0] < pos[0] - self._max_age_ms
+        ):
+            self._trimmed[tenant] = ring.popleft()[0]
         return event["id"]
 
     async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
         ring = self._rings.get(tenant)
         if not ring:
             return []
-        items = list(ring)
         start = 0
         if after is not None:
-            start = bisect.bisect_right([pos for pos, _ in items], parse_id(after))
-        return [event for _, event in items[start : start + limit]]
+            start = bisect.bisect_right(ring, parse_id(after), key=lambda item: item[0])
+        return [ring[i][1] for i in range(start, min(len(ring), start + limit))]
 
     async def oldest_id(self, tenant: str) -> str | None:
         ring = self._rings.get(tenant)
@@ -78,6 +89,10 @@ class MemoryHistory:
         ring = self._rings.get(tenant)
         return format_id(ring[-1][0]) if ring else None
 
+    async def trimmed_through(self, tenant: str) -> str | None:
+        pos = self._trimmed.get(tenant)
+        return format_id(pos) if pos else None
+
 
 # Check the dedupe key, append to the tenant stream, remember the key: atomically.
 _APPEND_LUA = """
@@ -86,6 +101,10 @@ if ARGV[1] ~= '' then
   if seen then return false end
 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3])
+if ARGV[5] ~= '0' then
+  local ms = tonumber(string.match(id, '^(%d+)'))
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(ms - tonumber(ARGV[5])))
+end
 if ARGV[1] ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[4]) end
 return id
 """
@@ -94,10 +113,13 @@ return id
 class RedisHistory:
     """History in Redis streams `{prefix}history:{tenant}`; ids are the stream ids."""
 
-    def __init__(self, redis: Redis, prefix: str, maxlen: int = 10_000) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, maxlen: int = 10_000, max_age_s: float | None = None
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._maxlen = maxlen
+        self._max_age_ms = int(max_age_s * 1000) if max_age_s else 0
         self._append = redis.register_script(_APPEND_LUA)
 
     def stream_key(self, tenant: str) -> str:
@@ -109,7 +131,13 @@ class RedisHistory:
         dkey = f"{self._prefix}dedupe:{tenant}:{dedupe_key or ''}"
         raw = await self._append(
             keys=[self.stream_key(tenant), dkey],
-            args=[dedupe_key or "", self._maxlen, orjson.dumps(body), DEDUPE_TTL_S],
+            args=[
+                dedupe_key or "",
+                self._maxlen,
+                orjson.dumps(body),
+                DEDUPE_TTL_S,
+                self._max_age_ms,
+            ],
         )
         if raw is None:
             return None
@@ -130,6 +158,15 @@ class RedisHistory:
     async def last_id(self, tenant: str) -> str | None:
         rows: Any = await self._redis.xrevrange(self.stream_key(tenant), count=1)
         return _text(rows[0][0]) if rows else None
+
+    async def trimmed_through(self, tenant: str) -> str | None:
+        try:
+            info: Any = await self._redis.xinfo_stream(self.stream_key(tenant))
+        except ResponseError:  # no such stream yet
+            return None
+        raw = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
+        text = _text(raw) if raw is not None else "0-0"
+        return None if text == "0-0" else text
 
 
 def _text(value: bytes | str) -> str:

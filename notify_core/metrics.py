@@ -38,3 +38,17 @@ CONFIG_RELOADS = Counter(
 THRESHOLD_TRANSITIONS = Counter(
     "notify_threshold_transitions_total", "Threshold state transitions, by level", ["level"]
 )
+ACK_DELIVERED = Counter(
+    "notify_ack_required_delivered_total",
+    "Alerts requiring acknowledgment delivered to a user (first delivery per user)",
+)
+ACK_CONFIRMED = Counter(
+    "notify_ack_required_confirmed_total", "Of those, confirmed by the client (`received`)"
+)
+ACK_CONFIRM_SECONDS = Histogram(
+    "notify_ack_confirm_seconds",
+    "From delivery to the client's `received` confirmation",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RECOVERIES = Counter("notify_recoveries_total", "Recoveries from last_id, by result", ["result"])
+REPLAYED = Counter("notify_replayed_events_total", "Events sent by recovery")

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     history_maxlen: int = Field(
         default=10_000, ge=10, description="events kept per tenant in history"
     )
+    history_max_age_s: float = Field(
+        default=7 * 24 * 3600, ge=0, description="seconds of history kept per tenant (0: no limit)"
+    )
     gc_freeze: bool = Field(
         default=True, description="freeze start-up objects and raise GC thresholds"
     )

@@ -7,6 +7,7 @@ meanwhile), and a redelivered event is recognised by its dedupe key and dropped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from tenacity import (
 from notify_core import metrics
 from notify_core.history import History
 from notify_core.rooms import rooms_for
+from notify_core.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,18 @@ _RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutE
 
 
 class Publisher:
-    def __init__(self, history: History, emit: Emit, max_backoff_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        history: History,
+        emit: Emit,
+        max_backoff_s: float = 5.0,
+        snapshots: SnapshotStore | None = None,
+    ) -> None:
         self._history = history
         self._emit = emit
         self._max_backoff = max_backoff_s
+        self._snapshots = snapshots
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def publish(
         self,
@@ -44,20 +54,32 @@ class Publisher:
         dedupe_key: str | None = None,
         source_ts_ms: int | None = None,
     ) -> str | None:
-        """Store then emit `event`; returns its id, or None for a duplicate."""
-        event_id = await self._store(event, dedupe_key)
-        if event_id is None:
-            metrics.DUPLICATES.labels(event["type"]).inc()
-            return None
-        rooms = rooms_for(event)
-        try:
-            await self._emit(event, rooms)
-        except Exception:
-            # Stored is what counts: clients recover it from history.
-            log.exception("emit of %s %s failed; it stays in history", event["type"], event_id)
+        """Store then emit `event`; returns its id, or None for a duplicate.
+
+        Append and emit happen under a per-tenant lock: the agents of different topics
+        run concurrently, and without it id 11 could be emitted before id 10.
+        """
+        lock = self._locks.get(event["tenant_id"])
+        if lock is None:
+            lock = self._locks[event["tenant_id"]] = asyncio.Lock()
+        async with lock:
+            event_id = await self._store(event, dedupe_key)
+            if event_id is None:
+                metrics.DUPLICATES.labels(event["type"]).inc()
+                return None
+            try:
+                await self._emit(event, rooms_for(event))
+            except Exception:
+                # Stored is what counts: clients recover it from history.
+                log.exception("emit of %s %s failed; it stays in history", event["type"], event_id)
         metrics.NOTIFICATIONS.labels(event["type"]).inc()
         if source_ts_ms:
             metrics.KAFKA_TO_EMIT.observe(max(0.0, time.time() - source_ts_ms / 1000.0))
+        if self._snapshots is not None and event["type"] == "kpi_update":
+            try:
+                await self._snapshots.update(event)
+            except Exception:
+                log.exception("KPI snapshot update failed for %s", event_id)
         return event_id
 
     async def _store(self, event: dict[str, Any], dedupe_key: str | None) -> str | None:

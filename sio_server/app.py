@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from notify_core.history import History
 from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
+from notify_core.snapshots import SnapshotStore
 from sio_server import websocket
 from sio_server.auth import Authenticator
 from sio_server.http_api import HttpApi
@@ -76,6 +77,7 @@ class SocketServer:
         action_sink: ActionSink | None = None,
         sockets_enabled: bool = True,
         rules: RulesHolder | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.host, self.requested_port = host, port
         self.port: int | None = None
@@ -89,7 +91,7 @@ class SocketServer:
             max_http_buffer_size=64 * 1024,
         )
         websocket.install(self.sio.eio, ws_compression)
-        self.handlers = SocketHandlers(self.sio, auth, history, action_sink)
+        self.handlers = SocketHandlers(self.sio, auth, history, action_sink, snapshots=snapshots)
         self.app = web.Application(client_max_size=64 * 1024)
         if sockets_enabled:
             self.sio.attach(self.app)

@@ -27,14 +27,16 @@ from notify_core.rooms import (
     tenant_room,
     user_room,
 )
+from notify_core.snapshots import SnapshotStore
 from sio_server.auth import Authenticator, AuthError, Principal
+from sio_server.deliveries import Deliveries
 from sio_server.ratelimit import TokenBucket
+from sio_server.recovery import DeliveryGate, Recovery
 
 log = logging.getLogger(__name__)
 
 ActionSink = Callable[[Principal, str, str], Awaitable[None]]
 MAX_SITES_PER_CALL = 500
-REPLAY_PAGE = 500
 
 
 class ClientError(Exception):
@@ -61,12 +63,20 @@ class SocketHandlers:
         action_sink: ActionSink | None = None,
         event_rate: float = 20.0,
         event_burst: float = 40.0,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.sio = sio
         self.auth = auth
         self.history = history
         self.action_sink = action_sink
+        self.snapshots = snapshots
         self.principals: dict[str, Principal] = {}
+        self._eio: dict[str, str] = {}
+        self._by_eio: dict[str, Principal] = {}
+        self.gate = DeliveryGate(sio)
+        self.recovery = Recovery(history, self.gate)
+        self.deliveries = Deliveries(self._by_eio.get)
+        self.gate.observer = self.deliveries.on_packet
         self._buckets: dict[str, TokenBucket] = {}
         self._rate = (event_rate, event_burst)
         sio.on("connect", self.on_connect)
@@ -79,6 +89,7 @@ class SocketHandlers:
             "heartbeat": self.heartbeat,
             "incident_action": self.incident_action,
             "sync": self.sync,
+            "received": self.received,
         }
 
     # -- lifecycle -------------------------------------------------------------
@@ -94,12 +105,16 @@ class SocketHandlers:
             log.info("connection refused: %s", exc.reason)
             raise socketio.exceptions.ConnectionRefusedError("authentication failed") from None
         last_id = auth.get("last_id") if isinstance(auth, dict) else None
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         self.principals[sid] = principal
+        self._eio[sid] = eio_sid
+        self._by_eio[eio_sid] = principal
         self._buckets[sid] = TokenBucket(*self._rate)
-        if last_id is None:
-            await self._join_default_rooms(sid, principal)
-        # Sent after the CONNECT packet, so the client's handlers are in place.
-        self.sio.start_background_task(self._after_connect, sid, principal, last_id)
+        # In the rooms now, so nothing live is missed; held until connection_established
+        # (and the replay, when resuming) has been sent.
+        self.gate.close(eio_sid)
+        await self._join_default_rooms(sid, principal)
+        self.sio.start_background_task(self._after_connect, sid, eio_sid, principal, last_id)
 
     async def _join_default_rooms(self, sid: str, p: Principal) -> None:
         rooms = [tenant_room(p.tenant_id), user_room(p.tenant_id, p.user_id)]
@@ -112,10 +127,11 @@ class SocketHandlers:
         for room in rooms:
             await self.sio.enter_room(sid, room)
 
-    async def _after_connect(self, sid: str, p: Principal, last_id: Any) -> None:
+    async def _after_connect(self, sid: str, eio_sid: str, p: Principal, last_id: Any) -> None:
         try:
             head = await self.history.last_id(p.tenant_id)
-            await self.sio.emit(
+            await self.gate.send(
+                eio_sid,
                 "connection_established",
                 {
                     "id": head or "0-0",
@@ -127,18 +143,29 @@ class SocketHandlers:
                     "sites": sorted(p.sites) if p.sites is not None else None,
                     "transport": self.sio.transport(sid),
                 },
-                to=sid,
             )
-            if last_id is not None:
-                await self._replay(sid, p, last_id, join_after=True)
+            if last_id is None:
+                await self.gate.open(eio_sid, parse_id(head) if head else None)
+                return
+            snapshot = None
+            if p.sites is not None and self.snapshots is not None:
+                snapshot = await self.snapshots.get(p.tenant_id, sorted(p.sites))
+            done = await self.recovery.recover(eio_sid, p, last_id, snapshot)
+            metrics.RECOVERIES.labels("ok" if done["recovered"] else "not_recovered").inc()
+            metrics.REPLAYED.inc(done["replayed"])
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("post-connect work failed for %s", sid)
+            await self.gate.open(eio_sid, None)
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
         self.principals.pop(sid, None)
         self._buckets.pop(sid, None)
+        eio_sid = self._eio.pop(sid, None)
+        if eio_sid is not None:
+            self._by_eio.pop(eio_sid, None)
+            self.gate.forget(eio_sid)
 
     # -- dispatch --------------------------------------------------------------
     async def on_any(self, event: str, sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
@@ -178,7 +205,10 @@ class SocketHandlers:
                 granted.append(site)
             else:
                 denied.append(site)
-        return {"ok": True, "granted": granted, "denied": denied}
+        snapshot = {}
+        if self.snapshots is not None and granted:
+            snapshot = await self.snapshots.get(p.tenant_id, granted)
+        return {"ok": True, "granted": granted, "denied": denied, "snapshot": snapshot}
 
     async def unsubscribe_kpis(self, sid: str, p: Principal, data: Any) -> dict[str, Any]:
         sites = _site_ids(data)
@@ -228,63 +258,30 @@ class SocketHandlers:
 
     async def sync(self, sid: str, p: Principal, data: Any) -> dict[str, Any]:
         last_id = data.get("last_id") if isinstance(data, dict) else None
-        replayed, recovered, reason = await self._replay(sid, p, last_id, join_after=False)
-        result: dict[str, Any] = {"ok": True, "recovered": recovered, "replayed": replayed}
-        if reason:
-            result["reason"] = reason
+        eio_sid = self._eio[sid]
+        if self.gate.holding(eio_sid):
+            raise ClientError("a recovery is already under way on this connection")
+        self.gate.close(eio_sid)
+        done = await self.recovery.recover(eio_sid, p, last_id)
+        metrics.RECOVERIES.labels("ok" if done["recovered"] else "not_recovered").inc()
+        result: dict[str, Any] = {
+            "ok": True,
+            "recovered": done["recovered"],
+            "replayed": done["replayed"],
+        }
+        if "reason" in done:
+            result["reason"] = done["reason"]
         return result
 
-    # -- replay ----------------------------------------------------------------
-    async def _replay(
-        self, sid: str, p: Principal, last_id: Any, join_after: bool
-    ) -> tuple[int, bool, str | None]:
-        """Send the events after `last_id` this principal may see, then `sync_complete`."""
-        replayed, recovered, reason = 0, True, None
+    async def received(self, sid: str, p: Principal, data: Any) -> dict[str, Any]:
+        """Delivery confirmation of an alert with `requires_acknowledgment`."""
+        event_id = data.get("id") if isinstance(data, dict) else None
         try:
-            after = parse_id(last_id)
+            parse_id(event_id)
         except InvalidEventId as exc:
-            recovered, reason = False, f"invalid last_id: {exc}"
-            after = None
-        if after is not None:
-            oldest = await self.history.oldest_id(p.tenant_id)
-            if oldest is not None and parse_id(oldest) > after:
-                recovered, reason = False, "history no longer reaches back to last_id"
-            cursor = last_id
-            cursor, replayed = await self._send_after(sid, p, cursor)
-            if join_after:
-                # Join, then read once more: what was stored between the first read and
-                # the join is sent here; what comes after the join arrives live.
-                await self._join_default_rooms(sid, p)
-                cursor, more = await self._send_after(sid, p, cursor)
-                replayed += more
-        elif join_after:
-            await self._join_default_rooms(sid, p)
-        done: dict[str, Any] = {
-            "id": await self.history.last_id(p.tenant_id) or "0-0",
-            "type": "sync_complete",
-            "tenant_id": p.tenant_id,
-            "timestamp": now_iso(),
-            "recovered": recovered,
-            "replayed": replayed,
-        }
-        if reason:
-            done["reason"] = reason
-        await self.sio.emit("sync_complete", done, to=sid)
-        return replayed, recovered, reason
-
-    async def _send_after(self, sid: str, p: Principal, cursor: str) -> tuple[str, int]:
-        sent = 0
-        while True:
-            page = await self.history.read_after(p.tenant_id, cursor, REPLAY_PAGE)
-            for event in page:
-                # KPI samples are state, not events: the snapshot covers them.
-                if event["type"] != "kpi_update" and p.can_see(event):
-                    await self.sio.emit(event["type"], event, to=sid)
-                    sent += 1
-            if page:
-                cursor = page[-1]["id"]
-            if len(page) < REPLAY_PAGE:
-                return cursor, sent
+            raise ClientError(f"id: {exc}") from None
+        known = self.deliveries.confirm(p.tenant_id, p.user_id, event_id)  # type: ignore[arg-type]
+        return {"ok": True, "id": event_id, "confirmed": known}
 
     async def expire_sessions(self) -> int:
         """Disconnect connections whose token has expired; returns how many."""

@@ -30,7 +30,7 @@ async def test_events_arrive_with_contract_fields(base_url, produce, token, tran
         assert BASE_FIELDS <= established.keys() and established["tenant_id"] == tenant
 
         ack = await client.emit("subscribe_kpis", {"site_ids": ["s1"]})
-        assert ack == {"ok": True, "granted": ["s1"], "denied": []}
+        assert ack == {"ok": True, "granted": ["s1"], "denied": [], "snapshot": {}}
 
         await produce(TOPIC_ALERTS, alert(tenant, "INC-1", "critical", site="s1"))
         await produce(TOPIC_ALERTS, alert(tenant, "INC-2", "minor"))

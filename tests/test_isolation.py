@@ -84,7 +84,7 @@ async def test_site_restricted_user_sees_only_its_sites(base_url, produce, token
     try:
         await client.connected()
         ack = await client.emit("subscribe_kpis", {"site_ids": ["s1", "s2"]})
-        assert ack == {"ok": True, "granted": ["s1"], "denied": ["s2"]}
+        assert ack == {"ok": True, "granted": ["s1"], "denied": ["s2"], "snapshot": {}}
         ack = await client.emit("subscribe", {"topics": ["site:s2", "oncall"]})
         assert ack["granted"] == [] and sorted(ack["denied"]) == ["oncall", "site:s2"]
 

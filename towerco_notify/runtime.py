@@ -24,6 +24,7 @@ from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncid
 from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
+from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
 from pipeline.app import Pipeline
 from pipeline.publisher import Emit, Publisher
 from pipeline.redis_bridge import SystemChannelBridge
@@ -110,12 +111,16 @@ class Runtime:
             )
             redis = self.redis
             add(_Part("redis", redis.ping, redis.aclose))
-            self.history = RedisHistory(redis, s.redis_prefix, s.history_maxlen)
+            self.history = RedisHistory(
+                redis, s.redis_prefix, s.history_maxlen, s.history_max_age_s or None
+            )
             self.incidents = RedisIncidentStore(redis, s.redis_prefix)
+            self.snapshots: SnapshotStore = RedisSnapshots(redis, s.redis_prefix)
             self.readiness.add("redis", self._redis_ok)
         else:
-            self.history = MemoryHistory(s.history_maxlen)
+            self.history = MemoryHistory(s.history_maxlen, s.history_max_age_s or None)
             self.incidents = MemoryIncidentStore()
+            self.snapshots = MemorySnapshots()
         reloader = self.reloader = ConfigReloader(self.rules)
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
@@ -142,6 +147,7 @@ class Runtime:
             action_sink=actions,
             sockets_enabled=self.mode != "pipeline",
             rules=self.rules,
+            snapshots=self.snapshots,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -155,7 +161,7 @@ class Runtime:
                 await writer.emit(event["type"], event, namespace="/", room=rooms)
         else:
             emit = self.server.emit
-        publisher = Publisher(self.history, emit)
+        publisher = Publisher(self.history, emit, snapshots=self.snapshots)
         self._publisher = publisher
         add(_Part("faust pipeline", self._start_pipeline, self._stop_pipeline, 15.0))
         if self.redis is not None:

@@ -1,0 +1,81 @@
+"""Latest KPI values per site: what a (re)connecting client gets instead of every sample."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+from redis.asyncio import Redis
+
+SNAPSHOT_TTL_S = 7 * 24 * 3600
+
+
+class SnapshotStore(Protocol):
+    async def update(self, event: dict[str, Any]) -> None:
+        """Merge a stored `kpi_update` (with its id) into its site's snapshot."""
+
+    async def get(self, tenant: str, sites: list[str]) -> dict[str, dict[str, Any]]:
+        """`{site: {kpi_data, id, timestamp}}` for the sites that have one."""
+
+
+class MemorySnapshots:
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def update(self, event: dict[str, Any]) -> None:
+        if not event.get("kpi_data"):
+            return
+        key = (event["tenant_id"], event["site_id"])
+        current = self._data.setdefault(key, {"kpi_data": {}})
+        current["kpi_data"].update(event["kpi_data"])
+        current["id"], current["timestamp"] = event["id"], event["timestamp"]
+
+    async def get(self, tenant: str, sites: list[str]) -> dict[str, dict[str, Any]]:
+        out = {}
+        for site in sites:
+            snap = self._data.get((tenant, site))
+            if snap:
+                out[site] = {**snap, "kpi_data": dict(snap["kpi_data"])}
+        return out
+
+
+class RedisSnapshots:
+    """A hash per site: one field per KPI (JSON number), plus `_id` and `_ts`."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _key(self, tenant: str, site: str) -> str:
+        return f"{self._prefix}kpi:{tenant}:{site}"
+
+    async def update(self, event: dict[str, Any]) -> None:
+        if not event.get("kpi_data"):
+            return
+        key = self._key(event["tenant_id"], event["site_id"])
+        mapping: dict[Any, Any] = {k: orjson.dumps(v) for k, v in event["kpi_data"].items()}
+        mapping["_id"], mapping["_ts"] = event["id"], event["timestamp"]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, SNAPSHOT_TTL_S)
+            await pipe.execute()
+
+    async def get(self, tenant: str, sites: list[str]) -> dict[str, dict[str, Any]]:
+        if not sites:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for site in sites:
+                pipe.hgetall(self._key(tenant, site))
+            rows: list[Any] = await pipe.execute()
+        out = {}
+        for site, raw in zip(sites, rows, strict=True):
+            if not raw:
+                continue
+            data = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+            snap_id, ts = data.pop("_id", b""), data.pop("_ts", b"")
+            out[site] = {
+                "kpi_data": {k: orjson.loads(v) for k, v in data.items()},
+                "id": snap_id.decode() if isinstance(snap_id, bytes) else snap_id,
+                "timestamp": ts.decode() if isinstance(ts, bytes) else ts,
+            }
+        return out

@@ -1,0 +1,73 @@
+"""Delivery confirmation of alerts that require acknowledgment.
+
+The gate reports every packet it lets through to a connection; for events with
+`requires_acknowledgment` we note (event, user) as delivered, and the client's
+`received {id}` marks it confirmed. Rates are exported to Prometheus; `status()` gives
+the per-user view (for the incident timeline). Kept per server process, bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+
+from notify_core import metrics
+
+MARKER = '"requires_acknowledgment":true'
+
+
+class Deliveries:
+    def __init__(self, principal_of: Any, max_events: int = 20_000) -> None:
+        self._principal_of = principal_of  # eio_sid -> Principal | None
+        self._events: OrderedDict[tuple[str, str], dict[str, dict[str, float]]] = OrderedDict()
+        self._max = max_events
+        self._last_pkt: tuple[int, tuple[str, str] | None] = (0, None)
+        self.delivered_total = 0
+        self.confirmed_total = 0
+
+    def on_packet(self, eio_sid: str, pkt: Any) -> None:
+        data = getattr(pkt, "data", None)
+        if not isinstance(data, str) or MARKER not in data:
+            return
+        if self._last_pkt[0] == id(pkt):
+            key = self._last_pkt[1]
+        else:
+            try:
+                body = orjson.loads(data[1:])[1]
+                key = (body["tenant_id"], body["id"])
+            except (ValueError, KeyError, IndexError, TypeError):
+                key = None
+            self._last_pkt = (id(pkt), key)
+        principal = self._principal_of(eio_sid)
+        if key is None or principal is None:
+            return
+        users = self._events.get(key)
+        if users is None:
+            users = self._events[key] = {}
+            if len(self._events) > self._max:
+                self._events.popitem(last=False)
+        if principal.user_id not in users:
+            users[principal.user_id] = {"delivered_at": time.time()}
+            self.delivered_total += 1
+            metrics.ACK_DELIVERED.inc()
+
+    def confirm(self, tenant: str, user: str, event_id: str) -> bool:
+        users = self._events.get((tenant, event_id))
+        if users is None or user not in users:
+            return False
+        entry = users[user]
+        if "confirmed_at" not in entry:
+            entry["confirmed_at"] = time.time()
+            self.confirmed_total += 1
+            metrics.ACK_CONFIRMED.inc()
+            metrics.ACK_CONFIRM_SECONDS.observe(entry["confirmed_at"] - entry["delivered_at"])
+        return True
+
+    def status(self, tenant: str, event_id: str) -> dict[str, dict[str, float]]:
+        return {u: dict(v) for u, v in self._events.get((tenant, event_id), {}).items()}
+
+    def ratio(self) -> float:
+        return self.confirmed_total / self.delivered_total if self.delivered_total else 1.0

@@ -1,0 +1,174 @@
+"""Recovery that keeps order: missed events first, then `sync_complete`, then live.
+
+python-socketio has no connection-state recovery, so we replay from our own history.
+A connection that is recovering is *gated*: it already sits in its rooms (so nothing
+live is missed), but live packets addressed to it are held in a buffer. We send the
+history after `last_id` straight to it, then `sync_complete`, then the held packets
+whose id is newer than the last one replayed (older ones were in the replay), in id
+order, and only then open the gate. Works over both transports and whichever server
+process the client lands on, since the history is shared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from notify_core.events import now_iso
+from notify_core.history import History
+from notify_core.ids import InvalidEventId, format_id, parse_id
+from sio_server.auth import Principal
+
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 500
+SendRaw = Callable[[str, Any], Awaitable[None]]
+
+
+def _event_id(pkt: Any) -> tuple[int, int] | None:
+    """The `id` of a buffered EVENT packet (`2["name",{...}]`), None for anything else."""
+    data = getattr(pkt, "data", None)
+    if not isinstance(data, str) or not data.startswith("2["):
+        return None
+    try:
+        body = orjson.loads(data[1:])
+        return parse_id(body[1]["id"])
+    except (ValueError, KeyError, IndexError, TypeError, InvalidEventId):
+        return None
+
+
+class DeliveryGate:
+    """Holds live packets for connections that are being recovered."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+        self._held: dict[str, list[Any]] = {}
+        self.observer: Callable[[str, Any], None] | None = None
+        self._send_raw: SendRaw = sio._send_eio_packet
+        # every emit to a room or sid ends in this coroutine (python-socketio 5.x)
+        sio._send_eio_packet = self._gated
+
+    async def _gated(self, eio_sid: str, pkt: Any) -> None:
+        held = self._held.get(eio_sid)
+        if held is not None:
+            held.append(pkt)
+            return
+        if self.observer is not None:
+            self.observer(eio_sid, pkt)
+        await self._send_raw(eio_sid, pkt)
+
+    def close(self, eio_sid: str) -> None:
+        self._held[eio_sid] = []
+
+    def holding(self, eio_sid: str) -> bool:
+        return eio_sid in self._held
+
+    def forget(self, eio_sid: str) -> None:
+        self._held.pop(eio_sid, None)
+
+    async def send(self, eio_sid: str, name: str, data: dict[str, Any]) -> None:
+        """Send past the gate (replayed events and markers)."""
+        pkt = self._sio.packet_class(sio_packet.EVENT, namespace="/", data=[name, data])
+        encoded = pkt.encode()
+        for part in encoded if isinstance(encoded, list) else [encoded]:
+            raw = eio_packet.Packet(eio_packet.MESSAGE, part)
+            if self.observer is not None:
+                self.observer(eio_sid, raw)
+            await self._send_raw(eio_sid, raw)
+
+    async def open(self, eio_sid: str, after: tuple[int, int] | None) -> int:
+        """Send what was held (newer than `after`, in id order), then let live through."""
+        sent = 0
+        while True:
+            held = self._held.get(eio_sid)
+            if held is None:
+                return sent
+            if not held:
+                del self._held[eio_sid]  # no await since the check: nothing slips past
+                return sent
+            self._held[eio_sid] = []
+            keyed = [(_event_id(p), i, p) for i, p in enumerate(held)]
+            keyed.sort(key=lambda k: (k[0] or (0, 0), k[1]))
+            for ident, _, pkt in keyed:
+                if ident is not None and after is not None and ident <= after:
+                    continue  # already replayed
+                if self.observer is not None:
+                    self.observer(eio_sid, pkt)
+                await self._send_raw(eio_sid, pkt)
+                if ident is not None:
+                    after = ident
+                sent += 1
+
+
+class Recovery:
+    def __init__(self, history: History, gate: DeliveryGate) -> None:
+        self.history = history
+        self.gate = gate
+
+    async def replay(
+        self, eio_sid: str, p: Principal, last_id: Any
+    ) -> tuple[int, bool, str | None, tuple[int, int] | None]:
+        """Send visible events after `last_id`; returns (count, recovered, reason, last)."""
+        try:
+            after = parse_id(last_id)
+        except InvalidEventId as exc:
+            return 0, False, f"invalid last_id: {exc}", None
+        recovered, reason = True, None
+        oldest = await self.history.oldest_id(p.tenant_id)
+        if (
+            oldest is not None
+            and parse_id(oldest) > after
+            and not await self._is_first(p.tenant_id, after, oldest)
+        ):
+            recovered, reason = False, "history no longer reaches back to last_id"
+        sent, cursor = 0, last_id
+        last = after
+        while True:
+            page = await self.history.read_after(p.tenant_id, cursor, REPLAY_PAGE)
+            for event in page:
+                last = parse_id(event["id"])
+                # KPI samples are state, not events: subscribe_kpis returns the snapshot.
+                if event["type"] != "kpi_update" and p.can_see(event):
+                    await self.gate.send(eio_sid, event["type"], event)
+                    sent += 1
+            if page:
+                cursor = page[-1]["id"]
+            if len(page) < REPLAY_PAGE:
+                return sent, recovered, reason, last
+
+    async def _is_first(self, tenant: str, after: tuple[int, int], oldest: str) -> bool:
+        """True when nothing was ever trimmed between `after` and the oldest entry."""
+        trimmed = await self.history.trimmed_through(tenant)
+        return trimmed is None or parse_id(trimmed) <= after
+
+    async def recover(
+        self, eio_sid: str, p: Principal, last_id: Any, snapshot: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Replay, `sync_complete`, release what was held. The gate must be closed."""
+        try:
+            replayed, recovered, reason, last = await self.replay(eio_sid, p, last_id)
+            # the position recovered up to: never newer than a live event still held
+            done: dict[str, Any] = {
+                "id": format_id(last) if last else "0-0",
+                "type": "sync_complete",
+                "tenant_id": p.tenant_id,
+                "timestamp": now_iso(),
+                "recovered": recovered,
+                "replayed": replayed,
+            }
+            if reason:
+                done["reason"] = reason
+            if snapshot is not None:
+                done["kpi_snapshot"] = snapshot
+            await self.gate.send(eio_sid, "sync_complete", done)
+            await self.gate.open(eio_sid, last)
+            return done
+        except BaseException:
+            await self.gate.open(eio_sid, None)
+            raise
