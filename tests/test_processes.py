@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -182,8 +183,94 @@ async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce,
                 ) as r:
                     bodies.append(await r.json())
         assert bodies[0] == bodies[1] and len(bodies[0]["notifications"]) == 7
+
+        # a client of server 1 goes away, events happen, it comes back on server 2
+        last_id = bodies[0]["next"]
+        await clients[0].close()
+        for i in range(20):
+            await produce(TOPIC_ALERTS, alert(tenant, f"AWAY-{i}", "critical"))
+        await clients[1].wait_count(
+            lambda m: str(m.get("data", {}).get("incident", {}).get("incident_id", "")).startswith(
+                "AWAY"
+            ),
+            20,
+            30,
+        )
+        back = await NodeClient.start(
+            f"http://127.0.0.1:{ports[2]}",
+            auth={"token": token(tenant), "last_id": last_id},
+            transports=transports,
+        )
+        clients[0] = back
+        await back.connected()
+        done = (await back.wait_for(lambda m: m.get("name") == "sync_complete", 30))["data"]
+        assert done["recovered"] is True and done["replayed"] == 20
+        assert [e["incident"]["incident_id"] for e in back.events("incident_alert")] == [
+            f"AWAY-{i}" for i in range(20)
+        ]
     finally:
         for c in clients:
             await c.close()
         codes = [await stop(p) for p in procs]
     assert codes == [0, 0, 0]
+
+
+async def test_pipeline_killed_mid_stream_loses_and_duplicates_nothing(
+    broker, redis_url, produce, token
+):
+    prefix = f"test{SESSION}-kill-{uuid.uuid4().hex[:6]}:"
+    env = cli_env(
+        NOTIFY_KAFKA_BOOTSTRAP=broker,
+        NOTIFY_REDIS_URL=redis_url,
+        NOTIFY_REDIS_PREFIX=prefix,
+        NOTIFY_JWT_SECRET=TEST_SECRET,
+        NOTIFY_APP_ID=f"kill-{uuid.uuid4().hex[:6]}",
+        NOTIFY_KAFKA_OFFSET_RESET="latest",
+        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
+        NOTIFY_TANSU_COMPAT="true",
+    )
+    p_port, s_port = free_port(), free_port()
+    pipeline = await spawn("pipeline", "--http-port", str(p_port), env=env)
+    server = await spawn("server", "--http-port", str(s_port), env=env)
+    tenant, total = new_tenant(), 300
+    try:
+        await wait_ready(p_port, pipeline)
+        await wait_ready(s_port, server)
+
+        async def stream() -> None:
+            for i in range(total):
+                await produce(TOPIC_ALERTS, alert(tenant, f"K-{i:03d}", "major"))
+                await asyncio.sleep(0.01)
+
+        producing = asyncio.create_task(stream())
+        await asyncio.sleep(1.2)
+        pipeline.kill()  # SIGKILL mid-stream
+        await pipeline.wait()
+        pipeline = await spawn("pipeline", "--http-port", str(p_port), env=env)
+        await producing
+        await wait_ready(p_port, pipeline, 90)
+
+        async def history() -> list[dict]:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(
+                    f"http://127.0.0.1:{s_port}/api/v1/notifications",
+                    params={"limit": "1000"},
+                    headers={"Authorization": "Bearer " + token(tenant)},
+                ) as resp,
+            ):
+                return (await resp.json())["notifications"]
+
+        events: list[dict] = []
+        for _ in range(300):
+            events = await history()
+            if len(events) >= total:
+                break
+            await asyncio.sleep(0.2)
+        names = [e["incident"]["incident_id"] for e in events]
+        assert names == [f"K-{i:03d}" for i in range(total)], "none missing, none twice"
+        ids = [tuple(map(int, e["id"].split("-"))) for e in events]
+        assert all(a < b for a, b in itertools.pairwise(ids))
+    finally:
+        await stop(pipeline)
+        await stop(server)
