@@ -12,6 +12,7 @@ process the client lands on, since the history is shared.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from sio_server.auth import Principal
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500
+ENCODED_CACHE = 50_000  # packets of recently replayed events, shared by every client
 SendRaw = Callable[[str, Any], Awaitable[None]]
 
 
@@ -49,6 +51,7 @@ class DeliveryGate:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
         self._held: dict[str, list[Any]] = {}
+        self._encoded: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
         self.observer: Callable[[str, Any], None] | None = None
         self._send_raw: SendRaw = sio._send_eio_packet
         # every emit to a room or sid ends in this coroutine (python-socketio 5.x)
@@ -72,12 +75,30 @@ class DeliveryGate:
     def forget(self, eio_sid: str) -> None:
         self._held.pop(eio_sid, None)
 
-    async def send(self, eio_sid: str, name: str, data: dict[str, Any]) -> None:
-        """Send past the gate (replayed events and markers)."""
+    def _encode(self, name: str, data: dict[str, Any]) -> list[Any]:
         pkt = self._sio.packet_class(sio_packet.EVENT, namespace="/", data=[name, data])
         encoded = pkt.encode()
-        for part in encoded if isinstance(encoded, list) else [encoded]:
-            raw = eio_packet.Packet(eio_packet.MESSAGE, part)
+        return [
+            eio_packet.Packet(eio_packet.MESSAGE, part)
+            for part in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+
+    async def send(self, eio_sid: str, name: str, data: dict[str, Any]) -> None:
+        """Send past the gate (replayed events and markers)."""
+        for raw in self._encode(name, data):
+            if self.observer is not None:
+                self.observer(eio_sid, raw)
+            await self._send_raw(eio_sid, raw)
+
+    async def send_stored(self, eio_sid: str, event: dict[str, Any]) -> None:
+        """Send a history event past the gate; encoded once for every recovering client."""
+        key = (event["tenant_id"], event["id"])
+        packets = self._encoded.get(key)
+        if packets is None:
+            packets = self._encoded[key] = self._encode(event["type"], event)
+            if len(self._encoded) > ENCODED_CACHE:
+                self._encoded.popitem(last=False)
+        for raw in packets:
             if self.observer is not None:
                 self.observer(eio_sid, raw)
             await self._send_raw(eio_sid, raw)
@@ -135,7 +156,7 @@ class Recovery:
                 last = parse_id(event["id"])
                 # KPI samples are state, not events: subscribe_kpis returns the snapshot.
                 if event["type"] != "kpi_update" and p.can_see(event):
-                    await self.gate.send(eio_sid, event["type"], event)
+                    await self.gate.send_stored(eio_sid, event)
                     sent += 1
             if page:
                 cursor = page[-1]["id"]
