@@ -52,3 +52,10 @@ ACK_CONFIRM_SECONDS = Histogram(
 )
 RECOVERIES = Counter("notify_recoveries_total", "Recoveries from last_id, by result", ["result"])
 REPLAYED = Counter("notify_replayed_events_total", "Events sent by recovery")
+WEBHOOKS = Counter("notify_webhooks_total", "Webhook deliveries, by result", ["result"])
+ESCALATIONS = Counter("notify_escalations_total", "Escalation levels notified")
+ESCALATION_DELAY = Histogram(
+    "notify_escalation_delay_seconds",
+    "From a level's due time to its delivery",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

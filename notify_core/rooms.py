@@ -32,6 +32,10 @@ def oncall_room(tenant: str) -> str:
     return f"oncall:{tenant}"
 
 
+def role_room(tenant: str, role: str) -> str:
+    return f"role:{tenant}:{role}"
+
+
 def scope_room(tenant: str, site: str = ALL_SITES) -> str:
     return f"scope:{tenant}:{site}"
 
@@ -61,9 +65,9 @@ def rooms_for(event: Mapping[str, Any]) -> list[str]:
     if kind == "kpi_update":
         return [site_room(tenant, site)] if site else []
     if kind == "escalation":
-        rooms = [oncall_room(tenant)]
-        for user in event.get("target_users", ()):
-            rooms.append(user_room(tenant, user))
+        rooms = [oncall_room(tenant)] if event.get("oncall", True) else []
+        rooms += [user_room(tenant, user) for user in event.get("target_users", ())]
+        rooms += [role_room(tenant, role) for role in event.get("target_roles", ())]
         return rooms
     if site:
         return [scope_room(tenant), scope_room(tenant, site)]

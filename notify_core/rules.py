@@ -191,10 +191,11 @@ class ConfigProblem:
     rule: str
     field: str
     message: str
+    kind: str = "rule"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: rule {self.rule}: {self.field}: {self.message}"
+        return f"{where}: {self.kind} {self.rule}: {self.field}: {self.message}"
 
 
 class ConfigInvalid(ValueError):
@@ -260,7 +261,7 @@ class RuleSet:
 # -- loading -------------------------------------------------------------------
 
 
-class _Lines:
+class YamlLines:
     """Line numbers of every mapping key and sequence item, by path."""
 
     def __init__(self) -> None:
@@ -302,7 +303,7 @@ def load_rules(path: Path) -> RuleSet:
 
 def parse_rules(text: str, name: str = THRESHOLDS_FILE) -> RuleSet:
     problems: list[ConfigProblem] = []
-    lines = _Lines()
+    lines = YamlLines()
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text) if node is not None else {}
@@ -461,7 +462,7 @@ def _parse_layer(
     path: tuple[Any, ...],
     scope: str,
     name: str,
-    lines: _Lines,
+    lines: YamlLines,
     problems: list[ConfigProblem],
 ) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = Field(
         default=None, description="PEM public key file; when set, RS256 tokens are accepted too"
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key for webhook signatures (default: derived from the JWT secret)",
+    )
     http_host: str = Field(default="127.0.0.1", description="address the HTTP server binds")
     http_port: int = Field(default=8080, ge=0, le=65535, description="port (0: pick a free one)")
     config_dir: Path = Field(default=Path("config"), description="thresholds/escalation files")

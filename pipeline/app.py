@@ -20,6 +20,7 @@ from notify_core.settings import Settings
 from pipeline.handlers import MessageHandler
 from pipeline.kafka_tuning import faust_settings, tuned_transport
 from pipeline.kpi_alerts import KpiAlerts
+from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Pipeline:
         incidents: IncidentStore,
         rules: RulesHolder,
         tansu: bool = False,
+        listener: IncidentListener | None = None,
     ) -> None:
         self.app = faust.App(
             settings.app_id,
@@ -49,8 +51,12 @@ class Pipeline:
         self.alert_states = self.app.Table(
             "kpi-alert-state", default=None, partitions=settings.topic_partitions
         )
-        self.kpi_alerts = KpiAlerts(rules, _TableStore(self.alert_states), publisher, incidents)
-        self.handler = MessageHandler(publisher, incidents, self._send_deadletter, self.kpi_alerts)
+        self.kpi_alerts = KpiAlerts(
+            rules, _TableStore(self.alert_states), publisher, incidents, listener=listener
+        )
+        self.handler = MessageHandler(
+            publisher, incidents, self._send_deadletter, self.kpi_alerts, listener
+        )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.joined = False
         for name in INPUT_TOPICS:

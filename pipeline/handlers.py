@@ -29,6 +29,7 @@ from notify_core.events import (
 from notify_core.incidents import IncidentState, IncidentStore
 from pipeline.envelope import BadInput, Decoded, decode
 from pipeline.kpi_alerts import KpiAlerts
+from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,9 @@ class MessageHandler:
         incidents: IncidentStore,
         deadletter: DeadLetterSink,
         kpi_alerts: KpiAlerts | None = None,
+        listener: IncidentListener | None = None,
     ) -> None:
+        self.listener = listener
         self.publisher = publisher
         self.incidents = incidents
         self.deadletter = deadletter
@@ -106,10 +109,19 @@ class MessageHandler:
         if d.topic == TOPIC_ALERTS:
             assert isinstance(d.payload, IncidentPayload)
             inc = d.payload
-            await self.incidents.put(
-                env.tenant_id, inc.incident_id, IncidentState(env.site_id, inc.severity, "open")
-            )
-            return await self.publisher.publish(events.incident_alert(env, inc), key, ts_ms)
+            known = await self.incidents.get(env.tenant_id, inc.incident_id)
+            if known is None or known.status == "resolved" or known.severity != inc.severity:
+                await self.incidents.put(
+                    env.tenant_id,
+                    inc.incident_id,
+                    IncidentState(env.site_id, inc.severity, "open"),
+                )
+            event_id = await self.publisher.publish(events.incident_alert(env, inc), key, ts_ms)
+            if self.listener is not None:  # idempotent: also on a redelivery
+                await self.listener.on_alert(
+                    env.tenant_id, inc.incident_id, env.site_id, inc.severity, inc.title
+                )
+            return event_id
         if d.topic == TOPIC_KPIS:
             assert isinstance(d.payload, KpiPayload)
             if self.kpi_alerts is not None:
@@ -128,15 +140,19 @@ class MessageHandler:
     ) -> str | None:
         known = await self.incidents.get(tenant, act.incident_id)
         status = _STATUS[act.action]
-        if known is not None:
-            if known.status == "resolved" or known.status == status:
-                return None  # idempotent: nothing changes, nothing is broadcast
-            await self.incidents.put(
-                tenant, act.incident_id, IncidentState(known.site_id, known.severity, status)
-            )
-        site = known.site_id if known else None
-        event = events.incident_update(tenant, act.incident_id, status, act.user_id, ts, site)
-        return await self.publisher.publish(event, key, ts_ms)
+        event_id = None
+        if known is None or (known.status != "resolved" and known.status != status):
+            if known is not None:
+                await self.incidents.put(
+                    tenant, act.incident_id, IncidentState(known.site_id, known.severity, status)
+                )
+            site = known.site_id if known else None
+            event = events.incident_update(tenant, act.incident_id, status, act.user_id, ts, site)
+            event_id = await self.publisher.publish(event, key, ts_ms)
+        # else idempotent: nothing changes, nothing is broadcast
+        if self.listener is not None:  # idempotent too, and told again on a redelivery
+            await self.listener.on_action(tenant, act.incident_id, status, act.user_id)
+        return event_id
 
 
 def system_notice_event(raw: bytes) -> dict[str, Any]:

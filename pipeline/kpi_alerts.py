@@ -21,6 +21,7 @@ from notify_core import events, metrics
 from notify_core.events import Envelope, IncidentPayload, KpiPayload
 from notify_core.incidents import IncidentState, IncidentStore
 from notify_core.rules import Rule, RulesHolder
+from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 from pipeline.thresholds import AlertState, Transition, evaluate, stale
 
@@ -67,7 +68,9 @@ class KpiAlerts:
         publisher: Publisher,
         incidents: IncidentStore,
         persist_every_s: float = 30.0,
+        listener: IncidentListener | None = None,
     ) -> None:
+        self.listener = listener
         self.rules = rules
         self.states = states
         self.publisher = publisher
@@ -144,6 +147,8 @@ class KpiAlerts:
             env.tenant_id, incident_id, IncidentState(site, "critical", "open")
         )
         await self.publisher.publish(events.incident_alert(env, payload), f"{key}/raise/{rule.kpi}")
+        if self.listener is not None:
+            await self.listener.on_alert(env.tenant_id, incident_id, site, "critical", title)
 
     async def _resolve(self, tenant: str, site: str, t: Transition, key: str, ts: datetime) -> None:
         incident_id = incident_id_for(tenant, site, t.rule.kpi)
@@ -153,6 +158,8 @@ class KpiAlerts:
         await self.incidents.put(tenant, incident_id, IncidentState(site, "critical", "resolved"))
         event = events.incident_update(tenant, incident_id, "resolved", ENGINE_USER, ts, site)
         await self.publisher.publish(event, f"{key}/resolve/{t.rule.kpi}")
+        if self.listener is not None:
+            await self.listener.on_action(tenant, incident_id, "resolved", ENGINE_USER)
 
     async def sweep_stale(self, now_wall: float | None = None) -> int:
         """Report KPIs not seen for their `stale_after` (once per silence); returns count."""

@@ -16,9 +16,11 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from notify_core.history import History
+from notify_core.incidents import IncidentStore
 from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
 from notify_core.snapshots import SnapshotStore
+from notify_core.timeline import Timeline
 from sio_server import websocket
 from sio_server.auth import Authenticator
 from sio_server.http_api import HttpApi
@@ -78,6 +80,8 @@ class SocketServer:
         sockets_enabled: bool = True,
         rules: RulesHolder | None = None,
         snapshots: SnapshotStore | None = None,
+        timeline: Timeline | None = None,
+        incidents: IncidentStore | None = None,
     ) -> None:
         self.host, self.requested_port = host, port
         self.port: int | None = None
@@ -95,7 +99,9 @@ class SocketServer:
         self.app = web.Application(client_max_size=64 * 1024)
         if sockets_enabled:
             self.sio.attach(self.app)
-        HttpApi(auth, history, readiness, action_sink, rules).add_routes(self.app)
+        HttpApi(auth, history, readiness, action_sink, rules, timeline, incidents).add_routes(
+            self.app
+        )
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

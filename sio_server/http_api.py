@@ -14,8 +14,10 @@ from notify_core import metrics
 from notify_core.events import NOTIFICATION_TYPES
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
+from notify_core.incidents import IncidentStore
 from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
+from notify_core.timeline import Timeline
 from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.sockets import ActionSink
 
@@ -30,6 +32,10 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
+def _valid_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isalnum() or c in "_.-" for c in value)
+
+
 def _error(status: int, message: str) -> web.Response:
     return _json({"ok": False, "error": message}, status)
 
@@ -42,8 +48,12 @@ class HttpApi:
         readiness: Readiness,
         action_sink: ActionSink | None,
         rules: RulesHolder | None = None,
+        timeline: Timeline | None = None,
+        incidents: IncidentStore | None = None,
     ) -> None:
         self.rules = rules
+        self.timeline = timeline
+        self.incidents = incidents
         self.auth = auth
         self.history = history
         self.readiness = readiness
@@ -55,6 +65,7 @@ class HttpApi:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/api/v1/notifications", self.notifications)
         app.router.add_post("/api/v1/incidents/{incident_id}/{action}", self.incident_action)
+        app.router.add_get("/api/v1/incidents/{incident_id}/timeline", self.incident_timeline)
         app.router.add_get("/api/v1/thresholds", self.thresholds)
         app.router.add_get("/", self.dashboard)
         app.router.add_get("/static/{name}", self.static)
@@ -148,6 +159,29 @@ class HttpApi:
         await self.action_sink(principal, incident_id, verb)
         metrics.HTTP_REQUESTS.labels(route, "202").inc()
         return _json({"ok": True, "incident_id": incident_id, "action": verb}, 202)
+
+    async def incident_timeline(self, request: web.Request) -> web.Response:
+        """Every step of one incident, for the caller's tenant (and sites) only."""
+        route = "timeline"
+        try:
+            principal = self._principal(request)
+        except AuthError as exc:
+            metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
+            metrics.HTTP_REQUESTS.labels(route, "401").inc()
+            return _error(401, "authentication failed")
+        incident_id = request.match_info["incident_id"]
+        entries = []
+        if self.timeline is not None and _valid_id(incident_id):
+            entries = await self.timeline.get(principal.tenant_id, incident_id)
+        if entries and principal.sites is not None and self.incidents is not None:
+            known = await self.incidents.get(principal.tenant_id, incident_id)
+            if known is None or not principal.can_see_site(known.site_id):
+                entries = []
+        if not entries:
+            metrics.HTTP_REQUESTS.labels(route, "404").inc()
+            return _error(404, "no such incident")
+        metrics.HTTP_REQUESTS.labels(route, "200").inc()
+        return _json({"incident_id": incident_id, "timeline": entries})
 
     async def thresholds(self, request: web.Request) -> web.Response:
         """Effective rules for the caller's tenant (operators and admins)."""

@@ -22,6 +22,7 @@ from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.rooms import (
     oncall_room,
+    role_room,
     scope_room,
     site_room,
     tenant_room,
@@ -120,10 +121,13 @@ class SocketHandlers:
         rooms = [tenant_room(p.tenant_id), user_room(p.tenant_id, p.user_id)]
         if p.sites is None:
             rooms.append(scope_room(p.tenant_id))
+            # escalations may name any site: only users who may see every site get them
+            # through the on-call and role rooms
+            rooms.extend(role_room(p.tenant_id, role) for role in sorted(p.roles))
+            if p.has_any_role("oncall"):
+                rooms.append(oncall_room(p.tenant_id))
         else:
             rooms.extend(scope_room(p.tenant_id, s) for s in p.sites)
-        if p.has_any_role("oncall"):
-            rooms.append(oncall_room(p.tenant_id))
         for room in rooms:
             await self.sio.enter_room(sid, room)
 
@@ -226,7 +230,7 @@ class SocketHandlers:
             raise ClientError("topics must be a list of strings")
         granted, denied = [], []
         for topic in topics:
-            if topic == "oncall" and p.has_any_role("oncall", "admin"):
+            if topic == "oncall" and p.has_any_role("oncall", "admin") and p.sites is None:
                 await self.sio.enter_room(sid, oncall_room(p.tenant_id))
                 granted.append(topic)
             elif (

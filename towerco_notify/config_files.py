@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from escalation.config import ESCALATION_FILE, load_policies
 from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, load_rules
 
 
@@ -28,6 +29,13 @@ def check_dir(config_dir: Path) -> tuple[bool, dict[str, list[str]]]:
                 f"{path}: OK ({n} rules, {len(rules.tenants)} tenant and "
                 f"{len(rules.sites)} site overrides)"
             )
+        except ConfigInvalid as exc:
+            report["errors"].extend(str(p) for p in exc.problems)
+    esc = config_dir / ESCALATION_FILE
+    if esc.exists():
+        try:
+            policies = load_policies(esc)
+            report["ok"].append(f"{esc}: OK ({len(policies)} policies)")
         except ConfigInvalid as exc:
             report["errors"].extend(str(p) for p in exc.problems)
     return not report["errors"], report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,13 @@ from typing import Any, Literal
 import socketio
 from redis.asyncio import Redis
 
+from escalation import jobs as escalation_jobs
+from escalation.config import ESCALATION_FILE, load_policies
+from escalation.engine import EscalationEngine
+from escalation.leader import LeaderLock
+from escalation.scheduler import TimerScheduler
+from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
+from escalation.webhooks import WebhookSender
 from notify_core.events import ALL_TOPICS
 from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
@@ -25,6 +33,7 @@ from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
+from notify_core.timeline import MemoryTimeline, RedisTimeline, Timeline
 from pipeline.app import Pipeline
 from pipeline.publisher import Emit, Publisher
 from pipeline.redis_bridge import SystemChannelBridge
@@ -82,6 +91,10 @@ class Runtime:
         self.incidents: IncidentStore
         # invalid rules at start are fatal (ConfigInvalid names every problem)
         self.rules = RulesHolder.from_dir(s.config_dir)
+        policies_file = s.config_dir / ESCALATION_FILE
+        self.policies = load_policies(policies_file) if policies_file.exists() else []
+        self.escalation: EscalationEngine | None = None
+        self.leader: LeaderLock | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -116,11 +129,13 @@ class Runtime:
             )
             self.incidents = RedisIncidentStore(redis, s.redis_prefix)
             self.snapshots: SnapshotStore = RedisSnapshots(redis, s.redis_prefix)
+            self.timeline: Timeline = RedisTimeline(redis, s.redis_prefix)
             self.readiness.add("redis", self._redis_ok)
         else:
             self.history = MemoryHistory(s.history_maxlen, s.history_max_age_s or None)
             self.incidents = MemoryIncidentStore()
             self.snapshots = MemorySnapshots()
+            self.timeline = MemoryTimeline()
         reloader = self.reloader = ConfigReloader(self.rules)
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
@@ -148,6 +163,8 @@ class Runtime:
             sockets_enabled=self.mode != "pipeline",
             rules=self.rules,
             snapshots=self.snapshots,
+            timeline=self.timeline,
+            incidents=self.incidents,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -163,11 +180,45 @@ class Runtime:
             emit = self.server.emit
         publisher = Publisher(self.history, emit, snapshots=self.snapshots)
         self._publisher = publisher
+        self._build_escalation(publisher)
         add(_Part("faust pipeline", self._start_pipeline, self._stop_pipeline, 15.0))
         if self.redis is not None:
             bridge = SystemChannelBridge(self.redis, s.system_channel, publisher)
             add(_Part("system channel bridge", bridge.start, bridge.stop))
             self.readiness.add("redis_channel", lambda: bridge.subscribed)
+
+    def _build_escalation(self, publisher: Publisher) -> None:
+        s, add = self.settings, self._parts.append
+        secret = (
+            s.webhook_secret.get_secret_value().encode()
+            if s.webhook_secret
+            else hashlib.sha256(b"towerco-webhook:" + self.jwt_secret.encode()).digest()
+        )
+        webhooks = WebhookSender(secret)
+        scheduler = TimerScheduler(s.redis_url, s.redis_prefix)
+        store: EscalationStore = (
+            RedisEscalationStore(self.redis, s.redis_prefix)
+            if self.redis is not None
+            else MemoryEscalationStore()
+        )
+        self.escalation = EscalationEngine(
+            self.policies, store, self.timeline, publisher.publish, scheduler, webhooks
+        )
+        escalation_jobs.install(self.escalation)
+        add(_Part("webhooks", webhooks.start, webhooks.stop))
+        add(_Part("escalation scheduler", scheduler.start, scheduler.stop))
+        add(_Part("escalation engine", _noop, self.escalation.stop))
+        if self.redis is not None:
+            lock = LeaderLock(
+                self.redis,
+                f"{s.redis_prefix}escalation-leader",
+                scheduler.activate,
+                scheduler.deactivate,
+            )
+            self.leader = lock
+            add(_Part("escalation leader lock", lock.start, lock.stop))
+        else:
+            add(_Part("escalation (single process)", _as_async(scheduler.activate), _noop))
 
     async def _ensure_topics(self) -> None:
         await ensure_topics(self.bootstrap, ALL_TOPICS, self.settings.topic_partitions)
@@ -180,6 +231,7 @@ class Runtime:
             self.incidents,
             self.rules,
             tansu=self.broker is not None,
+            listener=self.escalation,
         )
         self.readiness.add("kafka", self.pipeline.ready)
         await self.pipeline.start()
@@ -250,3 +302,10 @@ class _LazyBootstrap(ActionProducer):
 
 async def _noop() -> None:
     return None
+
+
+def _as_async(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        fn()
+
+    return run

@@ -1,0 +1,190 @@
+"""The escalation engine: fetch state, ask the pure policy what is due, deliver, reschedule.
+
+Handed a publisher (store-then-emit) by the composition root; imports neither the
+pipeline nor the Socket.IO server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from escalation.policy import EscalationState, Policy, Step, advance, select_policy
+from escalation.scheduler import TimerScheduler
+from escalation.store import EscalationStore
+from escalation.webhooks import WebhookSender
+from notify_core import metrics
+from notify_core.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class EscalationEngine:
+    def __init__(
+        self,
+        policies: list[Policy],
+        store: EscalationStore,
+        timeline: Timeline,
+        publish: Publish,
+        scheduler: TimerScheduler,
+        webhooks: WebhookSender,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policies = policies
+        self.store = store
+        self.timeline = timeline
+        self.publish = publish
+        self.scheduler = scheduler
+        self.webhooks = webhooks
+        self.clock = clock
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def _policy(self, name: str) -> Policy | None:
+        return next((p for p in self.policies if p.name == name), None)
+
+    # -- incident events (from the pipeline) -------------------------------------
+    async def on_alert(
+        self, tenant: str, incident_id: str, site: str | None, severity: str, title: str
+    ) -> None:
+        existing = await self.store.get(tenant, incident_id)
+        if existing is not None and existing.status != "resolved":
+            return  # the same incident raised again: its chain is already running
+        await self.timeline.add(
+            tenant, incident_id, "raised", severity=severity, site_id=site, title=title
+        )
+        policy = select_policy(self.policies, tenant, site, severity)
+        if policy is None:
+            return
+        now = self.clock()
+        state = EscalationState(policy.name, "open", now, site=site, title=title)
+        await self.store.put(tenant, incident_id, state)
+        await self.timeline.add(tenant, incident_id, "escalation_started", policy=policy.name)
+        self._reschedule(tenant, incident_id, policy, state, now)
+
+    async def on_action(self, tenant: str, incident_id: str, status: str, by: str) -> None:
+        await self.timeline.add(tenant, incident_id, status, by=by)
+        state = await self.store.get(tenant, incident_id)
+        if state is None or state.status == "resolved":
+            return
+        now = self.clock()
+        if status == "resolved":
+            state.status = "resolved"
+            await self.store.put(tenant, incident_id, state)
+            self.scheduler.cancel(tenant, incident_id)
+            return
+        if status == "acknowledged" and state.status == "open":
+            state.status, state.acked_at = "acknowledged", now
+            await self.store.put(tenant, incident_id, state)
+            policy = self._policy(state.policy)
+            if policy is not None and policy.ack_timeout is not None:
+                self.scheduler.schedule(tenant, incident_id, now + policy.ack_timeout)
+            else:
+                self.scheduler.cancel(tenant, incident_id)
+
+    # -- the timer job -----------------------------------------------------------
+    async def tick(self, tenant: str, incident_id: str) -> None:
+        state = await self.store.get(tenant, incident_id)
+        if state is None:
+            return
+        policy = self._policy(state.policy)
+        if policy is None:
+            log.warning(
+                "policy %s of %s/%s no longer exists; escalation stops",
+                state.policy,
+                tenant,
+                incident_id,
+            )
+            return
+        now = self.clock()
+        new, due, next_at = advance(policy, state, now)
+        if new.epoch != state.epoch:
+            await self.store.put(tenant, incident_id, new)
+            await self.timeline.add(
+                tenant,
+                incident_id,
+                "retriggered",
+                reason="acknowledged but not resolved within ack_timeout",
+            )
+        for step in due:
+            if await self.store.claim(tenant, incident_id, step.key):  # once, cluster-wide
+                await self._deliver(tenant, incident_id, policy, new, step, now)
+        if next_at is not None:
+            self.scheduler.schedule(tenant, incident_id, next_at)
+
+    def _reschedule(
+        self, tenant: str, incident_id: str, policy: Policy, state: EscalationState, now: float
+    ) -> None:
+        _, due, next_at = advance(policy, state, now)
+        at = now if due else next_at
+        if at is not None:
+            self.scheduler.schedule(tenant, incident_id, at)
+
+    async def _deliver(
+        self,
+        tenant: str,
+        incident_id: str,
+        policy: Policy,
+        state: EscalationState,
+        step: Step,
+        now: float,
+    ) -> None:
+        level = policy.levels[step.level]
+        targets = [t.describe() for t in level.targets]
+        event: dict[str, Any] = {
+            "id": None,
+            "type": "escalation",
+            "tenant_id": tenant,
+            "timestamp": _iso(now),
+            "incident_id": incident_id,
+            "level": step.level + 1,
+            "cycle": step.cycle + 1,
+            "policy": policy.name,
+            "targets": targets,
+            "oncall": any(t.oncall for t in level.targets),
+            "target_users": [t.user for t in level.targets if t.user],
+            "target_roles": [t.role for t in level.targets if t.role],
+            "incident": {"incident_id": incident_id, "title": state.title},
+        }
+        if state.site:
+            event["site_id"] = state.site
+        await self.publish(event, f"esc/{incident_id}/{step.key}")
+        metrics.ESCALATIONS.inc()
+        metrics.ESCALATION_DELAY.observe(max(0.0, now - step.due))
+        await self.timeline.add(
+            tenant,
+            incident_id,
+            "notified",
+            level=step.level + 1,
+            cycle=step.cycle + 1,
+            targets=targets,
+            delay_s=round(now - step.due, 3),
+        )
+        for target in level.targets:
+            if target.webhook:
+                task = asyncio.create_task(
+                    self._webhook(tenant, incident_id, target.webhook, event)
+                )
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _webhook(
+        self, tenant: str, incident_id: str, url: str, event: dict[str, Any]
+    ) -> None:
+        result = await self.webhooks.send(url, event)
+        await self.timeline.add(
+            tenant, incident_id, "webhook", url=url, level=event["level"], **result
+        )
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()

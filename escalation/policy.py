@@ -1,0 +1,161 @@
+"""Escalation policy, pure: which policy takes an incident, and what is due when.
+
+No I/O, the clock passed in. A level `i` of cycle `c` is due at
+
+    epoch + c * cycle_length + sum(wait of levels 0..i)
+
+where `epoch` is when the incident opened, or when an acknowledgement timed out
+(`ack_timeout`), which starts the chain again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from notify_core.rules import parse_duration
+
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    oncall: bool | None = None
+    user: Ident | None = None
+    role: Literal["operator", "oncall", "admin"] | None = None
+    webhook: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Target:
+        set_fields = [k for k, v in self.model_dump().items() if v not in (None, False)]
+        if len(set_fields) != 1:
+            raise ValueError("each target names exactly one of oncall, user, role, webhook")
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v not in (None, False)}
+
+
+class Level(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    wait: float = 0.0
+    targets: list[Target] = Field(min_length=1)
+
+    @field_validator("wait", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+Severity = Literal["critical", "major", "minor", "warning", "info"]
+
+
+def _critical_only() -> list[Severity]:
+    return ["critical"]
+
+
+class Match(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    severities: list[Severity] = Field(default_factory=_critical_only, min_length=1)
+    tenants: list[Ident] | None = None
+    sites: list[Ident] | None = None
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: Ident
+    match: Match = Field(default_factory=Match)
+    levels: list[Level] = Field(min_length=1)
+    repeat: int = Field(default=0, ge=0, le=100)
+    ack_timeout: float | None = None
+
+    @field_validator("ack_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    def takes(self, tenant: str, site: str | None, severity: str) -> bool:
+        m = self.match
+        return (
+            severity in m.severities
+            and (m.tenants is None or tenant in m.tenants)
+            and (m.sites is None or (site is not None and site in m.sites))
+        )
+
+    @property
+    def cycle_length(self) -> float:
+        return sum(level.wait for level in self.levels)
+
+
+def select_policy(
+    policies: list[Policy], tenant: str, site: str | None, severity: str
+) -> Policy | None:
+    for policy in policies:
+        if policy.takes(tenant, site, severity):
+            return policy
+    return None
+
+
+@dataclass
+class EscalationState:
+    """What the engine keeps per incident (plain data, stored as a Redis hash)."""
+
+    policy: str
+    status: str  # open | acknowledged | resolved
+    epoch: float  # chain start: opened, or re-triggered after ack_timeout
+    acked_at: float | None = None
+    fired: set[str] = field(default_factory=set)  # Step.key of steps already notified
+    site: str | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    epoch: float
+    cycle: int
+    level: int  # 0-based
+    due: float
+
+    @property
+    def key(self) -> str:
+        """Unique per chain run, so each step fires once cluster-wide."""
+        return f"{int(self.epoch * 1000)}:{self.cycle}:{self.level}"
+
+
+def steps(policy: Policy, epoch: float) -> list[Step]:
+    out, at = [], epoch
+    for cycle in range(policy.repeat + 1):
+        for i, level in enumerate(policy.levels):
+            at += level.wait
+            out.append(Step(epoch, cycle, i, at))
+    return out
+
+
+def advance(
+    policy: Policy, state: EscalationState, now: float
+) -> tuple[EscalationState, list[Step], float | None]:
+    """Apply the clock: re-trigger after ack_timeout, list the steps due now (not yet
+    fired), and return when to look again (None: nothing left to do)."""
+    if state.status == "resolved":
+        return state, [], None
+    if state.status == "acknowledged":
+        if policy.ack_timeout is None or state.acked_at is None:
+            return state, [], None
+        retrigger = state.acked_at + policy.ack_timeout
+        if now < retrigger:
+            return state, [], retrigger
+        state = EscalationState(
+            policy.name, "open", retrigger, None, set(), state.site, state.title
+        )
+    due = [s for s in steps(policy, state.epoch) if s.due <= now and s.key not in state.fired]
+    later = [s.due for s in steps(policy, state.epoch) if s.due > now]
+    return state, due, (min(later) if later else None)

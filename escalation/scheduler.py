@@ -1,0 +1,101 @@
+"""Durable timers with APScheduler 3 (`AsyncIOScheduler`).
+
+One `date` job per incident, id `esc:<tenant>:<incident>`, function referenced as
+`escalation.jobs:fire` with plain-id arguments, so it survives a restart in the Redis
+job store. `misfire_grace_time=None`: a job that came due while the daemon was down
+runs right after start, never skipped; `coalesce=True`: once, never twice (and the
+step claim in the store makes the delivery itself exactly-once).
+
+The Redis job store is synchronous: its calls use their own connection with short
+timeouts. Every process may add jobs; only the leader's scheduler runs them (the
+others stay paused), and the leader wakes up every second to see jobs added by others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.connection import parse_url
+
+log = logging.getLogger(__name__)
+
+JOB_FUNC = "escalation.jobs:fire"
+
+
+class TimerScheduler:
+    def __init__(self, redis_url: str | None, prefix: str) -> None:
+        jobstore: Any
+        if redis_url:
+            from apscheduler.jobstores.redis import RedisJobStore
+
+            args = parse_url(redis_url)
+            args.update(socket_timeout=2, socket_connect_timeout=2)
+            jobstore = RedisJobStore(
+                jobs_key=f"{prefix}apscheduler.jobs",
+                run_times_key=f"{prefix}apscheduler.run_times",
+                **args,
+            )
+        else:
+            jobstore = MemoryJobStore()
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": jobstore},
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._waker: asyncio.Task[None] | None = None
+        self.active = False
+
+    def schedule(self, tenant: str, incident_id: str, at: float) -> None:
+        self.scheduler.add_job(
+            JOB_FUNC,
+            "date",
+            run_date=datetime.fromtimestamp(at, UTC),
+            args=[tenant, incident_id],
+            id=f"esc:{tenant}:{incident_id}",
+            replace_existing=True,
+        )
+
+    def cancel(self, tenant: str, incident_id: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.remove_job(f"esc:{tenant}:{incident_id}")
+
+    async def start(self) -> None:
+        self.scheduler.start(paused=True)
+
+    def activate(self) -> None:
+        """This process is the leader: run due jobs."""
+        if not self.active:
+            self.active = True
+            self.scheduler.resume()
+            self._waker = asyncio.create_task(self._wake(), name="escalation-waker")
+            log.info("escalation scheduler active (leader)")
+
+    def deactivate(self) -> None:
+        if self.active:
+            self.active = False
+            self.scheduler.pause()
+            if self._waker:
+                self._waker.cancel()
+            log.info("escalation scheduler paused (standby)")
+
+    async def _wake(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.scheduler.wakeup()
+            except Exception:
+                log.exception("scheduler wakeup failed")
+
+    async def stop(self) -> None:
+        self.deactivate()
+        if self._waker:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._waker
+        self.scheduler.shutdown(wait=False)

@@ -1,0 +1,87 @@
+"""Escalation state per incident. `claim()` is the cluster-wide exactly-once: the
+first process to claim a step (HSETNX) delivers it; any other, late or duplicate,
+does nothing."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from escalation.policy import EscalationState
+
+TTL_S = 30 * 24 * 3600
+
+
+class EscalationStore(Protocol):
+    async def get(self, tenant: str, incident_id: str) -> EscalationState | None: ...
+
+    async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None: ...
+
+    async def claim(self, tenant: str, incident_id: str, step_key: str) -> bool: ...
+
+
+class MemoryEscalationStore:
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str], EscalationState] = {}
+
+    async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
+        return self._data.get((tenant, incident_id))
+
+    async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
+        current = self._data.get((tenant, incident_id))
+        fired = current.fired if current is not None and current.epoch == state.epoch else set()
+        state.fired = fired | state.fired
+        self._data[(tenant, incident_id)] = state
+
+    async def claim(self, tenant: str, incident_id: str, step_key: str) -> bool:
+        state = self._data.get((tenant, incident_id))
+        if state is None or step_key in state.fired:
+            return False
+        state.fired.add(step_key)
+        return True
+
+
+class RedisEscalationStore:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _key(self, tenant: str, incident_id: str) -> str:
+        return f"{self._prefix}esc:{tenant}:{incident_id}"
+
+    async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
+        raw: Any = await self._redis.hgetall(self._key(tenant, incident_id))
+        if not raw:
+            return None
+        data = {k.decode(): v.decode() for k, v in raw.items()}
+        acked = data.get("acked_at")
+        return EscalationState(
+            policy=data["policy"],
+            status=data["status"],
+            epoch=float(data["epoch"]),
+            acked_at=float(acked) if acked else None,
+            fired={k[6:] for k in data if k.startswith("fired:")},
+            site=data.get("site") or None,
+            title=data.get("title", ""),
+        )
+
+    async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
+        key = self._key(tenant, incident_id)
+        mapping: dict[Any, Any] = {
+            "policy": state.policy,
+            "status": state.status,
+            "epoch": repr(state.epoch),
+            "acked_at": repr(state.acked_at) if state.acked_at is not None else "",
+            "site": state.site or "",
+            "title": state.title,
+        }
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=mapping)
+            pipe.expire(key, TTL_S)
+            await pipe.execute()
+
+    async def claim(self, tenant: str, incident_id: str, step_key: str) -> bool:
+        return bool(
+            await self._redis.hsetnx(self._key(tenant, incident_id), f"fired:{step_key}", 1)
+        )

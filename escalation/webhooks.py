@@ -1,0 +1,81 @@
+"""Webhook targets: a JSON POST signed with HMAC-SHA256, retried with capped backoff.
+
+Headers: `X-Towerco-Timestamp: <unix seconds>` and
+`X-Towerco-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+A receiver recomputes the HMAC over the raw body and rejects stale timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from notify_core import metrics
+
+log = logging.getLogger(__name__)
+
+
+class WebhookFailed(Exception):
+    pass
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={mac}"
+
+
+class WebhookSender:
+    def __init__(
+        self, secret: bytes, attempts: int = 4, max_backoff_s: float = 5.0, timeout_s: float = 5.0
+    ) -> None:
+        self._secret = secret
+        self._attempts = attempts
+        self._max_backoff = max_backoff_s
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST until a 2xx or the attempts run out; returns {ok, status, attempts, error}."""
+        assert self._session is not None, "WebhookSender not started"
+        body = orjson.dumps(payload)
+        attempts, status, error = 0, None, None
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential(multiplier=0.2, max=self._max_backoff),
+                retry=retry_if_exception_type((WebhookFailed, aiohttp.ClientError, TimeoutError)),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    ts = str(int(time.time()))
+                    headers = {
+                        "Content-Type": "application/json",
+                        "X-Towerco-Timestamp": ts,
+                        "X-Towerco-Signature": sign(self._secret, ts, body),
+                    }
+                    async with self._session.post(url, data=body, headers=headers) as resp:
+                        status = resp.status
+                        if status >= 300:
+                            raise WebhookFailed(f"HTTP {status}")
+            metrics.WEBHOOKS.labels("ok").inc()
+            return {"ok": True, "status": status, "attempts": attempts}
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            metrics.WEBHOOKS.labels("failed").inc()
+            log.warning("webhook %s failed after %d attempt(s): %s", url, attempts, error)
+            return {"ok": False, "status": status, "attempts": attempts, "error": error}

@@ -1,0 +1,62 @@
+"""Per-incident timeline: every step in order (raised, notified whom and how, webhook
+result, acknowledged, resolved). Written by the pipeline and escalation, read by the
+HTTP API for the caller's tenant only."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, Protocol
+
+import orjson
+from redis.asyncio import Redis
+
+TIMELINE_TTL_S = 30 * 24 * 3600
+MAX_ENTRIES = 1000
+
+
+class Timeline(Protocol):
+    async def add(self, tenant: str, incident_id: str, kind: str, **details: Any) -> None: ...
+
+    async def get(self, tenant: str, incident_id: str) -> list[dict[str, Any]]: ...
+
+
+def _entry(kind: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"at": time.time(), "kind": kind, **details}
+
+
+class MemoryTimeline:
+    def __init__(self, max_incidents: int = 50_000) -> None:
+        self._data: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
+        self._max = max_incidents
+
+    async def add(self, tenant: str, incident_id: str, kind: str, **details: Any) -> None:
+        entries = self._data.setdefault((tenant, incident_id), [])
+        if len(entries) < MAX_ENTRIES:
+            entries.append(_entry(kind, details))
+        if len(self._data) > self._max:
+            self._data.popitem(last=False)
+
+    async def get(self, tenant: str, incident_id: str) -> list[dict[str, Any]]:
+        return list(self._data.get((tenant, incident_id), []))
+
+
+class RedisTimeline:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _key(self, tenant: str, incident_id: str) -> str:
+        return f"{self._prefix}timeline:{tenant}:{incident_id}"
+
+    async def add(self, tenant: str, incident_id: str, kind: str, **details: Any) -> None:
+        key = self._key(tenant, incident_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, orjson.dumps(_entry(kind, details)))
+            pipe.ltrim(key, 0, MAX_ENTRIES - 1)
+            pipe.expire(key, TIMELINE_TTL_S)
+            await pipe.execute()
+
+    async def get(self, tenant: str, incident_id: str) -> list[dict[str, Any]]:
+        rows: Any = await self._redis.lrange(self._key(tenant, incident_id), 0, -1)
+        return [orjson.loads(r) for r in rows]
