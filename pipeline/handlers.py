@@ -150,7 +150,7 @@ class MessageHandler:
             event = events.incident_update(tenant, act.incident_id, status, act.user_id, ts, site)
             event_id = await self.publisher.publish(event, key, ts_ms)
         # else idempotent: nothing changes, nothing is broadcast
-        if self.listener is not None:  # idempotent too, and told again on a redelivery
+        if self.listener is not None and known is not None:  # idempotent; also on redelivery
             await self.listener.on_action(tenant, act.incident_id, status, act.user_id)
         return event_id
 

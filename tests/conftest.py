@@ -87,10 +87,87 @@ overrides:
 """
 
 
+class HookReceiver:
+    """A local webhook receiver: records requests; `/flaky/<id>` fails twice first."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.requests: list[dict[str, Any]] = []
+        self._failures: dict[str, int] = {}
+        self._runner: Any = None
+
+    async def handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.read()
+        self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+        if request.path.startswith("/flaky"):
+            n = self._failures.get(request.path, 0)
+            if n < 2:
+                self._failures[request.path] = n + 1
+                return web.Response(status=503)
+        return web.Response(status=204)
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def hooks() -> AsyncIterator[HookReceiver]:
+    receiver = HookReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+def escalation_policies(hook_port: int, dead_port: int) -> str:
+    return f"""\
+policies:
+  - name: fast
+    match: {{severities: [critical], sites: [esc-site]}}
+    levels:
+      - wait: 1s
+        targets: [{{oncall: true}}]
+      - wait: 1s
+        targets: [{{user: esc-boss}}]
+    repeat: 1
+  - name: ack-timeout
+    match: {{severities: [critical], sites: [esc-ackto]}}
+    levels:
+      - wait: 500ms
+        targets: [{{oncall: true}}]
+    ack_timeout: 1s
+  - name: hooks
+    match: {{severities: [critical], sites: [hook-site]}}
+    levels:
+      - wait: 300ms
+        targets:
+          - oncall: true
+          - webhook: http://127.0.0.1:{hook_port}/flaky/{{}}
+          - webhook: http://127.0.0.1:{dead_port}/nobody-home
+"""
+
+
 @pytest.fixture(scope="session")
-def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def config_dir(tmp_path_factory: pytest.TempPathFactory, hooks: HookReceiver) -> Any:
+    from towerco_notify.embedded_broker import free_port
+
     path = tmp_path_factory.mktemp("config")
     (path / "thresholds.yaml").write_text(TEST_THRESHOLDS)
+    (path / "escalation.yaml").write_text(
+        escalation_policies(hooks.port, free_port()).replace("/flaky/{}", "/flaky/hook")
+    )
     return path
 
 

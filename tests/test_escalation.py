@@ -1,0 +1,266 @@
+"""Escalation through the real daemon (tansu + Faust + Redis job store + Node clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+
+import aiohttp
+import pytest
+
+from escalation.config import parse_policies
+from escalation.policy import EscalationState, Policy, advance
+from notify_core.events import TOPIC_ALERTS
+from notify_core.rules import ConfigInvalid
+from tests.helpers import TEST_SECRET, NodeClient, alert, new_tenant
+
+
+async def _timeline(base_url: str, tok: str, incident: str) -> tuple[int, dict]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{base_url}/api/v1/incidents/{incident}/timeline",
+            headers={"Authorization": f"Bearer {tok}"},
+        ) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+def escalations(client: NodeClient) -> list[tuple[int, int]]:
+    return [(e["cycle"], e["level"]) for e in client.events("escalation")]
+
+
+async def test_unacknowledged_incident_escalates_level_by_level_then_stops(
+    base_url, produce, token
+):
+    tenant = new_tenant()
+    oncall = await NodeClient.start(base_url, token(tenant, "oc", ["oncall"]), ["websocket"])
+    boss = await NodeClient.start(base_url, token(tenant, "esc-boss", ["operator"]), ["polling"])
+    try:
+        await oncall.connected()
+        await boss.connected()
+        await produce(TOPIC_ALERTS, alert(tenant, "E-1", "critical", site="esc-site"))
+        first = await oncall.wait_for(lambda m: m.get("name") == "escalation", 10)
+        assert first["data"]["level"] == 1 and first["data"]["incident_id"] == "E-1"
+        assert first["data"]["targets"] == [{"oncall": True}]
+        assert first["data"]["site_id"] == "esc-site"
+        await boss.wait_count(lambda m: m.get("name") == "escalation", 2, 15)
+        await oncall.wait_count(lambda m: m.get("name") == "escalation", 2, 15)
+        await asyncio.sleep(2.5)  # repeat: 1 -> exactly two cycles, then silence
+        assert escalations(oncall) == [(1, 1), (2, 1)]
+        assert escalations(boss) == [(1, 2), (2, 2)]
+        status, body = await _timeline(base_url, token(tenant), "E-1")
+        kinds = [e["kind"] for e in body["timeline"]]
+        assert status == 200
+        assert kinds == [
+            "raised",
+            "escalation_started",
+            "notified",
+            "notified",
+            "notified",
+            "notified",
+        ]
+    finally:
+        await oncall.close()
+        await boss.close()
+
+
+async def test_acknowledgement_stops_the_chain(base_url, produce, token):
+    tenant = new_tenant()
+    oncall = await NodeClient.start(base_url, token(tenant, "oc", ["oncall"]), ["websocket"])
+    boss = await NodeClient.start(base_url, token(tenant, "esc-boss"), ["websocket"])
+    try:
+        await oncall.connected()
+        await boss.connected()
+        await produce(TOPIC_ALERTS, alert(tenant, "E-2", "critical", site="esc-site"))
+        await oncall.wait_for(lambda m: m.get("name") == "escalation", 10)
+        ack = await oncall.emit("incident_action", {"incident_id": "E-2", "action": "acknowledge"})
+        assert ack["ok"] is True
+        await oncall.wait_for(lambda m: m.get("name") == "incident_update", 10)
+        await asyncio.sleep(2.5)
+        assert escalations(boss) == [] and escalations(oncall) == [(1, 1)]
+        _, body = await _timeline(base_url, token(tenant), "E-2")
+        assert {"kind": "acknowledged", "by": "oc"}.items() <= body["timeline"][-1].items()
+    finally:
+        await oncall.close()
+        await boss.close()
+
+
+async def test_ack_timeout_retriggers_and_resolve_stops_everything(base_url, produce, token):
+    tenant = new_tenant()
+    oncall = await NodeClient.start(base_url, token(tenant, "oc", ["oncall"]), ["websocket"])
+    try:
+        await oncall.connected()
+        await produce(TOPIC_ALERTS, alert(tenant, "E-3", "critical", site="esc-ackto"))
+        await oncall.wait_for(lambda m: m.get("name") == "escalation", 10)
+        await oncall.emit("incident_action", {"incident_id": "E-3", "action": "acknowledge"})
+        # acknowledged but not resolved within 1s: the chain starts again
+        await oncall.wait_count(lambda m: m.get("name") == "escalation", 2, 10)
+        await oncall.emit("incident_action", {"incident_id": "E-3", "action": "resolve"})
+        await oncall.wait_count(lambda m: m.get("name") == "incident_update", 2, 10)
+        await asyncio.sleep(2.0)
+        assert len(oncall.events("escalation")) == 2
+        _, body = await _timeline(base_url, token(tenant), "E-3")
+        kinds = [e["kind"] for e in body["timeline"]]
+        assert "retriggered" in kinds and kinds[-1] == "resolved"
+    finally:
+        await oncall.close()
+
+
+async def test_resolved_before_the_first_level_never_escalates(base_url, produce, token):
+    tenant = new_tenant()
+    oncall = await NodeClient.start(base_url, token(tenant, "oc", ["oncall"]), ["websocket"])
+    try:
+        await oncall.connected()
+        await produce(TOPIC_ALERTS, alert(tenant, "E-4", "critical", site="esc-site"))
+        await oncall.wait_for(lambda m: m.get("name") == "incident_alert", 10)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{base_url}/api/v1/incidents/E-4/resolve",
+                headers={"Authorization": "Bearer " + token(tenant, "fixer")},
+            ) as resp,
+        ):
+            assert resp.status == 202
+        await oncall.wait_for(lambda m: m.get("name") == "incident_update", 10)
+        await asyncio.sleep(2.5)
+        assert oncall.events("escalation") == []
+    finally:
+        await oncall.close()
+
+
+async def test_signed_webhooks_retry_and_a_dead_one_delays_nothing(
+    base_url, produce, token, hooks, daemon
+):
+    tenant = new_tenant()
+    oncall = await NodeClient.start(base_url, token(tenant, "oc", ["oncall"]), ["websocket"])
+    try:
+        await oncall.connected()
+        await produce(TOPIC_ALERTS, alert(tenant, "E-5", "critical", site="hook-site"))
+        line = await oncall.wait_for(lambda m: m.get("name") == "escalation", 5)
+        assert line["data"]["level"] == 1  # on time, whatever the dead webhook does
+
+        async def delivered() -> bool:
+            return len([r for r in hooks.requests if r["path"] == "/flaky/hook"]) >= 3
+
+        for _ in range(100):
+            if await delivered():
+                break
+            await asyncio.sleep(0.1)
+        reqs = [r for r in hooks.requests if r["path"] == "/flaky/hook"]
+        assert len(reqs) == 3  # failed twice (503), then accepted
+        secret = hashlib.sha256(b"towerco-webhook:" + TEST_SECRET.encode()).digest()
+        for req in reqs:
+            ts = req["headers"]["X-Towerco-Timestamp"]
+            expected = (
+                "sha256="
+                + hmac.new(secret, ts.encode() + b"." + req["body"], hashlib.sha256).hexdigest()
+            )
+            assert req["headers"]["X-Towerco-Signature"] == expected
+        body = reqs[-1]["body"]
+        assert b'"incident_id":"E-5"' in body and b'"type":"escalation"' in body
+
+        async def webhook_results() -> list[dict]:
+            _, tl = await _timeline(base_url, token(tenant), "E-5")
+            return [e for e in tl["timeline"] if e["kind"] == "webhook"]
+
+        results: list[dict] = []
+        for _ in range(200):
+            results = await webhook_results()
+            if len(results) == 2:
+                break
+            await asyncio.sleep(0.1)
+        by_ok = {r["ok"]: r for r in results}
+        assert by_ok[True]["attempts"] == 3 and by_ok[True]["status"] == 204
+        assert by_ok[False]["attempts"] == 4 and "nobody-home" in by_ok[False]["url"]
+    finally:
+        await oncall.close()
+
+
+async def test_other_tenant_cannot_acknowledge_or_read_the_timeline(base_url, produce, token):
+    victim, attacker = new_tenant(), new_tenant()
+    oncall = await NodeClient.start(base_url, token(victim, "oc", ["oncall"]), ["websocket"])
+    evil = await NodeClient.start(base_url, token(attacker, "x", ["admin", "oncall"]), ["polling"])
+    try:
+        await oncall.connected()
+        await evil.connected()
+        await produce(TOPIC_ALERTS, alert(victim, "E-6", "critical", site="esc-site"))
+        await oncall.wait_for(lambda m: m.get("name") == "escalation", 10)
+        # the attacker "acknowledges" E-6: it only ever names its own tenant's incident
+        ack = await evil.emit("incident_action", {"incident_id": "E-6", "action": "acknowledge"})
+        assert ack["ok"] is True
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{base_url}/api/v1/incidents/E-6/resolve",
+                headers={"Authorization": "Bearer " + token(attacker, "x", ["admin"])},
+            ) as resp,
+        ):
+            assert resp.status == 202
+        await oncall.wait_count(lambda m: m.get("name") == "escalation", 2, 10)  # goes on
+        assert oncall.events("incident_update") == []
+        status, _ = await _timeline(base_url, token(attacker, "x", ["admin"]), "E-6")
+        status_restricted, _ = await _timeline(base_url, token(victim, sites=["other"]), "E-6")
+        status_ok, _ = await _timeline(base_url, token(victim), "E-6")
+        assert (status, status_restricted, status_ok) == (404, 404, 200)
+    finally:
+        await oncall.close()
+        await evil.close()
+
+
+def test_invalid_policies_name_file_policy_and_field():
+    text = """\
+policies:
+  - name: p1
+    match: {severities: [urgent]}
+    levels:
+      - wait: -5m
+        targets: [{oncall: true, user: bob}]
+  - name: p1
+    levels: [{targets: [{webhook: ftp://x}]}]
+  - name: p3
+    levels: []
+    repeat: -1
+"""
+    with pytest.raises(ConfigInvalid) as info:
+        parse_policies(text, "config/escalation.yaml")
+    text_out = str(info.value)
+    for needle in [
+        "config/escalation.yaml:3: policy p1: match.severities.0",
+        "config/escalation.yaml:5: policy p1: levels.0.wait: must not be negative",
+        "policy p1: levels.0.targets.0: each target names exactly one",
+        "policy p1: levels.0.targets.0.webhook",
+        "config/escalation.yaml:10: policy p3: levels",
+        "policy p3: repeat",
+    ]:
+        assert needle in text_out, f"{needle}\n{text_out}"
+
+
+def test_policy_timing_is_pure():
+    policy = Policy.model_validate(
+        {
+            "name": "p",
+            "levels": [
+                {"wait": 10, "targets": [{"oncall": True}]},
+                {"wait": 20, "targets": [{"user": "u"}]},
+            ],
+            "repeat": 1,
+            "ack_timeout": 100,
+        }
+    )
+    state = EscalationState("p", "open", 1000.0)
+    _, due, nxt = advance(policy, state, 1005)
+    assert due == [] and nxt == 1010
+    _, due, nxt = advance(policy, state, 1031)  # down for a while: both levels, once each
+    assert [(s.cycle, s.level) for s in due] == [(0, 0), (0, 1)] and nxt == 1040
+    state.fired |= {s.key for s in due}
+    _, due, _ = advance(policy, state, 1031)
+    assert due == []
+    acked = EscalationState("p", "acknowledged", 1000.0, acked_at=1050.0)
+    new, due, nxt = advance(policy, acked, 1100)
+    assert new.status == "acknowledged" and due == [] and nxt == 1150
+    new, due, _ = advance(policy, acked, 1160)
+    assert [(s.cycle, s.level) for s in due] == [(0, 0)] and new.epoch == 1150
+    _, due, nxt = advance(policy, EscalationState("p", "resolved", 0.0), 10**9)
+    assert due == [] and nxt is None
