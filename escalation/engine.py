@@ -22,6 +22,8 @@ from notify_core.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER_CRASH_S = 5.0
+
 Publish = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
 
 
@@ -58,7 +60,11 @@ class EscalationEngine:
     ) -> None:
         existing = await self.store.get(tenant, incident_id)
         if existing is not None and existing.status != "resolved":
-            return  # the same incident raised again: its chain is already running
+            # raised again (or redelivered after a crash): make sure its timer exists
+            policy = self._policy(existing.policy)
+            if policy is not None:
+                self._reschedule(tenant, incident_id, policy, existing, self.clock())
+            return
         await self.timeline.add(
             tenant, incident_id, "raised", severity=severity, site_id=site, title=title
         )
@@ -107,6 +113,10 @@ class EscalationEngine:
             return
         now = self.clock()
         new, due, next_at = advance(policy, state, now)
+        if due:
+            # APScheduler removed this job before running it: persist a retry first, so a
+            # crash in the middle of delivering runs this tick again instead of losing it.
+            self.scheduler.schedule(tenant, incident_id, now + RETRY_AFTER_CRASH_S)
         if new.epoch != state.epoch:
             await self.store.put(tenant, incident_id, new)
             await self.timeline.add(
@@ -116,10 +126,11 @@ class EscalationEngine:
                 reason="acknowledged but not resolved within ack_timeout",
             )
         for step in due:
-            if await self.store.claim(tenant, incident_id, step.key):  # once, cluster-wide
-                await self._deliver(tenant, incident_id, policy, new, step, now)
+            await self._deliver(tenant, incident_id, policy, new, step, now)
         if next_at is not None:
             self.scheduler.schedule(tenant, incident_id, next_at)
+        elif due:
+            self.scheduler.cancel(tenant, incident_id)
 
     def _reschedule(
         self, tenant: str, incident_id: str, policy: Policy, state: EscalationState, now: float
@@ -157,7 +168,12 @@ class EscalationEngine:
         }
         if state.site:
             event["site_id"] = state.site
+        # Publish first: its dedupe key makes a re-run (after a crash, or by a racing
+        # process) store and emit nothing new. Then claim: the one process that wins
+        # records the step and calls the webhooks.
         await self.publish(event, f"esc/{incident_id}/{step.key}")
+        if not await self.store.claim(tenant, incident_id, step.key):
+            return
         metrics.ESCALATIONS.inc()
         metrics.ESCALATION_DELAY.observe(max(0.0, now - step.due))
         await self.timeline.add(

@@ -24,6 +24,8 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.connection import parse_url
 
+from notify_core import metrics
+
 log = logging.getLogger(__name__)
 
 JOB_FUNC = "escalation.jobs:fire"
@@ -74,6 +76,7 @@ class TimerScheduler:
         if not self.active:
             self.active = True
             self.scheduler.resume()
+            metrics.ESCALATION_LEADER.set(1)
             self._waker = asyncio.create_task(self._wake(), name="escalation-waker")
             log.info("escalation scheduler active (leader)")
 
@@ -81,6 +84,7 @@ class TimerScheduler:
         if self.active:
             self.active = False
             self.scheduler.pause()
+            metrics.ESCALATION_LEADER.set(0)
             if self._waker:
                 self._waker.cancel()
             log.info("escalation scheduler paused (standby)")

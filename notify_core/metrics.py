@@ -31,6 +31,9 @@ KAFKA_TO_EMIT = Histogram(
 STORE_RETRIES = Counter(
     "notify_store_retries_total", "Retries of the history append (at-least-once)"
 )
+ESCALATION_LEADER = Gauge(
+    "notify_escalation_leader", "1 while this process runs the escalation scheduler"
+)
 READY = Gauge("notify_ready", "1 when every readiness check passes")
 CONFIG_RELOADS = Counter(
     "notify_config_reloads_total", "Config reloads, by result (ok, invalid)", ["result"]

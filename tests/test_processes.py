@@ -9,7 +9,9 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -21,17 +23,32 @@ from tests.conftest import SESSION
 from tests.helpers import TEST_SECRET, NodeClient, alert, cli_env, envelope, new_tenant
 from towerco_notify.embedded_broker import free_port
 
+LOG_DIR = Path(tempfile.gettempdir()) / f"towerco-test-{SESSION}"
 
-async def spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+
+async def spawn(
+    *args: str, env: dict[str, str], capture_stdout: bool = False
+) -> asyncio.subprocess.Process:
+    """Start the CLI; its log goes to a file (a pipe nobody reads would block it)."""
+    LOG_DIR.mkdir(exist_ok=True)
+    log = open(LOG_DIR / f"{args[0]}-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: ASYNC230
+    proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "towerco_notify.cli",
         *args,
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE if capture_stdout else log,
+        stderr=log,
     )
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    log.close()
+    return proc
+
+
+def _tail(proc: asyncio.subprocess.Process) -> str:
+    path = getattr(proc, "log_path", None)
+    return Path(path).read_text(errors="replace")[-3000:] if path else ""
 
 
 async def wait_ready(port: int, proc: asyncio.subprocess.Process, timeout: float = 60) -> None:
@@ -39,8 +56,7 @@ async def wait_ready(port: int, proc: asyncio.subprocess.Process, timeout: float
     async with aiohttp.ClientSession() as http:
         while asyncio.get_running_loop().time() < deadline:
             if proc.returncode is not None:
-                err = await proc.stderr.read() if proc.stderr else b""
-                raise AssertionError(f"process exited {proc.returncode}: {err.decode()[-2000:]}")
+                raise AssertionError(f"process exited {proc.returncode}: {_tail(proc)}")
             with contextlib.suppress(aiohttp.ClientError):
                 async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
                     if resp.status == 200:
@@ -64,7 +80,7 @@ async def stop(proc: asyncio.subprocess.Process, timeout: float = 20) -> int:
 async def test_run_embedded_default_end_to_end():
     """What a newcomer does: `towerco-notify run`, paste the token, see an event live."""
     port = free_port()
-    proc = await spawn("run", "--http-port", str(port), env=cli_env())
+    proc = await spawn("run", "--http-port", str(port), env=cli_env(), capture_stdout=True)
     tansu_pid = None
     try:
         assert proc.stdout is not None
@@ -116,14 +132,14 @@ async def test_server_mode_refuses_to_start_without_redis():
     proc = await spawn(
         "server", "--kafka-bootstrap", "127.0.0.1:1", env=cli_env(NOTIFY_JWT_SECRET=TEST_SECRET)
     )
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2 and b"NOTIFY_REDIS_URL" in err
+    await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 2 and "NOTIFY_REDIS_URL" in _tail(proc)
 
 
 async def test_bad_settings_exit_with_the_variable_named():
     proc = await spawn("run", env=cli_env(NOTIFY_HTTP_PORT="eighty"))
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2 and b"NOTIFY_HTTP_PORT / --http-port = 'eighty'" in err
+    await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 2 and "NOTIFY_HTTP_PORT / --http-port = 'eighty'" in _tail(proc)
 
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
@@ -274,3 +290,87 @@ async def test_pipeline_killed_mid_stream_loses_and_duplicates_nothing(
     finally:
         await stop(pipeline)
         await stop(server)
+
+
+ESCALATION_3_LEVELS = """\
+policies:
+  - name: three-levels
+    match: {severities: [critical]}
+    levels:
+      - {wait: 2s, targets: [{oncall: true}]}
+      - {wait: 3s, targets: [{oncall: true}]}
+      - {wait: 3s, targets: [{oncall: true}]}
+"""
+
+
+async def _metric_value(port: int, name: str) -> float | None:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
+        for line in (await r.text()).splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+async def test_escalation_fires_each_level_once_across_processes_and_a_kill(
+    broker, redis_url, token, tmp_path
+):
+    """Two pipeline processes share Redis; the scheduler holder is killed with SIGKILL
+    while a level is pending: the other takes over and every level fires exactly once."""
+    (tmp_path / "escalation.yaml").write_text(ESCALATION_3_LEVELS)
+    prefix = f"test{SESSION}-esc-{uuid.uuid4().hex[:6]}:"
+    env = cli_env(
+        NOTIFY_KAFKA_BOOTSTRAP=broker,
+        NOTIFY_REDIS_URL=redis_url,
+        NOTIFY_REDIS_PREFIX=prefix,
+        NOTIFY_JWT_SECRET=TEST_SECRET,
+        NOTIFY_APP_ID=f"esc-{uuid.uuid4().hex[:6]}",
+        NOTIFY_KAFKA_OFFSET_RESET="latest",
+        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
+        NOTIFY_TANSU_COMPAT="true",
+        NOTIFY_CONFIG_DIR=str(tmp_path),
+    )
+    ports = [free_port(), free_port(), free_port()]
+    procs = [
+        await spawn("pipeline", "--http-port", str(ports[0]), env=env),
+        await spawn("pipeline", "--http-port", str(ports[1]), env=env),
+        await spawn("server", "--http-port", str(ports[2]), env=env),
+    ]
+    tenant = new_tenant()
+    client = None
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_ready(port, proc)
+        leaders: list[int] = []
+        for _ in range(50):
+            values = [await _metric_value(p, "notify_escalation_leader") for p in ports[:2]]
+            leaders = [i for i, v in enumerate(values) if v == 1.0]
+            if leaders:
+                break
+            await asyncio.sleep(0.2)
+        assert len(leaders) == 1, "exactly one active scheduler"
+        client = await NodeClient.start(
+            f"http://127.0.0.1:{ports[2]}", token(tenant, "oc", ["oncall"]), ["websocket"]
+        )
+        await client.connected()
+        producer = AIOKafkaProducer(bootstrap_servers=broker)
+        await producer.start()
+        await producer.send_and_wait(
+            TOPIC_ALERTS, orjson.dumps(alert(tenant, "X-1")), key=tenant.encode()
+        )
+        await producer.stop()
+        await client.wait_for(lambda m: m.get("name") == "escalation", 20)
+        holder = procs[leaders[0]]
+        holder.kill()  # SIGKILL while level 2 is pending
+        await holder.wait()
+        await client.wait_count(lambda m: m.get("name") == "escalation", 3, 40)
+        await asyncio.sleep(3.0)
+        levels = [e["level"] for e in client.events("escalation")]
+        assert levels == [1, 2, 3], levels
+        survivor = ports[1 - leaders[0]]
+        assert await _metric_value(survivor, "notify_escalation_leader") == 1.0
+    finally:
+        if client is not None:
+            await client.close()
+        for proc in procs:
+            if proc.returncode is None:
+                await stop(proc)
