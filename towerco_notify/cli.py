@@ -60,7 +60,7 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
     )
     if level != "DEBUG":
-        for noisy in ("faust", "aiokafka", "mode", "engineio", "socketio"):
+        for noisy in ("faust", "aiokafka", "mode", "engineio", "socketio", "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
