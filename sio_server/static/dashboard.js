@@ -7,11 +7,26 @@
   const sites = new Map();
   let socket = null;
 
+  const hash = new URLSearchParams(location.hash.slice(1));
+  // `#transport=polling` forces the long-polling fallback (proxies that block WebSocket)
+  const transports = hash.get("transport") === "polling" ? ["polling"] : ["websocket", "polling"];
   function tokenFromPage() {
-    const hash = new URLSearchParams(location.hash.slice(1));
     const fromHash = hash.get("token");
-    if (fromHash) { localStorage.setItem("towerco.token", fromHash); history.replaceState(null, "", location.pathname); }
+    if (fromHash) { localStorage.setItem("towerco.token", fromHash); history.replaceState(null, "", location.pathname + (hash.get("transport") ? "#transport=" + hash.get("transport") : "")); }
     return fromHash || localStorage.getItem("towerco.token");
+  }
+  function tenantOf(token) {
+    try { return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).tenant_id || "unknown"; }
+    catch { return "unknown"; }
+  }
+  let store = "towerco.unknown";
+  function persist() {
+    const recent = [...incidents.values()].slice(-200);
+    localStorage.setItem(store + ".incidents", JSON.stringify(recent));
+  }
+  function restore() {
+    try { for (const inc of JSON.parse(localStorage.getItem(store + ".incidents") || "[]")) { incidents.set(inc.incident_id, inc); renderIncident(inc); } }
+    catch { /* a corrupt cache is dropped */ }
   }
   function setStatus(state, text) { const b = $("status"); b.className = "badge " + state; b.dataset.state = state; b.textContent = text || state; }
   function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
@@ -63,13 +78,19 @@
 
   const handlers = {
     incident_alert(ev) {
-      incidents.set(ev.incident.incident_id, { ...ev.incident, status: "open" });
+      const known = incidents.get(ev.incident.incident_id);
+      incidents.set(ev.incident.incident_id, { ...ev.incident, status: known && known.status !== "resolved" ? known.status : "open" });
       renderIncident(incidents.get(ev.incident.incident_id));
-      if (ev.site_id) tile(ev.site_id);
+      persist();
+      if (ev.requires_acknowledgment) socket.emit("received", { id: ev.id }, () => {});
     },
     incident_update(ev) {
       const inc = incidents.get(ev.incident_id) || { incident_id: ev.incident_id, title: ev.incident_id, severity: "info", site_id: ev.site_id };
-      inc.status = ev.status; inc.by = ev.by; incidents.set(ev.incident_id, inc); renderIncident(inc);
+      inc.status = ev.status; inc.by = ev.by; incidents.set(ev.incident_id, inc); renderIncident(inc); persist();
+    },
+    escalation(ev) {
+      const b = $("escalation"); b.hidden = false;
+      b.textContent = `Escalation level ${ev.level}: ${ev.incident && ev.incident.title ? ev.incident.title : ev.incident_id} is not acknowledged`;
     },
     site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); },
     kpi_update(ev) {
@@ -80,11 +101,17 @@
     system_notification(ev) { const li = el("li", null, `[${ev.priority}] ${ev.title}: ${ev.message}`); $("system").prepend(li); },
   };
 
+  function showTransport() {
+    const ws = socket.io.engine && socket.io.engine.transport.name === "websocket";
+    setStatus(ws ? "live" : "polling", ws ? "live" : "polling fallback");
+  }
   function connect(token) {
     $("signin").hidden = true; $("board").hidden = false;
-    const lastId = localStorage.getItem("towerco.last_id");
-    socket = io({ auth: lastId ? { token, last_id: lastId } : { token }, transports: ["websocket", "polling"] });
-    socket.on("connect", () => setStatus(socket.io.engine.transport.name === "websocket" ? "live" : "polling", socket.io.engine.transport.name === "websocket" ? "live" : "polling fallback"));
+    store = "towerco." + tenantOf(token);
+    restore();
+    // resume from where this browser left off: missed events first, then live
+    socket = io({ auth: (cb) => { const lastId = localStorage.getItem(store + ".last_id"); cb(lastId ? { token, last_id: lastId } : { token }); }, transports });
+    socket.on("connect", () => { showTransport(); socket.io.engine.on("upgrade", showTransport); });
     socket.io.on("reconnect_attempt", () => setStatus("reconnecting"));
     socket.on("disconnect", () => setStatus("reconnecting"));
     socket.on("connect_error", (err) => {
@@ -97,7 +124,7 @@
     socket.on("connection_established", (ev) => { $("tenant").textContent = `${ev.tenant_id} · ${ev.user_id}`; });
     for (const [name, fn] of Object.entries(handlers)) {
       socket.on(name, (ev) => {
-        if (ev.id && name !== "kpi_update") { if (seen.has(ev.id)) return; seen.add(ev.id); localStorage.setItem("towerco.last_id", ev.id); }
+        if (ev.id && name !== "kpi_update") { if (seen.has(ev.id)) return; seen.add(ev.id); localStorage.setItem(store + ".last_id", ev.id); }
         fn(ev);
       });
     }

@@ -1,0 +1,45 @@
+// Headless Chromium (Debian's /usr/bin/chromium) driven by playwright-core for the tests.
+// argv[2]: JSON {executable?}. stdin: JSON line commands, stdout: one JSON answer per command:
+//   {"cmd":"open","url":...}  {"cmd":"wait","selector":...,"text"?:...,"timeout"?:ms}
+//   {"cmd":"text","selector":...}  {"cmd":"count","selector":...}  {"cmd":"click","selector":...}
+//   {"cmd":"reload"}  {"cmd":"screenshot","path":...}  {"cmd":"close"}
+import { chromium } from "playwright-core";
+import readline from "node:readline";
+
+const cfg = JSON.parse(process.argv[2] || "{}");
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+const browser = await chromium.launch({
+  executablePath: cfg.executable || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"],
+});
+const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+const page = await context.newPage();
+const consoleLines = [];
+page.on("console", (m) => consoleLines.push(m.text()));
+out({ ok: true, ready: true });
+
+const rl = readline.createInterface({ input: process.stdin });
+for await (const line of rl) {
+  let c;
+  try { c = JSON.parse(line); } catch { continue; }
+  try {
+    if (c.cmd === "open") { await page.goto(c.url); out({ ok: true }); }
+    else if (c.cmd === "reload") { await page.reload(); out({ ok: true }); }
+    else if (c.cmd === "wait") {
+      const loc = c.text ? page.locator(c.selector, { hasText: c.text }) : page.locator(c.selector);
+      await loc.first().waitFor({ timeout: c.timeout || 15000 });
+      out({ ok: true });
+    }
+    else if (c.cmd === "text") { out({ ok: true, text: await page.locator(c.selector).first().innerText() }); }
+    else if (c.cmd === "count") { out({ ok: true, count: await page.locator(c.selector).count() }); }
+    else if (c.cmd === "texts") { out({ ok: true, texts: await page.locator(c.selector).allInnerTexts() }); }
+    else if (c.cmd === "click") { await page.locator(c.selector).first().click(); out({ ok: true }); }
+    else if (c.cmd === "screenshot") { await page.screenshot({ path: c.path, fullPage: true }); out({ ok: true }); }
+    else if (c.cmd === "close") { await browser.close(); out({ ok: true }); process.exit(0); }
+    else out({ ok: false, error: "unknown command" });
+  } catch (e) {
+    out({ ok: false, error: String(e && e.message || e), console: consoleLines.slice(-20) });
+  }
+}
+await browser.close();

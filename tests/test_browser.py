@@ -1,0 +1,144 @@
+"""The NOC dashboard in a real browser: Debian's headless Chromium driven by playwright-core."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notify_core.events import TOPIC_ALERTS
+from tests.helpers import NODE_DIR, NodeClient, alert, new_tenant, node_bin
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian chromium not installed (.ci/run installs it)"
+)
+
+
+class Browser:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls) -> Browser:
+        proc = await asyncio.create_subprocess_exec(
+            node_bin(),
+            str(NODE_DIR / "browser.mjs"),
+            json.dumps({"executable": CHROMIUM}),
+            cwd=str(NODE_DIR),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=sys.stderr,
+        )
+        self = cls(proc)
+        assert (await self._answer(60))["ready"]
+        return self
+
+    async def _answer(self, timeout: float = 30) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        return json.loads(await asyncio.wait_for(self.proc.stdout.readline(), timeout))
+
+    async def do(self, cmd: str, **kw: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"cmd": cmd, **kw}) + "\n").encode())
+        await self.proc.stdin.drain()
+        answer = await self._answer(kw.get("timeout", 15000) / 1000 + 10)
+        assert answer["ok"], f"{cmd} {kw}: {answer}"
+        return answer
+
+    async def close(self) -> None:
+        try:
+            await self.do("close")
+        except Exception:
+            self.proc.kill()
+        await self.proc.wait()
+
+
+async def test_dashboard_shows_incidents_live_and_acknowledges(base_url, produce, token):
+    tenant = new_tenant()
+    browser = await Browser.start()
+    watcher = await NodeClient.start(base_url, token(tenant, "watcher"), ["websocket"])
+    try:
+        await watcher.connected()
+        await browser.do("open", url=f"{base_url}/#token={token(tenant, 'noc-1')}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await produce(
+            TOPIC_ALERTS,
+            alert(tenant, "B-1", "critical", site="s1", title="Mains power lost at s1"),
+        )
+        await browser.do("wait", selector="#incidents li.critical", text="Mains power lost at s1")
+        await browser.do("click", selector="#incidents li[data-id='B-1'] .action-acknowledge")
+        line = await watcher.wait_for(lambda m: m.get("name") == "incident_update", 20)
+        assert line["data"]["incident_id"] == "B-1" and line["data"]["by"] == "noc-1"
+        await browser.do("wait", selector="#incidents li.acknowledged[data-id='B-1']")
+    finally:
+        await watcher.close()
+        await browser.close()
+
+
+async def test_polling_fallback_delivers_and_says_so(base_url, produce, token):
+    tenant = new_tenant()
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token(tenant)}&transport=polling")
+        await browser.do("wait", selector="#status[data-state='polling']")
+        assert (await browser.do("text", selector="#status"))["text"] == "polling fallback"
+        await produce(TOPIC_ALERTS, alert(tenant, "P-1", "major", title="Fibre backhaul degraded"))
+        await browser.do("wait", selector="#incidents li", text="Fibre backhaul degraded")
+    finally:
+        await browser.close()
+
+
+async def test_reload_lists_every_missed_incident_once(base_url, produce, token):
+    tenant = new_tenant()
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token(tenant)}")
+        await produce(TOPIC_ALERTS, alert(tenant, "R-0", "minor", title="before reload"))
+        await browser.do("wait", selector="#incidents li[data-id='R-0']")
+        reload = asyncio.create_task(browser.do("reload"))
+        for i in range(1, 11):
+            await produce(TOPIC_ALERTS, alert(tenant, f"R-{i}", "minor", title=f"during {i}"))
+        await reload
+        await browser.do("wait", selector="#incidents li[data-id='R-10']", timeout=20000)
+        await asyncio.sleep(0.5)
+        ids = [f"R-{i}" for i in range(11)]
+        for ident in ids:
+            count = await browser.do("count", selector=f"#incidents li[data-id='{ident}']")
+            assert count["count"] == 1, ident
+    finally:
+        await browser.close()
+
+
+async def test_other_tenant_sees_nothing_and_screenshot_under_load(base_url, produce, token):
+    tenant, other = new_tenant(), new_tenant()
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token(other)}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        for i, sev in enumerate(["critical", "major", "minor", "warning", "info"] * 3):
+            await produce(TOPIC_ALERTS, alert(tenant, f"T-{i}", sev, site=f"s{i % 4}"))
+        await produce(TOPIC_ALERTS, alert(other, "MINE", "info", title="my own incident"))
+        await browser.do("wait", selector="#incidents li[data-id='MINE']")
+        assert (await browser.do("count", selector="#incidents li"))["count"] == 1
+        # the victim tenant's dashboard, for the README screenshot
+        await browser.do("open", url=f"{base_url}/#token={token(tenant)}")
+        await browser.do("reload")  # a new hash alone does not reload the page
+        await browser.do("wait", selector="#status[data-state='live']")
+        for i, sev in enumerate(["critical", "major", "minor", "warning", "info"] * 2):
+            await produce(
+                TOPIC_ALERTS,
+                alert(tenant, f"L-{i}", sev, site=f"s{i % 4}", title=f"Rectifier alarm {i}"),
+            )
+        await browser.do("wait", selector="#incidents li[data-id='L-9']")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await browser.do("screenshot", path=str(ARTIFACTS / "dashboard.png"))
+        assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    finally:
+        await browser.close()
