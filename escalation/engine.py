@@ -23,6 +23,7 @@ from notify_core.timeline import Timeline
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_CRASH_S = 5.0
+MAX_CONCURRENT_TICKS = 32
 
 Publish = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
 
@@ -50,6 +51,7 @@ class EscalationEngine:
         self.webhooks = webhooks
         self.clock = clock
         self._background: set[asyncio.Task[Any]] = set()
+        self._ticks = asyncio.Semaphore(MAX_CONCURRENT_TICKS)
 
     def _policy(self, name: str) -> Policy | None:
         return next((p for p in self.policies if p.name == name), None)
@@ -99,6 +101,23 @@ class EscalationEngine:
 
     # -- the timer job -----------------------------------------------------------
     async def tick(self, tenant: str, incident_id: str) -> None:
+        """The job body. Bounded concurrency (a burst of due jobs must not exhaust the Redis
+        pool); a failure reschedules the job soon instead of losing the chain."""
+        async with self._ticks:
+            try:
+                await self._tick(tenant, incident_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "escalation tick %s/%s failed; retrying in %.0fs",
+                    tenant,
+                    incident_id,
+                    RETRY_AFTER_CRASH_S,
+                )
+                self.scheduler.schedule(tenant, incident_id, self.clock() + RETRY_AFTER_CRASH_S)
+
+    async def _tick(self, tenant: str, incident_id: str) -> None:
         state = await self.store.get(tenant, incident_id)
         if state is None:
             return

@@ -95,7 +95,9 @@ class SocketServer:
             max_http_buffer_size=64 * 1024,
         )
         websocket.install(self.sio.eio, ws_compression)
-        self.handlers = SocketHandlers(self.sio, auth, history, action_sink, snapshots=snapshots)
+        self.handlers = SocketHandlers(
+            self.sio, auth, history, action_sink, snapshots=snapshots, timeline=timeline
+        )
         self.app = web.Application(client_max_size=64 * 1024)
         if sockets_enabled:
             self.sio.attach(self.app)

@@ -25,6 +25,7 @@ class Deliveries:
         self._events: OrderedDict[tuple[str, str], dict[str, dict[str, float]]] = OrderedDict()
         self._max = max_events
         self._last_pkt: tuple[int, tuple[str, str] | None] = (0, None)
+        self.incident_of: dict[tuple[str, str], str] = {}
         self.delivered_total = 0
         self.confirmed_total = 0
 
@@ -38,6 +39,9 @@ class Deliveries:
             try:
                 body = orjson.loads(data[1:])[1]
                 key = (body["tenant_id"], body["id"])
+                incident = (body.get("incident") or {}).get("incident_id")
+                if incident:
+                    self.incident_of[key] = incident
             except (ValueError, KeyError, IndexError, TypeError):
                 key = None
             self._last_pkt = (id(pkt), key)
@@ -48,23 +52,29 @@ class Deliveries:
         if users is None:
             users = self._events[key] = {}
             if len(self._events) > self._max:
-                self._events.popitem(last=False)
+                old, _ = self._events.popitem(last=False)
+                self.incident_of.pop(old, None)
         if principal.user_id not in users:
             users[principal.user_id] = {"delivered_at": time.time()}
             self.delivered_total += 1
             metrics.ACK_DELIVERED.inc()
 
-    def confirm(self, tenant: str, user: str, event_id: str) -> bool:
+    def confirm(self, tenant: str, user: str, event_id: str) -> dict[str, float] | None:
+        """Mark (event, user) confirmed; the entry when it is new, else None."""
         users = self._events.get((tenant, event_id))
         if users is None or user not in users:
-            return False
+            return None
         entry = users[user]
-        if "confirmed_at" not in entry:
-            entry["confirmed_at"] = time.time()
-            self.confirmed_total += 1
-            metrics.ACK_CONFIRMED.inc()
-            metrics.ACK_CONFIRM_SECONDS.observe(entry["confirmed_at"] - entry["delivered_at"])
-        return True
+        if "confirmed_at" in entry:
+            return None
+        entry["confirmed_at"] = time.time()
+        self.confirmed_total += 1
+        metrics.ACK_CONFIRMED.inc()
+        metrics.ACK_CONFIRM_SECONDS.observe(entry["confirmed_at"] - entry["delivered_at"])
+        return entry
+
+    def was_delivered(self, tenant: str, user: str, event_id: str) -> bool:
+        return user in self._events.get((tenant, event_id), {})
 
     def status(self, tenant: str, event_id: str) -> dict[str, dict[str, float]]:
         return {u: dict(v) for u, v in self._events.get((tenant, event_id), {}).items()}

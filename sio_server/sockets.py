@@ -29,6 +29,7 @@ from notify_core.rooms import (
     user_room,
 )
 from notify_core.snapshots import SnapshotStore
+from notify_core.timeline import Timeline
 from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.deliveries import Deliveries
 from sio_server.ratelimit import TokenBucket
@@ -65,7 +66,9 @@ class SocketHandlers:
         event_rate: float = 20.0,
         event_burst: float = 40.0,
         snapshots: SnapshotStore | None = None,
+        timeline: Timeline | None = None,
     ) -> None:
+        self.timeline = timeline
         self.sio = sio
         self.auth = auth
         self.history = history
@@ -284,7 +287,19 @@ class SocketHandlers:
             parse_id(event_id)
         except InvalidEventId as exc:
             raise ClientError(f"id: {exc}") from None
-        known = self.deliveries.confirm(p.tenant_id, p.user_id, event_id)  # type: ignore[arg-type]
+        assert isinstance(event_id, str)
+        entry = self.deliveries.confirm(p.tenant_id, p.user_id, event_id)
+        incident = self.deliveries.incident_of.get((p.tenant_id, event_id))
+        if entry is not None and incident and self.timeline is not None:
+            await self.timeline.add(
+                p.tenant_id,
+                incident,
+                "delivery_confirmed",
+                user=p.user_id,
+                event_id=event_id,
+                after_s=round(entry["confirmed_at"] - entry["delivered_at"], 3),
+            )
+        known = self.deliveries.was_delivered(p.tenant_id, p.user_id, event_id)
         return {"ok": True, "id": event_id, "confirmed": known}
 
     async def expire_sessions(self) -> int:

@@ -264,3 +264,29 @@ def test_policy_timing_is_pure():
     assert [(s.cycle, s.level) for s in due] == [(0, 0)] and new.epoch == 1150
     _, due, nxt = advance(policy, EscalationState("p", "resolved", 0.0), 10**9)
     assert due == [] and nxt is None
+
+
+async def test_delivery_confirmation_lands_in_the_incident_timeline(base_url, produce, token):
+    tenant = new_tenant()
+    client = await NodeClient.start(base_url, token(tenant, "carol"), ["polling"])
+    try:
+        await client.connected()
+        await produce(TOPIC_ALERTS, alert(tenant, "E-7", "critical", site="no-policy-site"))
+        line = await client.wait_for(lambda m: m.get("name") == "incident_alert", 10)
+        ack = await client.emit("received", {"id": line["data"]["id"]})
+        assert ack["confirmed"] is True
+        again = await client.emit("received", {"id": line["data"]["id"]})  # idempotent
+        assert again["confirmed"] is True
+        status, body = await _timeline(base_url, token(tenant), "E-7")
+        confirmed = [e for e in body["timeline"] if e["kind"] == "delivery_confirmed"]
+        assert status == 200 and len(confirmed) == 1
+        assert confirmed[0]["user"] == "carol" and confirmed[0]["event_id"] == line["data"]["id"]
+        # a user who never received it cannot confirm it
+        other = await NodeClient.start(base_url, token(tenant, "dave"), ["websocket"])
+        try:
+            await other.connected()
+            assert (await other.emit("received", {"id": line["data"]["id"]}))["confirmed"] is False
+        finally:
+            await other.close()
+    finally:
+        await client.close()
