@@ -149,7 +149,7 @@ class RedisHistory:
         rows: Any = await self._redis.xrange(
             self.stream_key(tenant), min=start, max="+", count=limit
         )
-        return [_decode(row_id, fields) for row_id, fields in rows]
+        return [decode_entry(row_id, fields) for row_id, fields in rows]
 
     async def oldest_id(self, tenant: str) -> str | None:
         rows: Any = await self._redis.xrange(self.stream_key(tenant), count=1)
@@ -173,7 +173,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _decode(row_id: bytes | str, fields: dict[Any, Any]) -> dict[str, Any]:
+def decode_entry(row_id: bytes | str, fields: dict[Any, Any]) -> dict[str, Any]:
     raw: Any = fields.get(b"e") or fields.get("e")
     event: dict[str, Any] = orjson.loads(raw)
     event["id"] = _text(row_id)

@@ -14,8 +14,9 @@ import socketio
 from aiohttp import web
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.asyncio import Redis
 
-from notify_core.history import History
+from notify_core.history import History, RedisHistory
 from notify_core.incidents import IncidentStore
 from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
@@ -23,6 +24,7 @@ from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
 from sio_server import websocket
 from sio_server.auth import Authenticator
+from sio_server.follower import LogFollower
 from sio_server.http_api import HttpApi
 from sio_server.sockets import ActionSink, SocketHandlers
 
@@ -82,6 +84,7 @@ class SocketServer:
         snapshots: SnapshotStore | None = None,
         timeline: Timeline | None = None,
         incidents: IncidentStore | None = None,
+        follow: tuple[Redis, RedisHistory] | None = None,
     ) -> None:
         self.host, self.requested_port = host, port
         self.port: int | None = None
@@ -98,6 +101,14 @@ class SocketServer:
         self.handlers = SocketHandlers(
             self.sio, auth, history, action_sink, snapshots=snapshots, timeline=timeline
         )
+        self.follower: LogFollower | None = None
+        if follow is not None:
+            # live events come from the tenant streams, not from the pipelines' emits
+            self.follower = LogFollower(follow[0], follow[1], self.emit)
+            self.handlers.follower = self.follower
+            readiness.add(
+                "history_follower", lambda: self.follower is not None and self.follower.running
+            )
         self.app = web.Application(client_max_size=64 * 1024)
         if sockets_enabled:
             self.sio.attach(self.app)
@@ -123,6 +134,8 @@ class SocketServer:
         with contextlib.suppress(ValueError):
             REGISTRY.register(self._collector)
         self._sweeper = asyncio.create_task(self._sweep_expired(), name="expire-sessions")
+        if self.follower is not None:
+            await self.follower.start()
         log.info("listening on http://%s:%s", self.host, self.port)
 
     async def _sweep_expired(self) -> None:
@@ -138,6 +151,8 @@ class SocketServer:
                 log.exception("expiry sweep failed")
 
     async def stop(self) -> None:
+        if self.follower is not None:
+            await self.follower.stop()
         if self._sweeper:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

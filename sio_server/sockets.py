@@ -32,6 +32,7 @@ from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
 from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.deliveries import Deliveries
+from sio_server.follower import LogFollower
 from sio_server.ratelimit import TokenBucket
 from sio_server.recovery import DeliveryGate, Recovery
 
@@ -69,6 +70,7 @@ class SocketHandlers:
         timeline: Timeline | None = None,
     ) -> None:
         self.timeline = timeline
+        self.follower: LogFollower | None = None
         self.sio = sio
         self.auth = auth
         self.history = history
@@ -118,6 +120,8 @@ class SocketHandlers:
         # (and the replay, when resuming) has been sent.
         self.gate.close(eio_sid)
         await self._join_default_rooms(sid, principal)
+        if self.follower is not None:
+            await self.follower.follow(principal.tenant_id)
         self.sio.start_background_task(self._after_connect, sid, eio_sid, principal, last_id)
 
     async def _join_default_rooms(self, sid: str, p: Principal) -> None:
@@ -167,8 +171,10 @@ class SocketHandlers:
             await self.gate.open(eio_sid, None)
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
-        self.principals.pop(sid, None)
+        principal = self.principals.pop(sid, None)
         self._buckets.pop(sid, None)
+        if principal is not None and self.follower is not None:
+            self.follower.unfollow(principal.tenant_id)
         eio_sid = self._eio.pop(sid, None)
         if eio_sid is not None:
             self._by_eio.pop(eio_sid, None)

@@ -374,3 +374,54 @@ async def test_escalation_fires_each_level_once_across_processes_and_a_kill(
         for proc in procs:
             if proc.returncode is None:
                 await stop(proc)
+
+
+async def test_two_pipelines_one_tenant_ids_reach_clients_in_order(broker, redis_url, token):
+    """Two pipeline processes append the same tenant's events concurrently (its messages
+    spread over every partition); the server fans out from the history, so clients still
+    see ids strictly increasing."""
+    prefix = f"test{SESSION}-order-{uuid.uuid4().hex[:6]}:"
+    env = cli_env(
+        NOTIFY_KAFKA_BOOTSTRAP=broker,
+        NOTIFY_REDIS_URL=redis_url,
+        NOTIFY_REDIS_PREFIX=prefix,
+        NOTIFY_JWT_SECRET=TEST_SECRET,
+        NOTIFY_APP_ID=f"order-{uuid.uuid4().hex[:6]}",
+        NOTIFY_KAFKA_OFFSET_RESET="latest",
+        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
+        NOTIFY_TANSU_COMPAT="true",
+    )
+    ports = [free_port(), free_port(), free_port()]
+    procs = [
+        await spawn("pipeline", "--http-port", str(ports[0]), env=env),
+        await spawn("pipeline", "--http-port", str(ports[1]), env=env),
+        await spawn("server", "--http-port", str(ports[2]), env=env),
+    ]
+    tenant, total = new_tenant(), 200
+    clients: list[NodeClient] = []
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_ready(port, proc)
+        for transports in (["websocket"], ["polling"]):
+            c = await NodeClient.start(f"http://127.0.0.1:{ports[2]}", token(tenant), transports)
+            await c.connected()
+            clients.append(c)
+        producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=5)
+        await producer.start()
+        for i in range(total):
+            await producer.send(
+                TOPIC_ALERTS, orjson.dumps(alert(tenant, f"O-{i}", "info")), partition=i % 4
+            )
+        await producer.flush()
+        await producer.stop()
+        for c in clients:
+            got = await c.wait_count(lambda m: m.get("name") == "incident_alert", total, 60)
+            ids = [tuple(map(int, g["data"]["id"].split("-"))) for g in got]
+            assert all(a < b for a, b in itertools.pairwise(ids)), "strictly increasing"
+            names = {g["data"]["incident"]["incident_id"] for g in got}
+            assert names == {f"O-{i}" for i in range(total)}
+    finally:
+        for c in clients:
+            await c.close()
+        for proc in procs:
+            await stop(proc)

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import socketio
 from redis.asyncio import Redis
 
 from escalation import jobs as escalation_jobs
@@ -146,10 +145,10 @@ class Runtime:
             actions = _LazyBootstrap(self)
             add(_Part("action producer", actions.start, actions.stop))
 
-        manager: socketio.AsyncManager | None = None
-        channel = f"{s.redis_prefix}socketio"
+        follow = None
         if self.mode == "server":
-            manager = socketio.AsyncRedisManager(s.redis_url, channel=channel)
+            assert self.redis is not None and isinstance(self.history, RedisHistory)
+            follow = (self.redis, self.history)
         self.server = SocketServer(
             auth,
             self.history,
@@ -158,7 +157,7 @@ class Runtime:
             s.http_port,
             s.cors_origins,
             s.ws_compression,
-            client_manager=manager,
+            follow=follow,
             action_sink=actions,
             sockets_enabled=self.mode != "pipeline",
             rules=self.rules,
@@ -172,10 +171,9 @@ class Runtime:
             return
         emit: Emit
         if self.mode == "pipeline":
-            writer = socketio.AsyncRedisManager(s.redis_url, channel=channel, write_only=True)
-
+            # store only: server processes follow the history and fan out in id order
             async def emit(event: dict[str, Any], rooms: list[str]) -> None:
-                await writer.emit(event["type"], event, namespace="/", room=rooms)
+                return None
         else:
             emit = self.server.emit
         publisher = Publisher(self.history, emit, snapshots=self.snapshots)
