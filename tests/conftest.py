@@ -137,9 +137,9 @@ policies:
   - name: fast
     match: {{severities: [critical], sites: [esc-site]}}
     levels:
-      - wait: 1s
+      - wait: 2s
         targets: [{{oncall: true}}]
-      - wait: 1s
+      - wait: 3s
         targets: [{{user: esc-boss}}]
     repeat: 1
   - name: ack-timeout

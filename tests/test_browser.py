@@ -100,6 +100,7 @@ async def test_reload_lists_every_missed_incident_once(base_url, produce, token)
     browser = await Browser.start()
     try:
         await browser.do("open", url=f"{base_url}/#token={token(tenant)}")
+        await browser.do("wait", selector="#status[data-state='live']")
         await produce(TOPIC_ALERTS, alert(tenant, "R-0", "minor", title="before reload"))
         await browser.do("wait", selector="#incidents li[data-id='R-0']")
         reload = asyncio.create_task(browser.do("reload"))
