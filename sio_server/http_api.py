@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -30,6 +32,30 @@ MAX_SCAN = 20_000  # events examined per request, so a filtered query stays boun
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+Handler = Callable[["HttpApi", web.Request, Principal], Awaitable[web.Response]]
+
+
+def authenticated(
+    route: str,
+) -> Callable[[Handler], Callable[[Any, web.Request], Awaitable[web.Response]]]:
+    """Bearer JWT -> Principal for the handler; 401 (counted, no detail) otherwise."""
+
+    def wrap(fn: Handler) -> Callable[[Any, web.Request], Awaitable[web.Response]]:
+        @functools.wraps(fn)
+        async def handler(self: HttpApi, request: web.Request) -> web.Response:
+            try:
+                principal = self._principal(request)
+            except AuthError as exc:
+                metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
+                metrics.HTTP_REQUESTS.labels(route, "401").inc()
+                return _error(401, "authentication failed")
+            return await fn(self, request, principal)
+
+        return handler
+
+    return wrap
 
 
 def _valid_id(value: str) -> bool:
@@ -88,14 +114,9 @@ class HttpApi:
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def notifications(self, request: web.Request) -> web.Response:
+    @authenticated("notifications")
+    async def notifications(self, request: web.Request, principal: Principal) -> web.Response:
         route = "notifications"
-        try:
-            principal = self._principal(request)
-        except AuthError as exc:
-            metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
-            metrics.HTTP_REQUESTS.labels(route, "401").inc()
-            return _error(401, "authentication failed")
         query = request.query
         since = query.get("since") or None
         try:
@@ -131,14 +152,9 @@ class HttpApi:
         metrics.HTTP_REQUESTS.labels(route, "200").inc()
         return _json({"notifications": out, "next": cursor})
 
-    async def incident_action(self, request: web.Request) -> web.Response:
+    @authenticated("incident_action")
+    async def incident_action(self, request: web.Request, principal: Principal) -> web.Response:
         route = "incident_action"
-        try:
-            principal = self._principal(request)
-        except AuthError as exc:
-            metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
-            metrics.HTTP_REQUESTS.labels(route, "401").inc()
-            return _error(401, "authentication failed")
         action = request.match_info["action"]
         incident_id = request.match_info["incident_id"]
         verb = {"acknowledge": "acknowledge", "resolve": "resolve"}.get(action)
@@ -160,15 +176,10 @@ class HttpApi:
         metrics.HTTP_REQUESTS.labels(route, "202").inc()
         return _json({"ok": True, "incident_id": incident_id, "action": verb}, 202)
 
-    async def incident_timeline(self, request: web.Request) -> web.Response:
+    @authenticated("timeline")
+    async def incident_timeline(self, request: web.Request, principal: Principal) -> web.Response:
         """Every step of one incident, for the caller's tenant (and sites) only."""
         route = "timeline"
-        try:
-            principal = self._principal(request)
-        except AuthError as exc:
-            metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
-            metrics.HTTP_REQUESTS.labels(route, "401").inc()
-            return _error(401, "authentication failed")
         incident_id = request.match_info["incident_id"]
         entries = []
         if self.timeline is not None and _valid_id(incident_id):
@@ -183,15 +194,10 @@ class HttpApi:
         metrics.HTTP_REQUESTS.labels(route, "200").inc()
         return _json({"incident_id": incident_id, "timeline": entries})
 
-    async def thresholds(self, request: web.Request) -> web.Response:
+    @authenticated("thresholds")
+    async def thresholds(self, request: web.Request, principal: Principal) -> web.Response:
         """Effective rules for the caller's tenant (operators and admins)."""
         route = "thresholds"
-        try:
-            principal = self._principal(request)
-        except AuthError as exc:
-            metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
-            metrics.HTTP_REQUESTS.labels(route, "401").inc()
-            return _error(401, "authentication failed")
         if not principal.has_any_role("operator", "admin"):
             metrics.HTTP_REQUESTS.labels(route, "403").inc()
             return _error(403, "forbidden: needs role operator or admin")

@@ -51,6 +51,22 @@ def _tail(proc: asyncio.subprocess.Process) -> str:
     return Path(path).read_text(errors="replace")[-3000:] if path else ""
 
 
+def cluster_env(broker: str, redis_url: str, name: str, **extra: str) -> dict[str, str]:
+    """Settings for CLI processes that form one deployment (own group, own key prefix)."""
+    prefix = f"test{SESSION}-{name}-{uuid.uuid4().hex[:6]}:"
+    return cli_env(
+        NOTIFY_KAFKA_BOOTSTRAP=broker,
+        NOTIFY_REDIS_URL=redis_url,
+        NOTIFY_REDIS_PREFIX=prefix,
+        NOTIFY_JWT_SECRET=TEST_SECRET,
+        NOTIFY_APP_ID=f"{name}-{uuid.uuid4().hex[:6]}",
+        NOTIFY_KAFKA_OFFSET_RESET="latest",
+        NOTIFY_TANSU_COMPAT="true",
+        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
+        **extra,
+    )
+
+
 async def wait_ready(port: int, proc: asyncio.subprocess.Process, timeout: float = 60) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     async with aiohttp.ClientSession() as http:
@@ -144,17 +160,7 @@ async def test_bad_settings_exit_with_the_variable_named():
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
 async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce, token, transports):
-    prefix = f"test{SESSION}-mp-{uuid.uuid4().hex[:6]}:"
-    env = cli_env(
-        NOTIFY_KAFKA_BOOTSTRAP=broker,
-        NOTIFY_REDIS_URL=redis_url,
-        NOTIFY_REDIS_PREFIX=prefix,
-        NOTIFY_JWT_SECRET=TEST_SECRET,
-        NOTIFY_APP_ID=f"mp-{uuid.uuid4().hex[:6]}",
-        NOTIFY_KAFKA_OFFSET_RESET="latest",
-        NOTIFY_TANSU_COMPAT="true",
-        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
-    )
+    env = cluster_env(broker, redis_url, "mp")
     ports = [free_port(), free_port(), free_port()]
     procs = [
         await spawn("pipeline", "--http-port", str(ports[0]), env=env),
@@ -234,17 +240,7 @@ async def test_pipeline_and_two_servers_behind_redis(broker, redis_url, produce,
 async def test_pipeline_killed_mid_stream_loses_and_duplicates_nothing(
     broker, redis_url, produce, token
 ):
-    prefix = f"test{SESSION}-kill-{uuid.uuid4().hex[:6]}:"
-    env = cli_env(
-        NOTIFY_KAFKA_BOOTSTRAP=broker,
-        NOTIFY_REDIS_URL=redis_url,
-        NOTIFY_REDIS_PREFIX=prefix,
-        NOTIFY_JWT_SECRET=TEST_SECRET,
-        NOTIFY_APP_ID=f"kill-{uuid.uuid4().hex[:6]}",
-        NOTIFY_KAFKA_OFFSET_RESET="latest",
-        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
-        NOTIFY_TANSU_COMPAT="true",
-    )
+    env = cluster_env(broker, redis_url, "kill")
     p_port, s_port = free_port(), free_port()
     pipeline = await spawn("pipeline", "--http-port", str(p_port), env=env)
     server = await spawn("server", "--http-port", str(s_port), env=env)
@@ -317,18 +313,7 @@ async def test_escalation_fires_each_level_once_across_processes_and_a_kill(
     """Two pipeline processes share Redis; the scheduler holder is killed with SIGKILL
     while a level is pending: the other takes over and every level fires exactly once."""
     (tmp_path / "escalation.yaml").write_text(ESCALATION_3_LEVELS)
-    prefix = f"test{SESSION}-esc-{uuid.uuid4().hex[:6]}:"
-    env = cli_env(
-        NOTIFY_KAFKA_BOOTSTRAP=broker,
-        NOTIFY_REDIS_URL=redis_url,
-        NOTIFY_REDIS_PREFIX=prefix,
-        NOTIFY_JWT_SECRET=TEST_SECRET,
-        NOTIFY_APP_ID=f"esc-{uuid.uuid4().hex[:6]}",
-        NOTIFY_KAFKA_OFFSET_RESET="latest",
-        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
-        NOTIFY_TANSU_COMPAT="true",
-        NOTIFY_CONFIG_DIR=str(tmp_path),
-    )
+    env = cluster_env(broker, redis_url, "esc", NOTIFY_CONFIG_DIR=str(tmp_path))
     ports = [free_port(), free_port(), free_port()]
     procs = [
         await spawn("pipeline", "--http-port", str(ports[0]), env=env),
@@ -380,17 +365,7 @@ async def test_two_pipelines_one_tenant_ids_reach_clients_in_order(broker, redis
     """Two pipeline processes append the same tenant's events concurrently (its messages
     spread over every partition); the server fans out from the history, so clients still
     see ids strictly increasing."""
-    prefix = f"test{SESSION}-order-{uuid.uuid4().hex[:6]}:"
-    env = cli_env(
-        NOTIFY_KAFKA_BOOTSTRAP=broker,
-        NOTIFY_REDIS_URL=redis_url,
-        NOTIFY_REDIS_PREFIX=prefix,
-        NOTIFY_JWT_SECRET=TEST_SECRET,
-        NOTIFY_APP_ID=f"order-{uuid.uuid4().hex[:6]}",
-        NOTIFY_KAFKA_OFFSET_RESET="latest",
-        NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
-        NOTIFY_TANSU_COMPAT="true",
-    )
+    env = cluster_env(broker, redis_url, "order")
     ports = [free_port(), free_port(), free_port()]
     procs = [
         await spawn("pipeline", "--http-port", str(ports[0]), env=env),
