@@ -225,6 +225,7 @@ class HttpApi:
         name = request.match_info["name"]
         allowed = {
             "socket.io.min.js": "application/javascript",
+            "notify-client.js": "application/javascript",
             "dashboard.js": "application/javascript",
             "dashboard.css": "text/css",
         }
