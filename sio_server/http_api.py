@@ -226,6 +226,7 @@ class HttpApi:
         allowed = {
             "socket.io.min.js": "application/javascript",
             "notify-client.js": "application/javascript",
+            "notify-client.d.ts": "application/typescript",
             "dashboard.js": "application/javascript",
             "dashboard.css": "text/css",
         }

@@ -143,3 +143,38 @@ async def test_other_tenant_sees_nothing_and_screenshot_under_load(base_url, pro
         assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
     finally:
         await browser.close()
+
+
+async def test_toasts_unread_badge_mute_and_sparklines(base_url, produce, token):
+    from notify_core.events import TOPIC_KPIS
+    from tests.helpers import envelope
+
+    tenant = new_tenant()
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token(tenant)}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await browser.do("click", selector="#mute")
+        assert (await browser.do("text", selector="#mute"))["text"].endswith("sound off")
+        await produce(
+            TOPIC_ALERTS, alert(tenant, "U-1", "critical", site="s1", title="Battery discharge")
+        )
+        await produce(TOPIC_ALERTS, alert(tenant, "U-2", "minor", site="s1"))
+        await browser.do("wait", selector=".toast.critical", text="Battery discharge")
+        await browser.do("wait", selector="#incidents li[data-id='U-2']")
+        assert (await browser.do("text", selector="#unread"))["text"] == "2 unread"
+        assert (await browser.do("count", selector="#incidents li.unseen"))["count"] == 2
+        await browser.do("click", selector="#unread")
+        assert (await browser.do("text", selector="#unread"))["text"] == "0 unread"
+        assert (await browser.do("count", selector="#incidents li.unseen"))["count"] == 0
+        # the incident's site got a tile (and a KPI subscription): samples draw a sparkline
+        await browser.do("wait", selector=".tile[data-site='s1']")
+        await asyncio.sleep(0.5)
+        for i, value in enumerate([-70, -75, -72, -80]):
+            await produce(
+                TOPIC_KPIS, envelope(tenant, {"rssi_dbm": value}, "s1", f"2026-11-25T10:00:0{i}Z")
+            )
+        await browser.do("wait", selector=".tile[data-site='s1'] svg.spark polyline")
+        assert "-80" in (await browser.do("text", selector=".tile[data-site='s1']"))["text"]
+    finally:
+        await browser.close()

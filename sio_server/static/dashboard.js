@@ -5,7 +5,34 @@
   const seen = new Set();
   const incidents = new Map();
   const sites = new Map();
+  const unseen = new Set();
   let socket = null;
+  let muted = localStorage.getItem("towerco.muted") === "1";
+  let audio = null;
+
+  function beep() {
+    if (muted) return;
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      const osc = audio.createOscillator(), gain = audio.createGain();
+      osc.type = "square"; osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.08, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.6);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.6);
+    } catch { /* no audio device: the toast still shows */ }
+  }
+  function renderMute() { $("mute").textContent = muted ? "sound off" : "sound on"; $("mute").dataset.muted = muted ? "1" : "0"; }
+  function renderUnread() {
+    const b = $("unread"); b.textContent = `${unseen.size} unread`; b.classList.toggle("none", unseen.size === 0);
+    for (const li of document.querySelectorAll("#incidents li")) li.classList.toggle("unseen", unseen.has(li.dataset.id));
+  }
+  function toast(ev) {
+    const t = el("div", "toast " + ev.priority, `${ev.priority.toUpperCase()}: ${ev.incident.title}${ev.site_id ? " @ " + ev.site_id : ""}`);
+    $("toasts").append(t);
+    setTimeout(() => t.remove(), 8000);
+    while ($("toasts").children.length > 5) $("toasts").firstChild.remove();
+  }
 
   const hash = new URLSearchParams(location.hash.slice(1));
   // `#transport=polling` forces the long-polling fallback (proxies that block WebSocket)
@@ -45,6 +72,7 @@
     if (inc.status === "open") actions.append(button("Acknowledge", inc, "acknowledge"));
     if (inc.status !== "resolved") actions.append(button("Resolve", inc, "resolve"));
     li.append(actions);
+    li.classList.toggle("unseen", unseen.has(inc.incident_id));
     $("incident-count").textContent = String([...incidents.values()].filter((i) => i.status !== "resolved").length);
   }
   function button(label, inc, action) {
@@ -61,7 +89,12 @@
       t.node.dataset.site = siteId;
       sites.set(siteId, t);
       $("sites").append(t.node);
-      socket.emit("subscribe_kpis", { site_ids: [siteId] }, () => {});
+      socket.emit("subscribe_kpis", { site_ids: [siteId] }, (ack) => {
+        const snap = ack && ack.snapshot && ack.snapshot[siteId];
+        if (snap) Object.assign(t.kpis, snap.kpi_data);
+        renderTile(siteId);
+      });
+      renderTile(siteId);
     }
     return t;
   }
@@ -74,6 +107,8 @@
       row.append(el("span", null, name), el("span", null, String(v)));
       t.node.append(row);
     }
+    const series = t.series && Object.values(t.series)[0];
+    if (series && series.length > 1) t.node.append(sparkline(series));
   }
 
   const handlers = {
@@ -82,6 +117,10 @@
       incidents.set(ev.incident.incident_id, { ...ev.incident, status: known && known.status !== "resolved" ? known.status : "open" });
       renderIncident(incidents.get(ev.incident.incident_id));
       persist();
+      if (!known) { unseen.add(ev.incident.incident_id); renderUnread(); }
+      if (ev.site_id) tile(ev.site_id);
+      if (!replaying && (ev.priority === "critical" || ev.priority === "major")) toast(ev);
+      if (!replaying && ev.priority === "critical") beep();
       if (ev.requires_acknowledgment) socket.emit("received", { id: ev.id }, () => {});
     },
     incident_update(ev) {
@@ -95,6 +134,8 @@
     site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); },
     kpi_update(ev) {
       const t = tile(ev.site_id); Object.assign(t.kpis, ev.kpi_data);
+      t.series = t.series || {};
+      for (const [k, v] of Object.entries(ev.kpi_data)) { (t.series[k] = t.series[k] || []).push(v); if (t.series[k].length > 30) t.series[k].shift(); }
       t.breach = {}; for (const b of ev.threshold_breach || []) if (b.level !== "ok") t.breach[b.kpi] = true;
       renderTile(ev.site_id);
     },
@@ -105,6 +146,18 @@
     const ws = socket.io.engine && socket.io.engine.transport.name === "websocket";
     setStatus(ws ? "live" : "polling", ws ? "live" : "polling fallback");
   }
+  function sparkline(values) {
+    const svgNS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(svgNS, "svg");
+    svg.setAttribute("class", "spark"); svg.setAttribute("viewBox", "0 0 100 28"); svg.setAttribute("preserveAspectRatio", "none");
+    const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
+    const pts = values.map((v, i) => `${(i / (values.length - 1)) * 100},${26 - ((v - lo) / span) * 24}`).join(" ");
+    const line = document.createElementNS(svgNS, "polyline"); line.setAttribute("points", pts);
+    svg.append(line);
+    return svg;
+  }
+  let replaying = false;
+
   function connect(token) {
     $("signin").hidden = true; $("board").hidden = false;
     store = "towerco." + tenantOf(token);
@@ -121,7 +174,11 @@
         $("auth-error").hidden = false; $("auth-error").textContent = "Token refused or expired: sign in again.";
       }
     });
-    socket.on("connection_established", (ev) => { $("tenant").textContent = `${ev.tenant_id} · ${ev.user_id}`; });
+    socket.on("connection_established", (ev) => {
+      $("tenant").textContent = `${ev.tenant_id} · ${ev.user_id}`;
+      replaying = !!localStorage.getItem(store + ".last_id");  // a resume replays first
+    });
+    socket.on("sync_complete", () => { replaying = false; });
     for (const [name, fn] of Object.entries(handlers)) {
       socket.on(name, (ev) => {
         if (ev.id && name !== "kpi_update") { if (seen.has(ev.id)) return; seen.add(ev.id); localStorage.setItem(store + ".last_id", ev.id); }
@@ -130,6 +187,9 @@
     }
   }
 
+  $("unread").onclick = () => { unseen.clear(); renderUnread(); };
+  $("mute").onclick = () => { muted = !muted; localStorage.setItem("towerco.muted", muted ? "1" : "0"); renderMute(); };
+  renderMute(); renderUnread();
   $("signin-form").onsubmit = (e) => { e.preventDefault(); const t = $("token-input").value.trim(); if (t) { localStorage.setItem("towerco.token", t); connect(t); } };
   const token = tokenFromPage();
   if (token) connect(token); else $("signin").hidden = false;
