@@ -134,3 +134,28 @@ def test_generator_produces_valid_envelopes_of_every_kind():
     assert topics == {TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES}
     severities = {gen.next(0)[1]["payload"].get("severity") for _ in range(3000)}
     assert {"critical", "major", "minor", "warning", "info"} <= severities
+
+
+def test_generator_holds_faults_long_enough_for_sustained_rules():
+    from pathlib import Path
+
+    from notify_core.rules import load_rules
+
+    rules = load_rules(Path(__file__).resolve().parent.parent / "config" / "thresholds.yaml")
+    gen = Generator(["demo"], 3, seed=3)
+    breached_since: dict[tuple[str, str], float] = {}
+    longest = 0.0
+    for i in range(20_000):  # 5 samples a second for a bit over an hour
+        now = 1_764_000_000 + i / 5
+        topic, env = gen.next(now)
+        if topic != TOPIC_KPIS:
+            continue
+        for name, value in env["payload"].items():  # type: ignore[union-attr]
+            rule = rules.effective("demo", env["site_id"], name)  # type: ignore[arg-type]
+            key = (str(env["site_id"]), name)
+            if rule is not None and rule.level_of(value) is not None:
+                start = breached_since.setdefault(key, now)
+                longest = max(longest, now - start)
+            else:
+                breached_since.pop(key, None)
+    assert longest >= 60, "faults last long enough for the shipped `for:` durations"

@@ -50,6 +50,9 @@ class Generator:
     rng: random.Random = field(init=False)
     _incident_seq: int = 0
     _status: dict[tuple[str, str], str] = field(default_factory=dict)
+    # sustained faults (site -> KPI in breach until a time), so `for:` rules really fire
+    _faults: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    fault_chance: float = 0.005
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -65,9 +68,20 @@ class Generator:
         roll = self.rng.random()
         if roll < 0.80:
             payload: dict[str, object] = {}
-            for name, (base, swing, noise, breach) in self.rng.sample(sorted(KPIS.items()), 3):
+            fault = self._faults.get((tenant, site))
+            if fault is not None and now >= fault[1]:
+                del self._faults[(tenant, site)]  # recovered: back to normal
+                fault = None
+            if fault is None and self.rng.random() < self.fault_chance:
+                fault = (self.rng.choice(sorted(KPIS)), now + self.rng.uniform(60, 180))
+                self._faults[(tenant, site)] = fault
+            names = {n for n, _ in self.rng.sample(sorted(KPIS.items()), 3)}
+            if fault is not None:
+                names.add(fault[0])
+            for name in sorted(names):
+                base, swing, noise, breach = KPIS[name]
                 value = base + swing * math.sin(now / 3600.0) + self.rng.gauss(0, noise)
-                if self.rng.random() < 0.02:
+                if fault is not None and fault[0] == name:
                     value = breach + self.rng.gauss(0, abs(noise))
                 payload[name] = round(value, 3)
             return TOPIC_KPIS, {
