@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     history_max_age_s: float = Field(
         default=7 * 24 * 3600, ge=0, description="seconds of history kept per tenant (0: no limit)"
     )
+    uvloop: bool = Field(default=True, description="run on uvloop (faster socket I/O and timers)")
     gc_freeze: bool = Field(
         default=True, description="freeze start-up objects and raise GC thresholds"
     )

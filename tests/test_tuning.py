@@ -64,3 +64,14 @@ async def test_daemon_websockets_are_uncompressed_by_default(daemon):
 async def test_tansu_compat_writes_single_record_batches(daemon):
     # tansu's end offset is the last batch's base offset + 1: batches of one keep it true
     assert daemon.pipeline.app.conf.producer_max_batch_size == 1
+
+
+def test_uvloop_is_the_default_loop_and_can_be_turned_off():
+    import uvloop
+
+    from notify_core.settings import load_settings
+    from towerco_notify.cli import _loop_factory
+
+    assert load_settings().uvloop is True
+    assert _loop_factory(True) is uvloop.new_event_loop
+    assert _loop_factory(False) is None

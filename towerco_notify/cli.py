@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in DAEMON_HELP:
             settings = _settings_from(args)
             _setup_logging(settings.log_level)
-            return asyncio.run(_serve(settings, args))
+            with asyncio.Runner(loop_factory=_loop_factory(settings.uvloop)) as runner:
+                return runner.run(_serve(settings, args))
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "token":
@@ -157,6 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 2
+
+
+def _loop_factory(use_uvloop: bool) -> Any:
+    """uvloop when asked for and installed (the socket writes and timers of every
+    WebSocket are its hot path), the standard loop otherwise."""
+    if use_uvloop:
+        try:
+            import uvloop
+
+            return uvloop.new_event_loop
+        except ImportError:
+            log.warning("NOTIFY_UVLOOP is on but uvloop is not installed; using asyncio's loop")
+    return None
 
 
 def _csv(value: str | None) -> list[str]:
