@@ -22,9 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from notify_core.events import Ident
 from notify_core.rules import parse_duration
-
-Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 
 
 class Target(BaseModel):

@@ -8,8 +8,9 @@ notifications are plain dicts, built once and serialised once per emit.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import (
     BaseModel,
@@ -24,7 +25,15 @@ from pydantic import (
 
 # Ids used inside room names and Redis keys: no ':' or spaces, so that
 # `site:{tenant}:{site}` can never be forged by a crafted id.
-Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+IDENT_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+_IDENT_RE = re.compile(IDENT_PATTERN)
+Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
+
+
+def is_ident(value: object) -> TypeGuard[str]:
+    """True for a tenant, site, user, incident or KPI id (1-64 of [A-Za-z0-9_.-])."""
+    return isinstance(value, str) and _IDENT_RE.match(value) is not None
+
 
 TOPIC_ALERTS = "towerco.incidents.alerts"
 TOPIC_KPIS = "towerco.kpis.updates"

@@ -16,10 +16,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from notify_core.events import is_ident
+
 THRESHOLDS_FILE = "thresholds.yaml"
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_IDENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 def parse_duration(value: Any) -> float:
@@ -385,7 +386,7 @@ def parse_rules(text: str, name: str = THRESHOLDS_FILE) -> RuleSet:
                 )
             )
         tenant, site = item.get("tenant"), item.get("site")
-        if not isinstance(tenant, str) or not _IDENT.match(tenant):
+        if not is_ident(tenant):
             problems.append(
                 ConfigProblem(
                     name,
@@ -396,7 +397,7 @@ def parse_rules(text: str, name: str = THRESHOLDS_FILE) -> RuleSet:
                 )
             )
             continue
-        if site is not None and (not isinstance(site, str) or not _IDENT.match(site)):
+        if site is not None and not is_ident(site):
             problems.append(
                 ConfigProblem(
                     name,
@@ -479,7 +480,7 @@ def _parse_layer(
     layer: dict[str, dict[str, Any]] = {}
     for kpi, body in raw.items():
         rule_name = f"{scope}{kpi}"
-        if not isinstance(kpi, str) or not _IDENT.match(kpi):
+        if not is_ident(kpi):
             problems.append(
                 ConfigProblem(
                     name,

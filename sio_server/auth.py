@@ -7,17 +7,15 @@ HS256 token signed with the public key (algorithm confusion) or `alg: none` fail
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-from notify_core.events import ROLES
+from notify_core.events import ROLES, is_ident
 from notify_core.rooms import visible
 
-_IDENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_SITES = 1000
 
 
@@ -83,9 +81,9 @@ class Authenticator:
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     sub, tenant = claims.get("sub"), claims.get("tenant_id")
-    if not isinstance(sub, str) or not _IDENT.match(sub):
+    if not is_ident(sub):
         raise AuthError("claim sub missing or malformed")
-    if not isinstance(tenant, str) or not _IDENT.match(tenant):
+    if not is_ident(tenant):
         raise AuthError("claim tenant_id missing or malformed")
     roles = claims.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
@@ -99,7 +97,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         if (
             not isinstance(sites_claim, list)
             or len(sites_claim) > MAX_SITES
-            or not all(isinstance(s, str) and _IDENT.match(s) for s in sites_claim)
+            or not all(is_ident(s) for s in sites_claim)
         ):
             raise AuthError("claim sites must be a list of site ids")
         sites = frozenset(sites_claim)

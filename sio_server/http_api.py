@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from notify_core import metrics
-from notify_core.events import NOTIFICATION_TYPES
+from notify_core.events import NOTIFICATION_TYPES, is_ident
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.incidents import IncidentStore
@@ -56,10 +56,6 @@ def authenticated(
         return handler
 
     return wrap
-
-
-def _valid_id(value: str) -> bool:
-    return 0 < len(value) <= 64 and all(c.isalnum() or c in "_.-" for c in value)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -164,9 +160,7 @@ class HttpApi:
         if not principal.has_any_role("operator", "oncall", "admin"):
             metrics.HTTP_REQUESTS.labels(route, "403").inc()
             return _error(403, "forbidden: needs role operator, oncall or admin")
-        if not (0 < len(incident_id) <= 64) or not all(
-            c.isalnum() or c in "_.-" for c in incident_id
-        ):
+        if not is_ident(incident_id):
             metrics.HTTP_REQUESTS.labels(route, "400").inc()
             return _error(400, "incident_id: must be 1-64 of [A-Za-z0-9_.-]")
         if self.action_sink is None:
@@ -182,7 +176,7 @@ class HttpApi:
         route = "timeline"
         incident_id = request.match_info["incident_id"]
         entries = []
-        if self.timeline is not None and _valid_id(incident_id):
+        if self.timeline is not None and is_ident(incident_id):
             entries = await self.timeline.get(principal.tenant_id, incident_id)
         if entries and principal.sites is not None and self.incidents is not None:
             known = await self.incidents.get(principal.tenant_id, incident_id)

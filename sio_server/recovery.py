@@ -145,7 +145,7 @@ class Recovery:
         if (
             oldest is not None
             and parse_id(oldest) > after
-            and not await self._is_first(p.tenant_id, after, oldest)
+            and not await self._nothing_trimmed_after(p.tenant_id, after)
         ):
             recovered, reason = False, "history no longer reaches back to last_id"
         sent, cursor = 0, last_id
@@ -163,8 +163,8 @@ class Recovery:
             if len(page) < REPLAY_PAGE:
                 return sent, recovered, reason, last
 
-    async def _is_first(self, tenant: str, after: tuple[int, int], oldest: str) -> bool:
-        """True when nothing was ever trimmed between `after` and the oldest entry."""
+    async def _nothing_trimmed_after(self, tenant: str, after: tuple[int, int]) -> bool:
+        """True when no entry newer than `after` was ever trimmed away."""
         trimmed = await self.history.trimmed_through(tenant)
         return trimmed is None or parse_id(trimmed) <= after
 

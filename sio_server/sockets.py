@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import socketio
 
 from notify_core import metrics
-from notify_core.events import now_iso
+from notify_core.events import is_ident, now_iso
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.rooms import (
@@ -213,7 +213,7 @@ class SocketHandlers:
     async def subscribe_kpis(self, sid: str, p: Principal, data: Any) -> dict[str, Any]:
         granted, denied = [], []
         for site in _site_ids(data):
-            if p.can_see_site(site) and _valid_ident(site):
+            if p.can_see_site(site) and is_ident(site):
                 await self.sio.enter_room(sid, site_room(p.tenant_id, site))
                 granted.append(site)
             else:
@@ -226,7 +226,7 @@ class SocketHandlers:
     async def unsubscribe_kpis(self, sid: str, p: Principal, data: Any) -> dict[str, Any]:
         sites = _site_ids(data)
         for site in sites:
-            if _valid_ident(site):
+            if is_ident(site):
                 await self.sio.leave_room(sid, site_room(p.tenant_id, site))
         return {"ok": True, "removed": sites}
 
@@ -242,9 +242,7 @@ class SocketHandlers:
             if topic == "oncall" and p.has_any_role("oncall", "admin") and p.sites is None:
                 await self.sio.enter_room(sid, oncall_room(p.tenant_id))
                 granted.append(topic)
-            elif (
-                topic.startswith("site:") and p.can_see_site(topic[5:]) and _valid_ident(topic[5:])
-            ):
+            elif topic.startswith("site:") and p.can_see_site(topic[5:]) and is_ident(topic[5:]):
                 await self.sio.enter_room(sid, site_room(p.tenant_id, topic[5:]))
                 granted.append(topic)
             else:
@@ -258,7 +256,7 @@ class SocketHandlers:
         if not isinstance(data, dict):
             raise ClientError("expected {incident_id, action}")
         incident_id, action = data.get("incident_id"), data.get("action")
-        if not isinstance(incident_id, str) or not _valid_ident(incident_id):
+        if not is_ident(incident_id):
             raise ClientError("incident_id must be an id string")
         if action not in ("acknowledge", "resolve"):
             raise ClientError("action must be 'acknowledge' or 'resolve'")
@@ -315,7 +313,3 @@ class SocketHandlers:
         for sid in expired:
             await self.sio.disconnect(sid)
         return len(expired)
-
-
-def _valid_ident(value: str) -> bool:
-    return 0 < len(value) <= 64 and all(c.isalnum() or c in "_.-" for c in value)

@@ -6,6 +6,8 @@ sees the same ordered stream of state changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from aiokafka import AIOKafkaProducer
 
@@ -14,17 +16,22 @@ from sio_server.auth import Principal
 
 
 class ActionProducer:
-    def __init__(self, bootstrap: str) -> None:
-        # tansu has no idempotent producer; at-least-once + dedupe downstream.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks=1, enable_idempotence=False, linger_ms=0
-        )
+    """`bootstrap` is asked at start: the embedded broker's port is known only then."""
+
+    def __init__(self, bootstrap: Callable[[], str]) -> None:
+        self._bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        # tansu has no idempotent producer; at-least-once + dedupe downstream.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap(), acks=1, enable_idempotence=False, linger_ms=0
+        )
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def __call__(self, principal: Principal, incident_id: str, action: str) -> None:
         envelope = {
@@ -33,4 +40,5 @@ class ActionProducer:
             "payload": {"incident_id": incident_id, "action": action, "user_id": principal.user_id},
         }
         key = f"{principal.tenant_id}/{incident_id}".encode()
+        assert self._producer is not None, "ActionProducer not started"
         await self._producer.send_and_wait(TOPIC_ACTIONS, orjson.dumps(envelope), key=key)

@@ -142,7 +142,7 @@ class Runtime:
 
         actions: ActionProducer | None = None
         if self.mode in ("run", "server"):
-            actions = _LazyBootstrap(self)
+            actions = ActionProducer(lambda: self.bootstrap)
             add(_Part("action producer", actions.start, actions.stop))
 
         follow = None
@@ -285,17 +285,6 @@ class Runtime:
             if loop.time() > deadline:
                 raise TimeoutError(f"not ready after {timeout_s}s: {checks}")
             await asyncio.sleep(0.1)
-
-
-class _LazyBootstrap(ActionProducer):
-    """An ActionProducer whose bootstrap is known only once the broker has started."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-
-    async def start(self) -> None:
-        ActionProducer.__init__(self, self._runtime.bootstrap)
-        await super().start()
 
 
 async def _noop() -> None:
