@@ -41,6 +41,24 @@ CONFIG_RELOADS = Counter(
 THRESHOLD_TRANSITIONS = Counter(
     "notify_threshold_transitions_total", "Threshold state transitions, by level", ["level"]
 )
+DELIVERIES = Counter(
+    "notify_deliveries_total",
+    "Events handed to a connection, by path: direct (one pre-built WebSocket frame written"
+    " to the socket), queued (engine.io's queue: polling, upgrades, backlog) or held"
+    " (connection being recovered)",
+    ["path"],
+)
+SOCKET_WRITES = Counter(
+    "notify_socket_writes_total",
+    "Writes to WebSocket transports on the direct path (events emitted in the same loop"
+    " iteration share one write per socket)",
+)
+SLOW_CLIENTS = Counter(
+    "notify_slow_client_disconnects_total",
+    "Connections cut off because they stopped reading (unsent bytes or queued packets over"
+    " the bound); they resume from history",
+    ["reason"],
+)
 ACK_DELIVERED = Counter(
     "notify_ack_required_delivered_total",
     "Alerts requiring acknowledgment delivered to a user (first delivery per user)",

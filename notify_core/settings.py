@@ -63,6 +63,22 @@ class Settings(BaseSettings):
     ws_compression: bool = Field(
         default=False, description="permessage-deflate on WebSockets (costs 2-3x CPU)"
     )
+    direct_writes: bool = Field(
+        default=True,
+        description="write each event as one pre-built WebSocket frame straight to the sockets"
+        " (off: python-socketio's per-recipient tasks and queues)",
+    )
+    client_buffer_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="unsent bytes a WebSocket client may lag behind before it is cut off"
+        " (it resumes from history)",
+    )
+    client_queue_packets: int = Field(
+        default=10_000,
+        ge=100,
+        description="packets queued for a polling client before it is cut off",
+    )
     app_id: str = Field(default="towerco-notify", description="Kafka consumer group id")
     kafka_offset_reset: str = Field(
         default="earliest",

@@ -24,6 +24,7 @@ from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
 from sio_server import websocket
 from sio_server.auth import Authenticator
+from sio_server.fanout import DirectSocket, Fanout
 from sio_server.follower import LogFollower
 from sio_server.http_api import HttpApi
 from sio_server.sockets import ActionSink, SocketHandlers
@@ -77,6 +78,9 @@ class SocketServer:
         port: int,
         cors_origins: list[str],
         ws_compression: bool = False,
+        direct_writes: bool = True,
+        client_buffer_bytes: int = 4 * 1024 * 1024,
+        client_queue_packets: int = 10_000,
         client_manager: socketio.AsyncManager | None = None,
         action_sink: ActionSink | None = None,
         sockets_enabled: bool = True,
@@ -97,10 +101,23 @@ class SocketServer:
             http_compression=False,
             max_http_buffer_size=64 * 1024,
         )
-        websocket.install(self.sio.eio, ws_compression)
+        self.direct: dict[str, DirectSocket] = {}
+        websocket.install(self.sio.eio, ws_compression, self.direct)
         self.handlers = SocketHandlers(
             self.sio, auth, history, action_sink, snapshots=snapshots, timeline=timeline
         )
+        gate = self.handlers.gate
+        self.fanout = Fanout(
+            self.sio,
+            self.direct,
+            held_for=gate.held_for,
+            send_queued=gate.send_raw,
+            on_ack_required=self.handlers.deliveries.on_packet,
+            buffer_limit=client_buffer_bytes,
+            queue_limit=client_queue_packets,
+            enabled=direct_writes,
+        )
+        gate.before_hold = self.fanout.flush
         self.follower: LogFollower | None = None
         if follow is not None:
             # live events come from the tenant streams, not from the pipelines' emits
@@ -121,7 +138,7 @@ class SocketServer:
         readiness.add("http", lambda: self._runner is not None)
 
     async def emit(self, event: dict[str, Any], rooms: list[str]) -> None:
-        await self.sio.emit(event["type"], event, to=rooms)
+        await self.fanout.emit(event, rooms)
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)

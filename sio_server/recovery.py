@@ -53,6 +53,7 @@ class DeliveryGate:
         self._held: dict[str, list[Any]] = {}
         self._encoded: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
         self.observer: Callable[[str, Any], None] | None = None
+        self.before_hold: Callable[[], None] | None = None  # flushes frames already emitted
         self._send_raw: SendRaw = sio._send_eio_packet
         # every emit to a room or sid ends in this coroutine (python-socketio 5.x)
         sio._send_eio_packet = self._gated
@@ -67,7 +68,17 @@ class DeliveryGate:
         await self._send_raw(eio_sid, pkt)
 
     def close(self, eio_sid: str) -> None:
+        if self.before_hold is not None:
+            self.before_hold()
         self._held[eio_sid] = []
+
+    def held_for(self, eio_sid: str) -> list[Any] | None:
+        """The buffer of a gated connection (append to hold a packet), None when open."""
+        return self._held.get(eio_sid)
+
+    async def send_raw(self, eio_sid: str, pkt: Any) -> None:
+        """Queue on engine.io's socket, past the gate and the observer."""
+        await self._send_raw(eio_sid, pkt)
 
     def holding(self, eio_sid: str) -> bool:
         return eio_sid in self._held

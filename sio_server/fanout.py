@@ -1,0 +1,194 @@
+"""The emit path: an event is encoded and framed once, then written to each recipient.
+
+python-socketio's room emit creates one task per recipient, which puts the packet on
+the engine.io socket's queue, whose writer task wakes (through `wait_for`) and sends
+it: at 1000 clients that was half of the CPU per delivered message
+(docs/performance.md). Here an event is serialised once and framed once as a WebSocket
+text frame (RFC 6455: unmasked, uncompressed), and written with `transport.write` to
+every WebSocket recipient whose engine.io writer is idle - nothing queued and nothing in
+flight, so order is kept. Everything else (polling, an upgrade in progress, a queue not
+yet flushed, compression negotiated) takes engine.io's own path, in the same loop and
+without a task per recipient. A connection being recovered has its packets held by the
+delivery gate, as before.
+
+Backpressure: a client that does not read stops at a bound (unsent bytes on its socket,
+or queued packets for polling) and is cut off instead of growing memory or holding up
+the others; it reconnects with its last id and recovers from history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import socketio
+from engineio import packet as eio_packet
+
+from notify_core import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DirectSocket:
+    """A WebSocket connection we may write frames to ourselves."""
+
+    socket: Any  # engineio.async_socket.AsyncSocket
+    transport: asyncio.Transport
+
+    def idle(self) -> bool:
+        """True when engine.io has nothing queued or in flight for this connection.
+
+        The writer task parks in `queue.get()`; while it holds packets (woken, or sending
+        a batch) its getter is gone from the queue, so a direct write would overtake them.
+        """
+        s = self.socket
+        if not s.upgraded or s.upgrading or s.closing or s.closed:
+            return False
+        q = s.queue
+        getters = q._getters
+        return not q._queue and bool(getters) and not getters[-1].done()
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked WebSocket text frame carrying `payload` (server to client)."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+class Fanout:
+    """Delivers one event to the local members of a set of rooms."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        direct: dict[str, DirectSocket],
+        held_for: Callable[[str], list[Any] | None],
+        send_queued: Callable[[str, Any], Any],
+        on_ack_required: Callable[[str, Any], None] | None,
+        buffer_limit: int,
+        queue_limit: int,
+        enabled: bool = True,
+    ) -> None:
+        self._sio = sio
+        self._direct = direct
+        self._held_for = held_for
+        self._send_queued = send_queued
+        self._on_ack_required = on_ack_required
+        self.buffer_limit = buffer_limit
+        self.queue_limit = queue_limit
+        self.enabled = enabled
+        self._cut: set[str] = set()
+        # frames waiting for the end of this loop iteration, per transport: events emitted
+        # back to back (a consumer batch, a history page) leave in one write per socket
+        self._corked: dict[asyncio.Transport, list[bytes]] = {}
+        self._flush_handle: asyncio.Handle | None = None
+
+    async def emit(self, event: dict[str, Any], rooms: list[str]) -> int:
+        """Send `event` to every local connection in `rooms`; returns how many got it."""
+        manager = self._sio.manager
+        if "/" not in manager.rooms:
+            return 0
+        body = orjson.dumps([event["type"], event])
+        # engine.io MESSAGE (4) carrying a socket.io EVENT (2) on the default namespace
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())
+        frame = text_frame(b"42" + body) if self.enabled else b""
+        observe = self._on_ack_required if event.get("requires_acknowledgment") else None
+        direct_n = queued_n = held_n = 0
+        slow: list[tuple[str, str]] = []
+        for _sid, eio_sid in manager.get_participants("/", rooms):
+            held = self._held_for(eio_sid)
+            if held is not None:
+                held.append(pkt)  # the gate reports it when it lets it through
+                held_n += 1
+                continue
+            if observe is not None:
+                observe(eio_sid, pkt)
+            d = self._direct.get(eio_sid) if self.enabled else None
+            if d is not None and d.idle():
+                transport = d.transport
+                if transport.is_closing():
+                    continue
+                if transport.get_write_buffer_size() > self.buffer_limit:
+                    slow.append((eio_sid, "websocket"))
+                    continue
+                corked = self._corked.get(transport)
+                if corked is None:
+                    self._corked[transport] = [frame]
+                else:
+                    corked.append(frame)
+                direct_n += 1
+                continue
+            socket = self._sio.eio.sockets.get(eio_sid)
+            if socket is not None and socket.queue.qsize() > self.queue_limit:
+                slow.append((eio_sid, "queue"))
+                continue
+            await self._send_queued(eio_sid, pkt)
+            queued_n += 1
+        if direct_n:
+            metrics.DELIVERIES.labels("direct").inc(direct_n)
+            if self._flush_handle is None:
+                self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+        if queued_n:
+            metrics.DELIVERIES.labels("queued").inc(queued_n)
+        if held_n:
+            metrics.DELIVERIES.labels("held").inc(held_n)
+        for eio_sid, why in slow:
+            await self._cut_off(eio_sid, why)
+        return direct_n + queued_n + held_n
+
+    def flush(self) -> None:
+        """Write the frames collected in this loop iteration, one write per socket.
+
+        Runs before any engine.io writer woken in the same iteration, so a packet queued
+        after an event still leaves after it. The delivery gate calls it before holding a
+        connection, so nothing emitted earlier can arrive after the replay it starts.
+        """
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()  # when called directly; a no-op from the loop
+            self._flush_handle = None
+        corked, self._corked = self._corked, {}
+        writes = 0
+        for transport, frames in corked.items():
+            if transport.is_closing():
+                continue
+            transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+            writes += 1
+        metrics.SOCKET_WRITES.inc(writes)
+
+    async def _cut_off(self, eio_sid: str, why: str) -> None:
+        """Disconnect a client that stopped reading; it will resume from history."""
+        if eio_sid in self._cut:
+            return
+        self._cut.add(eio_sid)
+        try:
+            metrics.SLOW_CLIENTS.labels(why).inc()
+            log.warning(
+                "cutting off %s: more than %s unsent (%s); it can resume with its last id",
+                eio_sid,
+                f"{self.buffer_limit} bytes"
+                if why == "websocket"
+                else f"{self.queue_limit} packets",
+                why,
+            )
+            d = self._direct.get(eio_sid)
+            if d is not None:
+                d.transport.abort()  # the engine.io handler sees the close and cleans up
+            socket = self._sio.eio.sockets.get(eio_sid)
+            if socket is not None and not socket.closed:
+                await socket.close(
+                    wait=False, abort=True, reason=socket.server.reason.TRANSPORT_ERROR
+                )
+        finally:
+            self._cut.discard(eio_sid)
