@@ -284,6 +284,46 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def write_plot(rows: list[dict[str, Any]], path: Path) -> bool:
+    """Latency percentiles against delivered rate, one line per server and K (PNG)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(no plot: pip install -e '.[bench]' for matplotlib)")
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        series.setdefault((r["target"], r["clients"]), []).append(r)
+    for (target, k), rs in sorted(series.items()):
+        rs.sort(key=lambda r: r["rate"])
+        x = [r["rate"] * k for r in rs]  # offered msg/s
+        style = "-" if target == "daemon" else "--"
+        for q, marker in (("p50_ms", "o"), ("p99_ms", "^")):
+            ax.plot(
+                x,
+                [max(1, r[q] or 1) for r in rs],
+                style,
+                marker=marker,
+                label=f"{target} K={k} {q.split('_')[0]}",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered messages/s (alerts/s x clients)")
+    ax.set_ylabel("Kafka → client latency, ms")
+    ax.axhline(1000, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_title(f"towerco-notify vs Node socket.io ({rows[0]['transport']})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,6 +342,7 @@ async def main() -> None:
         "--client-procs", type=int, default=1, help="Node processes for the clients"
     )
     parser.add_argument("--daemon-args", default="", help="extra flags for towerco-notify run")
+    parser.add_argument("--plot", default="", help="PNG path (default: next to the raw results)")
     args = parser.parse_args()
 
     broker = EmbeddedBroker()
@@ -351,6 +392,9 @@ async def main() -> None:
     path = out / f"fanout-{args.transport}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(rows, indent=2))
     print(f"\nraw results: {path}")
+    plot = Path(args.plot) if args.plot else path.with_suffix(".png")
+    if rows and write_plot(rows, plot):
+        print(f"latency plot: {plot}")
 
 
 if __name__ == "__main__":

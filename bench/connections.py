@@ -1,0 +1,111 @@
+"""Idle connections: memory per WebSocket connection and connect rate, daemon vs Node.
+
+Opens K official socket.io-client connections (`forceNew: true`, spread over several Node
+processes) to towerco-notify (`run` mode, memory engine) and then to the plain Node
+socket.io reference, and reports the server's resident memory per idle connection and
+how fast the connections were accepted (authentication, rooms and the
+`connection_established` handshake included for the daemon).
+
+    ./.venv/bin/python bench/connections.py                 # K=10000
+    ./.venv/bin/python bench/connections.py --clients 2000 --client-procs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import resource
+import time
+from typing import Any
+
+from fanout import (  # type: ignore[import-not-found]
+    SECRET,
+    TENANT,
+    Clients,
+    rss_mb,
+    start_daemon,
+    start_reference,
+)
+
+from notify_core.events import ALL_TOPICS
+from pipeline.topics import ensure_topics
+from sio_server.auth import mint_token
+from towerco_notify.embedded_broker import EmbeddedBroker, free_port
+
+
+async def measure(
+    name: str, proc: asyncio.subprocess.Process, url: str, auth: dict[str, Any], args: Any
+) -> dict[str, Any]:
+    await asyncio.sleep(1.0)
+    before = rss_mb(proc.pid)
+    t0 = time.monotonic()
+    clients = await Clients.start(url, args.clients, "websocket", auth, args.client_procs)
+    connect_s = time.monotonic() - t0
+    await asyncio.sleep(args.settle)
+    after = rss_mb(proc.pid)
+    row = {
+        "target": name,
+        "clients": args.clients,
+        "connect_per_s": round(args.clients / connect_s),
+        "rss_before_mb": round(before, 1),
+        "rss_after_mb": round(after, 1),
+        "kb_per_connection": round((after - before) * 1024 / args.clients, 1),
+    }
+    print(
+        f"  {name:7} K={args.clients} connected in {connect_s:.1f}s "
+        f"({row['connect_per_s']}/s), RSS {before:.0f} -> {after:.0f} MiB = "
+        f"{row['kb_per_connection']} KiB per idle connection",
+        flush=True,
+    )
+    await clients.close()
+    return row
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=10_000)
+    parser.add_argument("--client-procs", type=int, default=4)
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before reading RSS")
+    parser.add_argument("--targets", default="daemon,node")
+    args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+
+    broker = EmbeddedBroker()
+    await broker.start()
+    await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
+    rows = []
+    try:
+        for target in args.targets.split(","):
+            port = free_port()
+            if target == "daemon":
+                proc = await start_daemon(broker.bootstrap, port, [])
+                auth: dict[str, Any] = {
+                    "token": mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=3600)
+                }
+            else:
+                proc = await start_reference(broker.bootstrap, port)
+                auth = {"tenant": TENANT}
+            try:
+                rows.append(await measure(target, proc, f"http://127.0.0.1:{port}", auth, args))
+            finally:
+                proc.terminate()
+                await proc.wait()
+    finally:
+        await broker.stop()
+    print()
+    print("| server | K | connect/s | RSS before → after MiB | KiB per idle connection |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['target']} | {r['clients']} | {r['connect_per_s']} | "
+            f"{r['rss_before_mb']} → {r['rss_after_mb']} | {r['kb_per_connection']} |"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,128 @@
+"""Soak: memory over a long run at a steady rate with connection churn.
+
+Produces incident alerts at R/s for D minutes to towerco-notify (`run` mode) while K
+socket.io-client connections churn (every few seconds a share of them disconnect and are
+replaced). Every interval it prints the daemon's RSS, delivered msg/s, latency and
+connects, then the RSS trend after warm-up (flat means no leak).
+
+    ./.venv/bin/python bench/soak.py                           # 30 min, K=500, 25/s
+    ./.venv/bin/python bench/soak.py --minutes 5 --clients 200 --rate 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from fanout import (  # type: ignore[import-not-found]
+    NODE,
+    SECRET,
+    TENANT,
+    cpu_seconds,
+    produce,
+    rss_mb,
+    start_daemon,
+)
+
+from notify_core.events import ALL_TOPICS
+from pipeline.topics import ensure_topics
+from sio_server.auth import mint_token
+from towerco_notify.embedded_broker import EmbeddedBroker, free_port
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=25.0, help="alerts/s")
+    parser.add_argument("--churn", type=int, default=25, help="connections replaced per tick")
+    parser.add_argument("--churn-ms", type=int, default=5000)
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds per sample")
+    parser.add_argument("--out", default="", help="write the samples as JSON here")
+    args = parser.parse_args()
+
+    broker = EmbeddedBroker()
+    await broker.start()
+    await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=1)
+    await producer.start()
+    port = free_port()
+    daemon = await start_daemon(broker.bootstrap, port, [])
+    token = mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=24 * 3600)
+    cfg = {
+        "url": f"http://127.0.0.1:{port}",
+        "count": args.clients,
+        "auth": {"token": token},
+        "event": "incident_alert",
+        "churn": args.churn,
+        "churn_ms": args.churn_ms,
+    }
+    clients = await asyncio.create_subprocess_exec(
+        "node",
+        str(NODE / "churn_clients.mjs"),
+        json.dumps(cfg),
+        cwd=str(NODE),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert clients.stdin is not None and clients.stdout is not None
+
+    async def report() -> dict[str, Any]:
+        assert clients.stdin is not None and clients.stdout is not None
+        clients.stdin.write(b"report\n")
+        await clients.stdin.drain()
+        return dict(json.loads(await clients.stdout.readline()))
+
+    await clients.stdout.readline()  # ready
+    await asyncio.sleep(5)
+    await report()
+    samples: list[dict[str, Any]] = []
+    end = time.monotonic() + args.minutes * 60
+    print(f"soak: K={args.clients}, {args.rate} alerts/s, churn {args.churn}/{args.churn_ms}ms")
+    try:
+        while time.monotonic() < end:
+            cpu0 = cpu_seconds(daemon.pid)
+            sent = await produce(producer, args.rate, args.interval)
+            rep = await report()
+            s = {
+                "t_min": round(args.minutes - (end - time.monotonic()) / 60, 2),
+                "rss_mb": round(rss_mb(daemon.pid), 1),
+                "sent": sent,
+                "delivered_per_s": round(rep["received"] / args.interval),
+                "p50_ms": rep["p50"],
+                "p99_ms": rep["p99"],
+                "connects": rep["connects"],
+                "cpu_pct": round(100 * (cpu_seconds(daemon.pid) - cpu0) / args.interval, 1),
+            }
+            samples.append(s)
+            print(json.dumps(s), flush=True)
+    finally:
+        clients.stdin.write(b"quit\n")
+        await clients.stdin.drain()
+        await clients.wait()
+        daemon.terminate()
+        await daemon.wait()
+        await producer.stop()
+        await broker.stop()
+    warm = samples[len(samples) // 3 :] or samples
+    if len(warm) >= 2:
+        span = max(1e-9, warm[-1]["t_min"] - warm[0]["t_min"])
+        slope = (warm[-1]["rss_mb"] - warm[0]["rss_mb"]) / span
+        low, high = min(x["rss_mb"] for x in warm), max(x["rss_mb"] for x in warm)
+        print(
+            f"RSS after warm-up: {low} to {high} MiB, "
+            f"trend {slope:+.2f} MiB/min over {span:.1f} min"
+        )
+    if args.out:
+        await asyncio.to_thread(Path(args.out).write_text, json.dumps(samples, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
