@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         description="write each event as one pre-built WebSocket frame straight to the sockets"
         " (off: python-socketio's per-recipient tasks and queues)",
     )
+    emit_coalesce_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=50,
+        description="under load, events emitted within this window after a write share the"
+        " next write per socket (0: write at the end of each loop iteration)",
+    )
     client_buffer_bytes: int = Field(
         default=4 * 1024 * 1024,
         ge=64 * 1024,

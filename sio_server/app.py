@@ -79,6 +79,7 @@ class SocketServer:
         cors_origins: list[str],
         ws_compression: bool = False,
         direct_writes: bool = True,
+        emit_coalesce_ms: float = 2.0,
         client_buffer_bytes: int = 4 * 1024 * 1024,
         client_queue_packets: int = 10_000,
         client_manager: socketio.AsyncManager | None = None,
@@ -116,6 +117,7 @@ class SocketServer:
             buffer_limit=client_buffer_bytes,
             queue_limit=client_queue_packets,
             enabled=direct_writes,
+            coalesce_s=emit_coalesce_ms / 1000,
         )
         gate.before_hold = self.fanout.flush
         self.follower: LogFollower | None = None

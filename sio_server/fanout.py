@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,7 @@ class Fanout:
         buffer_limit: int,
         queue_limit: int,
         enabled: bool = True,
+        coalesce_s: float = 0.002,
     ) -> None:
         self._sio = sio
         self._direct = direct
@@ -94,6 +96,9 @@ class Fanout:
         # back to back (a consumer batch, a history page) leave in one write per socket
         self._corked: dict[asyncio.Transport, list[bytes]] = {}
         self._flush_handle: asyncio.Handle | None = None
+        self.coalesce_s = coalesce_s
+        self._last_flush = 0.0
+        self._flush_took = 0.0
 
     async def emit(self, event: dict[str, Any], rooms: list[str]) -> int:
         """Send `event` to every local connection in `rooms`; returns how many got it."""
@@ -116,20 +121,23 @@ class Fanout:
             if observe is not None:
                 observe(eio_sid, pkt)
             d = self._direct.get(eio_sid) if self.enabled else None
-            if d is not None and d.idle():
+            if d is not None:
                 transport = d.transport
-                if transport.is_closing():
-                    continue
-                if transport.get_write_buffer_size() > self.buffer_limit:
-                    slow.append((eio_sid, "websocket"))
-                    continue
                 corked = self._corked.get(transport)
-                if corked is None:
-                    self._corked[transport] = [frame]
-                else:
-                    corked.append(frame)
-                direct_n += 1
-                continue
+                # frames already corked for it: this one follows them, whatever else
+                # engine.io has queued since (acks, pings) may leave first
+                if corked is not None or d.idle():
+                    if transport.is_closing():
+                        continue
+                    if transport.get_write_buffer_size() > self.buffer_limit:
+                        slow.append((eio_sid, "websocket"))
+                        continue
+                    if corked is None:
+                        self._corked[transport] = [frame]
+                    else:
+                        corked.append(frame)
+                    direct_n += 1
+                    continue
             socket = self._sio.eio.sockets.get(eio_sid)
             if socket is not None and socket.queue.qsize() > self.queue_limit:
                 slow.append((eio_sid, "queue"))
@@ -139,7 +147,7 @@ class Fanout:
         if direct_n:
             metrics.DELIVERIES.labels("direct").inc(direct_n)
             if self._flush_handle is None:
-                self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+                self._schedule_flush()
         if queued_n:
             metrics.DELIVERIES.labels("queued").inc(queued_n)
         if held_n:
@@ -148,17 +156,31 @@ class Fanout:
             await self._cut_off(eio_sid, why)
         return direct_n + queued_n + held_n
 
-    def flush(self) -> None:
-        """Write the frames collected in this loop iteration, one write per socket.
+    def _schedule_flush(self) -> None:
+        """At the end of this loop iteration when idle; under load, `coalesce_s` after the
+        previous flush, so the events of a burst share one write per socket (the same
+        effect as Node's engine.io holding packets while a write is in flight)."""
+        loop = asyncio.get_running_loop()
+        due = self._last_flush + max(self.coalesce_s, self._flush_took)
+        if loop.time() >= due:
+            self._flush_handle = loop.call_soon(self.flush)
+        else:
+            self._flush_handle = loop.call_at(due, self.flush)
 
-        Runs before any engine.io writer woken in the same iteration, so a packet queued
-        after an event still leaves after it. The delivery gate calls it before holding a
+    def flush(self) -> None:
+        """Write the frames collected since the last flush, one write per socket.
+
+        Events keep their order: once a socket has corked frames, later events join
+        them rather than engine.io's queue. The delivery gate calls this before holding a
         connection, so nothing emitted earlier can arrive after the replay it starts.
         """
         if self._flush_handle is not None:
             self._flush_handle.cancel()  # when called directly; a no-op from the loop
             self._flush_handle = None
         corked, self._corked = self._corked, {}
+        if not corked:
+            return
+        started = time.perf_counter()
         writes = 0
         for transport, frames in corked.items():
             if transport.is_closing():
@@ -166,6 +188,8 @@ class Fanout:
             transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
             writes += 1
         metrics.SOCKET_WRITES.inc(writes)
+        self._flush_took = time.perf_counter() - started
+        self._last_flush = asyncio.get_running_loop().time()
 
     async def _cut_off(self, eio_sid: str, why: str) -> None:
         """Disconnect a client that stopped reading; it will resume from history."""

@@ -93,9 +93,9 @@ async def test_order_and_completeness_across_transports_and_upgrades(direct_writ
     for kind, client in clients.items():
         for i in range(3):
             await client.wait_for(
-                lambda m, i=i: m.get("client") == i
-                and m["kind"] == "event"
-                and m["data"].get("id") == last
+                lambda m, i=i: (
+                    m.get("client") == i and m["kind"] == "event" and m["data"].get("id") == last
+                )
             )
             got = ids_of(client, i)
             first = int(got[0].split("-")[0]) - 1_700_000_000_000

@@ -158,6 +158,7 @@ class Runtime:
             s.cors_origins,
             s.ws_compression,
             direct_writes=s.direct_writes,
+            emit_coalesce_ms=s.emit_coalesce_ms,
             client_buffer_bytes=s.client_buffer_bytes,
             client_queue_packets=s.client_queue_packets,
             follow=follow,
