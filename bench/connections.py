@@ -40,8 +40,17 @@ async def measure(
     await asyncio.sleep(1.0)
     before = rss_mb(proc.pid)
     t0 = time.monotonic()
-    clients = await Clients.start(url, args.clients, "websocket", auth, args.client_procs)
+    # one Node process after the other (each opens its share at once)
+    per = args.clients // args.client_procs
+    parts = []
+    for _ in range(args.client_procs):
+        try:
+            parts.append(await Clients.start(url, per, "websocket", auth, 1))
+        except RuntimeError as exc:
+            print(f"  {name}: {exc}", flush=True)
+            raise
     connect_s = time.monotonic() - t0
+    clients = Clients([p for part in parts for p in part.procs])
     await asyncio.sleep(args.settle)
     after = rss_mb(proc.pid)
     row = {

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     ws_compression: bool = Field(
         default=False, description="permessage-deflate on WebSockets (costs 2-3x CPU)"
     )
+    pipeline_batch: bool = Field(
+        default=True,
+        description="hand each Kafka fetch to the handler as one batch, skipping Faust's"
+        " per-event stream machinery (off: one Faust agent per topic)",
+    )
     direct_writes: bool = Field(
         default=True,
         description="write each event as one pre-built WebSocket frame straight to the sockets"

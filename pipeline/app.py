@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import faust
+from faust.streams import current_event
 
 from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
 from notify_core.incidents import IncidentStore
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
+from pipeline.batches import BatchRouting, current_partition
 from pipeline.handlers import MessageHandler
 from pipeline.kafka_tuning import faust_settings, tuned_transport
 from pipeline.kpi_alerts import KpiAlerts
@@ -42,7 +44,8 @@ class Pipeline:
             broker=[f"kafka://{hostport}" for hostport in bootstrap],
             **faust_settings(settings, tansu),
         )
-        transport_cls = tuned_transport(settings.fetch_wait_ms)
+        self._routing = BatchRouting()
+        transport_cls = tuned_transport(settings.fetch_wait_ms, self._routing)
         self.app.transport = transport_cls(self.app.conf.broker_consumer, self.app)
         self._deadletter_topic = self.app.topic(
             TOPIC_DEADLETTER, value_serializer="raw", partitions=settings.topic_partitions
@@ -59,8 +62,12 @@ class Pipeline:
         )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.joined = False
+        # the agents subscribe the topics; with batches on, the records skip their streams
         for name in INPUT_TOPICS:
             self._add_agent(name, settings.topic_partitions)
+        if settings.pipeline_batch:
+            self._routing.sink = self._handle_batch
+            self._routing.topics = frozenset(INPUT_TOPICS)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
@@ -78,6 +85,17 @@ class Pipeline:
 
         consume.__name__ = consume.__qualname__ = "agent_" + name.replace(".", "_")
         self.app.agent(topic, name=f"{name}-agent")(consume)
+
+    async def _handle_batch(self, messages: list[Any]) -> None:
+        """One fetch worth of messages, in partition order; acked once this returns."""
+        handle = self.handler.handle
+        for msg in messages:
+            ts = int(msg.timestamp * 1000) if msg.timestamp else None
+            token = current_partition.set(msg.partition)
+            try:
+                await handle(msg.topic, msg.value, ts, msg.partition, msg.offset)
+            finally:
+                current_partition.reset(token)
 
     async def _sweep(self, *_app: Any) -> None:
         try:
@@ -124,7 +142,13 @@ class _TableStore:
         return value if isinstance(value, dict) else None
 
     def set(self, key: str, value: dict[str, Any]) -> None:
-        self._table[key] = value
+        partition = current_partition.get()
+        if partition is None or current_event() is not None:
+            self._table[key] = value  # inside a Faust stream: it knows the partition
+        else:
+            # batch path: the changelog partition is the source message's, as in a stream
+            self._table.send_changelog(partition, key, value)
+            self._table.data[key] = value
 
     def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
         return iter(list(self._table.items()))

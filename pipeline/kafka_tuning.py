@@ -19,6 +19,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from notify_core.settings import Settings
+from pipeline.batches import BatchRouting, drain_in_batches
 
 
 def faust_settings(settings: Settings, tansu: bool = False) -> dict[str, Any]:
@@ -50,8 +51,11 @@ def faust_settings(settings: Settings, tansu: bool = False) -> dict[str, Any]:
     }
 
 
-def tuned_transport(fetch_wait_ms: int) -> type[faust_aiokafka.Transport]:
-    """A Faust aiokafka Transport whose worker consumer waits at most `fetch_wait_ms`."""
+def tuned_transport(
+    fetch_wait_ms: int, routing: BatchRouting | None = None
+) -> type[faust_aiokafka.Transport]:
+    """A Faust aiokafka Transport whose worker consumer waits at most `fetch_wait_ms`,
+    and hands the topics of `routing` over in batches (`pipeline.batches`)."""
 
     class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -62,6 +66,12 @@ def tuned_transport(fetch_wait_ms: int) -> type[faust_aiokafka.Transport]:
     class TunedConsumer(faust_aiokafka.Consumer):
         def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
             return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        async def _drain_messages(self, fetcher: Any) -> None:
+            if routing is not None and routing.sink is not None:
+                await drain_in_batches(self, fetcher, routing)
+            else:
+                await super()._drain_messages(fetcher)
 
     class TunedTransport(faust_aiokafka.Transport):
         Consumer = TunedConsumer

@@ -145,7 +145,9 @@ class SocketServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.requested_port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024
+        )
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
 
+from notify_core.events import INPUT_TOPICS
 from notify_core.history import MemoryHistory
 from notify_core.readiness import Readiness
 from sio_server.app import SocketServer
@@ -75,3 +77,17 @@ def test_uvloop_is_the_default_loop_and_can_be_turned_off():
     assert load_settings().uvloop is True
     assert _loop_factory(True) is uvloop.new_event_loop
     assert _loop_factory(False) is None
+
+
+async def test_pipeline_consumes_in_batches_through_fausts_own_consumer(daemon):
+    # on by default: the fetched records skip Faust's per-event streams
+    assert daemon.settings.pipeline_batch is True
+    consumer = daemon.pipeline.app.consumer
+    routing = daemon.pipeline._routing
+    assert routing.sink is not None
+    assert routing.topics == frozenset(INPUT_TOPICS)
+    # what pipeline.batches relies on in Faust's consumer (fails if an upgrade renames it)
+    for name in ("_read_offset", "_add_gap", "_commit_every", "suspend_flow", "_n_acked"):
+        assert hasattr(consumer, name), name
+    assert callable(consumer.ack) and callable(consumer.getmany)
+    assert type(consumer)._drain_messages is not FaustConsumer._drain_messages
