@@ -41,6 +41,10 @@ CONFIG_RELOADS = Counter(
 THRESHOLD_TRANSITIONS = Counter(
     "notify_threshold_transitions_total", "Threshold state transitions, by level", ["level"]
 )
+KPI_COALESCED = Counter(
+    "notify_kpi_samples_coalesced_total",
+    "Quiet KPI samples folded into a later kpi_update of the same site in the same batch",
+)
 DELIVERIES = Counter(
     "notify_deliveries_total",
     "Events handed to a connection, by path: direct (one pre-built WebSocket frame written"

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         description="hand each Kafka fetch to the handler as one batch, skipping Faust's"
         " per-event stream machinery (off: one Faust agent per topic)",
     )
+    kpi_coalesce: bool = Field(
+        default=False,
+        description="within one fetch, fold KPI samples that change no alert state into one"
+        " kpi_update per site (latest value per KPI); transitions are never folded",
+    )
     direct_writes: bool = Field(
         default=True,
         description="write each event as one pre-built WebSocket frame straight to the sockets"

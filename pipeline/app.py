@@ -18,7 +18,7 @@ from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
 from notify_core.incidents import IncidentStore
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
-from pipeline.batches import BatchRouting, current_partition
+from pipeline.batches import BatchRouting
 from pipeline.handlers import MessageHandler
 from pipeline.kafka_tuning import faust_settings, tuned_transport
 from pipeline.kpi_alerts import KpiAlerts
@@ -58,7 +58,12 @@ class Pipeline:
             rules, _TableStore(self.alert_states), publisher, incidents, listener=listener
         )
         self.handler = MessageHandler(
-            publisher, incidents, self._send_deadletter, self.kpi_alerts, listener
+            publisher,
+            incidents,
+            self._send_deadletter,
+            self.kpi_alerts,
+            listener,
+            coalesce_kpis=settings.kpi_coalesce,
         )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.joined = False
@@ -88,14 +93,18 @@ class Pipeline:
 
     async def _handle_batch(self, messages: list[Any]) -> None:
         """One fetch worth of messages, in partition order; acked once this returns."""
-        handle = self.handler.handle
-        for msg in messages:
-            ts = int(msg.timestamp * 1000) if msg.timestamp else None
-            token = current_partition.set(msg.partition)
-            try:
-                await handle(msg.topic, msg.value, ts, msg.partition, msg.offset)
-            finally:
-                current_partition.reset(token)
+        await self.handler.handle_batch(
+            [
+                (
+                    m.topic,
+                    m.value,
+                    int(m.timestamp * 1000) if m.timestamp else None,
+                    m.partition,
+                    m.offset,
+                )
+                for m in messages
+            ]
+        )
 
     async def _sweep(self, *_app: Any) -> None:
         try:
@@ -141,8 +150,7 @@ class _TableStore:
         value = self._table.get(key)
         return value if isinstance(value, dict) else None
 
-    def set(self, key: str, value: dict[str, Any]) -> None:
-        partition = current_partition.get()
+    def set(self, key: str, value: dict[str, Any], partition: int | None = None) -> None:
         if partition is None or current_event() is not None:
             self._table[key] = value  # inside a Faust stream: it knows the partition
         else:

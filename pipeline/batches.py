@@ -21,18 +21,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.types import TP
 
 log = logging.getLogger(__name__)
 
 BatchSink = Callable[[list[Any]], Awaitable[None]]
-
-# the partition of the message being handled: Faust tables need it for their changelog
-current_partition: ContextVar[int | None] = ContextVar("current_partition", default=None)
 
 
 class BatchRouting:
@@ -98,4 +93,4 @@ async def _drain(self: Any, fetcher: Any, routing: BatchRouting) -> None:
         unset_flag(CONSUMER_FETCHING)
 
 
-__all__ = ["TP", "BatchRouting", "BatchSink", "current_partition", "drain_in_batches"]
+__all__ = ["BatchRouting", "BatchSink", "drain_in_batches"]

@@ -22,19 +22,22 @@ from notify_core.events import (
     TOPIC_KPIS,
     TOPIC_SITES,
     ActionPayload,
+    Envelope,
     IncidentPayload,
     KpiPayload,
     SiteStatusPayload,
 )
 from notify_core.incidents import IncidentState, IncidentStore
 from pipeline.envelope import BadInput, Decoded, decode
-from pipeline.kpi_alerts import KpiAlerts
+from pipeline.kpi_alerts import Assessment, KpiAlerts
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
 DeadLetterSink = Callable[[bytes], Awaitable[None]]
+# (topic, raw value, Kafka timestamp ms, partition, offset)
+Incoming = tuple[str, bytes | None, int | None, int | None, int | None]
 MAX_RAW_IN_DEADLETTER = 64 * 1024
 _STATUS = {"acknowledge": "acknowledged", "resolve": "resolved"}
 
@@ -74,7 +77,9 @@ class MessageHandler:
         deadletter: DeadLetterSink,
         kpi_alerts: KpiAlerts | None = None,
         listener: IncidentListener | None = None,
+        coalesce_kpis: bool = False,
     ) -> None:
+        self.coalesce_kpis = coalesce_kpis
         self.listener = listener
         self.publisher = publisher
         self.incidents = incidents
@@ -93,18 +98,86 @@ class MessageHandler:
         metrics.EVENTS_CONSUMED.labels(topic).inc()
         try:
             decoded = decode(topic, raw)
-            return await self._publish(decoded, dedupe_key(topic, raw or b""), timestamp_ms)
+            key = dedupe_key(topic, raw or b"")
+            return await self._publish(decoded, key, timestamp_ms, partition)
         except BadInput as exc:
             reason = exc.reason
         except Exception as exc:  # a bug must not stop the partition; record it instead
             log.exception("unexpected failure on %s[%s]@%s", topic, partition, offset)
             reason = f"internal error: {type(exc).__name__}: {exc}"
+        await self._dead_letter(topic, raw, partition, offset, reason)
+        return None
+
+    async def _dead_letter(
+        self,
+        topic: str,
+        raw: bytes | None,
+        partition: int | None,
+        offset: int | None,
+        reason: str,
+    ) -> None:
         metrics.DEAD_LETTERS.labels("kafka").inc()
         log.warning("dead-letter %s[%s]@%s: %s", topic, partition, offset, reason)
         await self.deadletter(deadletter_record("kafka", topic, raw, reason, partition, offset))
-        return None
 
-    async def _publish(self, d: Decoded, key: str, ts_ms: int | None) -> str | None:
+    async def handle_batch(self, batch: list[Incoming]) -> None:
+        """Process one fetch of messages, in order; with `coalesce_kpis`, quiet KPI
+        samples are folded together.
+
+        Then a KPI message whose evaluation changed no alert state is not published on its
+        own: it joins its site's coalesced `kpi_update` (latest value per KPI, timestamp
+        and dedupe key of the newest message), published at the end of the batch or
+        before anything else of that site. Threshold transitions, incidents and every
+        other event are published one by one, exactly as `handle` would.
+        """
+        quiet: dict[tuple[str, str], _Coalesced] = {}
+        for topic, raw, ts_ms, partition, offset in batch:
+            if topic != TOPIC_KPIS or self.kpi_alerts is None:
+                await self._flush_quiet(quiet)
+                await self.handle(topic, raw, ts_ms, partition, offset)
+                continue
+            metrics.EVENTS_CONSUMED.labels(topic).inc()
+            try:
+                d = decode(topic, raw)
+                assert isinstance(d.payload, KpiPayload)
+                env, key = d.envelope, dedupe_key(topic, raw or b"")
+                assessment = self.kpi_alerts.assess(env, d.payload)
+                site = (env.tenant_id, env.site_id or "")
+                if assessment.transitions or not self.coalesce_kpis:
+                    await self._flush_quiet(quiet, site)
+                    await self.publisher.publish(
+                        events.kpi_update(env, d.payload, assessment.records), key, ts_ms
+                    )
+                    await self.kpi_alerts.conclude(env, assessment, key, partition)
+                    continue
+                group = quiet.get(site)
+                if group is None:
+                    group = quiet[site] = _Coalesced(env)
+                group.add(env, d.payload, assessment, key, ts_ms, partition)
+            except BadInput as exc:
+                await self._dead_letter(topic, raw, partition, offset, exc.reason)
+        await self._flush_quiet(quiet)
+
+    async def _flush_quiet(
+        self, quiet: dict[tuple[str, str], _Coalesced], site: tuple[str, str] | None = None
+    ) -> None:
+        """Publish the coalesced KPI updates (of one site, or all), then write state."""
+        assert self.kpi_alerts is not None or not quiet
+        for k in [site] if site is not None else list(quiet):
+            group = quiet.pop(k, None) if k is not None else None
+            if group is None:
+                continue
+            kpis = KpiPayload.model_construct(values=group.values)
+            if group.merged > 1:
+                metrics.KPI_COALESCED.inc(group.merged - 1)
+            await self.publisher.publish(events.kpi_update(group.env, kpis), group.key, group.ts)
+            assert self.kpi_alerts is not None
+            for env, assessment, key, partition in group.done:
+                await self.kpi_alerts.conclude(env, assessment, key, partition)
+
+    async def _publish(
+        self, d: Decoded, key: str, ts_ms: int | None, partition: int | None = None
+    ) -> str | None:
         env = d.envelope
         if d.topic == TOPIC_ALERTS:
             assert isinstance(d.payload, IncidentPayload)
@@ -125,7 +198,7 @@ class MessageHandler:
         if d.topic == TOPIC_KPIS:
             assert isinstance(d.payload, KpiPayload)
             if self.kpi_alerts is not None:
-                return await self.kpi_alerts.handle(env, d.payload, key, ts_ms)
+                return await self.kpi_alerts.handle(env, d.payload, key, ts_ms, partition)
             return await self.publisher.publish(events.kpi_update(env, d.payload), key, ts_ms)
         if d.topic == TOPIC_SITES:
             assert isinstance(d.payload, SiteStatusPayload)
@@ -153,6 +226,32 @@ class MessageHandler:
         if self.listener is not None and known is not None:  # idempotent; also on redelivery
             await self.listener.on_action(tenant, act.incident_id, status, act.user_id)
         return event_id
+
+
+class _Coalesced:
+    """Quiet KPI samples of one site within a batch: the latest value of each KPI."""
+
+    def __init__(self, env: Envelope) -> None:
+        self.env = env
+        self.values: dict[str, float] = {}
+        self.key = ""
+        self.ts: int | None = None
+        self.merged = 0
+        self.done: list[tuple[Envelope, Assessment, str, int | None]] = []
+
+    def add(
+        self,
+        env: Envelope,
+        kpis: KpiPayload,
+        assessment: Assessment,
+        key: str,
+        ts_ms: int | None,
+        partition: int | None,
+    ) -> None:
+        self.env, self.key, self.ts = env, key, ts_ms
+        self.values.update(kpis.values)
+        self.merged += 1
+        self.done.append((env, assessment, key, partition))
 
 
 def system_notice_event(raw: bytes) -> dict[str, Any]:

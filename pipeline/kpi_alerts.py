@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,10 +31,20 @@ log = logging.getLogger(__name__)
 ENGINE_USER = "threshold-engine"
 
 
+@dataclass(slots=True)
+class Assessment:
+    """What one KPI message did to the alert states."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)  # threshold_breach entries
+    transitions: list[Transition] = field(default_factory=list)
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # table updates
+
+
 class StateStore(Protocol):
     def get(self, key: str) -> dict[str, Any] | None: ...
 
-    def set(self, key: str, value: dict[str, Any]) -> None: ...
+    def set(self, key: str, value: dict[str, Any], partition: int | None = None) -> None:
+        """`partition`: the source message's, for stores partitioned like the input."""
 
     def items(self) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
@@ -47,7 +58,7 @@ class DictStore:
     def get(self, key: str) -> dict[str, Any] | None:
         return self.data.get(key)
 
-    def set(self, key: str, value: dict[str, Any]) -> None:
+    def set(self, key: str, value: dict[str, Any], partition: int | None = None) -> None:
         self.data[key] = value
 
     def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -88,16 +99,15 @@ class KpiAlerts:
         seen = float(raw.get("seen_wall", 0.0)) if raw else 0.0
         return state, seen, seen
 
-    async def handle(
-        self, env: Envelope, kpis: KpiPayload, key: str, ts_ms: int | None
-    ) -> str | None:
+    def assess(self, env: Envelope, kpis: KpiPayload) -> Assessment:
+        """Evaluate every KPI of one message against its rule; the hot cache moves on at
+        once (the next message of the same KPI sees this state), the table is written
+        by `conclude`, after the message's event is published."""
         tenant, site = env.tenant_id, env.site_id
         assert site is not None
         rules = self.rules.current
         now, wall = env.timestamp.timestamp(), time.time()
-        records: list[dict[str, Any]] = []
-        transitions: list[Transition] = []
-        updates: list[tuple[str, AlertState, AlertState | None, float]] = []
+        a = Assessment()
         for name, value in kpis.values.items():
             rule = rules.effective(tenant, site, name)
             if rule is None:
@@ -105,26 +115,43 @@ class KpiAlerts:
             skey = f"{tenant}/{site}/{name}"
             prev, _, persisted = self._state(skey)
             new, found = evaluate(rule, prev, float(value), now)
-            updates.append((skey, new, prev, persisted))
-            for t in found:
-                metrics.THRESHOLD_TRANSITIONS.labels(t.level).inc()
-                records.append(t.record())
-                transitions.append(t)
-        event_id = await self.publisher.publish(
-            events.kpi_update(env, kpis, records or None), key, ts_ms
-        )
-        for t in transitions:
-            if t.raises_incident:
-                await self._raise(env, t, key)
-            elif t.resolves_incident:
-                await self._resolve(tenant, site, t, key, env.timestamp)
-        for skey, new, prev, persisted in updates:
             self._stale_reported.discard(skey)
             changed = prev is None or _material(prev) != _material(new)
             if changed or wall - persisted >= self.persist_every_s:
-                self.states.set(skey, {**new.to_dict(), "seen_wall": wall})
+                a.writes.append((skey, {**new.to_dict(), "seen_wall": wall}))
                 persisted = wall
             self._cache[skey] = (new, wall, persisted)
+            for t in found:
+                metrics.THRESHOLD_TRANSITIONS.labels(t.level).inc()
+                a.records.append(t.record())
+                a.transitions.append(t)
+        return a
+
+    async def conclude(
+        self, env: Envelope, a: Assessment, key: str, partition: int | None = None
+    ) -> None:
+        """After the message's event is stored: raise/resolve incidents, write state."""
+        for t in a.transitions:
+            if t.raises_incident:
+                await self._raise(env, t, key)
+            elif t.resolves_incident:
+                await self._resolve(env.tenant_id, env.site_id or "", t, key, env.timestamp)
+        for skey, value in a.writes:
+            self.states.set(skey, value, partition)
+
+    async def handle(
+        self,
+        env: Envelope,
+        kpis: KpiPayload,
+        key: str,
+        ts_ms: int | None,
+        partition: int | None = None,
+    ) -> str | None:
+        a = self.assess(env, kpis)
+        event_id = await self.publisher.publish(
+            events.kpi_update(env, kpis, a.records or None), key, ts_ms
+        )
+        await self.conclude(env, a, key, partition)
         return event_id
 
     async def _raise(self, env: Envelope, t: Transition, key: str) -> None:

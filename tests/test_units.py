@@ -159,3 +159,67 @@ def test_generator_holds_faults_long_enough_for_sustained_rules():
             else:
                 breached_since.pop(key, None)
     assert longest >= 60, "faults last long enough for the shipped `for:` durations"
+
+
+def _kpi(site: str, second: int, **values: float) -> bytes:
+    return orjson.dumps(
+        {
+            "tenant_id": "t",
+            "site_id": site,
+            "timestamp": f"2026-11-25T10:00:{second:02d}Z",
+            "payload": values,
+        }
+    )
+
+
+@pytest.mark.parametrize("coalesce", [False, True])
+async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce):
+    from pathlib import Path
+
+    from notify_core.rules import RulesHolder, parse_rules
+    from pipeline.kpi_alerts import DictStore, KpiAlerts
+    from tests.conftest import TEST_THRESHOLDS
+
+    history, rec = MemoryHistory(), Recorder()
+    publisher = Publisher(history, rec.emit)
+    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    states = DictStore()
+    alerts = KpiAlerts(rules, states, publisher, MemoryIncidentStore())
+    handler = MessageHandler(
+        publisher, MemoryIncidentStore(), rec.deadletter, alerts, coalesce_kpis=coalesce
+    )
+    batch = [
+        (TOPIC_KPIS, _kpi("a", 0, temp_c=30, fan=1), 1, 0, 0),
+        (TOPIC_KPIS, _kpi("b", 1, temp_c=31), 1, 1, 0),
+        (TOPIC_KPIS, _kpi("a", 2, temp_c=32, fan=2), 1, 0, 1),
+        (TOPIC_KPIS, b"not json", 1, 0, 2),
+        (TOPIC_KPIS, _kpi("a", 3, temp_c=46), 1, 0, 3),  # warning: a transition
+        (TOPIC_KPIS, _kpi("a", 4, temp_c=47, door=0), 1, 0, 4),
+        (TOPIC_KPIS, _kpi("a", 5, temp_c=48), 1, 0, 5),
+    ]
+    await handler.handle_batch(batch)
+
+    updates = [e for e, _ in rec.emitted if e["type"] == "kpi_update"]
+    site_a = [
+        (e["kpi_data"], bool(e.get("threshold_breach"))) for e in updates if e["site_id"] == "a"
+    ]
+    if coalesce:
+        # quiet samples before the breach fold into one update, sent before it; after
+        # it, the later samples fold again: latest value per KPI
+        assert site_a == [
+            ({"temp_c": 32, "fan": 2}, False),
+            ({"temp_c": 46}, True),
+            ({"temp_c": 48, "door": 0}, False),
+        ]
+    else:
+        assert [d["temp_c"] for d, _ in site_a] == [30, 32, 46, 47, 48]
+        assert [b for _, b in site_a] == [False, False, True, False, False]
+    assert [e["kpi_data"] for e in updates if e["site_id"] == "b"] == [{"temp_c": 31}]
+    # the bad message is dead-lettered and nothing else is lost
+    assert [d["offset"] for d in rec.dead] == [2]
+    stored = await history.read_after("t", None, 100)
+    assert [e["id"] for e in stored] == [e["id"] for e, _ in rec.emitted]
+    # the alert state moved through every sample, coalesced or not; the table got the
+    # material change (firing), the hot copy the latest sample
+    assert states.get("t/a/temp_c")["state"] == "firing"
+    assert alerts._cache["t/a/temp_c"][0].value == 48

@@ -206,7 +206,13 @@ class Runtime:
         self.escalation = EscalationEngine(
             self.policies, store, self.timeline, publisher.publish, scheduler, webhooks
         )
-        escalation_jobs.install(self.escalation)
+        engine = self.escalation
+        escalation_jobs.install(engine)
+
+        async def release_jobs() -> None:
+            escalation_jobs.uninstall(engine)
+
+        add(_Part("escalation jobs", _noop, release_jobs))
         add(_Part("webhooks", webhooks.start, webhooks.stop))
         add(_Part("escalation scheduler", scheduler.start, scheduler.stop))
         add(_Part("escalation engine", _noop, self.escalation.stop))
