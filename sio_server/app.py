@@ -174,6 +174,7 @@ class SocketServer:
     async def stop(self) -> None:
         if self.follower is not None:
             await self.follower.stop()
+        self.fanout.flush()  # what was emitted leaves before the sockets close
         if self._sweeper:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

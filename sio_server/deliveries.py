@@ -3,7 +3,8 @@
 The gate reports every packet it lets through to a connection; for events with
 `requires_acknowledgment` we note (event, user) as delivered, and the client's
 `received {id}` marks it confirmed. Rates are exported to Prometheus; `status()` gives
-the per-user view (for the incident timeline). Kept per server process, bounded.
+the per-user view (for the incident timeline). Kept per server process, bounded by the
+number of (event, user) pairs, not of events: one alert to 1000 dashboards is 1000 pairs.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ MARKER = '"requires_acknowledgment":true'
 
 
 class Deliveries:
-    def __init__(self, principal_of: Any, max_events: int = 20_000) -> None:
+    def __init__(self, principal_of: Any, max_entries: int = 200_000) -> None:
         self._principal_of = principal_of  # eio_sid -> Principal | None
-        self._events: OrderedDict[tuple[str, str], dict[str, dict[str, float]]] = OrderedDict()
-        self._max = max_events
+        # (tenant, event id) -> {user: [delivered_at, confirmed_at or 0.0]}, oldest first
+        self._events: OrderedDict[tuple[str, str], dict[str, list[float]]] = OrderedDict()
+        self._max = max_entries
+        self._entries = 0
         self._last_pkt: tuple[int, tuple[str, str] | None] = (0, None)
         self.incident_of: dict[tuple[str, str], str] = {}
         self.delivered_total = 0
@@ -51,13 +54,15 @@ class Deliveries:
         users = self._events.get(key)
         if users is None:
             users = self._events[key] = {}
-            if len(self._events) > self._max:
-                old, _ = self._events.popitem(last=False)
-                self.incident_of.pop(old, None)
         if principal.user_id not in users:
-            users[principal.user_id] = {"delivered_at": time.time()}
+            users[principal.user_id] = [time.time(), 0.0]
+            self._entries += 1
             self.delivered_total += 1
             metrics.ACK_DELIVERED.inc()
+            while self._entries > self._max and len(self._events) > 1:
+                old, gone = self._events.popitem(last=False)
+                self._entries -= len(gone)
+                self.incident_of.pop(old, None)
 
     def confirm(self, tenant: str, user: str, event_id: str) -> dict[str, float] | None:
         """Mark (event, user) confirmed; the entry when it is new, else None."""
@@ -65,19 +70,26 @@ class Deliveries:
         if users is None or user not in users:
             return None
         entry = users[user]
-        if "confirmed_at" in entry:
+        if entry[1]:
             return None
-        entry["confirmed_at"] = time.time()
+        entry[1] = time.time()
         self.confirmed_total += 1
         metrics.ACK_CONFIRMED.inc()
-        metrics.ACK_CONFIRM_SECONDS.observe(entry["confirmed_at"] - entry["delivered_at"])
-        return entry
+        metrics.ACK_CONFIRM_SECONDS.observe(entry[1] - entry[0])
+        return _view(entry)
 
     def was_delivered(self, tenant: str, user: str, event_id: str) -> bool:
         return user in self._events.get((tenant, event_id), {})
 
     def status(self, tenant: str, event_id: str) -> dict[str, dict[str, float]]:
-        return {u: dict(v) for u, v in self._events.get((tenant, event_id), {}).items()}
+        return {u: _view(v) for u, v in self._events.get((tenant, event_id), {}).items()}
 
     def ratio(self) -> float:
         return self.confirmed_total / self.delivered_total if self.delivered_total else 1.0
+
+
+def _view(entry: list[float]) -> dict[str, float]:
+    view = {"delivered_at": entry[0]}
+    if entry[1]:
+        view["confirmed_at"] = entry[1]
+    return view

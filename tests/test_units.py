@@ -223,3 +223,29 @@ async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce)
     # material change (firing), the hot copy the latest sample
     assert states.get("t/a/temp_c")["state"] == "firing"
     assert alerts._cache["t/a/temp_c"][0].value == 48
+
+
+def test_delivery_tracking_is_bounded_by_event_user_pairs():
+    from types import SimpleNamespace
+
+    from sio_server.deliveries import Deliveries
+
+    users = {f"sid{i}": SimpleNamespace(user_id=f"u{i}") for i in range(5)}
+    deliveries = Deliveries(users.get, max_entries=12)
+
+    def packet(n: int) -> Any:
+        body = {"id": f"{n}-0", "tenant_id": "t", "requires_acknowledgment": True}
+        return SimpleNamespace(data="2" + orjson.dumps(["incident_alert", body]).decode())
+
+    for n in range(1, 6):  # 5 alerts x 5 users = 25 pairs, kept to at most 12
+        pkt = packet(n)
+        for sid in users:
+            deliveries.on_packet(sid, pkt)
+    assert deliveries.delivered_total == 25
+    kept = [n for n in range(1, 6) if deliveries.status("t", f"{n}-0")]
+    assert kept == [4, 5]  # the oldest alerts go first, whole
+    assert deliveries.was_delivered("t", "u3", "5-0")
+    entry = deliveries.confirm("t", "u3", "5-0")
+    assert entry is not None and entry["confirmed_at"] >= entry["delivered_at"]
+    assert deliveries.confirm("t", "u3", "5-0") is None  # once
+    assert deliveries.confirm("t", "u3", "1-0") is None  # forgotten, not an error
