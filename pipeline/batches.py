@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -53,6 +54,7 @@ async def _drain(self: Any, fetcher: Any, routing: BatchRouting) -> None:
     set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
     commit_every = self._commit_every
     acks_enabled_for = self.app.topics.acks_enabled_for
+    monitor = self.app.monitor
     sink = routing.sink
     batched = routing.topics
     assert sink is not None
@@ -77,6 +79,11 @@ async def _drain(self: Any, fetcher: Any, routing: BatchRouting) -> None:
                     await self.wait_first(callback(message), self.suspend_flow.wait())
                 set_read_offset(tp, offset)
             if batch:
+                if monitor is not None:
+                    # what a stream records per event; Faust's stall watchdog reads it
+                    now = monotonic()
+                    for message in batch:
+                        monitor.stream_inbound_time[message.tp] = now
                 await sink(batch)
                 for message in batch:
                     self.ack(message)

@@ -90,4 +90,6 @@ async def test_pipeline_consumes_in_batches_through_fausts_own_consumer(daemon):
     for name in ("_read_offset", "_add_gap", "_commit_every", "suspend_flow", "_n_acked"):
         assert hasattr(consumer, name), name
     assert callable(consumer.ack) and callable(consumer.getmany)
+    # Faust's stall watchdog reads this; the batch loop records it as streams would
+    assert isinstance(daemon.pipeline.app.monitor.stream_inbound_time, dict)
     assert type(consumer)._drain_messages is not FaustConsumer._drain_messages
