@@ -55,13 +55,15 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def start_daemon(bootstrap: str, port: int, extra: list[str]) -> asyncio.subprocess.Process:
+async def start_daemon(
+    bootstrap: str, port: int, extra: list[str], mode: str = "run"
+) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "towerco_notify.cli",
-        "run",
+        mode,
         "--kafka-bootstrap",
         bootstrap,
         "--http-port",

@@ -1,11 +1,15 @@
 """Soak: memory over a long run at a steady rate with connection churn.
 
-Produces incident alerts at R/s for D minutes to towerco-notify (`run` mode) while K
-socket.io-client connections churn (every few seconds a share of them disconnect and are
-replaced). Every interval it prints the daemon's RSS, delivered msg/s, latency and
-connects, then the RSS trend after warm-up (flat means no leak).
+Feeds incident alerts at R/s for D minutes while K socket.io-client connections churn
+(every few seconds a share of them disconnect and are replaced). `--feed redis` (default)
+runs `towerco-notify server` and appends the alerts to its Redis tenant stream, the way
+pipelines do, so the run measures the serving side for as long as asked; `--feed kafka` runs
+`run` mode fed through Kafka (the embedded tansu broker slows down as its log grows: after
+~12 minutes at 20/s its CPU and the Kafka-to-emit latency climb; docs/performance.md).
+Every interval it prints the daemon's RSS, delivered msg/s, latency and connects, then the
+RSS trend after warm-up (flat means no leak).
 
-    ./.venv/bin/python bench/soak.py                           # 30 min, K=500, 25/s
+    ./.venv/bin/python bench/soak.py                           # 30 min, K=500, 25/s, Redis feed
     ./.venv/bin/python bench/soak.py --minutes 5 --clients 200 --rate 20
 """
 
@@ -15,6 +19,8 @@ import argparse
 import asyncio
 import json
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +34,11 @@ from fanout import (  # type: ignore[import-not-found]
     rss_mb,
     start_daemon,
 )
+from redis.asyncio import Redis
 
-from notify_core.events import ALL_TOPICS
+from notify_core import events
+from notify_core.events import ALL_TOPICS, Envelope, IncidentPayload
+from notify_core.history import RedisHistory
 from pipeline.topics import ensure_topics
 from sio_server.auth import mint_token
 from towerco_notify.embedded_broker import EmbeddedBroker, free_port
@@ -46,6 +55,8 @@ async def main() -> None:
     parser.add_argument("--churn-ms", type=int, default=5000)
     parser.add_argument("--interval", type=float, default=30.0, help="seconds per sample")
     parser.add_argument("--out", default="", help="write the samples as JSON here")
+    parser.add_argument("--feed", choices=["redis", "kafka"], default="redis")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
 
     broker = EmbeddedBroker()
@@ -54,7 +65,33 @@ async def main() -> None:
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=1)
     await producer.start()
     port = free_port()
-    daemon = await start_daemon(broker.bootstrap, port, [])
+    prefix = f"soak{uuid.uuid4().hex[:6]}:"
+    history = None
+    if args.feed == "redis":
+        redis = Redis.from_url(args.redis_url)
+        history = RedisHistory(redis, prefix, 10_000, None)
+        extra = ["--redis-url", args.redis_url, "--redis-prefix", prefix]
+        daemon = await start_daemon(broker.bootstrap, port, extra, mode="server")
+    else:
+        daemon = await start_daemon(broker.bootstrap, port, [])
+
+    async def feed(rate: float, duration: float) -> int:
+        if history is None:
+            return int(await produce(producer, rate, duration))
+        sent, start = 0, time.monotonic()
+        while time.monotonic() - start < duration:
+            if (delay := start + sent / rate - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            env = Envelope.model_validate(
+                {"tenant_id": TENANT, "timestamp": datetime.now(UTC), "payload": {}}
+            )
+            payload = IncidentPayload(
+                incident_id=f"S-{sent}", title="Rectifier module failure", severity="critical"
+            )
+            await history.append(events.incident_alert(env, payload), f"soak-{sent}")
+            sent += 1
+        return sent
+
     token = mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=24 * 3600)
     cfg = {
         "url": f"http://127.0.0.1:{port}",
@@ -89,7 +126,7 @@ async def main() -> None:
     try:
         while time.monotonic() < end:
             cpu0 = cpu_seconds(daemon.pid)
-            sent = await produce(producer, args.rate, args.interval)
+            sent = await feed(args.rate, args.interval)
             rep = await report()
             s = {
                 "t_min": round(args.minutes - (end - time.monotonic()) / 60, 2),

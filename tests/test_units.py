@@ -249,3 +249,25 @@ def test_delivery_tracking_is_bounded_by_event_user_pairs():
     assert entry is not None and entry["confirmed_at"] >= entry["delivered_at"]
     assert deliveries.confirm("t", "u3", "5-0") is None  # once
     assert deliveries.confirm("t", "u3", "1-0") is None  # forgotten, not an error
+
+
+def test_a_fetch_is_handled_in_record_time_order_keeping_each_partition_in_order():
+    from types import SimpleNamespace
+
+    from pipeline.batches import in_time_order
+
+    def m(tp: str, offset: int, ts: float) -> Any:
+        return SimpleNamespace(tp=tp, offset=offset, timestamp=ts)
+
+    # as Faust's round-robin hands them over: all of kpis, then all of alerts
+    batch = [m("kpis/0", 0, 1.0), m("kpis/0", 1, 3.0), m("alerts/0", 0, 2.0), m("alerts/0", 1, 4.0)]
+    assert [(x.tp, x.offset) for x in in_time_order(batch)] == [
+        ("kpis/0", 0),
+        ("alerts/0", 0),
+        ("kpis/0", 1),
+        ("alerts/0", 1),
+    ]
+    # a partition whose clock went backwards still keeps its offsets in order
+    skewed = [m("a", 0, 5.0), m("a", 1, 1.0), m("b", 0, 2.0)]
+    order = [(x.tp, x.offset) for x in in_time_order(skewed)]
+    assert order.index(("a", 0)) < order.index(("a", 1))
