@@ -152,3 +152,17 @@ async def test_a_client_that_stops_reading_is_cut_off_and_others_get_everything(
             closed = True
             break
     assert closed
+
+
+async def test_a_reconnect_storm_is_served_without_exhausting_redis(base_url, token):
+    # 300 dashboards reconnecting at once (a server restart): each connection reads the
+    # history head from Redis; a pool that raises when busy used to drop some of them
+    tenant = new_tenant()
+    clients = await NodeClient.start(base_url, token(tenant), ["websocket"], count=300)
+    try:
+        established = await clients.wait_count(
+            lambda m: m["kind"] == "event" and m["name"] == "connection_established", 300, 60
+        )
+        assert len({m["client"] for m in established}) == 300
+    finally:
+        await clients.close()

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from escalation import jobs as escalation_jobs
 from escalation.config import ESCALATION_FILE, load_policies
@@ -115,12 +115,17 @@ class Runtime:
             add(_Part("embedded broker", self.broker.start, self.broker.stop))
         add(_Part("kafka topics", self._ensure_topics, _noop))
         if s.redis_url:
-            self.redis = Redis.from_url(
+            # a burst (1000 dashboards reconnecting after a restart) waits for a free
+            # connection instead of failing: redis-py's default pool raises past 100
+            pool = BlockingConnectionPool.from_url(
                 s.redis_url,
+                max_connections=100,
+                timeout=10,
                 socket_timeout=5,
                 socket_connect_timeout=5,
                 health_check_interval=30,
             )
+            self.redis = Redis.from_pool(pool)
             redis = self.redis
             add(_Part("redis", redis.ping, redis.aclose))
             self.history = RedisHistory(
