@@ -75,7 +75,10 @@ async def main() -> None:
     else:
         daemon = await start_daemon(broker.bootstrap, port, [])
 
+    total = 0  # across intervals: each alert gets its own dedupe key
+
     async def feed(rate: float, duration: float) -> int:
+        nonlocal total
         if history is None:
             return int(await produce(producer, rate, duration))
         sent, start = 0, time.monotonic()
@@ -86,10 +89,11 @@ async def main() -> None:
                 {"tenant_id": TENANT, "timestamp": datetime.now(UTC), "payload": {}}
             )
             payload = IncidentPayload(
-                incident_id=f"S-{sent}", title="Rectifier module failure", severity="critical"
+                incident_id=f"S-{total}", title="Rectifier module failure", severity="critical"
             )
-            await history.append(events.incident_alert(env, payload), f"soak-{sent}")
+            await history.append(events.incident_alert(env, payload), f"soak-{total}")
             sent += 1
+            total += 1
         return sent
 
     token = mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=24 * 3600)
