@@ -41,11 +41,6 @@ class BatchRouting:
         self.topics: frozenset[str] = frozenset()
 
 
-def drain_in_batches(consumer: Any, fetcher: Any, routing: BatchRouting) -> Awaitable[None]:
-    """The drain loop of `consumer` (a Faust Consumer), batching `routing.topics`."""
-    return _drain(consumer, fetcher, routing)
-
-
 def in_time_order(batch: list[Any]) -> list[Any]:
     """Interleave the partitions of a fetch by record timestamp, each partition in offset
     order: Faust's round-robin would otherwise let an alert produced after a KPI sample on
@@ -58,7 +53,8 @@ def in_time_order(batch: list[Any]) -> list[Any]:
     return list(heapq.merge(*by_tp.values(), key=lambda m: m.timestamp or 0.0))
 
 
-async def _drain(self: Any, fetcher: Any, routing: BatchRouting) -> None:
+async def drain_in_batches(self: Any, fetcher: Any, routing: BatchRouting) -> None:
+    """The drain loop of `self` (a Faust Consumer), batching `routing.topics`."""
     callback = self.callback
     getmany = self.getmany
     consumer_should_stop = self._stopped.is_set

@@ -100,13 +100,25 @@ class MessageHandler:
             decoded = decode(topic, raw)
             key = dedupe_key(topic, raw or b"")
             return await self._publish(decoded, key, timestamp_ms, partition)
-        except BadInput as exc:
-            reason = exc.reason
         except Exception as exc:  # a bug must not stop the partition; record it instead
+            await self._reject(topic, raw, partition, offset, exc)
+            return None
+
+    async def _reject(
+        self,
+        topic: str,
+        raw: bytes | None,
+        partition: int | None,
+        offset: int | None,
+        exc: Exception,
+    ) -> None:
+        """Dead-letter a message that failed: bad input says why, a bug is logged too."""
+        if isinstance(exc, BadInput):
+            reason = exc.reason
+        else:
             log.exception("unexpected failure on %s[%s]@%s", topic, partition, offset)
             reason = f"internal error: {type(exc).__name__}: {exc}"
         await self._dead_letter(topic, raw, partition, offset, reason)
-        return None
 
     async def _dead_letter(
         self,
@@ -121,8 +133,8 @@ class MessageHandler:
         await self.deadletter(deadletter_record("kafka", topic, raw, reason, partition, offset))
 
     async def handle_batch(self, batch: list[Incoming]) -> None:
-        """Process one fetch of messages, in order; with `coalesce_kpis`, quiet KPI
-        samples are folded together.
+        """Process one fetch of messages, in order: each as `handle` would, unless
+        `coalesce_kpis` is on.
 
         Then a KPI message whose evaluation changed no alert state is not published on its
         own: it joins its site's coalesced `kpi_update` (latest value per KPI, timestamp
@@ -130,9 +142,14 @@ class MessageHandler:
         before anything else of that site. Threshold transitions, incidents and every
         other event are published one by one, exactly as `handle` would.
         """
+        if not self.coalesce_kpis or self.kpi_alerts is None:
+            for item in batch:
+                await self.handle(*item)
+            return
+        alerts = self.kpi_alerts
         quiet: dict[tuple[str, str], _Coalesced] = {}
         for topic, raw, ts_ms, partition, offset in batch:
-            if topic != TOPIC_KPIS or self.kpi_alerts is None:
+            if topic != TOPIC_KPIS:
                 await self._flush_quiet(quiet)
                 await self.handle(topic, raw, ts_ms, partition, offset)
                 continue
@@ -141,30 +158,26 @@ class MessageHandler:
                 d = decode(topic, raw)
                 assert isinstance(d.payload, KpiPayload)
                 env, key = d.envelope, dedupe_key(topic, raw or b"")
-                assessment = self.kpi_alerts.assess(env, d.payload)
+                assessment = alerts.assess(env, d.payload)
                 site = (env.tenant_id, env.site_id or "")
-                if assessment.transitions or not self.coalesce_kpis:
+                if assessment.transitions:
                     await self._flush_quiet(quiet, site)
-                    await self.publisher.publish(
-                        events.kpi_update(env, d.payload, assessment.records), key, ts_ms
-                    )
-                    await self.kpi_alerts.conclude(env, assessment, key, partition)
+                    await alerts.finish(env, d.payload, assessment, key, ts_ms, partition)
                     continue
                 group = quiet.get(site)
                 if group is None:
                     group = quiet[site] = _Coalesced(env)
                 group.add(env, d.payload, assessment, key, ts_ms, partition)
-            except BadInput as exc:
-                await self._dead_letter(topic, raw, partition, offset, exc.reason)
+            except Exception as exc:  # as in `handle`: record it, keep the partition going
+                await self._reject(topic, raw, partition, offset, exc)
         await self._flush_quiet(quiet)
 
     async def _flush_quiet(
         self, quiet: dict[tuple[str, str], _Coalesced], site: tuple[str, str] | None = None
     ) -> None:
         """Publish the coalesced KPI updates (of one site, or all), then write state."""
-        assert self.kpi_alerts is not None or not quiet
         for k in [site] if site is not None else list(quiet):
-            group = quiet.pop(k, None) if k is not None else None
+            group = quiet.pop(k, None)
             if group is None:
                 continue
             kpis = KpiPayload.model_construct(values=group.values)

@@ -147,7 +147,18 @@ class KpiAlerts:
         ts_ms: int | None,
         partition: int | None = None,
     ) -> str | None:
-        a = self.assess(env, kpis)
+        return await self.finish(env, kpis, self.assess(env, kpis), key, ts_ms, partition)
+
+    async def finish(
+        self,
+        env: Envelope,
+        kpis: KpiPayload,
+        a: Assessment,
+        key: str,
+        ts_ms: int | None,
+        partition: int | None = None,
+    ) -> str | None:
+        """Publish the message's `kpi_update` (with its breaches), then `conclude`."""
         event_id = await self.publisher.publish(
             events.kpi_update(env, kpis, a.records or None), key, ts_ms
         )

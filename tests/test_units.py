@@ -271,3 +271,35 @@ def test_a_fetch_is_handled_in_record_time_order_keeping_each_partition_in_order
     skewed = [m("a", 0, 5.0), m("a", 1, 1.0), m("b", 0, 2.0)]
     order = [(x.tp, x.offset) for x in in_time_order(skewed)]
     assert order.index(("a", 0)) < order.index(("a", 1))
+
+
+async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_the_rest_kept():
+    from pathlib import Path
+
+    from notify_core.rules import RulesHolder, parse_rules
+    from pipeline.kpi_alerts import DictStore, KpiAlerts
+    from tests.conftest import TEST_THRESHOLDS
+
+    class BrokenForSiteB(DictStore):
+        def get(self, key: str) -> dict[str, Any] | None:
+            if key.startswith("t/b/"):
+                raise RuntimeError("state store unavailable")
+            return super().get(key)
+
+    history, rec = MemoryHistory(), Recorder()
+    publisher = Publisher(history, rec.emit)
+    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    alerts = KpiAlerts(rules, BrokenForSiteB(), publisher, MemoryIncidentStore())
+    handler = MessageHandler(
+        publisher, MemoryIncidentStore(), rec.deadletter, alerts, coalesce_kpis=True
+    )
+    await handler.handle_batch(
+        [
+            (TOPIC_KPIS, _kpi("a", 0, temp_c=30), 1, 0, 0),
+            (TOPIC_KPIS, _kpi("b", 1, temp_c=31), 1, 1, 0),
+            (TOPIC_KPIS, _kpi("a", 2, temp_c=32), 1, 0, 1),
+        ]
+    )
+    assert [d["offset"] for d in rec.dead] == [0] and [d["partition"] for d in rec.dead] == [1]
+    assert rec.dead[0]["reason"].startswith("internal error: RuntimeError")
+    assert [e["kpi_data"] for e, _ in rec.emitted] == [{"temp_c": 32}]
