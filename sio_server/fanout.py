@@ -56,6 +56,13 @@ class DirectSocket:
         return not q._queue and bool(getters) and not getters[-1].done()
 
 
+def encode_event(name: str, data: Any) -> tuple[bytes, Any]:
+    """The socket.io EVENT `[name, data]` on the default namespace: its JSON body, and the
+    engine.io MESSAGE packet carrying it (`42[...]` on the wire)."""
+    body = orjson.dumps([name, data])
+    return body, eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())
+
+
 def text_frame(payload: bytes) -> bytes:
     """A final, unmasked WebSocket text frame carrying `payload` (server to client)."""
     n = len(payload)
@@ -92,8 +99,8 @@ class Fanout:
         self.queue_limit = queue_limit
         self.enabled = enabled
         self._cut: set[str] = set()
-        # frames waiting for the end of this loop iteration, per transport: events emitted
-        # back to back (a consumer batch, a history page) leave in one write per socket
+        # frames waiting for the next flush, per transport: events emitted close together
+        # leave in one write per socket (see `_schedule_flush`)
         self._corked: dict[asyncio.Transport, list[bytes]] = {}
         self._flush_handle: asyncio.Handle | None = None
         self.coalesce_s = coalesce_s
@@ -105,9 +112,7 @@ class Fanout:
         manager = self._sio.manager
         if "/" not in manager.rooms:
             return 0
-        body = orjson.dumps([event["type"], event])
-        # engine.io MESSAGE (4) carrying a socket.io EVENT (2) on the default namespace
-        pkt = eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())
+        body, pkt = encode_event(event["type"], event)
         frame = text_frame(b"42" + body) if self.enabled else b""
         observe = self._on_ack_required if event.get("requires_acknowledgment") else None
         direct_n = queued_n = held_n = 0

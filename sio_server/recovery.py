@@ -18,13 +18,12 @@ from typing import Any
 
 import orjson
 import socketio
-from engineio import packet as eio_packet
-from socketio import packet as sio_packet
 
 from notify_core.events import now_iso
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, format_id, parse_id
 from sio_server.auth import Principal
+from sio_server.fanout import encode_event
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +86,7 @@ class DeliveryGate:
         self._held.pop(eio_sid, None)
 
     def _encode(self, name: str, data: dict[str, Any]) -> list[Any]:
-        pkt = self._sio.packet_class(sio_packet.EVENT, namespace="/", data=[name, data])
-        encoded = pkt.encode()
-        return [
-            eio_packet.Packet(eio_packet.MESSAGE, part)
-            for part in (encoded if isinstance(encoded, list) else [encoded])
-        ]
+        return [encode_event(name, data)[1]]  # the same packet the live fan-out sends
 
     async def send(self, eio_sid: str, name: str, data: dict[str, Any]) -> None:
         """Send past the gate (replayed events and markers)."""
