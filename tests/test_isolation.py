@@ -112,7 +112,9 @@ async def test_site_restricted_user_sees_only_its_sites(base_url, produce, token
         )
         got = [e for e in client.events() if e["type"] != "connection_established"]
         assert all(e.get("site_id") in (None, "s1") for e in got), got
-        assert [e["type"] for e in got] == ["kpi_update", "incident_alert", "incident_alert"]
+        # exactly these three reach a user restricted to s1; they come from three topics,
+        # and Kafka orders within a partition only, so their relative order is not promised
+        assert sorted(e["type"] for e in got) == ["incident_alert", "incident_alert", "kpi_update"]
         assert not [e for e in got if e["type"] == "incident_update"]
     finally:
         await client.close()
