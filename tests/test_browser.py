@@ -175,6 +175,13 @@ async def test_toasts_unread_badge_mute_and_sparklines(base_url, produce, token)
                 TOPIC_KPIS, envelope(tenant, {"rssi_dbm": value}, "s1", f"2026-11-25T10:00:0{i}Z")
             )
         await browser.do("wait", selector=".tile[data-site='s1'] svg.spark polyline")
-        assert "-80" in (await browser.do("text", selector=".tile[data-site='s1']"))["text"]
+        # the line appears with the second sample; the tile then shows the latest one
+        text = ""
+        for _ in range(100):
+            text = (await browser.do("text", selector=".tile[data-site='s1']"))["text"]
+            if "-80" in text:
+                break
+            await asyncio.sleep(0.1)
+        assert "-80" in text
     finally:
         await browser.close()
