@@ -25,6 +25,9 @@ class History(Protocol):
     async def append(self, event: dict[str, Any], dedupe_key: str | None = None) -> str | None:
         """Store the event, set and return its id; None if the key was seen already."""
 
+    async def append_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
+        """`append` each (event, dedupe key) in order, in one round trip where it has one."""
+
     async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
         """Events of `tenant` with id > `after` (all when None), oldest first."""
 
@@ -53,6 +56,12 @@ class MemoryHistory:
         self._dedupe_size = dedupe_size
 
     async def append(self, event: dict[str, Any], dedupe_key: str | None = None) -> str | None:
+        return self._append(event, dedupe_key)
+
+    async def append_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
+        return [self._append(event, key) for event, key in items]
+
+    def _append(self, event: dict[str, Any], dedupe_key: str | None) -> str | None:
         tenant = event["tenant_id"]
         if dedupe_key is not None:
             key = f"{tenant}\x00{dedupe_key}"
@@ -126,23 +135,30 @@ class RedisHistory:
         return f"{self._prefix}history:{tenant}"
 
     async def append(self, event: dict[str, Any], dedupe_key: str | None = None) -> str | None:
+        keys, args = self._append_call(event, dedupe_key)
+        return _set_id(event, await self._append(keys=keys, args=args))
+
+    async def append_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
+        """One pipeline of script calls: a batch costs one round trip, not one per event.
+        Each call is atomic on its own; a retry after a lost reply finds the stored ones
+        by their dedupe keys."""
+        if len(items) == 1:
+            return [await self.append(*items[0])]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event, key in items:
+                keys, args = self._append_call(event, key)
+                await self._append(keys=keys, args=args, client=pipe)
+            replies: list[Any] = await pipe.execute()
+        return [_set_id(event, raw) for (event, _), raw in zip(items, replies, strict=True)]
+
+    def _append_call(
+        self, event: dict[str, Any], dedupe_key: str | None
+    ) -> tuple[list[str], list[Any]]:
         tenant = event["tenant_id"]
         body = {k: v for k, v in event.items() if k != "id"}
         dkey = f"{self._prefix}dedupe:{tenant}:{dedupe_key or ''}"
-        raw = await self._append(
-            keys=[self.stream_key(tenant), dkey],
-            args=[
-                dedupe_key or "",
-                self._maxlen,
-                orjson.dumps(body),
-                DEDUPE_TTL_S,
-                self._max_age_ms,
-            ],
-        )
-        if raw is None:
-            return None
-        event["id"] = raw.decode() if isinstance(raw, bytes) else str(raw)
-        return event["id"]
+        args = [dedupe_key or "", self._maxlen, orjson.dumps(body), DEDUPE_TTL_S, self._max_age_ms]
+        return [self.stream_key(tenant), dkey], args
 
     async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
         start = "-" if after is None else f"({format_id(parse_id(after))}"
@@ -167,6 +183,13 @@ class RedisHistory:
         raw = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
         text = _text(raw) if raw is not None else "0-0"
         return None if text == "0-0" else text
+
+
+def _set_id(event: dict[str, Any], raw: Any) -> str | None:
+    if raw is None:
+        return None
+    event["id"] = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return str(event["id"])
 
 
 def _text(value: bytes | str) -> str:

@@ -14,6 +14,9 @@ class SnapshotStore(Protocol):
     async def update(self, event: dict[str, Any]) -> None:
         """Merge a stored `kpi_update` (with its id) into its site's snapshot."""
 
+    async def update_many(self, events: list[dict[str, Any]]) -> None:
+        """`update` with each, in order (one round trip where there is one)."""
+
     async def get(self, tenant: str, sites: list[str]) -> dict[str, dict[str, Any]]:
         """`{site: {kpi_data, id, timestamp}}` for the sites that have one."""
 
@@ -23,6 +26,13 @@ class MemorySnapshots:
         self._data: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def update(self, event: dict[str, Any]) -> None:
+        self._update(event)
+
+    async def update_many(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self._update(event)
+
+    def _update(self, event: dict[str, Any]) -> None:
         if not event.get("kpi_data"):
             return
         key = (event["tenant_id"], event["site_id"])
@@ -50,14 +60,24 @@ class RedisSnapshots:
         return f"{self._prefix}kpi:{tenant}:{site}"
 
     async def update(self, event: dict[str, Any]) -> None:
-        if not event.get("kpi_data"):
+        await self.update_many([event])
+
+    async def update_many(self, events: list[dict[str, Any]]) -> None:
+        """The samples of each site merged first (latest value wins), then one HSET per site."""
+        merged: dict[str, dict[Any, Any]] = {}
+        for event in events:
+            if not event.get("kpi_data"):
+                continue
+            mapping = merged.setdefault(self._key(event["tenant_id"], event["site_id"]), {})
+            for name, value in event["kpi_data"].items():
+                mapping[name] = orjson.dumps(value)
+            mapping["_id"], mapping["_ts"] = event["id"], event["timestamp"]
+        if not merged:
             return
-        key = self._key(event["tenant_id"], event["site_id"])
-        mapping: dict[Any, Any] = {k: orjson.dumps(v) for k, v in event["kpi_data"].items()}
-        mapping["_id"], mapping["_ts"] = event["id"], event["timestamp"]
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, SNAPSHOT_TTL_S)
+            for key, mapping in merged.items():
+                pipe.hset(key, mapping=mapping)
+                pipe.expire(key, SNAPSHOT_TTL_S)
             await pipe.execute()
 
     async def get(self, tenant: str, sites: list[str]) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -22,16 +23,15 @@ from notify_core.events import (
     TOPIC_KPIS,
     TOPIC_SITES,
     ActionPayload,
-    Envelope,
     IncidentPayload,
-    KpiPayload,
+    KpiMessage,
     SiteStatusPayload,
 )
 from notify_core.incidents import IncidentState, IncidentStore
-from pipeline.envelope import BadInput, Decoded, decode
+from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import Assessment, KpiAlerts
 from pipeline.listener import IncidentListener
-from pipeline.publisher import Publisher
+from pipeline.publisher import Item, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,21 @@ class MessageHandler:
     ) -> str | None:
         """Process one message; returns the stored id, None if dead-lettered or a duplicate."""
         metrics.EVENTS_CONSUMED.labels(topic).inc()
+        return await self._handle(topic, raw, timestamp_ms, partition, offset)
+
+    async def _handle(
+        self,
+        topic: str,
+        raw: bytes | None,
+        timestamp_ms: int | None,
+        partition: int | None,
+        offset: int | None,
+    ) -> str | None:
         try:
-            decoded = decode(topic, raw)
             key = dedupe_key(topic, raw or b"")
-            return await self._publish(decoded, key, timestamp_ms, partition)
+            if topic == TOPIC_KPIS:
+                return await self._kpi(decode_kpi(raw), key, timestamp_ms, partition)
+            return await self._publish(decode(topic, raw), key, timestamp_ms, partition)
         except Exception as exc:  # a bug must not stop the partition; record it instead
             await self._reject(topic, raw, partition, offset, exc)
             return None
@@ -133,60 +144,82 @@ class MessageHandler:
         await self.deadletter(deadletter_record("kafka", topic, raw, reason, partition, offset))
 
     async def handle_batch(self, batch: list[Incoming]) -> None:
-        """Process one fetch of messages, in order: each as `handle` would, unless
-        `coalesce_kpis` is on.
+        """Process one fetch of messages with the same outcome as `handle` on each, in order.
 
-        Then a KPI message whose evaluation changed no alert state is not published on its
-        own: it joins its site's coalesced `kpi_update` (latest value per KPI, timestamp
-        and dedupe key of the newest message), published at the end of the batch or
-        before anything else of that site. Threshold transitions, incidents and every
-        other event are published one by one, exactly as `handle` would.
+        KPI samples that change no alert state (nearly all of them) are published
+        together: one history round trip for the run of them, then emitted in order.
+        Anything else (a threshold transition, another topic) first publishes that run,
+        then goes through alone, so the tenant history keeps the input order.
+
+        With `coalesce_kpis`, the quiet samples of a site in such a run become one
+        `kpi_update` (latest value per KPI, timestamp and dedupe key of the newest).
         """
-        if not self.coalesce_kpis or self.kpi_alerts is None:
-            for item in batch:
-                await self.handle(*item)
-            return
+        counts: dict[str, int] = {}
+        for item in batch:
+            counts[item[0]] = counts.get(item[0], 0) + 1
+        for topic, n in counts.items():
+            metrics.EVENTS_CONSUMED.labels(topic).inc(n)
         alerts = self.kpi_alerts
-        quiet: dict[tuple[str, str], _Coalesced] = {}
+        if alerts is None:
+            for item in batch:
+                await self._handle(*item)
+            return
+        quiet = _QuietRun(self.coalesce_kpis)
+        wall = time.time()
         for topic, raw, ts_ms, partition, offset in batch:
             if topic != TOPIC_KPIS:
                 await self._flush_quiet(quiet)
-                await self.handle(topic, raw, ts_ms, partition, offset)
+                await self._handle(topic, raw, ts_ms, partition, offset)
                 continue
-            metrics.EVENTS_CONSUMED.labels(topic).inc()
             try:
-                d = decode(topic, raw)
-                assert isinstance(d.payload, KpiPayload)
-                env, key = d.envelope, dedupe_key(topic, raw or b"")
-                assessment = alerts.assess(env, d.payload)
-                site = (env.tenant_id, env.site_id or "")
+                msg = decode_kpi(raw)
+                key = dedupe_key(topic, raw or b"")
+                assessment = alerts.assess(msg, wall)
                 if assessment.transitions:
-                    await self._flush_quiet(quiet, site)
-                    await alerts.finish(env, d.payload, assessment, key, ts_ms, partition)
+                    await self._flush_quiet(quiet)
+                    await alerts.finish(msg, assessment, key, ts_ms, partition)
                     continue
-                group = quiet.get(site)
-                if group is None:
-                    group = quiet[site] = _Coalesced(env)
-                group.add(env, d.payload, assessment, key, ts_ms, partition)
+                quiet.add(msg, assessment, key, (raw, ts_ms, partition, offset))
             except Exception as exc:  # as in `handle`: record it, keep the partition going
                 await self._reject(topic, raw, partition, offset, exc)
         await self._flush_quiet(quiet)
 
-    async def _flush_quiet(
-        self, quiet: dict[tuple[str, str], _Coalesced], site: tuple[str, str] | None = None
-    ) -> None:
-        """Publish the coalesced KPI updates (of one site, or all), then write state."""
-        for k in [site] if site is not None else list(quiet):
-            group = quiet.pop(k, None)
-            if group is None:
-                continue
-            kpis = KpiPayload.model_construct(values=group.values)
-            if group.merged > 1:
-                metrics.KPI_COALESCED.inc(group.merged - 1)
-            await self.publisher.publish(events.kpi_update(group.env, kpis), group.key, group.ts)
-            assert self.kpi_alerts is not None
-            for env, assessment, key, partition in group.done:
-                await self.kpi_alerts.conclude(env, assessment, key, partition)
+    async def _flush_quiet(self, quiet: _QuietRun) -> None:
+        """Publish the run of quiet KPI updates in one call, then write their state."""
+        groups = quiet.take()
+        if not groups:
+            return
+        alerts = self.kpi_alerts
+        assert alerts is not None
+        merged = sum(len(g.done) - 1 for g in groups)
+        if merged:
+            metrics.KPI_COALESCED.inc(merged)
+        try:
+            await self.publisher.publish_many([g.item() for g in groups])
+        except Exception:
+            log.exception("publishing %d KPI updates together failed; one by one", len(groups))
+            for g in list(groups):
+                try:
+                    await self.publisher.publish(*g.item())
+                except Exception as exc:
+                    groups.remove(g)
+                    for _, _, _, (raw, _, partition, offset) in g.done:
+                        await self._reject(TOPIC_KPIS, raw, partition, offset, exc)
+        for g in groups:
+            for msg, assessment, key, (raw, _, partition, offset) in g.done:
+                if not assessment.writes:
+                    continue  # quiet: no transitions, and the table is up to date
+                try:
+                    await alerts.conclude(msg, assessment, key, partition)
+                except Exception as exc:
+                    await self._reject(TOPIC_KPIS, raw, partition, offset, exc)
+
+    async def _kpi(
+        self, msg: KpiMessage, key: str, ts_ms: int | None, partition: int | None
+    ) -> str | None:
+        if self.kpi_alerts is not None:
+            return await self.kpi_alerts.handle(msg, key, ts_ms, partition)
+        return await self.publisher.publish(events.kpi_update(msg, msg.payload), key, ts_ms)
 
     async def _publish(
         self, d: Decoded, key: str, ts_ms: int | None, partition: int | None = None
@@ -208,11 +241,6 @@ class MessageHandler:
                     env.tenant_id, inc.incident_id, env.site_id, inc.severity, inc.title
                 )
             return event_id
-        if d.topic == TOPIC_KPIS:
-            assert isinstance(d.payload, KpiPayload)
-            if self.kpi_alerts is not None:
-                return await self.kpi_alerts.handle(env, d.payload, key, ts_ms, partition)
-            return await self.publisher.publish(events.kpi_update(env, d.payload), key, ts_ms)
         if d.topic == TOPIC_SITES:
             assert isinstance(d.payload, SiteStatusPayload)
             return await self.publisher.publish(events.site_status(env, d.payload), key, ts_ms)
@@ -241,30 +269,56 @@ class MessageHandler:
         return event_id
 
 
-class _Coalesced:
-    """Quiet KPI samples of one site within a batch: the latest value of each KPI."""
+# raw value, Kafka timestamp (ms), partition, offset: what a dead letter needs
+_Source = tuple[bytes | None, int | None, int | None, int | None]
 
-    def __init__(self, env: Envelope) -> None:
-        self.env = env
+
+class _Group:
+    """One `kpi_update` to publish: a quiet sample, or several of one site coalesced."""
+
+    __slots__ = ("done", "msg", "values")
+
+    def __init__(self, msg: KpiMessage) -> None:
+        self.msg = msg
         self.values: dict[str, float] = {}
-        self.key = ""
-        self.ts: int | None = None
-        self.merged = 0
-        self.done: list[tuple[Envelope, Assessment, str, int | None]] = []
+        self.done: list[tuple[KpiMessage, Assessment, str, _Source]] = []
 
-    def add(
-        self,
-        env: Envelope,
-        kpis: KpiPayload,
-        assessment: Assessment,
-        key: str,
-        ts_ms: int | None,
-        partition: int | None,
-    ) -> None:
-        self.env, self.key, self.ts = env, key, ts_ms
-        self.values.update(kpis.values)
-        self.merged += 1
-        self.done.append((env, assessment, key, partition))
+    def add(self, msg: KpiMessage, assessment: Assessment, key: str, source: _Source) -> None:
+        self.msg = msg
+        if not self.done:
+            self.values = msg.payload  # copied by kpi_update; by the next line if merged
+        else:
+            if len(self.done) == 1:
+                self.values = dict(self.values)
+            self.values.update(msg.payload)
+        self.done.append((msg, assessment, key, source))
+
+    def item(self) -> Item:
+        _, _, key, source = self.done[-1]
+        return events.kpi_update(self.msg, self.values), key, source[1]
+
+
+class _QuietRun:
+    """Quiet KPI samples waiting to be published together, in arrival order."""
+
+    def __init__(self, coalesce: bool) -> None:
+        self.coalesce = coalesce
+        self.groups: list[_Group] = []
+        self.by_site: dict[tuple[str, str], _Group] = {}
+
+    def add(self, msg: KpiMessage, assessment: Assessment, key: str, source: _Source) -> None:
+        group = self.by_site.get((msg.tenant_id, msg.site_id)) if self.coalesce else None
+        if group is None:
+            group = _Group(msg)
+            self.groups.append(group)
+            if self.coalesce:
+                self.by_site[(msg.tenant_id, msg.site_id)] = group
+        group.add(msg, assessment, key, source)
+
+    def take(self) -> list[_Group]:
+        groups, self.groups = self.groups, []
+        self.by_site.clear()
+        return groups
 
 
 def system_notice_event(raw: bytes) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notify_core import events, metrics
-from notify_core.events import Envelope, IncidentPayload, KpiPayload
+from notify_core.events import IncidentPayload, KpiMessage, Origin
 from notify_core.incidents import IncidentState, IncidentStore
 from notify_core.rules import Rule, RulesHolder
 from pipeline.listener import IncidentListener
@@ -99,28 +99,35 @@ class KpiAlerts:
         seen = float(raw.get("seen_wall", 0.0)) if raw else 0.0
         return state, seen, seen
 
-    def assess(self, env: Envelope, kpis: KpiPayload) -> Assessment:
+    def assess(self, msg: KpiMessage, wall: float | None = None) -> Assessment:
         """Evaluate every KPI of one message against its rule; the hot cache moves on at
         once (the next message of the same KPI sees this state), the table is written
-        by `conclude`, after the message's event is published."""
-        tenant, site = env.tenant_id, env.site_id
-        assert site is not None
+        by `conclude`, after the message's event is published. `wall`: the time it was
+        received (a batch shares one reading)."""
+        tenant, site = msg.tenant_id, msg.site_id
         rules = self.rules.current
-        now, wall = env.timestamp.timestamp(), time.time()
+        now = msg.timestamp.timestamp()
+        wall = time.time() if wall is None else wall
         a = Assessment()
-        for name, value in kpis.values.items():
+        cache, stale_reported = self._cache, self._stale_reported
+        for name, value in msg.payload.items():
             rule = rules.effective(tenant, site, name)
             if rule is None:
                 continue
             skey = f"{tenant}/{site}/{name}"
-            prev, _, persisted = self._state(skey)
+            hit = cache.get(skey)
+            prev, _, persisted = hit if hit is not None else self._state(skey)
             new, found = evaluate(rule, prev, float(value), now)
-            self._stale_reported.discard(skey)
-            changed = prev is None or _material(prev) != _material(new)
-            if changed or wall - persisted >= self.persist_every_s:
+            if stale_reported:
+                stale_reported.discard(skey)
+            if (
+                prev is None
+                or _material(prev) != _material(new)
+                or (wall - persisted >= self.persist_every_s)
+            ):
                 a.writes.append((skey, {**new.to_dict(), "seen_wall": wall}))
                 persisted = wall
-            self._cache[skey] = (new, wall, persisted)
+            cache[skey] = (new, wall, persisted)
             for t in found:
                 metrics.THRESHOLD_TRANSITIONS.labels(t.level).inc()
                 a.records.append(t.record())
@@ -128,7 +135,7 @@ class KpiAlerts:
         return a
 
     async def conclude(
-        self, env: Envelope, a: Assessment, key: str, partition: int | None = None
+        self, env: Origin, a: Assessment, key: str, partition: int | None = None
     ) -> None:
         """After the message's event is stored: raise/resolve incidents, write state."""
         for t in a.transitions:
@@ -140,19 +147,13 @@ class KpiAlerts:
             self.states.set(skey, value, partition)
 
     async def handle(
-        self,
-        env: Envelope,
-        kpis: KpiPayload,
-        key: str,
-        ts_ms: int | None,
-        partition: int | None = None,
+        self, msg: KpiMessage, key: str, ts_ms: int | None, partition: int | None = None
     ) -> str | None:
-        return await self.finish(env, kpis, self.assess(env, kpis), key, ts_ms, partition)
+        return await self.finish(msg, self.assess(msg), key, ts_ms, partition)
 
     async def finish(
         self,
-        env: Envelope,
-        kpis: KpiPayload,
+        msg: KpiMessage,
         a: Assessment,
         key: str,
         ts_ms: int | None,
@@ -160,12 +161,12 @@ class KpiAlerts:
     ) -> str | None:
         """Publish the message's `kpi_update` (with its breaches), then `conclude`."""
         event_id = await self.publisher.publish(
-            events.kpi_update(env, kpis, a.records or None), key, ts_ms
+            events.kpi_update(msg, msg.payload, a.records or None), key, ts_ms
         )
-        await self.conclude(env, a, key, partition)
+        await self.conclude(msg, a, key, partition)
         return event_id
 
-    async def _raise(self, env: Envelope, t: Transition, key: str) -> None:
+    async def _raise(self, env: Origin, t: Transition, key: str) -> None:
         rule, site = t.rule, env.site_id or ""
         incident_id = incident_id_for(env.tenant_id, site, rule.kpi)
         title = (
@@ -242,4 +243,5 @@ class KpiAlerts:
 
 
 def _material(s: AlertState) -> tuple[Any, ...]:
-    return (s.state, s.level, s.pending_since, s.clear_since, s.incident_open)
+    """What must reach the table at once: all but the last sample's time and value."""
+    return s[:5] + s[7:]

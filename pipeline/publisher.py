@@ -8,6 +8,7 @@ meanwhile), and a redelivered event is recognised by its dedupe key and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,9 @@ Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 
 
+Item = tuple[dict[str, Any], str | None, int | None]  # event, dedupe key, source ts (ms)
+
+
 class Publisher:
     def __init__(
         self,
@@ -48,6 +52,12 @@ class Publisher:
         self._snapshots = snapshots
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def _lock(self, tenant: str) -> asyncio.Lock:
+        lock = self._locks.get(tenant)
+        if lock is None:
+            lock = self._locks[tenant] = asyncio.Lock()
+        return lock
+
     async def publish(
         self,
         event: dict[str, Any],
@@ -59,32 +69,81 @@ class Publisher:
         Append and emit happen under a per-tenant lock: the agents of different topics
         run concurrently, and without it id 11 could be emitted before id 10.
         """
-        lock = self._locks.get(event["tenant_id"])
-        if lock is None:
-            lock = self._locks[event["tenant_id"]] = asyncio.Lock()
-        async with lock:
+        async with self._lock(event["tenant_id"]):
             event_id = await self._store(event, dedupe_key)
-            if event_id is None:
-                metrics.DUPLICATES.labels(event["type"]).inc()
-                return None
-            try:
-                await self._emit(event, rooms_for(event))
-            except Exception:
-                # Stored is what counts: clients recover it from history.
-                log.exception("emit of %s %s failed; it stays in history", event["type"], event_id)
-        metrics.NOTIFICATIONS.labels(event["type"]).inc()
-        if source_ts_ms:
-            metrics.KAFKA_TO_EMIT.observe(max(0.0, time.time() - source_ts_ms / 1000.0))
-        if self._snapshots is not None and event["type"] == "kpi_update":
-            try:
-                await self._snapshots.update(event)
-            except Exception:
-                log.exception("KPI snapshot update failed for %s", event_id)
+            if event_id is not None:
+                await self._emit_one(event)
+        self._account([(event, dedupe_key, source_ts_ms)], [event_id])
+        if event_id is not None and event["type"] == "kpi_update":
+            await self._snapshot([event])
         return event_id
 
+    async def publish_many(self, items: list[Item]) -> list[str | None]:
+        """`publish` each item, in order, with one history round trip for all of them.
+
+        The events are stored first, then emitted in order, under the locks of every
+        tenant in the batch (taken in a fixed order; other publishers take one at a time).
+        """
+        if not items:
+            return []
+        async with contextlib.AsyncExitStack() as stack:
+            for tenant in sorted({event["tenant_id"] for event, _, _ in items}):
+                await stack.enter_async_context(self._lock(tenant))
+            ids = await self._store_many([(event, key) for event, key, _ in items])
+            for (event, _, _), event_id in zip(items, ids, strict=True):
+                if event_id is not None:
+                    await self._emit_one(event)
+        self._account(items, ids)
+        kpis = [
+            event
+            for (event, _, _), event_id in zip(items, ids, strict=True)
+            if event_id is not None and event["type"] == "kpi_update"
+        ]
+        if kpis:
+            await self._snapshot(kpis)
+        return ids
+
+    async def _emit_one(self, event: dict[str, Any]) -> None:
+        try:
+            await self._emit(event, rooms_for(event))
+        except Exception:
+            # Stored is what counts: clients recover it from history.
+            log.exception("emit of %s %s failed; it stays in history", event["type"], event["id"])
+
+    @staticmethod
+    def _account(items: list[Item], ids: list[str | None]) -> None:
+        """Counters per type (one increment per batch) and the Kafka-to-emit latency."""
+        stored: dict[str, int] = {}
+        dupes: dict[str, int] = {}
+        now = time.time()
+        for (event, _, ts_ms), event_id in zip(items, ids, strict=True):
+            kind = event["type"]
+            if event_id is None:
+                dupes[kind] = dupes.get(kind, 0) + 1
+                continue
+            stored[kind] = stored.get(kind, 0) + 1
+            if ts_ms:
+                metrics.KAFKA_TO_EMIT.observe(max(0.0, now - ts_ms / 1000.0))
+        for kind, n in stored.items():
+            metrics.NOTIFICATIONS.labels(kind).inc(n)
+        for kind, n in dupes.items():
+            metrics.DUPLICATES.labels(kind).inc(n)
+
+    async def _snapshot(self, kpi_updates: list[dict[str, Any]]) -> None:
+        if self._snapshots is None:
+            return
+        try:
+            await self._snapshots.update_many(kpi_updates)
+        except Exception:
+            log.exception("KPI snapshot update failed for %s", kpi_updates[-1]["id"])
+
     async def _store(self, event: dict[str, Any], dedupe_key: str | None) -> str | None:
-        try:  # the common case, without building a retry loop per event
-            return await self._history.append(event, dedupe_key)
+        return (await self._store_many([(event, dedupe_key)]))[0]
+
+    async def _store_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
+        """Append with capped backoff for as long as it takes (the offsets wait)."""
+        try:  # the common case, without building a retry loop per call
+            return await self._history.append_many(items)
         except _RETRYABLE as exc:
             log.warning("history append failed (%s); retrying with backoff", exc)
             metrics.STORE_RETRIES.inc()
@@ -97,5 +156,5 @@ class Publisher:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     metrics.STORE_RETRIES.inc()
-                return await self._history.append(event, dedupe_key)
-        return None  # pragma: no cover - AsyncRetrying either returns or raises
+                return await self._history.append_many(items)
+        return []  # pragma: no cover - AsyncRetrying either returns or raises

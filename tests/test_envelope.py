@@ -199,3 +199,79 @@ def test_arbitrary_json_objects_never_crash(obj):
             decode(topic, json.dumps(obj).encode())  # stdlib: big ints too
         except BadInput:
             pass
+
+
+# mostly valid, so that both decoders get far enough to disagree on the details
+idents = st.sampled_from(["t1", "site-9", "a_b.c", "x" * 64, "x" * 65, "a:b", "", "é"])
+kpi_numbers = (
+    st.integers(min_value=-(2**64), max_value=2**64)  # past int64: orjson refuses those
+    | st.sampled_from(
+        [10**400, 2**64, 2**64 - 1, -(2**63), -(2**63) - 1, 2**63, 1e308, -0.0, 5e-324]
+    )
+    | st.floats()  # NaN and +-inf too: json.dumps writes them as NaN / Infinity
+    | st.sampled_from([True, None, "1", [1]])
+)
+kpi_envelopes = st.fixed_dictionaries(
+    {
+        "tenant_id": idents,
+        "site_id": idents,
+        "timestamp": st.sampled_from(
+            [
+                "2026-11-25T10:00:00Z",
+                "2026-11-25T10:00:00",
+                "2026-11-25T12:00:00+02:00",
+                1764064800,
+                1764064800.5,
+                "yesterday",
+                None,
+            ]
+        ),
+        "payload": st.dictionaries(idents, kpi_numbers, min_size=1, max_size=3),
+    }
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=1000)
+@given(kpi_envelopes)
+def test_the_fast_kpi_decoder_accepts_and_refuses_exactly_what_decode_does(obj):
+    """The pipeline's hot path validates KPI messages in one pass over their bytes; it
+    must never let through what `decode` refuses, nor change a reason or a value."""
+    from pipeline.envelope import decode_kpi
+
+    data = json.dumps(obj).encode()  # stdlib: big ints, NaN and Infinity are written
+    try:
+        slow = decode(TOPIC_KPIS, data)
+    except BadInput as exc:
+        with pytest.raises(BadInput) as info:
+            decode_kpi(data)
+        assert info.value.reason == exc.reason
+        return
+    fast = decode_kpi(data)
+    assert (fast.tenant_id, fast.site_id, fast.timestamp) == (
+        slow.envelope.tenant_id,
+        slow.envelope.site_id,
+        slow.envelope.timestamp,
+    )
+    assert fast.payload == slow.payload.values  # type: ignore[attr-defined]
+    assert [type(v) for v in fast.payload.values()] == [
+        type(v)
+        for v in slow.payload.values.values()  # type: ignore[attr-defined]
+    ]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["tenant_id", "site_id", "timestamp", "payload", "x"]), json_values
+    )
+)
+def test_the_fast_kpi_decoder_refuses_any_bad_json_object_with_decodes_reason(obj):
+    from pipeline.envelope import decode_kpi
+
+    data = json.dumps(obj).encode()
+    try:
+        decode(TOPIC_KPIS, data)
+    except BadInput as exc:
+        with pytest.raises(BadInput) as info:
+            decode_kpi(data)
+        assert info.value.reason == exc.reason

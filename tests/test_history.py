@@ -72,3 +72,18 @@ async def test_history_is_bounded(history):
     assert 50 <= len(kept) <= 150  # Redis trims approximately (MAXLEN ~)
     assert kept[-1]["n"] == 199
     assert parse_id(await history.oldest_id("c")) > parse_id("0-1")
+
+
+async def test_append_many_stores_in_order_and_drops_redeliveries(history):
+    first = await history.append_many([(ev("m", i), f"k{i}") for i in range(4)])
+    assert all(first) and first == sorted(first, key=parse_id)
+    # a redelivered fetch: the first two again (dropped), then two new ones, one of them
+    # also twice within the batch
+    again = await history.append_many(
+        [(ev("m", 0), "k0"), (ev("m", 1), "k1"), (ev("m", 4), "k4"), (ev("m", 4), "k4")]
+    )
+    assert again[:2] == [None, None] and again[3] is None
+    assert again[2] is not None and parse_id(again[2]) > parse_id(first[-1])
+    stored = await history.read_after("m", None, 100)
+    assert [e["n"] for e in stored] == [0, 1, 2, 3, 4]
+    assert [e["id"] for e in stored] == [*first, again[2]]

@@ -303,3 +303,33 @@ async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_t
     assert [d["offset"] for d in rec.dead] == [0] and [d["partition"] for d in rec.dead] == [1]
     assert rec.dead[0]["reason"].startswith("internal error: RuntimeError")
     assert [e["kpi_data"] for e, _ in rec.emitted] == [{"temp_c": 32}]
+
+
+async def test_a_batch_whose_joint_publish_fails_is_published_one_by_one():
+    """If storing a run of KPI updates together fails with an unexpected error, each is
+    tried alone: the one that cannot be stored is dead-lettered, the rest keep order."""
+    from pathlib import Path
+
+    from notify_core.rules import RulesHolder, parse_rules
+    from pipeline.kpi_alerts import DictStore, KpiAlerts
+    from tests.conftest import TEST_THRESHOLDS
+
+    class FailsTogether(MemoryHistory):
+        async def append_many(self, items: list[Any]) -> list[str | None]:
+            if len(items) > 1:
+                raise RuntimeError("pipeline reply lost its framing")
+            if items[0][0]["kpi_data"].get("temp_c") == 33:
+                raise ValueError("this one cannot be stored")
+            return await super().append_many(items)
+
+    history, rec = FailsTogether(), Recorder()
+    publisher = Publisher(history, rec.emit)
+    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    alerts = KpiAlerts(rules, DictStore(), publisher, MemoryIncidentStore())
+    handler = MessageHandler(publisher, MemoryIncidentStore(), rec.deadletter, alerts)
+    await handler.handle_batch(
+        [(TOPIC_KPIS, _kpi("a", i, temp_c=30 + i), 1, 0, i) for i in range(6)]
+    )
+    assert [e["kpi_data"]["temp_c"] for e, _ in rec.emitted] == [30, 31, 32, 34, 35]
+    assert [d["offset"] for d in rec.dead] == [3]
+    assert "ValueError: this one cannot be stored" in rec.dead[0]["reason"]
