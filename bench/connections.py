@@ -23,6 +23,7 @@ from fanout import (  # type: ignore[import-not-found]
     SECRET,
     TENANT,
     Clients,
+    ensure_node_packages,
     rss_mb,
     start_daemon,
     start_reference,
@@ -80,6 +81,7 @@ async def main() -> None:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before reading RSS")
     parser.add_argument("--targets", default="daemon,node")
     args = parser.parse_args()
+    ensure_node_packages()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -39,6 +40,16 @@ from towerco_notify.embedded_broker import EmbeddedBroker, free_port  # noqa: E4
 NODE = ROOT / "bench" / "node"
 SECRET = "bench-secret-0123456789abcdefghijklmnop"
 TENANT = "bench"
+
+
+def ensure_node_packages() -> None:
+    """socket.io, socket.io-client and kafkajs for the clients and the reference server."""
+    if (NODE / "node_modules" / "socket.io-client").is_dir():
+        return
+    print("installing the benchmark's Node packages (npm ci in bench/node)...", flush=True)
+    subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE, check=True
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -346,6 +357,7 @@ async def main() -> None:
     parser.add_argument("--daemon-args", default="", help="extra flags for towerco-notify run")
     parser.add_argument("--plot", default="", help="PNG path (default: next to the raw results)")
     args = parser.parse_args()
+    ensure_node_packages()
 
     broker = EmbeddedBroker()
     await broker.start()

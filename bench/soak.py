@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -30,6 +31,7 @@ from fanout import (  # type: ignore[import-not-found]
     SECRET,
     TENANT,
     cpu_seconds,
+    ensure_node_packages,
     produce,
     rss_mb,
     start_daemon,
@@ -58,22 +60,42 @@ async def main() -> None:
     parser.add_argument("--feed", choices=["redis", "kafka"], default="redis")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
+    ensure_node_packages()
+    async with contextlib.AsyncExitStack() as stack:  # whatever started is stopped
+        samples = await soak(args, stack)
+    warm = samples[len(samples) // 3 :] or samples
+    if len(warm) >= 2:
+        span = max(1e-9, warm[-1]["t_min"] - warm[0]["t_min"])
+        slope = (warm[-1]["rss_mb"] - warm[0]["rss_mb"]) / span
+        low, high = min(x["rss_mb"] for x in warm), max(x["rss_mb"] for x in warm)
+        print(
+            f"RSS after warm-up: {low} to {high} MiB, "
+            f"trend {slope:+.2f} MiB/min over {span:.1f} min"
+        )
+    if args.out:
+        await asyncio.to_thread(Path(args.out).write_text, json.dumps(samples, indent=2))
 
+
+async def soak(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> list[dict[str, Any]]:
     broker = EmbeddedBroker()
     await broker.start()
+    stack.push_async_callback(broker.stop)
     await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=1)
     await producer.start()
+    stack.push_async_callback(producer.stop)
     port = free_port()
     prefix = f"soak{uuid.uuid4().hex[:6]}:"
     history = None
     if args.feed == "redis":
         redis = Redis.from_url(args.redis_url)
+        stack.push_async_callback(redis.aclose)
         history = RedisHistory(redis, prefix, 10_000, None)
         extra = ["--redis-url", args.redis_url, "--redis-prefix", prefix]
         daemon = await start_daemon(broker.bootstrap, port, extra, mode="server")
     else:
         daemon = await start_daemon(broker.bootstrap, port, [])
+    stack.push_async_callback(_stop_process, daemon)
 
     total = 0  # across intervals: each alert gets its own dedupe key
 
@@ -113,6 +135,7 @@ async def main() -> None:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
+    stack.push_async_callback(_stop_process, clients)
     assert clients.stdin is not None and clients.stdout is not None
 
     async def report() -> dict[str, Any]:
@@ -127,42 +150,38 @@ async def main() -> None:
     samples: list[dict[str, Any]] = []
     end = time.monotonic() + args.minutes * 60
     print(f"soak: K={args.clients}, {args.rate} alerts/s, churn {args.churn}/{args.churn_ms}ms")
-    try:
-        while time.monotonic() < end:
-            cpu0 = cpu_seconds(daemon.pid)
-            sent = await feed(args.rate, args.interval)
-            rep = await report()
-            s = {
-                "t_min": round(args.minutes - (end - time.monotonic()) / 60, 2),
-                "rss_mb": round(rss_mb(daemon.pid), 1),
-                "sent": sent,
-                "delivered_per_s": round(rep["received"] / args.interval),
-                "p50_ms": rep["p50"],
-                "p99_ms": rep["p99"],
-                "connects": rep["connects"],
-                "cpu_pct": round(100 * (cpu_seconds(daemon.pid) - cpu0) / args.interval, 1),
-            }
-            samples.append(s)
-            print(json.dumps(s), flush=True)
-    finally:
-        clients.stdin.write(b"quit\n")
-        await clients.stdin.drain()
-        await clients.wait()
-        daemon.terminate()
-        await daemon.wait()
-        await producer.stop()
-        await broker.stop()
-    warm = samples[len(samples) // 3 :] or samples
-    if len(warm) >= 2:
-        span = max(1e-9, warm[-1]["t_min"] - warm[0]["t_min"])
-        slope = (warm[-1]["rss_mb"] - warm[0]["rss_mb"]) / span
-        low, high = min(x["rss_mb"] for x in warm), max(x["rss_mb"] for x in warm)
-        print(
-            f"RSS after warm-up: {low} to {high} MiB, "
-            f"trend {slope:+.2f} MiB/min over {span:.1f} min"
-        )
-    if args.out:
-        await asyncio.to_thread(Path(args.out).write_text, json.dumps(samples, indent=2))
+    while time.monotonic() < end:
+        cpu0 = cpu_seconds(daemon.pid)
+        sent = await feed(args.rate, args.interval)
+        rep = await report()
+        s = {
+            "t_min": round(args.minutes - (end - time.monotonic()) / 60, 2),
+            "rss_mb": round(rss_mb(daemon.pid), 1),
+            "sent": sent,
+            "delivered_per_s": round(rep["received"] / args.interval),
+            "p50_ms": rep["p50"],
+            "p99_ms": rep["p99"],
+            "connects": rep["connects"],
+            "cpu_pct": round(100 * (cpu_seconds(daemon.pid) - cpu0) / args.interval, 1),
+        }
+        samples.append(s)
+        print(json.dumps(s), flush=True)
+    return samples
+
+
+async def _stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        if proc.stdin is not None and not proc.stdin.is_closing():  # the Node clients
+            proc.stdin.write(b"quit\n")
+            with contextlib.suppress(ConnectionError):
+                await proc.stdin.drain()
+        else:
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -29,9 +30,10 @@ from notify_core.events import (
 )
 from notify_core.incidents import IncidentState, IncidentStore
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
-from pipeline.kpi_alerts import Assessment, KpiAlerts
+from pipeline.kpi_alerts import KpiAlerts
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Item, Publisher
+from pipeline.runs import After, Run
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ class MessageHandler:
             key = dedupe_key(topic, raw or b"")
             if topic == TOPIC_KPIS:
                 return await self._kpi(decode_kpi(raw), key, timestamp_ms, partition)
-            return await self._publish(decode(topic, raw), key, timestamp_ms, partition)
+            return await self._publish(decode(topic, raw), key, timestamp_ms)
         except Exception as exc:  # a bug must not stop the partition; record it instead
             await self._reject(topic, raw, partition, offset, exc)
             return None
@@ -146,73 +148,81 @@ class MessageHandler:
     async def handle_batch(self, batch: list[Incoming]) -> None:
         """Process one fetch of messages with the same outcome as `handle` on each, in order.
 
-        KPI samples that change no alert state (nearly all of them) are published
-        together: one history round trip for the run of them, then emitted in order.
-        Anything else (a threshold transition, another topic) first publishes that run,
-        then goes through alone, so the tenant history keeps the input order.
+        Their notifications are published together (`pipeline/runs.py`): one history
+        round trip for the lot, then emitted in input order, then what follows each
+        (state writes, escalation timers). A KPI sample that crosses a threshold goes
+        alone, after the run before it, since it raises or resolves incidents.
 
-        With `coalesce_kpis`, the quiet samples of a site in such a run become one
+        With `coalesce_kpis`, the quiet samples of a site in a run become one
         `kpi_update` (latest value per KPI, timestamp and dedupe key of the newest).
         """
         counts: dict[str, int] = {}
-        for item in batch:
-            counts[item[0]] = counts.get(item[0], 0) + 1
+        for message in batch:
+            counts[message[0]] = counts.get(message[0], 0) + 1
         for topic, n in counts.items():
             metrics.EVENTS_CONSUMED.labels(topic).inc(n)
         alerts = self.kpi_alerts
-        if alerts is None:
-            for item in batch:
-                await self._handle(*item)
-            return
-        quiet = _QuietRun(self.coalesce_kpis)
+        run = Run(self.coalesce_kpis)
         wall = time.time()
         for topic, raw, ts_ms, partition, offset in batch:
-            if topic != TOPIC_KPIS:
-                await self._flush_quiet(quiet)
-                await self._handle(topic, raw, ts_ms, partition, offset)
-                continue
+            source = (topic, raw, partition, offset)
             try:
-                msg = decode_kpi(raw)
                 key = dedupe_key(topic, raw or b"")
+                if topic != TOPIC_KPIS:
+                    item, after = await self._prepare(decode(topic, raw), key, ts_ms)
+                    run.add(item, after, source)
+                    continue
+                msg = decode_kpi(raw)
+                if alerts is None:
+                    run.add_kpi(msg, key, ts_ms, None, source)
+                    continue
                 assessment = alerts.assess(msg, wall)
                 if assessment.transitions:
-                    await self._flush_quiet(quiet)
+                    await self._flush(run)
                     await alerts.finish(msg, assessment, key, ts_ms, partition)
                     continue
-                quiet.add(msg, assessment, key, (raw, ts_ms, partition, offset))
+                conclude = (
+                    partial(alerts.conclude, msg, assessment, key, partition)
+                    if assessment.writes
+                    else None
+                )
+                run.add_kpi(msg, key, ts_ms, conclude, source)
             except Exception as exc:  # as in `handle`: record it, keep the partition going
                 await self._reject(topic, raw, partition, offset, exc)
-        await self._flush_quiet(quiet)
+        await self._flush(run)
 
-    async def _flush_quiet(self, quiet: _QuietRun) -> None:
-        """Publish the run of quiet KPI updates in one call, then write their state."""
-        groups = quiet.take()
-        if not groups:
+    async def _flush(self, run: Run) -> None:
+        """Publish a run in one call, then what follows each message; a failure costs
+        only the messages it concerns (dead-lettered), as in `handle`."""
+        entries = run.take()
+        if not entries:
             return
-        alerts = self.kpi_alerts
-        assert alerts is not None
-        merged = sum(len(g.done) - 1 for g in groups)
+        merged = sum(len(e.steps) - 1 for e in entries)
         if merged:
             metrics.KPI_COALESCED.inc(merged)
+        pending = [(e, item) for e in entries if (item := e.item()) is not None]
+        failed: set[int] = set()
         try:
-            await self.publisher.publish_many([g.item() for g in groups])
+            await self.publisher.publish_many([item for _, item in pending])
         except Exception:
-            log.exception("publishing %d KPI updates together failed; one by one", len(groups))
-            for g in list(groups):
+            log.exception("publishing %d notifications together failed; one by one", len(pending))
+            for e, item in pending:
                 try:
-                    await self.publisher.publish(*g.item())
+                    await self.publisher.publish(*item)
                 except Exception as exc:
-                    groups.remove(g)
-                    for _, _, _, (raw, _, partition, offset) in g.done:
-                        await self._reject(TOPIC_KPIS, raw, partition, offset, exc)
-        for g in groups:
-            for msg, assessment, key, (raw, _, partition, offset) in g.done:
-                if not assessment.writes:
-                    continue  # quiet: no transitions, and the table is up to date
+                    failed.add(id(e))
+                    for _, src in e.steps:
+                        await self._reject(*src, exc)
+        for e in entries:
+            if id(e) in failed:
+                continue
+            for after, src in e.steps:
+                if after is None:
+                    continue
                 try:
-                    await alerts.conclude(msg, assessment, key, partition)
+                    await after()
                 except Exception as exc:
-                    await self._reject(TOPIC_KPIS, raw, partition, offset, exc)
+                    await self._reject(*src, exc)
 
     async def _kpi(
         self, msg: KpiMessage, key: str, ts_ms: int | None, partition: int | None
@@ -221,9 +231,18 @@ class MessageHandler:
             return await self.kpi_alerts.handle(msg, key, ts_ms, partition)
         return await self.publisher.publish(events.kpi_update(msg, msg.payload), key, ts_ms)
 
-    async def _publish(
-        self, d: Decoded, key: str, ts_ms: int | None, partition: int | None = None
-    ) -> str | None:
+    async def _publish(self, d: Decoded, key: str, ts_ms: int | None) -> str | None:
+        item, after = await self._prepare(d, key, ts_ms)
+        event_id = await self.publisher.publish(*item) if item is not None else None
+        if after is not None:
+            await after()
+        return event_id
+
+    async def _prepare(
+        self, d: Decoded, key: str, ts_ms: int | None
+    ) -> tuple[Item | None, After | None]:
+        """Apply a non-KPI message to the incident state: the notification to publish
+        (None when nothing changes) and what to do once it is stored."""
         env = d.envelope
         if d.topic == TOPIC_ALERTS:
             assert isinstance(d.payload, IncidentPayload)
@@ -235,15 +254,20 @@ class MessageHandler:
                     inc.incident_id,
                     IncidentState(env.site_id, inc.severity, "open"),
                 )
-            event_id = await self.publisher.publish(events.incident_alert(env, inc), key, ts_ms)
+            after = None
             if self.listener is not None:  # idempotent: also on a redelivery
-                await self.listener.on_alert(
-                    env.tenant_id, inc.incident_id, env.site_id, inc.severity, inc.title
+                after = partial(
+                    self.listener.on_alert,
+                    env.tenant_id,
+                    inc.incident_id,
+                    env.site_id,
+                    inc.severity,
+                    inc.title,
                 )
-            return event_id
+            return (events.incident_alert(env, inc), key, ts_ms), after
         if d.topic == TOPIC_SITES:
             assert isinstance(d.payload, SiteStatusPayload)
-            return await self.publisher.publish(events.site_status(env, d.payload), key, ts_ms)
+            return (events.site_status(env, d.payload), key, ts_ms), None
         if d.topic == TOPIC_ACTIONS:
             assert isinstance(d.payload, ActionPayload)
             return await self._action(env.tenant_id, env.timestamp, d.payload, key, ts_ms)
@@ -251,10 +275,10 @@ class MessageHandler:
 
     async def _action(
         self, tenant: str, ts: datetime, act: ActionPayload, key: str, ts_ms: int | None
-    ) -> str | None:
+    ) -> tuple[Item | None, After | None]:
         known = await self.incidents.get(tenant, act.incident_id)
         status = _STATUS[act.action]
-        event_id = None
+        item: Item | None = None
         if known is None or (known.status != "resolved" and known.status != status):
             if known is not None:
                 await self.incidents.put(
@@ -262,63 +286,12 @@ class MessageHandler:
                 )
             site = known.site_id if known else None
             event = events.incident_update(tenant, act.incident_id, status, act.user_id, ts, site)
-            event_id = await self.publisher.publish(event, key, ts_ms)
+            item = (event, key, ts_ms)
         # else idempotent: nothing changes, nothing is broadcast
+        after = None
         if self.listener is not None and known is not None:  # idempotent; also on redelivery
-            await self.listener.on_action(tenant, act.incident_id, status, act.user_id)
-        return event_id
-
-
-# raw value, Kafka timestamp (ms), partition, offset: what a dead letter needs
-_Source = tuple[bytes | None, int | None, int | None, int | None]
-
-
-class _Group:
-    """One `kpi_update` to publish: a quiet sample, or several of one site coalesced."""
-
-    __slots__ = ("done", "msg", "values")
-
-    def __init__(self, msg: KpiMessage) -> None:
-        self.msg = msg
-        self.values: dict[str, float] = {}
-        self.done: list[tuple[KpiMessage, Assessment, str, _Source]] = []
-
-    def add(self, msg: KpiMessage, assessment: Assessment, key: str, source: _Source) -> None:
-        self.msg = msg
-        if not self.done:
-            self.values = msg.payload  # copied by kpi_update; by the next line if merged
-        else:
-            if len(self.done) == 1:
-                self.values = dict(self.values)
-            self.values.update(msg.payload)
-        self.done.append((msg, assessment, key, source))
-
-    def item(self) -> Item:
-        _, _, key, source = self.done[-1]
-        return events.kpi_update(self.msg, self.values), key, source[1]
-
-
-class _QuietRun:
-    """Quiet KPI samples waiting to be published together, in arrival order."""
-
-    def __init__(self, coalesce: bool) -> None:
-        self.coalesce = coalesce
-        self.groups: list[_Group] = []
-        self.by_site: dict[tuple[str, str], _Group] = {}
-
-    def add(self, msg: KpiMessage, assessment: Assessment, key: str, source: _Source) -> None:
-        group = self.by_site.get((msg.tenant_id, msg.site_id)) if self.coalesce else None
-        if group is None:
-            group = _Group(msg)
-            self.groups.append(group)
-            if self.coalesce:
-                self.by_site[(msg.tenant_id, msg.site_id)] = group
-        group.add(msg, assessment, key, source)
-
-    def take(self) -> list[_Group]:
-        groups, self.groups = self.groups, []
-        self.by_site.clear()
-        return groups
+            after = partial(self.listener.on_action, tenant, act.incident_id, status, act.user_id)
+        return item, after
 
 
 def system_notice_event(raw: bytes) -> dict[str, Any]:

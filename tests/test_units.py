@@ -333,3 +333,115 @@ async def test_a_batch_whose_joint_publish_fails_is_published_one_by_one():
     assert [e["kpi_data"]["temp_c"] for e, _ in rec.emitted] == [30, 31, 32, 34, 35]
     assert [d["offset"] for d in rec.dead] == [3]
     assert "ValueError: this one cannot be stored" in rec.dead[0]["reason"]
+
+
+def _msg(topic: str, second: int, site: str | None, payload: dict[str, Any]) -> bytes:
+    env: dict[str, Any] = {
+        "tenant_id": "t",
+        "timestamp": f"2026-11-25T10:00:{second:02d}Z",
+        "payload": payload,
+    }
+    if site:
+        env["site_id"] = site
+    return orjson.dumps(env)
+
+
+async def _run_handler(batch: list[Any], batched: bool, coalesce: bool = False) -> Any:
+    """A handler over memory stores, thresholds on, with a listener that checks it is
+    told about an incident only once the incident's notification is stored."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from notify_core.rules import RulesHolder, parse_rules
+    from pipeline.kpi_alerts import DictStore, KpiAlerts
+    from tests.conftest import TEST_THRESHOLDS
+
+    history, rec, calls = MemoryHistory(), Recorder(), []
+
+    class Listener:
+        async def on_alert(self, tenant, incident_id, site, severity, title) -> None:
+            stored = await history.read_after(tenant, None, 1000)
+            ids = [(e.get("incident") or {}).get("incident_id") for e in stored]
+            assert incident_id in ids, f"{incident_id} told before it was stored"
+            calls.append(("alert", incident_id, severity))
+
+        async def on_action(self, tenant, incident_id, status, by) -> None:
+            calls.append(("action", incident_id, status))
+
+    publisher = Publisher(history, rec.emit)
+    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    incidents = MemoryIncidentStore()
+    alerts = KpiAlerts(rules, DictStore(), publisher, incidents, listener=Listener())
+    handler = MessageHandler(
+        publisher, incidents, rec.deadletter, alerts, Listener(), coalesce_kpis=coalesce
+    )
+    if batched:
+        await handler.handle_batch(batch)
+    else:
+        for message in batch:
+            await handler.handle(*message)
+    stored = [
+        {k: v for k, v in e.items() if k != "id"} for e in await history.read_after("t", None, 1000)
+    ]
+    return SimpleNamespace(
+        stored=stored,
+        emitted=[e["id"] for e, _ in rec.emitted],
+        ids=[e["id"] for e in await history.read_after("t", None, 1000)],
+        dead=[(d["topic"], d["offset"]) for d in rec.dead],
+        calls=calls,
+    )
+
+
+async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn():
+    alert = _msg(
+        TOPIC_ALERTS, 1, "s1", {"incident_id": "I1", "title": "Mains fail", "severity": "critical"}
+    )
+    from notify_core.events import TOPIC_ACTIONS
+
+    def act(second: int, incident: str, action: str) -> bytes:
+        payload = {"incident_id": incident, "action": action, "user_id": "op1"}
+        return _msg(TOPIC_ACTIONS, second, None, payload)
+
+    messages = [
+        (TOPIC_ALERTS, alert),
+        (TOPIC_KPIS, _kpi("s1", 2, temp_c=30)),
+        (TOPIC_SITES, _msg(TOPIC_SITES, 3, "s1", {"status": "down"})),
+        (
+            TOPIC_ALERTS,
+            _msg(
+                TOPIC_ALERTS, 4, "s2", {"incident_id": "I2", "title": "Door", "severity": "minor"}
+            ),
+        ),
+        (TOPIC_ACTIONS, act(5, "I1", "acknowledge")),
+        (TOPIC_ALERTS, b'{"tenant_id": "t"'),  # bad: dead-lettered, nothing else lost
+        (TOPIC_KPIS, _kpi("s1", 6, temp_c=46)),  # crosses warning: goes alone
+        (TOPIC_KPIS, _kpi("s1", 7, temp_c=61)),  # critical: raises an incident
+        (TOPIC_ACTIONS, act(8, "I1", "resolve")),
+        (TOPIC_ACTIONS, act(9, "I1", "acknowledge")),  # after resolve: nothing changes
+        (TOPIC_ALERTS, alert),  # a producer retry: deduped, the listener told again
+        (TOPIC_KPIS, _kpi("s1", 10, temp_c=30)),
+        (TOPIC_ACTIONS, act(11, "I9", "acknowledge")),  # unknown incident
+    ]
+    batch = [(topic, raw, 1, 0, offset) for offset, (topic, raw) in enumerate(messages)]
+    one_by_one = await _run_handler(batch, batched=False)
+    together = await _run_handler(batch, batched=True)
+    assert together.stored == one_by_one.stored
+    assert together.dead == one_by_one.dead == [(TOPIC_ALERTS, 5)]
+    assert together.calls == one_by_one.calls
+    assert together.emitted == together.ids  # emitted in the order stored
+    kinds = [e["type"] for e in together.stored]
+    assert kinds == [
+        "incident_alert",
+        "kpi_update",
+        "site_status",
+        "incident_alert",
+        "incident_update",
+        "kpi_update",
+        "kpi_update",
+        "incident_alert",  # raised by the threshold engine
+        "incident_update",  # I1 resolved (the acknowledge after it changes nothing)
+        "kpi_update",  # back to ok...
+        "incident_update",  # ...resolves the threshold incident
+        "incident_update",  # I9: unknown, still broadcast
+    ]
+    assert together.calls.count(("alert", "I1", "critical")) == 2
