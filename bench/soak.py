@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiokafka import AIOKafkaProducer
 from fanout import (  # type: ignore[import-not-found]
     NODE,
@@ -59,6 +60,12 @@ async def main() -> None:
     parser.add_argument("--out", default="", help="write the samples as JSON here")
     parser.add_argument("--feed", choices=["redis", "kafka"], default="redis")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument(
+        "--daemon-args",
+        default="",
+        help="extra daemon flags, e.g. '--ack-tracking-pairs 10000' so that the bounded"
+        " delivery-confirmation table fills within the run",
+    )
     args = parser.parse_args()
     ensure_node_packages()
     async with contextlib.AsyncExitStack() as stack:  # whatever started is stopped
@@ -91,10 +98,10 @@ async def soak(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> li
         redis = Redis.from_url(args.redis_url)
         stack.push_async_callback(redis.aclose)
         history = RedisHistory(redis, prefix, 10_000, None)
-        extra = ["--redis-url", args.redis_url, "--redis-prefix", prefix]
+        extra = ["--redis-url", args.redis_url, "--redis-prefix", prefix, *args.daemon_args.split()]
         daemon = await start_daemon(broker.bootstrap, port, extra, mode="server")
     else:
-        daemon = await start_daemon(broker.bootstrap, port, [])
+        daemon = await start_daemon(broker.bootstrap, port, args.daemon_args.split())
     stack.push_async_callback(_stop_process, daemon)
 
     total = 0  # across intervals: each alert gets its own dedupe key
@@ -163,10 +170,24 @@ async def soak(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> li
             "p99_ms": rep["p99"],
             "connects": rep["connects"],
             "cpu_pct": round(100 * (cpu_seconds(daemon.pid) - cpu0) / args.interval, 1),
+            # the bounded table that grows until full; anything else growing is a leak
+            "ack_pairs": await _gauge(port, "notify_ack_tracked_pairs"),
         }
         samples.append(s)
         print(json.dumps(s), flush=True)
     return samples
+
+
+async def _gauge(port: int, name: str) -> float | None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics") as resp,
+    ):
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
 
 
 async def _stop_process(proc: asyncio.subprocess.Process) -> None:

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         ge=100,
         description="packets queued for a polling client before it is cut off",
     )
+    ack_tracking_pairs: int = Field(
+        default=200_000,
+        ge=1000,
+        description="(alert, user) delivery confirmations kept per server process; the"
+        " oldest alerts are forgotten first",
+    )
     app_id: str = Field(default="towerco-notify", description="Kafka consumer group id")
     kafka_offset_reset: str = Field(
         default="earliest",

@@ -45,7 +45,8 @@ class _OrjsonCodec:
 
 
 class ConnectionsCollector(Collector):
-    """`notify_connections{tenant, transport}`, read at scrape time (upgrades included)."""
+    """Read at scrape time: `notify_connections{tenant, transport}` (upgrades included) and
+    `notify_ack_tracked_pairs`."""
 
     def __init__(self, server: SocketServer) -> None:
         self._server = server
@@ -64,6 +65,11 @@ class ConnectionsCollector(Collector):
         for (tenant, transport), n in counts.items():
             family.add_metric([tenant, transport], n)
         yield family
+        yield GaugeMetricFamily(
+            "notify_ack_tracked_pairs",
+            "(alert, user) delivery confirmations held (bounded by NOTIFY_ACK_TRACKING_PAIRS)",
+            value=self._server.handlers.deliveries.tracked_pairs,
+        )
 
 
 class SocketServer:
@@ -82,6 +88,7 @@ class SocketServer:
         emit_coalesce_ms: float = 2.0,
         client_buffer_bytes: int = 4 * 1024 * 1024,
         client_queue_packets: int = 10_000,
+        ack_tracking_pairs: int = 200_000,
         client_manager: socketio.AsyncManager | None = None,
         action_sink: ActionSink | None = None,
         sockets_enabled: bool = True,
@@ -105,7 +112,13 @@ class SocketServer:
         self.direct: dict[str, DirectSocket] = {}
         websocket.install(self.sio.eio, ws_compression, self.direct)
         self.handlers = SocketHandlers(
-            self.sio, auth, history, action_sink, snapshots=snapshots, timeline=timeline
+            self.sio,
+            auth,
+            history,
+            action_sink,
+            snapshots=snapshots,
+            timeline=timeline,
+            ack_tracking_pairs=ack_tracking_pairs,
         )
         gate = self.handlers.gate
         self.fanout = Fanout(

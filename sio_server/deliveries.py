@@ -84,6 +84,10 @@ class Deliveries:
     def status(self, tenant: str, event_id: str) -> dict[str, dict[str, float]]:
         return {u: _view(v) for u, v in self._events.get((tenant, event_id), {}).items()}
 
+    @property
+    def tracked_pairs(self) -> int:
+        return self._entries
+
     def ratio(self) -> float:
         return self.confirmed_total / self.delivered_total if self.delivered_total else 1.0
 

@@ -68,6 +68,7 @@ class SocketHandlers:
         event_burst: float = 40.0,
         snapshots: SnapshotStore | None = None,
         timeline: Timeline | None = None,
+        ack_tracking_pairs: int = 200_000,
     ) -> None:
         self.timeline = timeline
         self.follower: LogFollower | None = None
@@ -81,7 +82,7 @@ class SocketHandlers:
         self._by_eio: dict[str, Principal] = {}
         self.gate = DeliveryGate(sio)
         self.recovery = Recovery(history, self.gate)
-        self.deliveries = Deliveries(self._by_eio.get)
+        self.deliveries = Deliveries(self._by_eio.get, ack_tracking_pairs)
         self.gate.observer = self.deliveries.on_packet
         self._buckets: dict[str, TokenBucket] = {}
         self._rate = (event_rate, event_burst)

@@ -166,6 +166,7 @@ class Runtime:
             emit_coalesce_ms=s.emit_coalesce_ms,
             client_buffer_bytes=s.client_buffer_bytes,
             client_queue_packets=s.client_queue_packets,
+            ack_tracking_pairs=s.ack_tracking_pairs,
             follow=follow,
             action_sink=actions,
             sockets_enabled=self.mode != "pipeline",
