@@ -2,9 +2,10 @@
 
     ./.venv/bin/python bench/thresholds.py              # evaluator + pipeline (20k KPI msgs)
     ./.venv/bin/python bench/thresholds.py --messages 50000 --kpis-per-message 3
+    ./.venv/bin/python bench/thresholds.py --kind incident --redis-url redis://127.0.0.1:6379/12
 
 1. Evaluator: `evaluate()` on a realistic series (mostly quiet, 2% excursions), per core.
-2. Pipeline: an in-process daemon (`run` mode, memory engine, tansu) with the shipped
+2. Pipeline: an in-process daemon (`run` mode, memory engine or Redis, tansu) with the shipped
    config/thresholds.yaml; N KPI messages are produced first, then the daemon's Faust
    worker is timed from its first to its last stored kpi_update (thresholds evaluated,
    state kept in the Faust table, history appended, emitted to the site rooms).
@@ -52,7 +53,13 @@ def bench_evaluator(n: int) -> float:
 
 
 async def bench_pipeline(
-    messages: int, kpis_per_message: int, sites: int, kind: str = "kpi", coalesce: bool = False
+    messages: int,
+    kpis_per_message: int,
+    sites: int,
+    kind: str = "kpi",
+    coalesce: bool = False,
+    redis_url: str | None = None,
+    breaching: float = 2.0,
 ) -> dict[str, float]:
     broker = EmbeddedBroker()
     await broker.start()
@@ -70,6 +77,22 @@ async def bench_pipeline(
         "battery_voltage_v",
     ][:kpis_per_message]
     rng = random.Random(2)
+    # healthy (low, high) and breaching (past critical) values per KPI (config/thresholds.yaml)
+    healthy = {
+        "availability_pct": (99.7, 100.0),
+        "rssi_dbm": (-70.0, -60.0),
+        "packet_loss_pct": (0.0, 0.5),
+        "temperature_c": (28.0, 36.0),
+        "battery_voltage_v": (52.0, 54.0),
+    }
+    bad = {
+        "availability_pct": (80.0, 90.0),
+        "rssi_dbm": (-110.0, -101.0),
+        "packet_loss_pct": (6.0, 12.0),
+        "temperature_c": (56.0, 62.0),
+        "battery_voltage_v": (44.0, 45.5),
+    }
+    in_breach = {s for s in range(sites) if rng.random() * 100 < breaching}
     print(
         f"producing {messages} KPI messages ({kpis_per_message} KPIs each, {sites} sites)...",
         flush=True,
@@ -88,7 +111,11 @@ async def bench_pipeline(
                 },
             )
         else:
-            topic, payload = TOPIC_KPIS, {n: round(30 + rng.random() * 5, 2) for n in names}
+            ranges = bad if i % sites in in_breach else healthy
+            topic, payload = (
+                TOPIC_KPIS,
+                {n: round(rng.uniform(*ranges[n]), 2) for n in names},
+            )
         env = {
             "tenant_id": tenant,
             "site_id": site,
@@ -111,6 +138,8 @@ async def bench_pipeline(
         config_dir=Path(CONFIG),
         kafka_offset_reset="earliest",
         log_level="WARNING",
+        redis_url=redis_url,
+        redis_prefix=f"benchthr{uuid.uuid4().hex[:6]}:",
     )
     runtime = Runtime(settings, mode="run")
 
@@ -138,6 +167,13 @@ async def bench_pipeline(
     end = time.perf_counter()
     await runtime.stop()
     await broker.stop()
+    if redis_url:  # leave nothing behind
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(redis_url)
+        async for key in redis.scan_iter(match=f"{settings.redis_prefix}*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()
     assert first is not None
     return {
         "messages": done,
@@ -162,6 +198,19 @@ def main() -> None:
     parser.add_argument(
         "--coalesce", action="store_true", help="NOTIFY_KPI_COALESCE on (quiet samples folded)"
     )
+    parser.add_argument(
+        "--breaching",
+        type=float,
+        default=2.0,
+        help="percent of sites whose KPIs are past critical (100: a network-wide storm, every"
+        " KPI pending, then firing and raising an incident)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="history, snapshots and incident state in Redis (e.g. redis://127.0.0.1:6379/12)"
+        " instead of the embedded memory engine",
+    )
     args = parser.parse_args()
     rate = bench_evaluator(args.evaluations)
     print(f"evaluator: {rate:,.0f} evaluations/s (pure, one core)", flush=True)
@@ -170,21 +219,29 @@ def main() -> None:
     with asyncio.Runner(loop_factory=factory) as runner:
         res = runner.run(
             bench_pipeline(
-                args.messages, args.kpis_per_message, args.sites, args.kind, args.coalesce
+                args.messages,
+                args.kpis_per_message,
+                args.sites,
+                args.kind,
+                args.coalesce,
+                args.redis_url,
+                args.breaching,
             )
         )
     if args.kind == "incident":
         print(
             f"pipeline: {res['messages']} incident alerts in {res['seconds']:.2f}s = "
             f"{res['msgs_per_s']:,.0f} msgs/s (incident state, history, emit, escalation "
-            f"timers for the critical tenth); group join took {res['startup_s']:.1f}s"
+            f"timers for the critical tenth), {'Redis' if args.redis_url else 'memory'} "
+            f"engine; group join took {res['startup_s']:.1f}s"
         )
         return
     print(
         f"pipeline: {res['messages']} KPI messages in {res['seconds']:.2f}s = "
         f"{res['msgs_per_s']:,.0f} msgs/s ({res['msgs_per_s'] * args.kpis_per_message:,.0f} "
         f"KPI evaluations/s) with thresholds, state table, history and emit"
-        f"{' (coalescing on)' if args.coalesce else ''}; "
+        f"{' (coalescing on)' if args.coalesce else ''}, {args.breaching:g}% of sites "
+        f"breaching, {'Redis' if args.redis_url else 'memory'} engine; "
         f"group join + recovery took {res['startup_s']:.1f}s"
     )
 

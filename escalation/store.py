@@ -76,7 +76,9 @@ class RedisEscalationStore:
             "site": state.site or "",
             "title": state.title,
         }
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(
+            transaction=False
+        ) as pipe:  # one round trip; no MULTI needed
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, TTL_S)
             await pipe.execute()

@@ -67,7 +67,9 @@ class RedisIncidentStore:
             "severity": state.severity,
             "status": state.status,
         }
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(
+            transaction=False
+        ) as pipe:  # one round trip; no MULTI needed
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, INCIDENT_TTL_S)
             await pipe.execute()

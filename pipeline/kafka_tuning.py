@@ -48,6 +48,7 @@ def faust_settings(settings: Settings, tansu: bool = False) -> dict[str, Any]:
         "producer_linger": 0.002,
         "stream_wait_empty": False,
         "broker_max_poll_records": 5000,
+        "broker_commit_every": 1_000_000,
     }
 
 
