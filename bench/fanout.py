@@ -103,12 +103,15 @@ async def start_daemon(
     raise RuntimeError("daemon not ready")
 
 
-async def start_reference(bootstrap: str, port: int) -> asyncio.subprocess.Process:
+async def start_reference(
+    bootstrap: str, port: int, fetch_wait_ms: int = 20
+) -> asyncio.subprocess.Process:
     cfg = {
         "port": port,
         "bootstrap": bootstrap,
         "topic": TOPIC_ALERTS,
         "group": f"ref-{uuid.uuid4().hex[:6]}",
+        "fetch_wait_ms": fetch_wait_ms,
     }
     proc = await asyncio.create_subprocess_exec(
         "node",
@@ -355,6 +358,13 @@ async def main() -> None:
         "--client-procs", type=int, default=1, help="Node processes for the clients"
     )
     parser.add_argument("--daemon-args", default="", help="extra flags for towerco-notify run")
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=20,
+        help="Kafka fetch wait of both servers (the daemon's NOTIFY_FETCH_WAIT_MS, kafkajs's"
+        " maxWaitTimeInMs): the latency floor when the broker holds a fetch that long",
+    )
     parser.add_argument("--plot", default="", help="PNG path (default: next to the raw results)")
     args = parser.parse_args()
     ensure_node_packages()
@@ -370,7 +380,11 @@ async def main() -> None:
         targets = args.targets.split(",")
         if "daemon" in targets:
             port = free_port()
-            proc = await start_daemon(broker.bootstrap, port, args.daemon_args.split())
+            proc = await start_daemon(
+                broker.bootstrap,
+                port,
+                ["--fetch-wait-ms", str(args.fetch_wait_ms), *args.daemon_args.split()],
+            )
             procs.append(proc)
             token = mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=3600)
             print(f"daemon (pid {proc.pid}) on :{port}", flush=True)
@@ -381,7 +395,7 @@ async def main() -> None:
             await proc.wait()
         if "node" in targets:
             port = free_port()
-            proc = await start_reference(broker.bootstrap, port)
+            proc = await start_reference(broker.bootstrap, port, args.fetch_wait_ms)
             procs.append(proc)
             print(f"node reference (pid {proc.pid}) on :{port}", flush=True)
             rows += await run_target(

@@ -6,7 +6,7 @@ import json
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
@@ -231,8 +231,17 @@ kpi_envelopes = st.fixed_dictionaries(
 )
 
 
+def _kpi_env(value: object) -> dict[str, object]:
+    return {"tenant_id": "t1", "site_id": "s1", "timestamp": TS, "payload": {"k": value}}
+
+
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=1000)
 @given(kpi_envelopes)
+@example(_kpi_env(float("nan")))  # json.dumps writes NaN / Infinity; pydantic would read them
+@example(_kpi_env(float("-inf")))
+@example(_kpi_env(2**64))  # orjson reads it as a float, pydantic as an int
+@example(_kpi_env(-(2**63) - 1))
+@example(_kpi_env(10**400))
 def test_the_fast_kpi_decoder_accepts_and_refuses_exactly_what_decode_does(obj):
     """The pipeline's hot path validates KPI messages in one pass over their bytes; it
     must never let through what `decode` refuses, nor change a reason or a value."""
@@ -275,3 +284,21 @@ def test_the_fast_kpi_decoder_refuses_any_bad_json_object_with_decodes_reason(ob
         with pytest.raises(BadInput) as info:
             decode_kpi(data)
         assert info.value.reason == exc.reason
+
+
+@pytest.mark.parametrize("literal", [b"1e400", b"-1e999", b"NaN", b"Infinity", b"1.5", b"7"])
+def test_the_fast_kpi_decoder_agrees_on_number_literals_json_dumps_never_writes(literal):
+    from pipeline.envelope import decode_kpi
+
+    data = b'{"tenant_id": "t1", "site_id": "s1", "timestamp": "%s", "payload": {"k": %s}}' % (
+        TS.encode(),
+        literal,
+    )
+    try:
+        slow = decode(TOPIC_KPIS, data)
+    except BadInput as exc:
+        with pytest.raises(BadInput) as info:
+            decode_kpi(data)
+        assert info.value.reason == exc.reason
+        return
+    assert decode_kpi(data).payload == slow.payload.values  # type: ignore[attr-defined]

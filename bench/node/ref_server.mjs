@@ -1,6 +1,6 @@
 // The reference: a plain Node socket.io server fed from Kafka (kafkajs), emitting each
 // incident alert to its tenant room - the same work our daemon does, minus auth/history.
-// argv[2]: JSON {port, bootstrap, topic, group}
+// argv[2]: JSON {port, bootstrap, topic, group, fetch_wait_ms}
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { Kafka, logLevel } from "kafkajs";
@@ -13,7 +13,7 @@ io.on("connection", (socket) => {
   socket.join("tenant:" + (socket.handshake.auth.tenant || "bench"));
 });
 const kafka = new Kafka({ brokers: cfg.bootstrap.split(","), logLevel: logLevel.NOTHING, clientId: "ref" });
-const consumer = kafka.consumer({ groupId: cfg.group, maxWaitTimeInMs: 20, sessionTimeout: 6000, heartbeatInterval: 1000 });
+const consumer = kafka.consumer({ groupId: cfg.group, maxWaitTimeInMs: cfg.fetch_wait_ms ?? 20, sessionTimeout: 6000, heartbeatInterval: 1000 });
 await consumer.connect();
 await consumer.subscribe({ topic: cfg.topic, fromBeginning: false });
 consumer.on(consumer.events.GROUP_JOIN, () => process.stdout.write(JSON.stringify({ kind: "ready", pid: process.pid }) + "\n"));
