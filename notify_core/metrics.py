@@ -41,6 +41,16 @@ CONFIG_RELOADS = Counter(
 THRESHOLD_TRANSITIONS = Counter(
     "notify_threshold_transitions_total", "Threshold state transitions, by level", ["level"]
 )
+PIPELINE_BATCH_MESSAGES = Histogram(
+    "notify_pipeline_batch_messages",
+    "Kafka messages per fetch handled as one batch (NOTIFY_PIPELINE_BATCH)",
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000),
+)
+PIPELINE_BATCH_SECONDS = Histogram(
+    "notify_pipeline_batch_seconds",
+    "Time to handle one batch: validate, evaluate, store, emit, follow-ups",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 KPI_COALESCED = Counter(
     "notify_kpi_samples_coalesced_total",
     "Quiet KPI samples folded into a later kpi_update of the same site in the same batch",

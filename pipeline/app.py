@@ -14,6 +14,7 @@ from typing import Any
 import faust
 from faust.streams import current_event
 
+from notify_core import metrics
 from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
 from notify_core.incidents import IncidentStore
 from notify_core.rules import RulesHolder
@@ -93,18 +94,20 @@ class Pipeline:
 
     async def _handle_batch(self, messages: list[Any]) -> None:
         """One fetch worth of messages, in partition order; acked once this returns."""
-        await self.handler.handle_batch(
-            [
-                (
-                    m.topic,
-                    m.value,
-                    int(m.timestamp * 1000) if m.timestamp else None,
-                    m.partition,
-                    m.offset,
-                )
-                for m in messages
-            ]
-        )
+        metrics.PIPELINE_BATCH_MESSAGES.observe(len(messages))
+        with metrics.PIPELINE_BATCH_SECONDS.time():
+            await self.handler.handle_batch(
+                [
+                    (
+                        m.topic,
+                        m.value,
+                        int(m.timestamp * 1000) if m.timestamp else None,
+                        m.partition,
+                        m.offset,
+                    )
+                    for m in messages
+                ]
+            )
 
     async def _sweep(self, *_app: Any) -> None:
         try:

@@ -41,6 +41,7 @@ async def test_malformed_kafka_messages_go_to_deadletter_and_good_ones_arrive(
         await client.emit("subscribe_kpis", {"site_ids": ["s1"]})
         await asyncio.sleep(1.0)  # let the dead-letter consumer settle on the latest offset
         before = await _metric(base_url, "notify_dead_letters_total")
+        batched_before = await _metric(base_url, "notify_pipeline_batch_messages_sum")
         key = tenant.encode()
         bad = [
             (TOPIC_ALERTS, b"{not json " + marker.encode()),
@@ -95,6 +96,9 @@ async def test_malformed_kafka_messages_go_to_deadletter_and_good_ones_arrive(
         assert all(isinstance(r["offset"], int) for r in reasons)
         after = await _metric(base_url, "notify_dead_letters_total")
         assert after - before >= len(bad)
+        # every one of them went through the batch path, and its size is exported
+        batched = await _metric(base_url, "notify_pipeline_batch_messages_sum") - batched_before
+        assert batched >= len(bad) + good + 1
     finally:
         await consumer.stop()
         await client.close()
