@@ -24,10 +24,16 @@ class IncidentState:
     status: str  # open | acknowledged | resolved
 
 
+Key = tuple[str, str]  # tenant, incident id
+
+
 class IncidentStore(Protocol):
     async def get(self, tenant: str, incident_id: str) -> IncidentState | None: ...
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None: ...
+
+    async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
+        """`get` for each key, in one round trip where there is one."""
 
 
 class MemoryIncidentStore:
@@ -37,6 +43,9 @@ class MemoryIncidentStore:
 
     async def get(self, tenant: str, incident_id: str) -> IncidentState | None:
         return self._items.get((tenant, incident_id))
+
+    async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
+        return {key: self._items.get(key) for key in keys}
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         self._items[(tenant, incident_id)] = state
@@ -54,11 +63,14 @@ class RedisIncidentStore:
         return f"{self._prefix}incident:{tenant}:{incident_id}"
 
     async def get(self, tenant: str, incident_id: str) -> IncidentState | None:
-        raw: dict[Any, Any] = await self._redis.hgetall(self._key(tenant, incident_id))
-        if not raw:
-            return None
-        data = {k.decode(): v.decode() for k, v in raw.items()}
-        return IncidentState(data.get("site_id") or None, data["severity"], data["status"])
+        return _state(await self._redis.hgetall(self._key(tenant, incident_id)))
+
+    async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tenant, incident_id in keys:
+                pipe.hgetall(self._key(tenant, incident_id))
+            rows: list[Any] = await pipe.execute()
+        return {key: _state(raw) for key, raw in zip(keys, rows, strict=True)}
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         key = self._key(tenant, incident_id)
@@ -73,3 +85,49 @@ class RedisIncidentStore:
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, INCIDENT_TTL_S)
             await pipe.execute()
+
+
+def _state(raw: dict[Any, Any]) -> IncidentState | None:
+    if not raw:
+        return None
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    return IncidentState(data.get("site_id") or None, data["severity"], data["status"])
+
+
+class ReadAhead:
+    """An IncidentStore whose reads during one pipeline batch come from one prefetch.
+
+    The batch handler `prefetch`es the incidents its messages name (one round trip) and
+    `forget`s them when the batch is done. Writes go straight through and update what was
+    prefetched, so a later message of the same batch - or the threshold engine, which
+    shares this object - reads what an earlier one wrote; anything not prefetched is read
+    from the store. Only the pipeline writes incident state.
+    """
+
+    def __init__(self, store: IncidentStore) -> None:
+        self.store = store
+        self._known: dict[Key, IncidentState | None] = {}
+
+    async def prefetch(self, keys: list[Key]) -> None:
+        missing = [key for key in dict.fromkeys(keys) if key not in self._known]
+        if missing:
+            self._known.update(await self.store.get_many(missing))
+
+    def forget(self) -> None:
+        self._known.clear()
+
+    async def get(self, tenant: str, incident_id: str) -> IncidentState | None:
+        key = (tenant, incident_id)
+        if key in self._known:
+            return self._known[key]
+        return await self.store.get(tenant, incident_id)
+
+    async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
+        await self.prefetch(keys)
+        return {key: self._known[key] for key in keys}
+
+    async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
+        await self.store.put(tenant, incident_id, state)
+        key = (tenant, incident_id)
+        if key in self._known:  # otherwise the next get reads the store itself
+            self._known[key] = state

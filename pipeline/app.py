@@ -16,7 +16,7 @@ from faust.streams import current_event
 
 from notify_core import metrics
 from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
-from notify_core.incidents import IncidentStore
+from notify_core.incidents import IncidentStore, ReadAhead
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from pipeline.batches import BatchRouting
@@ -55,12 +55,15 @@ class Pipeline:
         self.alert_states = self.app.Table(
             "kpi-alert-state", default=None, partitions=settings.topic_partitions
         )
+        # one object for both, so the threshold engine's incident writes are seen by the
+        # action messages of the same batch, which read ahead (pipeline/handlers.py)
+        shared = ReadAhead(incidents)
         self.kpi_alerts = KpiAlerts(
-            rules, _TableStore(self.alert_states), publisher, incidents, listener=listener
+            rules, _TableStore(self.alert_states), publisher, shared, listener=listener
         )
         self.handler = MessageHandler(
             publisher,
-            incidents,
+            shared,
             self._send_deadletter,
             self.kpi_alerts,
             listener,

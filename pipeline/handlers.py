@@ -28,7 +28,7 @@ from notify_core.events import (
     KpiMessage,
     SiteStatusPayload,
 )
-from notify_core.incidents import IncidentState, IncidentStore
+from notify_core.incidents import IncidentState, IncidentStore, ReadAhead
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import KpiAlerts
 from pipeline.listener import IncidentListener
@@ -161,15 +161,52 @@ class MessageHandler:
             counts[message[0]] = counts.get(message[0], 0) + 1
         for topic, n in counts.items():
             metrics.EVENTS_CONSUMED.labels(topic).inc(n)
+        decoded = await self._read_ahead(batch)
+        try:
+            await self._handle_batch(batch, decoded)
+        finally:
+            if isinstance(self.incidents, ReadAhead):
+                self.incidents.forget()
+
+    async def _read_ahead(self, batch: list[Incoming]) -> list[Decoded | Exception | None]:
+        """Decode the non-KPI messages, and fetch the incidents they name in one call."""
+        decoded: list[Decoded | Exception | None] = []
+        keys: list[tuple[str, str]] = []
+        for topic, raw, *_ in batch:
+            if topic == TOPIC_KPIS:
+                decoded.append(None)
+                continue
+            try:
+                d = decode(topic, raw)
+            except Exception as exc:  # raised again in turn, so it is dead-lettered in order
+                decoded.append(exc)
+                continue
+            decoded.append(d)
+            incident = getattr(d.payload, "incident_id", None)
+            if incident:
+                keys.append((d.envelope.tenant_id, incident))
+        if keys and isinstance(self.incidents, ReadAhead):
+            try:
+                await self.incidents.prefetch(keys)
+            except Exception:  # each message reads its incident itself
+                log.warning("prefetching %d incidents failed", len(keys), exc_info=True)
+        return decoded
+
+    async def _handle_batch(
+        self, batch: list[Incoming], decoded: list[Decoded | Exception | None]
+    ) -> None:
         alerts = self.kpi_alerts
         run = Run(self.coalesce_kpis)
         wall = time.time()
-        for topic, raw, ts_ms, partition, offset in batch:
+        for (topic, raw, ts_ms, partition, offset), d in zip(batch, decoded, strict=True):
             source = (topic, raw, partition, offset)
             try:
                 key = dedupe_key(topic, raw or b"")
                 if topic != TOPIC_KPIS:
-                    item, after = await self._prepare(decode(topic, raw), key, ts_ms)
+                    if isinstance(d, Exception):
+                        raise d
+                    assert d is not None
+                    item, after = await self._prepare(d, key, ts_ms)
                     run.add(item, after, source)
                     continue
                 msg = decode_kpi(raw)

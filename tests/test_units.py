@@ -346,9 +346,30 @@ def _msg(topic: str, second: int, site: str | None, payload: dict[str, Any]) -> 
     return orjson.dumps(env)
 
 
-async def _run_handler(batch: list[Any], batched: bool, coalesce: bool = False) -> Any:
+class CountingIncidents(MemoryIncidentStore):
+    """Counts the reads that reach the store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+        self.batch_gets = 0
+
+    async def get(self, tenant: str, incident_id: str) -> Any:
+        self.gets += 1
+        return await super().get(tenant, incident_id)
+
+    async def get_many(self, keys: list[Any]) -> Any:
+        self.batch_gets += 1
+        return await super().get_many(keys)
+
+
+async def _run_handler(
+    batch: list[Any], batched: bool, coalesce: bool = False, read_ahead: bool = False
+) -> Any:
     """A handler over memory stores, thresholds on, with a listener that checks it is
-    told about an incident only once the incident's notification is stored."""
+    told about an incident only once the incident's notification is stored. With
+    `read_ahead`, the handler and the threshold engine share a ReadAhead store, as the
+    pipeline wires them."""
     from pathlib import Path
     from types import SimpleNamespace
 
@@ -370,7 +391,10 @@ async def _run_handler(batch: list[Any], batched: bool, coalesce: bool = False) 
 
     publisher = Publisher(history, rec.emit)
     rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
-    incidents = MemoryIncidentStore()
+    from notify_core.incidents import ReadAhead
+
+    counting = CountingIncidents()
+    incidents: Any = ReadAhead(counting) if read_ahead else counting
     alerts = KpiAlerts(rules, DictStore(), publisher, incidents, listener=Listener())
     handler = MessageHandler(
         publisher, incidents, rec.deadletter, alerts, Listener(), coalesce_kpis=coalesce
@@ -389,10 +413,12 @@ async def _run_handler(batch: list[Any], batched: bool, coalesce: bool = False) 
         ids=[e["id"] for e in await history.read_after("t", None, 1000)],
         dead=[(d["topic"], d["offset"]) for d in rec.dead],
         calls=calls,
+        store=counting,
     )
 
 
-async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn():
+@pytest.mark.parametrize("read_ahead", [False, True])
+async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn(read_ahead):
     alert = _msg(
         TOPIC_ALERTS, 1, "s1", {"incident_id": "I1", "title": "Mains fail", "severity": "critical"}
     )
@@ -402,6 +428,9 @@ async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn():
         payload = {"incident_id": incident, "action": action, "user_id": "op1"}
         return _msg(TOPIC_ACTIONS, second, None, payload)
 
+    from pipeline.kpi_alerts import incident_id_for
+
+    threshold_incident = incident_id_for("t", "s1", "temp_c")
     messages = [
         (TOPIC_ALERTS, alert),
         (TOPIC_KPIS, _kpi("s1", 2, temp_c=30)),
@@ -416,6 +445,7 @@ async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn():
         (TOPIC_ALERTS, b'{"tenant_id": "t"'),  # bad: dead-lettered, nothing else lost
         (TOPIC_KPIS, _kpi("s1", 6, temp_c=46)),  # crosses warning: goes alone
         (TOPIC_KPIS, _kpi("s1", 7, temp_c=61)),  # critical: raises an incident
+        (TOPIC_ACTIONS, act(7, threshold_incident, "acknowledge")),  # raised in this batch
         (TOPIC_ACTIONS, act(8, "I1", "resolve")),
         (TOPIC_ACTIONS, act(9, "I1", "acknowledge")),  # after resolve: nothing changes
         (TOPIC_ALERTS, alert),  # a producer retry: deduped, the listener told again
@@ -424,7 +454,7 @@ async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn():
     ]
     batch = [(topic, raw, 1, 0, offset) for offset, (topic, raw) in enumerate(messages)]
     one_by_one = await _run_handler(batch, batched=False)
-    together = await _run_handler(batch, batched=True)
+    together = await _run_handler(batch, batched=True, read_ahead=read_ahead)
     assert together.stored == one_by_one.stored
     assert together.dead == one_by_one.dead == [(TOPIC_ALERTS, 5)]
     assert together.calls == one_by_one.calls
@@ -439,9 +469,34 @@ async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn():
         "kpi_update",
         "kpi_update",
         "incident_alert",  # raised by the threshold engine
+        "incident_update",  # ...and acknowledged in the same batch
         "incident_update",  # I1 resolved (the acknowledge after it changes nothing)
         "kpi_update",  # back to ok...
         "incident_update",  # ...resolves the threshold incident
         "incident_update",  # I9: unknown, still broadcast
     ]
     assert together.calls.count(("alert", "I1", "critical")) == 2
+    ack = next(e for e in together.stored if e.get("incident_id") == threshold_incident)
+    assert (ack["status"], ack["site_id"]) == ("acknowledged", "s1")
+    if read_ahead:  # the incidents the messages name were read in one call
+        assert together.store.batch_gets == 1
+        # only the threshold engine's own incident is read one by one (resolve)
+        assert together.store.gets <= 2 < one_by_one.store.gets
+
+
+async def test_redis_incident_store_reads_many_as_it_reads_one(redis_client):
+    import uuid
+
+    from notify_core.incidents import IncidentState, RedisIncidentStore
+
+    prefix = f"testinc-{uuid.uuid4().hex[:8]}:"
+    store = RedisIncidentStore(redis_client, prefix)
+    await store.put("t", "I1", IncidentState("s1", "critical", "open"))
+    await store.put("t", "I2", IncidentState(None, "minor", "acknowledged"))
+    keys = [("t", "I1"), ("t", "nope"), ("t", "I2"), ("other", "I1")]
+    many = await store.get_many(keys)
+    assert many == {key: await store.get(*key) for key in keys}
+    assert many[("t", "I2")] == IncidentState(None, "minor", "acknowledged")
+    assert many[("other", "I1")] is None  # tenants never share incident state
+    async for key in redis_client.scan_iter(match=f"{prefix}*"):
+        await redis_client.delete(key)
