@@ -52,15 +52,36 @@ class EscalationEngine:
         self.clock = clock
         self._background: set[asyncio.Task[Any]] = set()
         self._ticks = asyncio.Semaphore(MAX_CONCURRENT_TICKS)
+        # escalation state of the incidents a pipeline batch is about to alert (read_ahead)
+        self._ahead: dict[tuple[str, str], EscalationState | None] = {}
 
     def _policy(self, name: str) -> Policy | None:
         return next((p for p in self.policies if p.name == name), None)
 
     # -- incident events (from the pipeline) -------------------------------------
+    async def read_ahead(self, keys: list[tuple[str, str]]) -> None:
+        """Read the escalation state of the incidents a batch alerts, in one call. Each entry
+        serves one `on_alert`; any write of this engine drops it (so a resolve earlier in
+        the batch is seen), and the timer job always reads the store itself."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self._ahead]
+        if missing:
+            self._ahead.update(await self.store.get_many(missing))
+
+    def forget(self) -> None:
+        self._ahead.clear()
+
+    async def _put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
+        self._ahead.pop((tenant, incident_id), None)
+        await self.store.put(tenant, incident_id, state)
+
     async def on_alert(
         self, tenant: str, incident_id: str, site: str | None, severity: str, title: str
     ) -> None:
-        existing = await self.store.get(tenant, incident_id)
+        key = (tenant, incident_id)
+        if key in self._ahead:
+            existing = self._ahead.pop(key)
+        else:
+            existing = await self.store.get(tenant, incident_id)
         if existing is not None and existing.status != "resolved":
             # raised again (or redelivered after a crash): make sure its timer exists
             policy = self._policy(existing.policy)
@@ -75,7 +96,7 @@ class EscalationEngine:
             return
         now = self.clock()
         state = EscalationState(policy.name, "open", now, site=site, title=title)
-        await self.store.put(tenant, incident_id, state)
+        await self._put(tenant, incident_id, state)
         await self.timeline.add(tenant, incident_id, "escalation_started", policy=policy.name)
         self._reschedule(tenant, incident_id, policy, state, now)
 
@@ -87,12 +108,12 @@ class EscalationEngine:
         now = self.clock()
         if status == "resolved":
             state.status = "resolved"
-            await self.store.put(tenant, incident_id, state)
+            await self._put(tenant, incident_id, state)
             self.scheduler.cancel(tenant, incident_id)
             return
         if status == "acknowledged" and state.status == "open":
             state.status, state.acked_at = "acknowledged", now
-            await self.store.put(tenant, incident_id, state)
+            await self._put(tenant, incident_id, state)
             policy = self._policy(state.policy)
             if policy is not None and policy.ack_timeout is not None:
                 self.scheduler.schedule(tenant, incident_id, now + policy.ack_timeout)
@@ -137,7 +158,7 @@ class EscalationEngine:
             # crash in the middle of delivering runs this tick again instead of losing it.
             self.scheduler.schedule(tenant, incident_id, now + RETRY_AFTER_CRASH_S)
         if new.epoch != state.epoch:
-            await self.store.put(tenant, incident_id, new)
+            await self._put(tenant, incident_id, new)
             await self.timeline.add(
                 tenant,
                 incident_id,

@@ -13,8 +13,14 @@ from escalation.policy import EscalationState
 TTL_S = 30 * 24 * 3600
 
 
+Key = tuple[str, str]  # tenant, incident id
+
+
 class EscalationStore(Protocol):
     async def get(self, tenant: str, incident_id: str) -> EscalationState | None: ...
+
+    async def get_many(self, keys: list[Key]) -> dict[Key, EscalationState | None]:
+        """`get` for each key, in one round trip where there is one."""
 
     async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None: ...
 
@@ -27,6 +33,9 @@ class MemoryEscalationStore:
 
     async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
         return self._data.get((tenant, incident_id))
+
+    async def get_many(self, keys: list[Key]) -> dict[Key, EscalationState | None]:
+        return {key: self._data.get(key) for key in keys}
 
     async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
         current = self._data.get((tenant, incident_id))
@@ -51,20 +60,14 @@ class RedisEscalationStore:
         return f"{self._prefix}esc:{tenant}:{incident_id}"
 
     async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
-        raw: Any = await self._redis.hgetall(self._key(tenant, incident_id))
-        if not raw:
-            return None
-        data = {k.decode(): v.decode() for k, v in raw.items()}
-        acked = data.get("acked_at")
-        return EscalationState(
-            policy=data["policy"],
-            status=data["status"],
-            epoch=float(data["epoch"]),
-            acked_at=float(acked) if acked else None,
-            fired={k[6:] for k in data if k.startswith("fired:")},
-            site=data.get("site") or None,
-            title=data.get("title", ""),
-        )
+        return _parse(await self._redis.hgetall(self._key(tenant, incident_id)))
+
+    async def get_many(self, keys: list[Key]) -> dict[Key, EscalationState | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tenant, incident_id in keys:
+                pipe.hgetall(self._key(tenant, incident_id))
+            rows: list[Any] = await pipe.execute()
+        return {key: _parse(raw) for key, raw in zip(keys, rows, strict=True)}
 
     async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
         key = self._key(tenant, incident_id)
@@ -87,3 +90,19 @@ class RedisEscalationStore:
         return bool(
             await self._redis.hsetnx(self._key(tenant, incident_id), f"fired:{step_key}", 1)
         )
+
+
+def _parse(raw: Any) -> EscalationState | None:
+    if not raw:
+        return None
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    acked = data.get("acked_at")
+    return EscalationState(
+        policy=data["policy"],
+        status=data["status"],
+        epoch=float(data["epoch"]),
+        acked_at=float(acked) if acked else None,
+        fired={k[6:] for k in data if k.startswith("fired:")},
+        site=data.get("site") or None,
+        title=data.get("title", ""),
+    )

@@ -31,7 +31,7 @@ from notify_core.events import (
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import KpiAlerts
-from pipeline.listener import IncidentListener
+from pipeline.listener import IncidentListener, ReadsAhead
 from pipeline.publisher import Item, Publisher
 from pipeline.runs import After, Run
 
@@ -167,11 +167,15 @@ class MessageHandler:
         finally:
             if isinstance(self.incidents, ReadAhead):
                 self.incidents.forget()
+            if isinstance(self.listener, ReadsAhead):
+                self.listener.forget()
 
     async def _read_ahead(self, batch: list[Incoming]) -> list[Decoded | Exception | None]:
-        """Decode the non-KPI messages, and fetch the incidents they name in one call."""
+        """Decode the non-KPI messages, and fetch the incidents they name (and the
+        escalation state of those alerted) in one call each."""
         decoded: list[Decoded | Exception | None] = []
         keys: list[tuple[str, str]] = []
+        alerted: list[tuple[str, str]] = []
         for topic, raw, *_ in batch:
             if topic == TOPIC_KPIS:
                 decoded.append(None)
@@ -185,11 +189,15 @@ class MessageHandler:
             incident = getattr(d.payload, "incident_id", None)
             if incident:
                 keys.append((d.envelope.tenant_id, incident))
-        if keys and isinstance(self.incidents, ReadAhead):
-            try:
+                if topic == TOPIC_ALERTS:
+                    alerted.append((d.envelope.tenant_id, incident))
+        try:  # on failure, each message reads what it needs itself
+            if keys and isinstance(self.incidents, ReadAhead):
                 await self.incidents.prefetch(keys)
-            except Exception:  # each message reads its incident itself
-                log.warning("prefetching %d incidents failed", len(keys), exc_info=True)
+            if alerted and isinstance(self.listener, ReadsAhead):
+                await self.listener.read_ahead(alerted)
+        except Exception:
+            log.warning("reading ahead for %d incidents failed", len(keys), exc_info=True)
         return decoded
 
     async def _handle_batch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import hmac
 
@@ -290,3 +291,50 @@ async def test_delivery_confirmation_lands_in_the_incident_timeline(base_url, pr
             await other.close()
     finally:
         await client.close()
+
+
+async def test_read_ahead_state_never_hides_a_resolve_from_a_later_alert_of_the_batch():
+    """The pipeline reads a batch's escalation state in one call before it tells the engine
+    about each alert. An incident resolved and raised again within that batch must start
+    a new escalation, not be taken for the old one still running."""
+    from escalation.engine import EscalationEngine
+    from escalation.scheduler import TimerScheduler
+    from escalation.store import MemoryEscalationStore
+    from escalation.webhooks import WebhookSender
+    from notify_core.timeline import MemoryTimeline
+
+    policy = Policy.model_validate(
+        {"name": "p", "levels": [{"wait": 60, "targets": [{"oncall": True}]}]}
+    )
+
+    async def publish(event: dict, key: str | None) -> str | None:
+        return None
+
+    class Stored(MemoryEscalationStore):
+        """Reads return copies, as from Redis."""
+
+        async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
+            return copy.deepcopy(await super().get(tenant, incident_id))
+
+        async def get_many(self, keys: list) -> dict:
+            return copy.deepcopy(await super().get_many(keys))
+
+    timeline = MemoryTimeline()
+    engine = EscalationEngine(
+        [policy],
+        Stored(),
+        timeline,
+        publish,
+        TimerScheduler(None, "test:"),
+        WebhookSender(b"x" * 32),
+    )
+    await engine.on_alert("t", "I1", "s1", "critical", "Mains failure")
+    # the next batch: a resolve, then the same alert again
+    await engine.read_ahead([("t", "I1")])
+    await engine.on_action("t", "I1", "resolved", "op1")
+    await engine.on_alert("t", "I1", "s1", "critical", "Mains failure")
+    engine.forget()
+    kinds = [entry["kind"] for entry in await timeline.get("t", "I1")]
+    assert kinds.count("escalation_started") == 2, kinds
+    state = await engine.store.get("t", "I1")
+    assert state is not None and state.status == "open"
