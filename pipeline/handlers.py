@@ -6,13 +6,14 @@ in; the decision of what to publish is made from the decoded input alone.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -32,10 +33,11 @@ from notify_core.incidents import IncidentState, IncidentStore, ReadAhead
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import KpiAlerts
 from pipeline.listener import IncidentListener, ReadsAhead
-from pipeline.publisher import Item, Publisher
+from pipeline.publisher import TRANSIENT, Item, Publisher
 from pipeline.runs import After, Run
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DeadLetterSink = Callable[[bytes], Awaitable[None]]
 # (topic, raw value, Kafka timestamp ms, partition, offset)
@@ -80,7 +82,9 @@ class MessageHandler:
         kpi_alerts: KpiAlerts | None = None,
         listener: IncidentListener | None = None,
         coalesce_kpis: bool = False,
+        max_backoff_s: float = 5.0,
     ) -> None:
+        self.max_backoff_s = max_backoff_s
         self.coalesce_kpis = coalesce_kpis
         self.listener = listener
         self.publisher = publisher
@@ -116,6 +120,21 @@ class MessageHandler:
         except Exception as exc:  # a bug must not stop the partition; record it instead
             await self._reject(topic, raw, partition, offset, exc)
             return None
+
+    async def _until_done(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run a state step again and again while its store is unreachable (the offset
+        waits, as for the history append): a Redis blip must not dead-letter alerts or
+        lose their escalation. Steps are safe to repeat: state writes are idempotent,
+        notifications are deduped by key, the escalation hooks take redelivery."""
+        delay = 0.05
+        while True:
+            try:
+                return await step()
+            except TRANSIENT as exc:
+                metrics.STORE_RETRIES.inc()
+                log.warning("%s failed (%s); retrying in %.2fs", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
 
     async def _reject(
         self,
@@ -214,7 +233,9 @@ class MessageHandler:
                     if isinstance(d, Exception):
                         raise d
                     assert d is not None
-                    item, after = await self._prepare(d, key, ts_ms)
+                    item, after = await self._until_done(
+                        "incident state", partial(self._prepare, d, key, ts_ms)
+                    )
                     run.add(item, after, source)
                     continue
                 msg = decode_kpi(raw)
@@ -224,7 +245,9 @@ class MessageHandler:
                 assessment = alerts.assess(msg, wall)
                 if assessment.transitions:
                     await self._flush(run)
-                    await alerts.finish(msg, assessment, key, ts_ms, partition)
+                    await self._until_done(
+                        "KPI state", partial(alerts.finish, msg, assessment, key, ts_ms, partition)
+                    )
                     continue
                 conclude = (
                     partial(alerts.conclude, msg, assessment, key, partition)
@@ -265,22 +288,28 @@ class MessageHandler:
                 if after is None:
                     continue
                 try:
-                    await after()
+                    await self._until_done("follow-up", after)
                 except Exception as exc:
                     await self._reject(*src, exc)
 
     async def _kpi(
         self, msg: KpiMessage, key: str, ts_ms: int | None, partition: int | None
     ) -> str | None:
-        if self.kpi_alerts is not None:
-            return await self.kpi_alerts.handle(msg, key, ts_ms, partition)
-        return await self.publisher.publish(events.kpi_update(msg, msg.payload), key, ts_ms)
+        alerts = self.kpi_alerts
+        if alerts is None:
+            return await self.publisher.publish(events.kpi_update(msg, msg.payload), key, ts_ms)
+        assessment = alerts.assess(msg)  # once: it moves the alert state on
+        return await self._until_done(
+            "KPI state", partial(alerts.finish, msg, assessment, key, ts_ms, partition)
+        )
 
     async def _publish(self, d: Decoded, key: str, ts_ms: int | None) -> str | None:
-        item, after = await self._prepare(d, key, ts_ms)
+        item, after = await self._until_done(
+            "incident state", partial(self._prepare, d, key, ts_ms)
+        )
         event_id = await self.publisher.publish(*item) if item is not None else None
         if after is not None:
-            await after()
+            await self._until_done("incident follow-up", after)
         return event_id
 
     async def _prepare(

@@ -146,11 +146,6 @@ class KpiAlerts:
         for skey, value in a.writes:
             self.states.set(skey, value, partition)
 
-    async def handle(
-        self, msg: KpiMessage, key: str, ts_ms: int | None, partition: int | None = None
-    ) -> str | None:
-        return await self.finish(msg, self.assess(msg), key, ts_ms, partition)
-
     async def finish(
         self,
         msg: KpiMessage,

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
 
-_RETRYABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+# a store that is down or slow, not a bad message: wait and try again, never dead-letter
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+_RETRYABLE = TRANSIENT
 
 
 Item = tuple[dict[str, Any], str | None, int | None]  # event, dedupe key, source ts (ms)

@@ -500,3 +500,69 @@ async def test_redis_incident_store_reads_many_as_it_reads_one(redis_client):
     assert many[("other", "I1")] is None  # tenants never share incident state
     async for key in redis_client.scan_iter(match=f"{prefix}*"):
         await redis_client.delete(key)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+async def test_a_redis_blip_delays_incident_messages_instead_of_dead_lettering_them(batched):
+    """Incident state and escalation hooks that cannot reach Redis are retried (the offset
+    waits, as for the history), so a blip loses no alert and no escalation."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from notify_core.events import TOPIC_ACTIONS
+
+    class FlakyIncidents(MemoryIncidentStore):
+        failures = 3
+
+        async def get(self, tenant: str, incident_id: str) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379")
+            return await super().get(tenant, incident_id)
+
+        async def get_many(self, keys: list[Any]) -> Any:
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    calls: list[tuple[str, str]] = []
+
+    class FlakyListener:
+        failures = 2
+
+        async def on_alert(self, tenant, incident_id, site, severity, title) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise RedisConnectionError("Timeout reading from 127.0.0.1:6379")
+            calls.append(("alert", incident_id))
+
+        async def on_action(self, tenant, incident_id, status, by) -> None:
+            calls.append((status, incident_id))
+
+    history, rec = MemoryHistory(), Recorder()
+    from notify_core.incidents import ReadAhead
+
+    handler = MessageHandler(
+        Publisher(history, rec.emit),
+        ReadAhead(FlakyIncidents()),
+        rec.deadletter,
+        None,
+        FlakyListener(),
+        max_backoff_s=0.01,
+    )
+    payload = {"incident_id": "I1", "title": "Mains failure", "severity": "critical"}
+    ack = {"incident_id": "I1", "action": "acknowledge", "user_id": "op1"}
+    batch = [
+        (TOPIC_ALERTS, _msg(TOPIC_ALERTS, 1, "s1", payload), 1, 0, 0),
+        (TOPIC_ACTIONS, _msg(TOPIC_ACTIONS, 2, None, ack), 1, 0, 1),
+    ]
+    if batched:
+        await handler.handle_batch(batch)
+    else:
+        for message in batch:
+            await handler.handle(*message)
+    assert rec.dead == []
+    stored = await history.read_after("t", None, 10)
+    assert [(e["type"], e.get("status")) for e in stored] == [
+        ("incident_alert", None),
+        ("incident_update", "acknowledged"),
+    ]
+    assert stored[1]["site_id"] == "s1"  # the state written by the alert was read back
+    assert calls == [("alert", "I1"), ("acknowledged", "I1")]
