@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from escalation.policy import EscalationState
+from notify_core.redis_hashes import hgetall_many, hset_with_ttl
 
 TTL_S = 30 * 24 * 3600
 
@@ -63,10 +64,7 @@ class RedisEscalationStore:
         return _parse(await self._redis.hgetall(self._key(tenant, incident_id)))
 
     async def get_many(self, keys: list[Key]) -> dict[Key, EscalationState | None]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for tenant, incident_id in keys:
-                pipe.hgetall(self._key(tenant, incident_id))
-            rows: list[Any] = await pipe.execute()
+        rows = await hgetall_many(self._redis, [self._key(*key) for key in keys])
         return {key: _parse(raw) for key, raw in zip(keys, rows, strict=True)}
 
     async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
@@ -79,12 +77,7 @@ class RedisEscalationStore:
             "site": state.site or "",
             "title": state.title,
         }
-        async with self._redis.pipeline(
-            transaction=False
-        ) as pipe:  # one round trip; no MULTI needed
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, TTL_S)
-            await pipe.execute()
+        await hset_with_ttl(self._redis, {key: mapping}, TTL_S)
 
     async def claim(self, tenant: str, incident_id: str, step_key: str) -> bool:
         return bool(

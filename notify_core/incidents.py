@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from notify_core.redis_hashes import hgetall_many, hset_with_ttl
+
 INCIDENT_TTL_S = 30 * 24 * 3600
 
 
@@ -66,10 +68,7 @@ class RedisIncidentStore:
         return _state(await self._redis.hgetall(self._key(tenant, incident_id)))
 
     async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for tenant, incident_id in keys:
-                pipe.hgetall(self._key(tenant, incident_id))
-            rows: list[Any] = await pipe.execute()
+        rows = await hgetall_many(self._redis, [self._key(*key) for key in keys])
         return {key: _state(raw) for key, raw in zip(keys, rows, strict=True)}
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
@@ -79,12 +78,7 @@ class RedisIncidentStore:
             "severity": state.severity,
             "status": state.status,
         }
-        async with self._redis.pipeline(
-            transaction=False
-        ) as pipe:  # one round trip; no MULTI needed
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, INCIDENT_TTL_S)
-            await pipe.execute()
+        await hset_with_ttl(self._redis, {key: mapping}, INCIDENT_TTL_S)
 
 
 def _state(raw: dict[Any, Any]) -> IncidentState | None:
@@ -123,8 +117,7 @@ class ReadAhead:
         return await self.store.get(tenant, incident_id)
 
     async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
-        await self.prefetch(keys)
-        return {key: self._known[key] for key in keys}
+        return await self.store.get_many(keys)  # writes go through: the store is current
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         await self.store.put(tenant, incident_id, state)

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.redis_hashes import hgetall_many, hset_with_ttl
+
 SNAPSHOT_TTL_S = 7 * 24 * 3600
 
 
@@ -72,21 +74,10 @@ class RedisSnapshots:
             for name, value in event["kpi_data"].items():
                 mapping[name] = orjson.dumps(value)
             mapping["_id"], mapping["_ts"] = event["id"], event["timestamp"]
-        if not merged:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key, mapping in merged.items():
-                pipe.hset(key, mapping=mapping)
-                pipe.expire(key, SNAPSHOT_TTL_S)
-            await pipe.execute()
+        await hset_with_ttl(self._redis, merged, SNAPSHOT_TTL_S)
 
     async def get(self, tenant: str, sites: list[str]) -> dict[str, dict[str, Any]]:
-        if not sites:
-            return {}
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for site in sites:
-                pipe.hgetall(self._key(tenant, site))
-            rows: list[Any] = await pipe.execute()
+        rows = await hgetall_many(self._redis, [self._key(tenant, site) for site in sites])
         out = {}
         for site, raw in zip(sites, rows, strict=True):
             if not raw:
