@@ -34,7 +34,6 @@ Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
 
 # a store that is down or slow, not a bad message: wait and try again, never dead-letter
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
-_RETRYABLE = TRANSIENT
 
 
 Item = tuple[dict[str, Any], str | None, int | None]  # event, dedupe key, source ts (ms)
@@ -71,20 +70,13 @@ class Publisher:
         Append and emit happen under a per-tenant lock: the agents of different topics
         run concurrently, and without it id 11 could be emitted before id 10.
         """
-        async with self._lock(event["tenant_id"]):
-            event_id = await self._store(event, dedupe_key)
-            if event_id is not None:
-                await self._emit_one(event)
-        self._account([(event, dedupe_key, source_ts_ms)], [event_id])
-        if event_id is not None and event["type"] == "kpi_update":
-            await self._snapshot([event])
-        return event_id
+        return (await self.publish_many([(event, dedupe_key, source_ts_ms)]))[0]
 
     async def publish_many(self, items: list[Item]) -> list[str | None]:
         """`publish` each item, in order, with one history round trip for all of them.
 
         The events are stored first, then emitted in order, under the locks of every
-        tenant in the batch (taken in a fixed order; other publishers take one at a time).
+        tenant in the batch (taken in sorted order, so two batches cannot deadlock).
         """
         if not items:
             return []
@@ -139,18 +131,15 @@ class Publisher:
         except Exception:
             log.exception("KPI snapshot update failed for %s", kpi_updates[-1]["id"])
 
-    async def _store(self, event: dict[str, Any], dedupe_key: str | None) -> str | None:
-        return (await self._store_many([(event, dedupe_key)]))[0]
-
     async def _store_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
         """Append with capped backoff for as long as it takes (the offsets wait)."""
         try:  # the common case, without building a retry loop per call
             return await self._history.append_many(items)
-        except _RETRYABLE as exc:
+        except TRANSIENT as exc:
             log.warning("history append failed (%s); retrying with backoff", exc)
             metrics.STORE_RETRIES.inc()
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(_RETRYABLE),
+            retry=retry_if_exception_type(TRANSIENT),
             wait=wait_exponential_jitter(multiplier=0.1, max=self._max_backoff, jitter=0.1),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
