@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal, Protocol, TypeGuard
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,6 +31,8 @@ from pydantic import (
 IDENT_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 _IDENT_RE = re.compile(IDENT_PATTERN)
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
+# a naive timestamp is taken as UTC
+EventTime = Annotated[datetime, AfterValidator(lambda t: t if t.tzinfo else t.replace(tzinfo=UTC))]
 
 
 def is_ident(value: object) -> TypeGuard[str]:
@@ -74,13 +77,8 @@ class _Strict(BaseModel):
 class Envelope(_Strict):
     tenant_id: Ident
     site_id: Ident | None = None
-    timestamp: datetime
+    timestamp: EventTime
     payload: dict[str, Any]
-
-    @field_validator("timestamp")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class IncidentPayload(BaseModel):
@@ -140,13 +138,8 @@ class KpiMessage(_Strict):
 
     tenant_id: Ident
     site_id: Ident
-    timestamp: datetime
+    timestamp: EventTime
     payload: dict[Ident, KpiValue] = Field(min_length=1, max_length=500)
-
-    @field_validator("timestamp")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     @field_validator("payload")
     @classmethod
