@@ -7,7 +7,10 @@ runs right after start, never skipped; `coalesce=True`: once, never twice (and t
 step claim in the store makes the delivery itself exactly-once).
 
 The Redis job store is synchronous: its calls use their own connection with short
-timeouts. Every process may add jobs; only the leader's scheduler runs them (the
+timeouts, and block the loop for a round trip. So a job is written in one (an upsert,
+not APScheduler's check-then-write of two to four), and a burst of new jobs (a storm's
+critical alerts, handled in one pipeline batch) is followed by one scan of the store,
+not one each. Every process may add jobs; only the leader's scheduler runs them (the
 others stay paused), and the leader wakes up every second to see jobs added by others.
 """
 
@@ -16,12 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.redis import RedisJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.util import datetime_to_utc_timestamp
 from redis.connection import parse_url
 
 from notify_core import metrics
@@ -31,22 +38,58 @@ log = logging.getLogger(__name__)
 JOB_FUNC = "escalation.jobs:fire"
 
 
+class UpsertRedisJobStore(RedisJobStore):
+    """`add_job` replaces a job of the same id in one round trip. Every job here is added
+    with `replace_existing=True`, so APScheduler's existence check (and, on a hit, the
+    second check and write of `update_job`) would only cost round trips."""
+
+    def add_job(self, job: Job) -> None:
+        state = pickle.dumps(job.__getstate__(), self.pickle_protocol)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.jobs_key, job.id, state)
+            if job.next_run_time:
+                pipe.zadd(
+                    self.run_times_key, {job.id: datetime_to_utc_timestamp(job.next_run_time)}
+                )
+            else:
+                pipe.zrem(self.run_times_key, job.id)
+            pipe.execute()
+
+
+class _Scheduler(AsyncIOScheduler):
+    """An AsyncIOScheduler whose wake-ups, asked for many times before the loop gets to
+    them (one per `add_job`), scan the job store once."""
+
+    _wakeup_queued = False
+
+    def wakeup(self) -> None:
+        if self._wakeup_queued or self._eventloop is None:
+            return
+        self._wakeup_queued = True
+        self._eventloop.call_soon_threadsafe(self._wake_now)
+
+    def _wake_now(self) -> None:
+        self._wakeup_queued = False
+        if self._eventloop is None or not self.running:
+            return
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+
 class TimerScheduler:
     def __init__(self, redis_url: str | None, prefix: str) -> None:
         jobstore: Any
         if redis_url:
-            from apscheduler.jobstores.redis import RedisJobStore
-
             args = parse_url(redis_url)
             args.update(socket_timeout=2, socket_connect_timeout=2)
-            jobstore = RedisJobStore(
+            jobstore = UpsertRedisJobStore(
                 jobs_key=f"{prefix}apscheduler.jobs",
                 run_times_key=f"{prefix}apscheduler.run_times",
                 **args,
             )
         else:
             jobstore = MemoryJobStore()
-        self.scheduler = AsyncIOScheduler(
+        self.scheduler = _Scheduler(
             jobstores={"default": jobstore},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone=UTC,

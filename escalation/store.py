@@ -9,7 +9,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from escalation.policy import EscalationState
-from notify_core.redis_hashes import hgetall_many, hset_with_ttl
+from notify_core.redis_hashes import hgetall_many
+from notify_core.write_behind import ABSENT, HashWrite, WriteBehind
 
 TTL_S = 30 * 24 * 3600
 
@@ -53,23 +54,37 @@ class MemoryEscalationStore:
 
 
 class RedisEscalationStore:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    """One hash per incident (steps claimed as `fired:<step>` fields). Writes go through
+    `writes` (batched during a pipeline batch, read back from there until sent)."""
+
+    def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._writes = writes or WriteBehind(redis)
 
     def _key(self, tenant: str, incident_id: str) -> str:
         return f"{self._prefix}esc:{tenant}:{incident_id}"
 
     async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
-        return _parse(await self._redis.hgetall(self._key(tenant, incident_id)))
+        key = self._key(tenant, incident_id)
+        pending = self._writes.pending(key)
+        if pending is not ABSENT:
+            return pending
+        return _parse(await self._redis.hgetall(key))
 
     async def get_many(self, keys: list[Key]) -> dict[Key, EscalationState | None]:
-        rows = await hgetall_many(self._redis, [self._key(*key) for key in keys])
-        return {key: _parse(raw) for key, raw in zip(keys, rows, strict=True)}
+        names = [self._key(*key) for key in keys]
+        rows = await hgetall_many(self._redis, names)
+        found = {key: _parse(raw) for key, raw in zip(keys, rows, strict=True)}
+        for key, name in zip(keys, names, strict=True):  # written since, not sent yet
+            pending = self._writes.pending(name)
+            if pending is not ABSENT:
+                found[key] = pending
+        return found
 
     async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
         key = self._key(tenant, incident_id)
-        mapping: dict[Any, Any] = {
+        fields = {
             "policy": state.policy,
             "status": state.status,
             "epoch": repr(state.epoch),
@@ -77,12 +92,15 @@ class RedisEscalationStore:
             "site": state.site or "",
             "title": state.title,
         }
-        await hset_with_ttl(self._redis, {key: mapping}, TTL_S)
+        await self._writes.write(HashWrite(key, fields, TTL_S), state)
 
     async def claim(self, tenant: str, incident_id: str, step_key: str) -> bool:
-        return bool(
-            await self._redis.hsetnx(self._key(tenant, incident_id), f"fired:{step_key}", 1)
-        )
+        key = self._key(tenant, incident_id)
+        claimed = bool(await self._redis.hsetnx(key, f"fired:{step_key}", 1))
+        pending = self._writes.pending(key)
+        if claimed and pending is not ABSENT:  # what a read returns until the put is sent
+            pending.fired.add(step_key)
+        return claimed
 
 
 def _parse(raw: Any) -> EscalationState | None:

@@ -103,20 +103,29 @@ class MemoryHistory:
         return format_id(pos) if pos else None
 
 
-# Check the dedupe key, append to the tenant stream, remember the key: atomically.
+# For each event: check its dedupe key, append it to its tenant stream, remember the key.
+# KEYS: stream and dedupe key per event; ARGV: maxlen, dedupe TTL, max age (ms), then the
+# dedupe key and body per event. One call (atomic) per chunk of events: redis-py spends
+# more per command and per reply than Redis spends on the append.
 _APPEND_LUA = """
-if ARGV[1] ~= '' then
-  local seen = redis.call('GET', KEYS[2])
-  if seen then return false end
+local maxlen, ttl, age = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ids = {}
+for i = 1, #KEYS / 2 do
+  local stream, dkey, dedupe = KEYS[2 * i - 1], KEYS[2 * i], ARGV[2 + 2 * i]
+  local id = false
+  if dedupe == '' or not redis.call('GET', dkey) then
+    id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', ARGV[3 + 2 * i])
+    if age ~= 0 then
+      local ms = tonumber(string.match(id, '^(%d+)'))
+      redis.call('XTRIM', stream, 'MINID', '~', tostring(ms - age))
+    end
+    if dedupe ~= '' then redis.call('SET', dkey, id, 'EX', ttl) end
+  end
+  ids[i] = id
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3])
-if ARGV[5] ~= '0' then
-  local ms = tonumber(string.match(id, '^(%d+)'))
-  redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(ms - tonumber(ARGV[5])))
-end
-if ARGV[1] ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[4]) end
-return id
+return ids
 """
+EVENTS_PER_CALL = 500
 
 
 class RedisHistory:
@@ -135,30 +144,35 @@ class RedisHistory:
         return f"{self._prefix}history:{tenant}"
 
     async def append(self, event: dict[str, Any], dedupe_key: str | None = None) -> str | None:
-        keys, args = self._append_call(event, dedupe_key)
-        return _set_id(event, await self._append(keys=keys, args=args))
+        return (await self.append_many([(event, dedupe_key)]))[0]
 
     async def append_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
-        """One pipeline of script calls: a batch costs one round trip, not one per event.
-        Each call is atomic on its own; a retry after a lost reply finds the stored ones
-        by their dedupe keys."""
-        if len(items) == 1:
-            return [await self.append(*items[0])]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event, key in items:
-                keys, args = self._append_call(event, key)
-                await self._append(keys=keys, args=args, client=pipe)
-            replies: list[Any] = await pipe.execute()
-        return [_set_id(event, raw) for (event, _), raw in zip(items, replies, strict=True)]
+        """One round trip for a batch (one script call per chunk of events). Each call is
+        atomic; a retry after a lost reply finds the stored ones by their dedupe keys."""
+        if not items:
+            return []
+        chunks = [items[i : i + EVENTS_PER_CALL] for i in range(0, len(items), EVENTS_PER_CALL)]
+        if len(chunks) == 1:
+            replies = [await self._append(*self._append_call(items))]
+        else:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for chunk in chunks:
+                    await self._append(*self._append_call(chunk), client=pipe)
+                replies = await pipe.execute()
+        raws = [raw for reply in replies for raw in reply]
+        return [_set_id(event, raw) for (event, _), raw in zip(items, raws, strict=True)]
 
     def _append_call(
-        self, event: dict[str, Any], dedupe_key: str | None
+        self, items: list[tuple[dict[str, Any], str | None]]
     ) -> tuple[list[str], list[Any]]:
-        tenant = event["tenant_id"]
-        body = {k: v for k, v in event.items() if k != "id"}
-        dkey = f"{self._prefix}dedupe:{tenant}:{dedupe_key or ''}"
-        args = [dedupe_key or "", self._maxlen, orjson.dumps(body), DEDUPE_TTL_S, self._max_age_ms]
-        return [self.stream_key(tenant), dkey], args
+        keys: list[str] = []
+        args: list[Any] = [self._maxlen, DEDUPE_TTL_S, self._max_age_ms]
+        for event, dedupe_key in items:
+            tenant = event["tenant_id"]
+            body = {k: v for k, v in event.items() if k != "id"}
+            keys += (self.stream_key(tenant), f"{self._prefix}dedupe:{tenant}:{dedupe_key or ''}")
+            args += (dedupe_key or "", orjson.dumps(body))
+        return keys, args
 
     async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
         start = "-" if after is None else f"({format_id(parse_id(after))}"

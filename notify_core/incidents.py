@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from notify_core.redis_hashes import hgetall_many, hset_with_ttl
+from notify_core.redis_hashes import hgetall_many
+from notify_core.write_behind import ABSENT, HashWrite, WriteBehind
 
 INCIDENT_TTL_S = 30 * 24 * 3600
 
@@ -57,28 +58,42 @@ class MemoryIncidentStore:
 
 
 class RedisIncidentStore:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    """One hash per incident. Writes go through `writes`, so during a pipeline batch they
+    are sent together (notify_core/write_behind.py) and read back from there until then."""
+
+    def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._writes = writes or WriteBehind(redis)
 
     def _key(self, tenant: str, incident_id: str) -> str:
         return f"{self._prefix}incident:{tenant}:{incident_id}"
 
     async def get(self, tenant: str, incident_id: str) -> IncidentState | None:
-        return _state(await self._redis.hgetall(self._key(tenant, incident_id)))
+        key = self._key(tenant, incident_id)
+        pending = self._writes.pending(key)
+        if pending is not ABSENT:
+            return pending
+        return _state(await self._redis.hgetall(key))
 
     async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
-        rows = await hgetall_many(self._redis, [self._key(*key) for key in keys])
-        return {key: _state(raw) for key, raw in zip(keys, rows, strict=True)}
+        names = [self._key(*key) for key in keys]
+        rows = await hgetall_many(self._redis, names)
+        found = {key: _state(raw) for key, raw in zip(keys, rows, strict=True)}
+        for key, name in zip(keys, names, strict=True):  # written since, not sent yet
+            pending = self._writes.pending(name)
+            if pending is not ABSENT:
+                found[key] = pending
+        return found
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         key = self._key(tenant, incident_id)
-        mapping: dict[Any, Any] = {
+        fields = {
             "site_id": state.site_id or "",
             "severity": state.severity,
             "status": state.status,
         }
-        await hset_with_ttl(self._redis, {key: mapping}, INCIDENT_TTL_S)
+        await self._writes.write(HashWrite(key, fields, INCIDENT_TTL_S), state)
 
 
 def _state(raw: dict[Any, Any]) -> IncidentState | None:

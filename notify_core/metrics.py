@@ -31,6 +31,10 @@ KAFKA_TO_EMIT = Histogram(
 STORE_RETRIES = Counter(
     "notify_store_retries_total", "Retries of the history append (at-least-once)"
 )
+STATE_WRITE_ERRORS = Counter(
+    "notify_state_write_errors_total",
+    "Batched state writes Redis refused (logged and dropped; the rest of the batch applied)",
+)
 ESCALATION_LEADER = Gauge(
     "notify_escalation_leader", "1 while this process runs the escalation scheduler"
 )

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.write_behind import ListAppend, WriteBehind
+
 TIMELINE_TTL_S = 30 * 24 * 3600
 MAX_ENTRIES = 1000
 
@@ -42,20 +44,22 @@ class MemoryTimeline:
 
 
 class RedisTimeline:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    """A capped list per incident. Entries go through `writes` (sent together during a
+    pipeline batch; a read may miss the last milliseconds' entries)."""
+
+    def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._writes = writes or WriteBehind(redis)
 
     def _key(self, tenant: str, incident_id: str) -> str:
         return f"{self._prefix}timeline:{tenant}:{incident_id}"
 
     async def add(self, tenant: str, incident_id: str, kind: str, **details: Any) -> None:
-        key = self._key(tenant, incident_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, orjson.dumps(_entry(kind, details)))
-            pipe.ltrim(key, 0, MAX_ENTRIES - 1)
-            pipe.expire(key, TIMELINE_TTL_S)
-            await pipe.execute()
+        entry = orjson.dumps(_entry(kind, details))
+        await self._writes.write(
+            ListAppend(self._key(tenant, incident_id), entry, MAX_ENTRIES, TIMELINE_TTL_S)
+        )
 
     async def get(self, tenant: str, incident_id: str) -> list[dict[str, Any]]:
         rows: Any = await self._redis.lrange(self._key(tenant, incident_id), 0, -1)

@@ -19,6 +19,7 @@ from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
 from notify_core.incidents import IncidentStore, ReadAhead
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
+from notify_core.write_behind import WriteBehind
 from pipeline.batches import BatchRouting
 from pipeline.handlers import MessageHandler
 from pipeline.kafka_tuning import faust_settings, tuned_transport
@@ -39,6 +40,7 @@ class Pipeline:
         rules: RulesHolder,
         tansu: bool = False,
         listener: IncidentListener | None = None,
+        writes: WriteBehind | None = None,
     ) -> None:
         self.app = faust.App(
             settings.app_id,
@@ -68,6 +70,7 @@ class Pipeline:
             self.kpi_alerts,
             listener,
             coalesce_kpis=settings.kpi_coalesce,
+            writes=writes,
         )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.joined = False

@@ -30,6 +30,7 @@ from notify_core.events import (
     SiteStatusPayload,
 )
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead
+from notify_core.write_behind import WriteBehind
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import KpiAlerts
 from pipeline.listener import IncidentListener, ReadsAhead
@@ -83,8 +84,10 @@ class MessageHandler:
         listener: IncidentListener | None = None,
         coalesce_kpis: bool = False,
         max_backoff_s: float = 5.0,
+        writes: WriteBehind | None = None,
     ) -> None:
         self.max_backoff_s = max_backoff_s
+        self.writes = writes
         self.coalesce_kpis = coalesce_kpis
         self.listener = listener
         self.publisher = publisher
@@ -174,16 +177,26 @@ class MessageHandler:
 
         With `coalesce_kpis`, the quiet samples of a site in a run become one
         `kpi_update` (latest value per KPI, timestamp and dedupe key of the newest).
+
+        The Redis stores' writes (incident, escalation, timeline) are queued meanwhile
+        and sent together: before the next notifications are stored, and here at the
+        end, before the batch is acked (notify_core/write_behind.py).
         """
         counts: dict[str, int] = {}
         for message in batch:
             counts[message[0]] = counts.get(message[0], 0) + 1
         for topic, n in counts.items():
             metrics.EVENTS_CONSUMED.labels(topic).inc(n)
+        writes = self.writes
         decoded = await self._read_ahead(batch)
+        if writes is not None:
+            writes.open()
         try:
             await self._handle_batch(batch, decoded)
         finally:
+            if writes is not None:
+                writes.close()
+                await self._until_done("state writes", writes.flush)
             if isinstance(self.incidents, ReadAhead):
                 self.incidents.forget()
             if isinstance(self.listener, ReadsAhead):

@@ -27,6 +27,7 @@ from notify_core import metrics
 from notify_core.history import History
 from notify_core.rooms import rooms_for
 from notify_core.snapshots import SnapshotStore
+from notify_core.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class Publisher:
         emit: Emit,
         max_backoff_s: float = 5.0,
         snapshots: SnapshotStore | None = None,
+        writes: WriteBehind | None = None,
     ) -> None:
         self._history = history
+        self._writes = writes
         self._emit = emit
         self._max_backoff = max_backoff_s
         self._snapshots = snapshots
@@ -132,9 +135,11 @@ class Publisher:
             log.exception("KPI snapshot update failed for %s", kpi_updates[-1]["id"])
 
     async def _store_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
-        """Append with capped backoff for as long as it takes (the offsets wait)."""
+        """Append with capped backoff for as long as it takes (the offsets wait). State
+        writes queued before (an incident's hash) are sent first: no client hears of a
+        state that is not stored yet."""
         try:  # the common case, without building a retry loop per call
-            return await self._history.append_many(items)
+            return await self._append_many(items)
         except TRANSIENT as exc:
             log.warning("history append failed (%s); retrying with backoff", exc)
             metrics.STORE_RETRIES.inc()
@@ -147,5 +152,12 @@ class Publisher:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     metrics.STORE_RETRIES.inc()
-                return await self._history.append_many(items)
+                return await self._append_many(items)
         return []  # pragma: no cover - AsyncRetrying either returns or raises
+
+    async def _append_many(
+        self, items: list[tuple[dict[str, Any], str | None]]
+    ) -> list[str | None]:
+        if self._writes is not None and self._writes.queued:
+            await self._writes.flush()
+        return await self._history.append_many(items)

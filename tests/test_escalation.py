@@ -14,6 +14,7 @@ from escalation.config import parse_policies
 from escalation.policy import EscalationState, Policy, advance
 from notify_core.events import TOPIC_ALERTS
 from notify_core.rules import ConfigInvalid
+from tests.conftest import eventually
 from tests.helpers import TEST_SECRET, NodeClient, alert, new_tenant
 
 
@@ -338,3 +339,49 @@ async def test_read_ahead_state_never_hides_a_resolve_from_a_later_alert_of_the_
     assert kinds.count("escalation_started") == 2, kinds
     state = await engine.store.get("t", "I1")
     assert state is not None and state.status == "open"
+
+
+async def test_redis_job_store_replaces_a_timer_and_a_burst_of_timers_all_fire(
+    redis_url, redis_client
+):
+    """Timers are upserted in one round trip (UpsertRedisJobStore) and a burst of new ones
+    is followed by one scan of the store: a moved timer keeps only its new time, a
+    cancelled one never fires, and every timer of a burst fires once."""
+    import time
+    import uuid
+
+    from escalation import jobs
+    from escalation.scheduler import TimerScheduler
+
+    prefix = f"testsched-{uuid.uuid4().hex[:8]}:"
+    fired: list[str] = []
+
+    class Engine:
+        async def tick(self, tenant: str, incident_id: str) -> None:
+            fired.append(incident_id)
+
+    engine = Engine()
+    jobs.install(engine)
+    scheduler = TimerScheduler(redis_url, prefix)
+    await scheduler.start()
+    try:
+        now = time.time()
+        scheduler.schedule("t", "moved", now + 3600)
+        scheduler.schedule("t", "moved", now + 0.3)  # replaced, not added twice
+        scheduler.schedule("t", "cancelled", now + 0.3)
+        scheduler.cancel("t", "cancelled")
+        for i in range(20):
+            scheduler.schedule("t", f"burst{i}", now + 0.3)
+        stored = await redis_client.hkeys(f"{prefix}apscheduler.jobs")
+        assert sorted(k.decode() for k in stored) == sorted(
+            ["esc:t:moved", *(f"esc:t:burst{i}" for i in range(20))]
+        )
+        scheduler.activate()
+        await eventually(lambda: len(fired) >= 21)
+        await asyncio.sleep(0.3)  # nothing more may come
+        assert sorted(fired) == sorted(["moved", *(f"burst{i}" for i in range(20))])
+        assert await redis_client.hlen(f"{prefix}apscheduler.jobs") == 0
+    finally:
+        await scheduler.stop()
+        jobs.uninstall(engine)
+        await redis_client.delete(f"{prefix}apscheduler.jobs", f"{prefix}apscheduler.run_times")

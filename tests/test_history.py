@@ -87,3 +87,23 @@ async def test_append_many_stores_in_order_and_drops_redeliveries(history):
     stored = await history.read_after("m", None, 100)
     assert [e["n"] for e in stored] == [0, 1, 2, 3, 4]
     assert [e["id"] for e in stored] == [*first, again[2]]
+
+
+async def test_a_batch_larger_than_one_script_call_keeps_order_and_dedupe(history, monkeypatch):
+    """Redis stores a batch as several script calls (`EVENTS_PER_CALL` each) in one round
+    trip: order and redelivery checks hold across the calls' borders."""
+    import notify_core.history
+
+    monkeypatch.setattr(notify_core.history, "EVENTS_PER_CALL", 3)
+    items = [(ev("x", i), f"k{i}") for i in range(8)]
+    items.insert(
+        4, (ev("x", 2), "k2")
+    )  # a redelivery in the second call of one stored in the first
+    items.append((ev("y", 0), "k0"))  # another tenant's stream in the same batch
+    ids = await history.append_many(items)
+    assert ids[4] is None and all(i is not None for n, i in enumerate(ids) if n != 4)
+    stored = await history.read_after("x", None, 100)
+    assert [e["n"] for e in stored] == list(range(8))
+    assert [e["id"] for e in stored] == [i for i in ids[:-1] if i is not None]
+    assert [e["n"] for e in await history.read_after("y", None, 10)] == [0]
+    assert await history.append_many(items[:5]) == [None] * 5

@@ -364,12 +364,17 @@ class CountingIncidents(MemoryIncidentStore):
 
 
 async def _run_handler(
-    batch: list[Any], batched: bool, coalesce: bool = False, read_ahead: bool = False
+    batch: list[Any],
+    batched: bool,
+    coalesce: bool = False,
+    read_ahead: bool = False,
+    redis: Any = None,
 ) -> Any:
     """A handler over memory stores, thresholds on, with a listener that checks it is
     told about an incident only once the incident's notification is stored. With
     `read_ahead`, the handler and the threshold engine share a ReadAhead store, as the
-    pipeline wires them."""
+    pipeline wires them; with `redis` (a client), that store keeps incidents in Redis
+    and its writes go through a WriteBehind, as the Redis engine wires them."""
     from pathlib import Path
     from types import SimpleNamespace
 
@@ -389,15 +394,35 @@ async def _run_handler(
         async def on_action(self, tenant, incident_id, status, by) -> None:
             calls.append(("action", incident_id, status))
 
-    publisher = Publisher(history, rec.emit)
     rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
-    from notify_core.incidents import ReadAhead
+    from notify_core.incidents import ReadAhead, RedisIncidentStore
+    from notify_core.write_behind import WriteBehind
 
     counting = CountingIncidents()
+    writes = WriteBehind(redis) if redis is not None else None
+    prefix = f"testwb-{os.urandom(4).hex()}:"
+    unstored: list[str] = []
+
+    async def emit(event: dict[str, Any], rooms: list[str]) -> None:
+        incident = (event.get("incident") or {}).get("incident_id")
+        if redis is not None and incident:  # no client may hear of state not in Redis yet
+            if not await redis.exists(f"{prefix}incident:t:{incident}"):
+                unstored.append(incident)
+        await rec.emit(event, rooms)
+
+    publisher = Publisher(history, emit, writes=writes)
     incidents: Any = ReadAhead(counting) if read_ahead else counting
+    if redis is not None:
+        incidents = ReadAhead(RedisIncidentStore(redis, prefix, writes))
     alerts = KpiAlerts(rules, DictStore(), publisher, incidents, listener=Listener())
     handler = MessageHandler(
-        publisher, incidents, rec.deadletter, alerts, Listener(), coalesce_kpis=coalesce
+        publisher,
+        incidents,
+        rec.deadletter,
+        alerts,
+        Listener(),
+        coalesce_kpis=coalesce,
+        writes=writes,
     )
     if batched:
         await handler.handle_batch(batch)
@@ -407,7 +432,15 @@ async def _run_handler(
     stored = [
         {k: v for k, v in e.items() if k != "id"} for e in await history.read_after("t", None, 1000)
     ]
+    in_redis = {}
+    if redis is not None:
+        assert writes is not None and writes.queued == 0  # all sent before the batch ends
+        async for key in redis.scan_iter(match=f"{prefix}*"):
+            in_redis[key.decode()[len(prefix) :]] = await redis.hgetall(key)
+            await redis.delete(key)
     return SimpleNamespace(
+        unstored=unstored,
+        in_redis=in_redis,
         stored=stored,
         emitted=[e["id"] for e, _ in rec.emitted],
         ids=[e["id"] for e in await history.read_after("t", None, 1000)],
@@ -417,8 +450,7 @@ async def _run_handler(
     )
 
 
-@pytest.mark.parametrize("read_ahead", [False, True])
-async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn(read_ahead):
+def _mixed_batch() -> list[Any]:
     alert = _msg(
         TOPIC_ALERTS, 1, "s1", {"incident_id": "I1", "title": "Mains fail", "severity": "critical"}
     )
@@ -452,7 +484,15 @@ async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn(re
         (TOPIC_KPIS, _kpi("s1", 10, temp_c=30)),
         (TOPIC_ACTIONS, act(11, "I9", "acknowledge")),  # unknown incident
     ]
-    batch = [(topic, raw, 1, 0, offset) for offset, (topic, raw) in enumerate(messages)]
+    return [(topic, raw, 1, 0, offset) for offset, (topic, raw) in enumerate(messages)]
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn(read_ahead):
+    from pipeline.kpi_alerts import incident_id_for
+
+    threshold_incident = incident_id_for("t", "s1", "temp_c")
+    batch = _mixed_batch()
     one_by_one = await _run_handler(batch, batched=False)
     together = await _run_handler(batch, batched=True, read_ahead=read_ahead)
     assert together.stored == one_by_one.stored
@@ -482,6 +522,31 @@ async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn(re
         assert together.store.batch_gets == 1
         # only the threshold engine's own incident is read one by one (resolve)
         assert together.store.gets <= 2 < one_by_one.store.gets
+
+
+async def test_a_batch_over_redis_stores_sends_its_state_writes_together_with_the_same_outcome(
+    redis_client,
+):
+    """With the Redis engine, a batch's incident writes are queued and sent together; the
+    messages after them (an acknowledge of an incident raised in the same batch) still
+    read them, and everything is in Redis when the batch returns."""
+    from pipeline.kpi_alerts import incident_id_for
+
+    batch = _mixed_batch()
+    one_by_one = await _run_handler(batch, batched=False, redis=redis_client)
+    together = await _run_handler(batch, batched=True, redis=redis_client)
+    assert together.stored == one_by_one.stored
+    assert together.dead == one_by_one.dead == [(TOPIC_ALERTS, 5)]
+    assert together.calls == one_by_one.calls
+    assert together.in_redis == one_by_one.in_redis
+    assert together.unstored == one_by_one.unstored == []
+    threshold = f"incident:t:{incident_id_for('t', 's1', 'temp_c')}"
+    assert together.in_redis[threshold][b"status"] == b"resolved"
+    assert together.in_redis["incident:t:I2"] == {
+        b"site_id": b"s2",
+        b"severity": b"minor",
+        b"status": b"open",
+    }
 
 
 async def test_redis_incident_store_reads_many_as_it_reads_one(redis_client):

@@ -33,6 +33,7 @@ from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
 from notify_core.timeline import MemoryTimeline, RedisTimeline, Timeline
+from notify_core.write_behind import WriteBehind
 from pipeline.app import Pipeline
 from pipeline.publisher import Emit, Publisher
 from pipeline.redis_bridge import SystemChannelBridge
@@ -86,6 +87,7 @@ class Runtime:
         self.server: SocketServer | None = None
         self.pipeline: Pipeline | None = None
         self.redis: Redis | None = None
+        self.writes: WriteBehind | None = None  # the Redis stores' batched writes
         self.history: History
         self.incidents: IncidentStore
         # invalid rules at start are fatal (ConfigInvalid names every problem)
@@ -131,9 +133,11 @@ class Runtime:
             self.history = RedisHistory(
                 redis, s.redis_prefix, s.history_maxlen, s.history_max_age_s or None
             )
-            self.incidents = RedisIncidentStore(redis, s.redis_prefix)
+            # one queue for the stores' writes, so a pipeline batch sends them together
+            writes = self.writes = WriteBehind(redis)
+            self.incidents = RedisIncidentStore(redis, s.redis_prefix, writes)
             self.snapshots: SnapshotStore = RedisSnapshots(redis, s.redis_prefix)
-            self.timeline: Timeline = RedisTimeline(redis, s.redis_prefix)
+            self.timeline: Timeline = RedisTimeline(redis, s.redis_prefix, writes)
             self.readiness.add("redis", self._redis_ok)
         else:
             self.history = MemoryHistory(s.history_maxlen, s.history_max_age_s or None)
@@ -186,7 +190,7 @@ class Runtime:
                 return None
         else:
             emit = self.server.emit
-        publisher = Publisher(self.history, emit, snapshots=self.snapshots)
+        publisher = Publisher(self.history, emit, snapshots=self.snapshots, writes=self.writes)
         self._publisher = publisher
         self._build_escalation(publisher)
         add(_Part("faust pipeline", self._start_pipeline, self._stop_pipeline, 15.0))
@@ -205,7 +209,7 @@ class Runtime:
         webhooks = WebhookSender(secret)
         scheduler = TimerScheduler(s.redis_url, s.redis_prefix)
         store: EscalationStore = (
-            RedisEscalationStore(self.redis, s.redis_prefix)
+            RedisEscalationStore(self.redis, s.redis_prefix, self.writes)
             if self.redis is not None
             else MemoryEscalationStore()
         )
@@ -246,6 +250,7 @@ class Runtime:
             self.rules,
             tansu=self.broker is not None,
             listener=self.escalation,
+            writes=self.writes,
         )
         self.readiness.add("kafka", self.pipeline.ready)
         await self.pipeline.start()

@@ -1,0 +1,172 @@
+"""Redis writes of the state stores, gathered while a pipeline batch is handled and sent
+in one round trip.
+
+Per incident alert the Redis engine wrote the incident hash, a timeline entry and, for a
+critical one, the escalation state and a second entry: a round trip each, which held the
+incident path to ~1.5 k alerts/s. While a batch is open (`MessageHandler.handle_batch`),
+the stores sharing this object queue those writes instead and keep the values they wrote
+readable (`pending`) until they are sent. They are sent before any notification is stored
+(the publisher flushes first, so a client never hears of an incident whose state is not
+in Redis yet) and when the batch ends, before its offsets are acked: a crash in between
+redelivers the batch, and every write repeats as it would have.
+
+Outside a batch (the HTTP API, an escalation tick while no batch runs) a write goes
+straight to Redis, unless older writes are still queued (it joins them, keeping order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from notify_core import metrics
+
+log = logging.getLogger(__name__)
+
+ABSENT: Any = object()
+WRITES_PER_CALL = 500  # keeps each script call's argument list well inside Lua's stack
+
+
+@dataclass(frozen=True, slots=True)
+class HashWrite:
+    """HSET these fields, then (re)set the key's TTL."""
+
+    key: str
+    fields: Mapping[str, str]
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListAppend:
+    """RPUSH an entry to a list capped at its first `keep` entries, then (re)set the TTL."""
+
+    key: str
+    entry: bytes
+    keep: int
+    ttl_s: int
+
+
+Write = HashWrite | ListAppend
+
+# The writes of a round as one script call instead of 2-3 commands each: redis-py spends
+# more on each command's packing and each reply's read (with its timeout) than Redis
+# spends applying it. pcall: a refused write is counted, the rest still applied.
+_APPLY_LUA = """
+local a, errors, first = 1, 0, ''
+for k = 1, #KEYS do
+  local key, op, ttl = KEYS[k], ARGV[a], ARGV[a + 1]
+  local r
+  if op == 'h' then
+    local n = tonumber(ARGV[a + 2])
+    r = redis.pcall('HSET', key, unpack(ARGV, a + 3, a + 2 + 2 * n))
+    a = a + 3 + 2 * n
+  else
+    r = redis.pcall('RPUSH', key, ARGV[a + 3])
+    if type(r) ~= 'table' then redis.call('LTRIM', key, 0, tonumber(ARGV[a + 2]) - 1) end
+    a = a + 4
+  end
+  if type(r) == 'table' and r.err then
+    errors = errors + 1
+    if first == '' then first = key .. ': ' .. r.err end
+  else
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+return {errors, first}
+"""
+
+
+class WriteBehind:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._apply = redis.register_script(_APPLY_LUA)
+        self._open = False
+        self._queue: list[Write] = []
+        self._sent = 0  # commands sent so far: the absolute index of _queue[0]
+        # key -> (absolute index just past its last queued command, the value written)
+        self._pending: dict[str, tuple[int, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    def open(self) -> None:
+        """From now on, queue writes until `flush`."""
+        self._open = True
+
+    def close(self) -> None:
+        """Stop queueing; what is queued still needs a `flush`."""
+        self._open = False
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def pending(self, key: str) -> Any:
+        """The value last written under `key` and not yet sent, or ABSENT."""
+        entry = self._pending.get(key)
+        return ABSENT if entry is None else entry[1]
+
+    async def write(self, write: Write, value: Any = ABSENT) -> None:
+        """Send `write` now, or queue it while a batch is open (with `value`, what
+        `pending(write.key)` returns until it is sent)."""
+        if not self._open and not self._queue:
+            await self._execute([write])
+            return
+        self._queue.append(write)
+        if value is not ABSENT:
+            self._pending[write.key] = (self._sent + len(self._queue), value)
+
+    async def flush(self) -> None:
+        """Send everything queued, in order, in one round trip per round.
+
+        Raises what Redis' client raises when Redis cannot be reached: nothing is dropped,
+        the caller retries. A write Redis refuses (a key of the wrong type, say) is
+        logged, counted and dropped; the others are applied all the same, so one bad key
+        cannot hold the partition.
+        """
+        if not self._queue:
+            return
+        async with self._lock:
+            while self._queue:
+                n = len(self._queue)
+                await self._execute(self._queue[:n])
+                del self._queue[:n]
+                self._sent += n
+                sent = self._sent
+                self._pending = {k: e for k, e in self._pending.items() if e[0] > sent}
+
+    async def _execute(self, writes: Sequence[Write]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(writes), WRITES_PER_CALL):
+                keys, args = _script_call(writes[start : start + WRITES_PER_CALL])
+                await self._apply(keys=keys, args=args, client=pipe)
+            try:
+                replies: list[Any] = await pipe.execute()
+            except ResponseError as exc:  # the script itself (not a write) failed
+                replies = [[len(writes), str(exc).encode()]]
+        for errors, first in replies:
+            if errors:
+                metrics.STATE_WRITE_ERRORS.inc(errors)
+                log.error(
+                    "Redis refused %d state write(s), dropped; first: %s",
+                    errors,
+                    first.decode(errors="replace"),
+                )
+
+
+def _script_call(writes: Sequence[Write]) -> tuple[list[str], list[Any]]:
+    keys: list[str] = []
+    args: list[Any] = []
+    for w in writes:
+        keys.append(w.key)
+        if isinstance(w, HashWrite):
+            args += ("h", w.ttl_s, len(w.fields))
+            for name, value in w.fields.items():
+                args += (name, value)
+        else:
+            args += ("l", w.ttl_s, w.keep, w.entry)
+    return keys, args

@@ -1,0 +1,150 @@
+"""The Redis stores' batched writes (notify_core/write_behind.py), against real Redis:
+queued while a batch is open, read back until sent, sent in order, a refused write
+costs only itself, an unreachable Redis loses nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from escalation.engine import EscalationEngine
+from escalation.policy import EscalationState, Policy
+from escalation.scheduler import TimerScheduler
+from escalation.store import RedisEscalationStore
+from escalation.webhooks import WebhookSender
+from notify_core.incidents import IncidentState, RedisIncidentStore
+from notify_core.timeline import RedisTimeline
+from notify_core.write_behind import ABSENT, WriteBehind
+
+
+@pytest_asyncio.fixture
+async def prefix(redis_client: Redis) -> AsyncIterator[str]:
+    name = f"testwb-{uuid.uuid4().hex[:8]}:"
+    yield name
+    async for key in redis_client.scan_iter(match=f"{name}*"):
+        await redis_client.delete(key)
+
+
+def _refused() -> float:
+    return REGISTRY.get_sample_value("notify_state_write_errors_total") or 0.0
+
+
+async def test_writes_wait_for_the_flush_and_read_back_meanwhile(redis_client, prefix):
+    writes = WriteBehind(redis_client)
+    incidents = RedisIncidentStore(redis_client, prefix, writes)
+    timeline = RedisTimeline(redis_client, prefix, writes)
+    await incidents.put("t", "I0", IncidentState("s0", "minor", "open"))  # no batch: sent now
+    writes.open()
+    await incidents.put("t", "I1", IncidentState("s1", "critical", "open"))
+    await incidents.put("t", "I1", IncidentState("s1", "critical", "acknowledged"))
+    await incidents.put("t", "I0", IncidentState("s0", "minor", "resolved"))
+    await timeline.add("t", "I1", "raised", severity="critical")
+    await timeline.add("t", "I1", "acknowledged", by="op1")
+    assert await redis_client.exists(f"{prefix}incident:t:I1") == 0  # not sent yet
+    assert (await redis_client.hgetall(f"{prefix}incident:t:I0"))[b"status"] == b"open"
+    # ...but every read of this process sees the last value written
+    assert await incidents.get("t", "I1") == IncidentState("s1", "critical", "acknowledged")
+    many = await incidents.get_many([("t", "I0"), ("t", "I1"), ("t", "I9")])
+    assert many == {
+        ("t", "I0"): IncidentState("s0", "minor", "resolved"),
+        ("t", "I1"): IncidentState("s1", "critical", "acknowledged"),
+        ("t", "I9"): None,
+    }
+    writes.close()
+    await writes.flush()
+    assert writes.queued == 0 and writes.pending(f"{prefix}incident:t:I1") is ABSENT
+    assert await redis_client.hgetall(f"{prefix}incident:t:I1") == {
+        b"site_id": b"s1",
+        b"severity": b"critical",
+        b"status": b"acknowledged",
+    }
+    assert (await redis_client.hgetall(f"{prefix}incident:t:I0"))[b"status"] == b"resolved"
+    assert 0 < await redis_client.ttl(f"{prefix}incident:t:I1")
+    assert [e["kind"] for e in await timeline.get("t", "I1")] == ["raised", "acknowledged"]
+    assert 0 < await redis_client.ttl(f"{prefix}timeline:t:I1")
+
+
+async def test_a_write_redis_refuses_is_counted_and_the_rest_still_applied(redis_client, prefix):
+    writes = WriteBehind(redis_client)
+    incidents = RedisIncidentStore(redis_client, prefix, writes)
+    timeline = RedisTimeline(redis_client, prefix, writes)
+    await redis_client.set(f"{prefix}incident:t:BAD", "not a hash")  # WRONGTYPE for HSET
+    before = _refused()
+    writes.open()
+    await incidents.put("t", "A", IncidentState("s1", "major", "open"))
+    await incidents.put("t", "BAD", IncidentState("s1", "major", "open"))
+    await timeline.add("t", "A", "raised")
+    await incidents.put("t", "B", IncidentState("s2", "minor", "open"))
+    writes.close()
+    await writes.flush()  # does not raise: one bad key must not hold the partition
+    assert _refused() == before + 1
+    assert await redis_client.get(f"{prefix}incident:t:BAD") == b"not a hash"
+    assert (await redis_client.hgetall(f"{prefix}incident:t:A"))[b"severity"] == b"major"
+    assert (await redis_client.hgetall(f"{prefix}incident:t:B"))[b"site_id"] == b"s2"
+    assert [e["kind"] for e in await timeline.get("t", "A")] == ["raised"]
+    assert writes.queued == 0
+
+
+async def test_writes_are_kept_while_redis_cannot_be_reached(prefix):
+    down = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    writes = WriteBehind(down)
+    incidents = RedisIncidentStore(down, prefix, writes)
+    writes.open()
+    await incidents.put("t", "I1", IncidentState("s1", "critical", "open"))
+    for _ in range(2):  # the handler retries the flush until Redis is back
+        with pytest.raises(RedisConnectionError):
+            await writes.flush()
+        assert writes.queued == 1
+        assert await incidents.get("t", "I1") == IncidentState("s1", "critical", "open")
+    await down.aclose()
+
+
+async def test_an_acknowledge_in_the_same_batch_as_its_alert_sees_the_escalation(
+    redis_client, prefix
+):
+    """The engine writes escalation state and timeline through the batch's queue; an
+    acknowledge later in the batch reads the state the alert wrote, not Redis' none."""
+    policy = Policy.model_validate(
+        {
+            "name": "p",
+            "levels": [{"wait": 300, "targets": [{"oncall": True}]}],
+            "ack_timeout": 600,
+        }
+    )
+
+    async def publish(event: dict[str, Any], key: str | None) -> str | None:
+        return None
+
+    writes = WriteBehind(redis_client)
+    scheduler = TimerScheduler(None, prefix)
+    await scheduler.start()
+    engine = EscalationEngine(
+        [policy],
+        RedisEscalationStore(redis_client, prefix, writes),
+        RedisTimeline(redis_client, prefix, writes),
+        publish,
+        scheduler,
+        WebhookSender(b"x" * 32),
+        clock=lambda: 1000.0,
+    )
+    writes.open()
+    await engine.on_alert("t", "I1", "s1", "critical", "Mains failure")
+    await engine.on_action("t", "I1", "acknowledged", "op1")
+    assert await redis_client.exists(f"{prefix}esc:t:I1") == 0
+    writes.close()
+    await writes.flush()
+    state = await engine.store.get("t", "I1")
+    assert isinstance(state, EscalationState)
+    assert (state.status, state.acked_at, state.policy) == ("acknowledged", 1000.0, "p")
+    kinds = [e["kind"] for e in await engine.timeline.get("t", "I1")]
+    assert kinds == ["raised", "escalation_started", "acknowledged"]
+    job = scheduler.scheduler.get_job("esc:t:I1")
+    assert job is not None and job.next_run_time.timestamp() == 1600.0  # the ack timeout
+    await scheduler.stop()
