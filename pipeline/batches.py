@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Awaitable, Callable
+from operator import attrgetter
 from time import monotonic
 from typing import Any
 
@@ -41,6 +42,9 @@ class BatchRouting:
         self.topics: frozenset[str] = frozenset()
 
 
+_timestamp = attrgetter("timestamp")  # Faust's message time (float seconds), always set
+
+
 def in_time_order(batch: list[Any]) -> list[Any]:
     """Interleave the partitions of a fetch by record timestamp, each partition in offset
     order: Faust's round-robin would otherwise let an alert produced after a KPI sample on
@@ -50,7 +54,7 @@ def in_time_order(batch: list[Any]) -> list[Any]:
         by_tp.setdefault(message.tp, []).append(message)
     if len(by_tp) < 2:
         return batch
-    return list(heapq.merge(*by_tp.values(), key=lambda m: m.timestamp or 0.0))
+    return list(heapq.merge(*by_tp.values(), key=_timestamp))
 
 
 async def drain_in_batches(self: Any, fetcher: Any, routing: BatchRouting) -> None:

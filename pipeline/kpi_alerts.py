@@ -122,7 +122,7 @@ class KpiAlerts:
                 stale_reported.discard(skey)
             if (
                 prev is None
-                or _material(prev) != _material(new)
+                or _material_change(prev, new)
                 or (wall - persisted >= self.persist_every_s)
             ):
                 a.writes.append((skey, {**new.to_dict(), "seen_wall": wall}))
@@ -237,6 +237,7 @@ class KpiAlerts:
         return reported
 
 
-def _material(s: AlertState) -> tuple[Any, ...]:
-    """What must reach the table at once: all but the last sample's time and value."""
-    return s[:5] + s[7:]
+def _material_change(a: AlertState, b: AlertState) -> bool:
+    """Whether the table must be written at once: anything but the last sample's time
+    and value changed (two slices and an index: this runs per KPI sample)."""
+    return a[:5] != b[:5] or a[7:] != b[7:]

@@ -113,6 +113,7 @@ class Publisher:
         stored: dict[str, int] = {}
         dupes: dict[str, int] = {}
         now = time.time()
+        latencies: list[float] = []
         for (event, _, ts_ms), event_id in zip(items, ids, strict=True):
             kind = event["type"]
             if event_id is None:
@@ -120,7 +121,8 @@ class Publisher:
                 continue
             stored[kind] = stored.get(kind, 0) + 1
             if ts_ms:
-                metrics.KAFKA_TO_EMIT.observe(max(0.0, now - ts_ms / 1000.0))
+                latencies.append(max(0.0, now - ts_ms / 1000.0))
+        metrics.observe_many(metrics.KAFKA_TO_EMIT, latencies)
         for kind, n in stored.items():
             metrics.NOTIFICATIONS.labels(kind).inc(n)
         for kind, n in dupes.items():

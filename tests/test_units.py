@@ -631,3 +631,33 @@ async def test_a_redis_blip_delays_incident_messages_instead_of_dead_lettering_t
     ]
     assert stored[1]["site_id"] == "s1"  # the state written by the alert was read back
     assert calls == [("alert", "I1"), ("acknowledged", "I1")]
+
+
+def test_observe_many_counts_exactly_as_observing_one_by_one():
+    """The pipeline's batched latency histogram relies on prometheus_client internals;
+    an upgrade that changes them must fail here, not skew the dashboards."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from notify_core.metrics import observe_many
+
+    values = [0.0, 0.001, 0.0011, 0.02, 0.025, 0.7, 2.5, 9.99, 10.0, 11.0, 1e9, 0.003]
+    one, many = CollectorRegistry(), CollectorRegistry()
+    buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+    by_one = Histogram("lat", "x", buckets=buckets, registry=one)
+    by_many = Histogram("lat", "x", buckets=buckets, registry=many)
+    for value in values:
+        by_one.observe(value)
+    observe_many(by_many, values[:5])
+    observe_many(by_many, [])
+    observe_many(by_many, values[5:])
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for metric in registry.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(many) == samples(one)
+    assert samples(one)[("lat_bucket", "0.001")] == 2  # a value on a bound counts in it
