@@ -103,26 +103,30 @@ class MemoryHistory:
         return format_id(pos) if pos else None
 
 
-# For each event: check its dedupe key, append it to its tenant stream, remember the key.
+# For each event: claim its dedupe key (none: a redelivery, dropped), append it to its
+# tenant stream; then trim each stream written by age.
 # ARGV: maxlen, dedupe TTL, max age (ms), then the events as one JSON list of
 # [stream, dedupe key name, dedupe key, body]. One call (atomic) per chunk of events, with
 # one argument: redis-py spends more packing each argument and reading each reply than
 # Redis spends on the append.
 _APPEND_LUA = """
 local maxlen, ttl, age = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local ids = {}
+local ids, last = {}, {}
 for i, e in ipairs(cjson.decode(ARGV[4])) do
   local stream, dkey, dedupe = e[1], e[2], e[3]
   local id = false
-  if dedupe == '' or not redis.call('GET', dkey) then
+  -- the dedupe key is claimed first (atomic with the append: this is one script)
+  if dedupe == '' or redis.call('SET', dkey, 1, 'NX', 'EX', ttl) then
     id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e[4])
-    if age ~= 0 then
-      local ms = tonumber(string.match(id, '^(%d+)'))
-      redis.call('XTRIM', stream, 'MINID', '~', tostring(ms - age))
-    end
-    if dedupe ~= '' then redis.call('SET', dkey, id, 'EX', ttl) end
+    last[stream] = id
   end
   ids[i] = id
+end
+if age ~= 0 then  -- by age, once per stream: ids grow, so the newest bounds them all
+  for stream, id in pairs(last) do
+    local ms = tonumber(string.match(id, '^(%d+)'))
+    redis.call('XTRIM', stream, 'MINID', '~', tostring(ms - age))
+  end
 end
 return ids
 """

@@ -1,4 +1,5 @@
-"""Redis hashes as the stores keep them: many read in one round trip, written with a TTL.
+"""Redis hashes as the stores keep them, many read in one round trip (written through
+notify_core/write_behind.py).
 
 Shared by the incident, escalation and KPI-snapshot stores, which each keep one hash per
 thing and differ only in how they encode it.
@@ -6,7 +7,6 @@ thing and differ only in how they encode it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -38,15 +38,3 @@ async def hgetall_many(redis: Redis, keys: list[str]) -> list[dict[Any, Any]]:
                 await script(args=[orjson.dumps(chunk)], client=pipe)
             replies = await pipe.execute()
     return [dict(zip(row[::2], row[1::2], strict=True)) for reply in replies for row in reply]
-
-
-async def hset_with_ttl(redis: Redis, items: Mapping[str, Mapping[Any, Any]], ttl_s: int) -> None:
-    """HSET each key's fields and (re)set its TTL: one round trip. No MULTI: a crash
-    between the two leaves a hash without TTL until its next write, which is harmless."""
-    if not items:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for key, mapping in items.items():
-            pipe.hset(key, mapping=dict(mapping))
-            pipe.expire(key, ttl_s)
-        await pipe.execute()

@@ -7,7 +7,8 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_hashes import hgetall_many, hset_with_ttl
+from notify_core.redis_hashes import hgetall_many
+from notify_core.write_behind import HashWrite, WriteBehind
 
 SNAPSHOT_TTL_S = 7 * 24 * 3600
 
@@ -52,11 +53,14 @@ class MemorySnapshots:
 
 
 class RedisSnapshots:
-    """A hash per site: one field per KPI (JSON number), plus `_id` and `_ts`."""
+    """A hash per site: one field per KPI (JSON number), plus `_id` and `_ts`. Written
+    through `writes`: during a pipeline batch, with the batch's other state writes (a
+    snapshot may lag the history by milliseconds; clients catch up from the history)."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._writes = writes or WriteBehind(redis)
 
     def _key(self, tenant: str, site: str) -> str:
         return f"{self._prefix}kpi:{tenant}:{site}"
@@ -66,15 +70,18 @@ class RedisSnapshots:
 
     async def update_many(self, events: list[dict[str, Any]]) -> None:
         """The samples of each site merged first (latest value wins), then one HSET per site."""
-        merged: dict[str, dict[Any, Any]] = {}
+        merged: dict[str, dict[str, str]] = {}
         for event in events:
             if not event.get("kpi_data"):
                 continue
             mapping = merged.setdefault(self._key(event["tenant_id"], event["site_id"]), {})
             for name, value in event["kpi_data"].items():
-                mapping[name] = orjson.dumps(value)
+                mapping[name] = orjson.dumps(value).decode()
             mapping["_id"], mapping["_ts"] = event["id"], event["timestamp"]
-        await hset_with_ttl(self._redis, merged, SNAPSHOT_TTL_S)
+        if merged:
+            await self._writes.write_many(
+                [HashWrite(key, fields, SNAPSHOT_TTL_S) for key, fields in merged.items()]
+            )
 
     async def get(self, tenant: str, sites: list[str]) -> dict[str, dict[str, Any]]:
         rows = await hgetall_many(self._redis, [self._key(tenant, site) for site in sites])

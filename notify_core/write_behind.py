@@ -119,6 +119,13 @@ class WriteBehind:
         if value is not ABSENT:
             self._pending[write.key] = (self._sent + len(self._queue), value)
 
+    async def write_many(self, writes: Sequence[Write]) -> None:
+        """`write` of each (none of them read back), in one round trip when sent now."""
+        if not self._open and not self._queue:
+            await self._execute(writes)
+            return
+        self._queue.extend(writes)
+
     async def flush(self) -> None:
         """Send everything queued, in order, in one round trip per round.
 

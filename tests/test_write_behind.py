@@ -148,3 +148,44 @@ async def test_an_acknowledge_in_the_same_batch_as_its_alert_sees_the_escalation
     job = scheduler.scheduler.get_job("esc:t:I1")
     assert job is not None and job.next_run_time.timestamp() == 1600.0  # the ack timeout
     await scheduler.stop()
+
+
+async def test_kpi_snapshots_in_redis_keep_the_latest_value_per_kpi(redis_client, prefix):
+    """A site's snapshot (sent to a dashboard when it subscribes) merges the samples of a
+    batch, latest value per KPI, numbers exactly as published; written with the batch."""
+    from notify_core.snapshots import RedisSnapshots
+
+    writes = WriteBehind(redis_client)
+    snapshots = RedisSnapshots(redis_client, prefix, writes)
+
+    def update(n: int, site: str, **kpis: float) -> dict[str, Any]:
+        return {
+            "id": f"1-{n}",
+            "type": "kpi_update",
+            "tenant_id": "t",
+            "timestamp": f"2026-11-25T10:00:0{n}Z",
+            "site_id": site,
+            "kpi_data": kpis,
+        }
+
+    await snapshots.update_many([update(1, "s1", rssi_dbm=-65.25, temp_c=30.1)])  # now
+    assert (await snapshots.get("t", ["s1"]))["s1"]["kpi_data"] == {
+        "rssi_dbm": -65.25,
+        "temp_c": 30.1,
+    }
+    writes.open()
+    await snapshots.update_many(
+        [update(2, "s1", temp_c=0.1), update(3, "s2", avail_pct=100), update(4, "s1", temp_c=47)]
+    )
+    assert (await snapshots.get("t", ["s1"]))["s1"]["kpi_data"]["temp_c"] == 30.1  # not sent
+    writes.close()
+    await writes.flush()
+    got = await snapshots.get("t", ["s1", "s2", "s3"])
+    assert got == {
+        "s1": {
+            "kpi_data": {"rssi_dbm": -65.25, "temp_c": 47},
+            "id": "1-4",
+            "timestamp": "2026-11-25T10:00:04Z",
+        },
+        "s2": {"kpi_data": {"avail_pct": 100}, "id": "1-3", "timestamp": "2026-11-25T10:00:03Z"},
+    }

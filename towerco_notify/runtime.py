@@ -148,7 +148,7 @@ class Runtime:
             # one queue for the stores' writes, so a pipeline batch sends them together
             writes = self.writes = WriteBehind(redis)
             self.incidents = RedisIncidentStore(redis, s.redis_prefix, writes)
-            self.snapshots: SnapshotStore = RedisSnapshots(redis, s.redis_prefix)
+            self.snapshots: SnapshotStore = RedisSnapshots(redis, s.redis_prefix, writes)
             self.timeline: Timeline = RedisTimeline(redis, s.redis_prefix, writes)
             self.readiness.add("redis", self._redis_ok)
         else:
