@@ -24,13 +24,17 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from notify_core import metrics
 
 log = logging.getLogger(__name__)
 
 ABSENT: Any = object()
+# Redis cannot be reached (down, restarting, slow): wait and retry, never drop
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 WRITES_PER_CALL = 500  # bounds how long one call holds Redis
 
 
@@ -129,17 +133,24 @@ class WriteBehind:
     async def flush(self) -> None:
         """Send everything queued, in order, in one round trip per round.
 
-        Raises what Redis' client raises when Redis cannot be reached: nothing is dropped,
-        the caller retries. A write Redis refuses (a key of the wrong type, say) is
-        logged, counted and dropped; the others are applied all the same, so one bad key
-        cannot hold the partition.
+        Raises what Redis' client raises when Redis cannot be reached (a connection
+        error, a timeout): nothing is dropped, the caller retries. A write Redis refuses
+        (a key of the wrong type, say) is logged, counted and dropped; the others are
+        applied all the same, so one bad key cannot hold the partition. Any other failure
+        (a bug) drops the round, logged and counted, for the same reason.
         """
         if not self._queue:
             return
         async with self._lock:
             while self._queue:
                 n = len(self._queue)
-                await self._execute(self._queue[:n])
+                try:
+                    await self._execute(self._queue[:n])
+                except UNREACHABLE:
+                    raise
+                except Exception:
+                    metrics.STATE_WRITE_ERRORS.inc(n)
+                    log.exception("%d state write(s) could not be sent; dropped", n)
                 del self._queue[:n]
                 self._sent += n
                 sent = self._sent

@@ -14,8 +14,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import (
     AsyncRetrying,
     before_sleep_log,
@@ -27,14 +25,14 @@ from notify_core import metrics
 from notify_core.history import History
 from notify_core.rooms import rooms_for
 from notify_core.snapshots import SnapshotStore
-from notify_core.write_behind import WriteBehind
+from notify_core.write_behind import UNREACHABLE, WriteBehind
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
 
 # a store that is down or slow, not a bad message: wait and try again, never dead-letter
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+TRANSIENT = UNREACHABLE
 
 
 Item = tuple[dict[str, Any], str | None, int | None]  # event, dedupe key, source ts (ms)

@@ -189,3 +189,23 @@ async def test_kpi_snapshots_in_redis_keep_the_latest_value_per_kpi(redis_client
         },
         "s2": {"kpi_data": {"avail_pct": 100}, "id": "1-3", "timestamp": "2026-11-25T10:00:03Z"},
     }
+
+
+async def test_a_write_that_cannot_be_encoded_is_counted_and_later_writes_still_go(
+    redis_client, prefix
+):
+    """A bug (a value that is not text) must not wedge the queue: its round is dropped,
+    logged and counted, and the writes after it are sent."""
+    from notify_core.write_behind import HashWrite
+
+    writes = WriteBehind(redis_client)
+    incidents = RedisIncidentStore(redis_client, prefix, writes)
+    before = _refused()
+    writes.open()
+    await writes.write(HashWrite(f"{prefix}broken", {"field": object()}, 60))  # type: ignore[dict-item]
+    await writes.flush()  # does not raise
+    assert _refused() == before + 1 and writes.queued == 0
+    await incidents.put("t", "I1", IncidentState("s1", "critical", "open"))
+    await writes.flush()
+    writes.close()
+    assert (await redis_client.hgetall(f"{prefix}incident:t:I1"))[b"status"] == b"open"
