@@ -132,10 +132,10 @@ class Settings(BaseSettings):
         default=True, description="freeze start-up objects and raise GC thresholds"
     )
     gc_threshold: int = Field(
-        default=200_000,
+        default=50_000,
         ge=700,
         description="with gc_freeze: container objects allocated (net of frees) before a"
-        " young-generation collection; above what one pipeline batch keeps alive",
+        " young-generation collection",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 

@@ -7,6 +7,7 @@ notification is stored: at-least-once from Kafka to history.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -99,8 +100,23 @@ class Pipeline:
         self.app.agent(topic, name=f"{name}-agent")(consume)
 
     async def _handle_batch(self, messages: list[Any]) -> None:
-        """One fetch worth of messages, in partition order; acked once this returns."""
+        """One fetch worth of messages, in partition order; acked once this returns.
+
+        The cyclic garbage collector waits until the batch is done: a batch keeps about
+        ten containers per message alive until then, so at a 5 000-message fetch nearly
+        every batch set off a young-generation collection walking all of it (11-12 % of
+        the KPI pipeline's time). Afterwards they are freed by reference counting, and
+        the collection that follows has little to walk."""
         metrics.PIPELINE_BATCH_MESSAGES.observe(len(messages))
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            await self._handle(messages)
+        finally:
+            if collecting:
+                gc.enable()
+
+    async def _handle(self, messages: list[Any]) -> None:
         with metrics.PIPELINE_BATCH_SECONDS.time():
             await self.handler.handle_batch(
                 [

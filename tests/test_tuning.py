@@ -111,4 +111,33 @@ def test_gc_tuning_freezes_start_up_objects_and_applies_the_threshold():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
-    assert load_settings().gc_threshold == 200_000  # the default
+    assert load_settings().gc_threshold == 50_000  # the default
+
+
+async def test_the_collector_waits_until_a_pipeline_batch_is_done(daemon):
+    """Collections are held while a batch is handled (it keeps its messages' objects
+    alive until then) and back on afterwards, also when the handler fails."""
+    import gc
+
+    pipeline = daemon.pipeline
+    seen: list[bool] = []
+
+    class Handler:
+        async def handle_batch(self, batch: list) -> None:
+            seen.append(gc.isenabled())
+            if len(seen) == 2:
+                raise RuntimeError("a bug in the handler")
+
+    message = type(
+        "M", (), {"topic": "t", "value": b"", "timestamp": 1.0, "partition": 0, "offset": 0}
+    )
+    real, pipeline.handler = pipeline.handler, Handler()
+    try:
+        assert gc.isenabled()
+        await pipeline._handle_batch([message()])
+        with pytest.raises(RuntimeError):
+            await pipeline._handle_batch([message()])
+    finally:
+        pipeline.handler = real
+    assert seen == [False, False]
+    assert gc.isenabled()
