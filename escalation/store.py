@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from escalation.policy import EscalationState
-from notify_core.redis_hashes import hgetall_many
+from notify_core.redis_hashes import read_hashes
 from notify_core.write_behind import ABSENT, HashWrite, WriteBehind
 
 TTL_S = 30 * 24 * 3600
@@ -66,21 +66,13 @@ class RedisEscalationStore:
         return f"{self._prefix}esc:{tenant}:{incident_id}"
 
     async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
-        key = self._key(tenant, incident_id)
-        pending = self._writes.pending(key)
-        if pending is not ABSENT:
-            return pending
-        return _parse(await self._redis.hgetall(key))
+        names = [self._key(tenant, incident_id)]
+        return (await read_hashes(self._redis, self._writes, names, _parse))[0]
 
     async def get_many(self, keys: list[Key]) -> dict[Key, EscalationState | None]:
         names = [self._key(*key) for key in keys]
-        rows = await hgetall_many(self._redis, names)
-        found = {key: _parse(raw) for key, raw in zip(keys, rows, strict=True)}
-        for key, name in zip(keys, names, strict=True):  # written since, not sent yet
-            pending = self._writes.pending(name)
-            if pending is not ABSENT:
-                found[key] = pending
-        return found
+        values = await read_hashes(self._redis, self._writes, names, _parse)
+        return dict(zip(keys, values, strict=True))
 
     async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
         key = self._key(tenant, incident_id)

@@ -7,10 +7,15 @@ thing and differ only in how they encode it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from redis.asyncio import Redis
+
+from notify_core.write_behind import ABSENT, WriteBehind
+
+T = TypeVar("T")
 
 # HGETALL of many keys as one command (the keys as one JSON argument) and one reply:
 # redis-py spends more per command and reply (packing in Python, a timeout context, the
@@ -38,3 +43,24 @@ async def hgetall_many(redis: Redis, keys: list[str]) -> list[dict[Any, Any]]:
                 await script(args=[orjson.dumps(chunk)], client=pipe)
             replies = await pipe.execute()
     return [dict(zip(row[::2], row[1::2], strict=True)) for reply in replies for row in reply]
+
+
+async def read_hashes(
+    redis: Redis, writes: WriteBehind, names: list[str], parse: Callable[[dict[Any, Any]], T]
+) -> list[T]:
+    """Each hash parsed, in one round trip; a value written to it and not sent yet wins,
+    without asking Redis (checked again after the read: a write queued meanwhile wins too)."""
+    values: dict[str, T] = {}
+    unread: list[str] = []
+    for name in names:
+        pending = writes.pending(name)
+        if pending is ABSENT:
+            unread.append(name)
+        else:
+            values[name] = pending
+    if unread:
+        rows = await hgetall_many(redis, unread)
+        for name, raw in zip(unread, rows, strict=True):
+            pending = writes.pending(name)
+            values[name] = parse(raw) if pending is ABSENT else pending
+    return [values[name] for name in names]
