@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from notify_core.ids import IdMinter, format_id, parse_id
+from notify_core.redis_scripts import call_in_chunks
 
 DEDUPE_TTL_S = 24 * 3600
 
@@ -154,20 +156,13 @@ class RedisHistory:
     async def append_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
         """One round trip for a batch (one script call per chunk of events). Each call is
         atomic; a retry after a lost reply finds the stored ones by their dedupe keys."""
-        if not items:
-            return []
-        chunks = [items[i : i + EVENTS_PER_CALL] for i in range(0, len(items), EVENTS_PER_CALL)]
-        if len(chunks) == 1:
-            replies = [await self._append(args=self._append_args(items))]
-        else:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for chunk in chunks:
-                    await self._append(args=self._append_args(chunk), client=pipe)
-                replies = await pipe.execute()
+        replies = await call_in_chunks(
+            self._redis, self._append, items, EVENTS_PER_CALL, self._append_args
+        )
         raws = [raw for reply in replies for raw in reply]
         return [_set_id(event, raw) for (event, _), raw in zip(items, raws, strict=True)]
 
-    def _append_args(self, items: list[tuple[dict[str, Any], str | None]]) -> list[Any]:
+    def _append_args(self, items: Sequence[tuple[dict[str, Any], str | None]]) -> list[Any]:
         events = []
         for event, dedupe_key in items:
             tenant = event["tenant_id"]

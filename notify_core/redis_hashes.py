@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.redis_scripts import call_in_chunks
 from notify_core.write_behind import ABSENT, WriteBehind
 
 T = TypeVar("T")
@@ -34,14 +35,9 @@ async def hgetall_many(redis: Redis, keys: list[str]) -> list[dict[Any, Any]]:
     if not keys:
         return []
     script = redis.register_script(_HGETALL_MANY_LUA)
-    chunks = [keys[i : i + KEYS_PER_CALL] for i in range(0, len(keys), KEYS_PER_CALL)]
-    if len(chunks) == 1:
-        replies = [await script(args=[orjson.dumps(keys)])]
-    else:
-        async with redis.pipeline(transaction=False) as pipe:
-            for chunk in chunks:
-                await script(args=[orjson.dumps(chunk)], client=pipe)
-            replies = await pipe.execute()
+    replies = await call_in_chunks(
+        redis, script, keys, KEYS_PER_CALL, lambda chunk: [orjson.dumps(list(chunk))]
+    )
     return [dict(zip(row[::2], row[1::2], strict=True)) for reply in replies for row in reply]
 
 

@@ -29,6 +29,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from notify_core import metrics
+from notify_core.redis_scripts import call_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +158,12 @@ class WriteBehind:
                 self._pending = {k: e for k, e in self._pending.items() if e[0] > sent}
 
     async def _execute(self, writes: Sequence[Write]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(writes), WRITES_PER_CALL):
-                blob = orjson.dumps([_encode(w) for w in writes[start : start + WRITES_PER_CALL]])
-                await self._apply(args=[blob], client=pipe)
-            try:
-                replies: list[Any] = await pipe.execute()
-            except ResponseError as exc:  # the script itself (not a write) failed
-                replies = [[len(writes), str(exc).encode()]]
+        try:
+            replies = await call_in_chunks(
+                self._redis, self._apply, writes, WRITES_PER_CALL, _script_args
+            )
+        except ResponseError as exc:  # the script itself (not a write) failed
+            replies = [[len(writes), str(exc).encode()]]
         for errors, first in replies:
             if errors:
                 metrics.STATE_WRITE_ERRORS.inc(errors)
@@ -173,6 +172,10 @@ class WriteBehind:
                     errors,
                     first.decode(errors="replace"),
                 )
+
+
+def _script_args(writes: Sequence[Write]) -> list[Any]:
+    return [orjson.dumps([_encode(w) for w in writes])]
 
 
 def _encode(w: Write) -> list[Any]:
