@@ -9,8 +9,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from escalation.policy import EscalationState
-from notify_core.redis_hashes import read_hashes
-from notify_core.write_behind import ABSENT, HashWrite, WriteBehind
+from notify_core.redis_hashes import HashStore
+from notify_core.write_behind import ABSENT, WriteBehind
 
 TTL_S = 30 * 24 * 3600
 
@@ -53,29 +53,14 @@ class MemoryEscalationStore:
         return True
 
 
-class RedisEscalationStore:
+class RedisEscalationStore(HashStore[EscalationState | None]):
     """One hash per incident (steps claimed as `fired:<step>` fields). Writes go through
     `writes` (batched during a pipeline batch, read back from there until sent)."""
 
     def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
-        self._redis = redis
-        self._prefix = prefix
-        self._writes = writes or WriteBehind(redis)
-
-    def _key(self, tenant: str, incident_id: str) -> str:
-        return f"{self._prefix}esc:{tenant}:{incident_id}"
-
-    async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
-        names = [self._key(tenant, incident_id)]
-        return (await read_hashes(self._redis, self._writes, names, _parse))[0]
-
-    async def get_many(self, keys: list[Key]) -> dict[Key, EscalationState | None]:
-        names = [self._key(*key) for key in keys]
-        values = await read_hashes(self._redis, self._writes, names, _parse)
-        return dict(zip(keys, values, strict=True))
+        super().__init__(redis, prefix, "esc", _parse, TTL_S, writes)
 
     async def put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
-        key = self._key(tenant, incident_id)
         fields = {
             "policy": state.policy,
             "status": state.status,
@@ -84,7 +69,7 @@ class RedisEscalationStore:
             "site": state.site or "",
             "title": state.title,
         }
-        await self._writes.write(HashWrite(key, fields, TTL_S), state)
+        await self._put(tenant, incident_id, fields, state)
 
     async def claim(self, tenant: str, incident_id: str, step_key: str) -> bool:
         key = self._key(tenant, incident_id)

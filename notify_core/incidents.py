@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from notify_core.redis_hashes import read_hashes
-from notify_core.write_behind import HashWrite, WriteBehind
+from notify_core.redis_hashes import HashStore
+from notify_core.write_behind import WriteBehind
 
 INCIDENT_TTL_S = 30 * 24 * 3600
 
@@ -57,35 +57,20 @@ class MemoryIncidentStore:
             self._items.popitem(last=False)
 
 
-class RedisIncidentStore:
+class RedisIncidentStore(HashStore[IncidentState | None]):
     """One hash per incident. Writes go through `writes`, so during a pipeline batch they
     are sent together (notify_core/write_behind.py) and read back from there until then."""
 
     def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
-        self._redis = redis
-        self._prefix = prefix
-        self._writes = writes or WriteBehind(redis)
-
-    def _key(self, tenant: str, incident_id: str) -> str:
-        return f"{self._prefix}incident:{tenant}:{incident_id}"
-
-    async def get(self, tenant: str, incident_id: str) -> IncidentState | None:
-        names = [self._key(tenant, incident_id)]
-        return (await read_hashes(self._redis, self._writes, names, _state))[0]
-
-    async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
-        names = [self._key(*key) for key in keys]
-        values = await read_hashes(self._redis, self._writes, names, _state)
-        return dict(zip(keys, values, strict=True))
+        super().__init__(redis, prefix, "incident", _state, INCIDENT_TTL_S, writes)
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
-        key = self._key(tenant, incident_id)
         fields = {
             "site_id": state.site_id or "",
             "severity": state.severity,
             "status": state.status,
         }
-        await self._writes.write(HashWrite(key, fields, INCIDENT_TTL_S), state)
+        await self._put(tenant, incident_id, fields, state)
 
 
 def _state(raw: dict[Any, Any]) -> IncidentState | None:

@@ -7,16 +7,17 @@ thing and differ only in how they encode it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import orjson
 from redis.asyncio import Redis
 
 from notify_core.redis_scripts import call_in_chunks
-from notify_core.write_behind import ABSENT, WriteBehind
+from notify_core.write_behind import ABSENT, HashWrite, WriteBehind
 
 T = TypeVar("T")
+Key = tuple[str, str]  # tenant, id
 
 # HGETALL of many keys as one command (the keys as one JSON argument) and one reply:
 # redis-py spends more per command and reply (packing in Python, a timeout context, the
@@ -60,3 +61,39 @@ async def read_hashes(
             pending = writes.pending(name)
             values[name] = parse(raw) if pending is ABSENT else pending
     return [values[name] for name in names]
+
+
+class HashStore(Generic[T]):
+    """One hash per (tenant, id), at `{prefix}{kind}:{tenant}:{id}`, decoded by `parse`.
+    Written through `writes` (during a pipeline batch, sent with the batch's other writes);
+    reads return what was written and not sent yet."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        kind: str,
+        parse: Callable[[dict[Any, Any]], T],
+        ttl_s: int,
+        writes: WriteBehind | None = None,
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}{kind}:"
+        self._parse = parse
+        self._ttl_s = ttl_s
+        self._writes = writes or WriteBehind(redis)
+
+    def _key(self, tenant: str, ident: str) -> str:
+        return f"{self._prefix}{tenant}:{ident}"
+
+    async def get(self, tenant: str, ident: str) -> T:
+        names = [self._key(tenant, ident)]
+        return (await read_hashes(self._redis, self._writes, names, self._parse))[0]
+
+    async def get_many(self, keys: list[Key]) -> dict[Key, T]:
+        names = [self._key(*key) for key in keys]
+        values = await read_hashes(self._redis, self._writes, names, self._parse)
+        return dict(zip(keys, values, strict=True))
+
+    async def _put(self, tenant: str, ident: str, fields: Mapping[str, str], value: T) -> None:
+        await self._writes.write(HashWrite(self._key(tenant, ident), fields, self._ttl_s), value)
