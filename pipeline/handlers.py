@@ -30,11 +30,11 @@ from notify_core.events import (
     SiteStatusPayload,
 )
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead
-from notify_core.write_behind import WriteBehind
+from notify_core.write_behind import UNREACHABLE, WriteBehind
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import KpiAlerts
 from pipeline.listener import IncidentListener, ReadsAhead
-from pipeline.publisher import TRANSIENT, Item, Publisher
+from pipeline.publisher import Item, Publisher
 from pipeline.runs import After, Run
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class MessageHandler:
         while True:
             try:
                 return await step()
-            except TRANSIENT as exc:
+            except UNREACHABLE as exc:
                 metrics.STORE_RETRIES.inc()
                 log.warning("%s failed (%s); retrying in %.2fs", what, exc, delay)
                 await asyncio.sleep(delay)

@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
 
-# a store that is down or slow, not a bad message: wait and try again, never dead-letter
-TRANSIENT = UNREACHABLE
-
 
 Item = tuple[dict[str, Any], str | None, int | None]  # event, dedupe key, source ts (ms)
 
@@ -140,11 +137,11 @@ class Publisher:
         state that is not stored yet."""
         try:  # the common case, without building a retry loop per call
             return await self._append_many(items)
-        except TRANSIENT as exc:
+        except UNREACHABLE as exc:
             log.warning("history append failed (%s); retrying with backoff", exc)
             metrics.STORE_RETRIES.inc()
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TRANSIENT),
+            retry=retry_if_exception_type(UNREACHABLE),
             wait=wait_exponential_jitter(multiplier=0.1, max=self._max_backoff, jitter=0.1),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
