@@ -100,22 +100,45 @@ async def test_site_restricted_user_sees_only_its_sites(base_url, produce, token
             TOPIC_ACTIONS,
             envelope(tenant, {"incident_id": "INC-UNKNOWN", "action": "resolve", "user_id": "x"}),
         )
+        # each topic is keyed by tenant, so one partition each: a visible event produced after
+        # the forbidden ones on the same topic arrives only once those have been handled
         await produce(TOPIC_KPIS, envelope(tenant, {"rssi_dbm": -60}, site="s1"))
+        await produce(TOPIC_SITES, envelope(tenant, {"status": "up"}, site="s1"))
         await produce(TOPIC_ALERTS, alert(tenant, "INC-S1", "major", site="s1"))
         await produce(TOPIC_ALERTS, alert(tenant, "INC-TENANT", "info"))
 
-        await client.wait_for(
-            lambda m: (
-                m.get("name") == "incident_alert"
-                and m["data"]["incident"]["incident_id"] == "INC-TENANT"
-            )
+        def arrived(kind: str, **fields: str):
+            def pred(m) -> bool:
+                if m.get("name") != kind:
+                    return False
+                data = m["data"]
+                body = data.get("incident", data)
+                return all(data.get(k) == v or body.get(k) == v for k, v in fields.items())
+
+            return pred
+
+        await client.wait_for(arrived("kpi_update", site_id="s1"))
+        await client.wait_for(arrived("site_status", site_id="s1"))
+        await client.wait_for(arrived("incident_alert", incident_id="INC-TENANT"))
+        await client.wait_for(arrived("incident_alert", incident_id="INC-S1"))
+        # the actions topic's sentinel: INC-S1's site is known now, so its update is visible
+        await produce(
+            TOPIC_ACTIONS,
+            envelope(tenant, {"incident_id": "INC-S1", "action": "acknowledge", "user_id": "x"}),
         )
+        await client.wait_for(arrived("incident_update", incident_id="INC-S1"))
+
         got = [e for e in client.events() if e["type"] != "connection_established"]
         assert all(e.get("site_id") in (None, "s1") for e in got), got
-        # exactly these three reach a user restricted to s1; they come from three topics,
+        # exactly these five reach a user restricted to s1; they come from four topics,
         # and Kafka orders within a partition only, so their relative order is not promised
-        assert sorted(e["type"] for e in got) == ["incident_alert", "incident_alert", "kpi_update"]
-        assert not [e for e in got if e["type"] == "incident_update"]
+        assert sorted(e["type"] for e in got) == [
+            "incident_alert",
+            "incident_alert",
+            "incident_update",
+            "kpi_update",
+            "site_status",
+        ], got
     finally:
         await client.close()
 
