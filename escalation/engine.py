@@ -19,6 +19,7 @@ from escalation.store import EscalationStore
 from escalation.webhooks import WebhookSender
 from notify_core import metrics
 from notify_core.timeline import Timeline
+from notify_core.write_behind import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class EscalationEngine:
         self._ticks = asyncio.Semaphore(MAX_CONCURRENT_TICKS)
         # escalation state of the incidents a pipeline batch is about to alert (read_ahead)
         self._ahead: dict[tuple[str, str], EscalationState | None] = {}
+        # timers set by a pipeline batch, held until its state is written (hold_timers)
+        self._held: dict[tuple[str, str], float | None] | None = None
 
     def _policy(self, name: str) -> Policy | None:
         return next((p for p in self.policies if p.name == name), None)
@@ -69,6 +72,39 @@ class EscalationEngine:
 
     def forget(self) -> None:
         self._ahead.clear()
+
+    def hold_timers(self) -> None:
+        """Until `release_timers`, the timers that alerts and actions set are held, the
+        latest per incident. A timer written before the escalation state it reads could
+        fire (in the leader, any process) and find no state; and held, a batch's timers
+        cost one round trip to the job store instead of one per critical alert."""
+        if self._held is None:
+            self._held = {}
+
+    async def release_timers(self) -> None:
+        """Write the held timers (call it after the batch's state writes are sent). If the
+        job store cannot be reached this raises and keeps them held, to be released again;
+        any other failure (a bug) drops them, logged and counted, so it cannot hold the
+        partition (the incidents' next alert or action sets their timers again)."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        try:
+            self.scheduler.apply(held)
+        except UNREACHABLE:
+            self._held = held
+            raise
+        except Exception:
+            metrics.STATE_WRITE_ERRORS.inc(len(held))
+            log.exception("%d escalation timer(s) could not be written; dropped", len(held))
+
+    def _set_timer(self, tenant: str, incident_id: str, at: float | None) -> None:
+        if self._held is not None:
+            self._held[(tenant, incident_id)] = at
+        elif at is None:
+            self.scheduler.cancel(tenant, incident_id)
+        else:
+            self.scheduler.schedule(tenant, incident_id, at)
 
     async def _put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
         self._ahead.pop((tenant, incident_id), None)
@@ -109,16 +145,16 @@ class EscalationEngine:
         if status == "resolved":
             state.status = "resolved"
             await self._put(tenant, incident_id, state)
-            self.scheduler.cancel(tenant, incident_id)
+            self._set_timer(tenant, incident_id, None)
             return
         if status == "acknowledged" and state.status == "open":
             state.status, state.acked_at = "acknowledged", now
             await self._put(tenant, incident_id, state)
             policy = self._policy(state.policy)
             if policy is not None and policy.ack_timeout is not None:
-                self.scheduler.schedule(tenant, incident_id, now + policy.ack_timeout)
+                self._set_timer(tenant, incident_id, now + policy.ack_timeout)
             else:
-                self.scheduler.cancel(tenant, incident_id)
+                self._set_timer(tenant, incident_id, None)
 
     # -- the timer job -----------------------------------------------------------
     async def tick(self, tenant: str, incident_id: str) -> None:
@@ -178,7 +214,7 @@ class EscalationEngine:
         _, due, next_at = advance(policy, state, now)
         at = now if due else next_at
         if at is not None:
-            self.scheduler.schedule(tenant, incident_id, at)
+            self._set_timer(tenant, incident_id, at)
 
     async def _deliver(
         self,

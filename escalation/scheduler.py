@@ -8,10 +8,12 @@ step claim in the store makes the delivery itself exactly-once).
 
 The Redis job store is synchronous: its calls use their own connection with short
 timeouts, and block the loop for a round trip. So a job is written in one (an upsert,
-not APScheduler's check-then-write of two to four), and a burst of new jobs (a storm's
-critical alerts, handled in one pipeline batch) is followed by one scan of the store,
-not one each. Every process may add jobs; only the leader's scheduler runs them (the
-others stay paused), and the leader wakes up every second to see jobs added by others.
+not APScheduler's check-then-write of two to four); the timers a pipeline batch sets are
+written together (`apply`: one round trip for the batch, the latest time per incident), and
+a burst of new jobs is followed by one scan of the store, not one each.
+
+Every process may add jobs; only the leader's scheduler runs them (the others stay
+paused), and the leader wakes up every second to see jobs added by others.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import pickle
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +46,11 @@ class UpsertRedisJobStore(RedisJobStore):
     with `replace_existing=True`, so APScheduler's existence check (and, on a hit, the
     second check and write of `update_job`) would only cost round trips."""
 
+    _batch: Any = None  # a pipeline while `batched`: writes wait in it
+
     def add_job(self, job: Job) -> None:
         state = pickle.dumps(job.__getstate__(), self.pickle_protocol)
-        with self.redis.pipeline() as pipe:
+        with self._writes() as pipe:
             pipe.hset(self.jobs_key, job.id, state)
             if job.next_run_time:
                 pipe.zadd(
@@ -53,6 +58,34 @@ class UpsertRedisJobStore(RedisJobStore):
                 )
             else:
                 pipe.zrem(self.run_times_key, job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        if self._batch is None:
+            super().remove_job(job_id)
+            return
+        # batched: removing a job that does not exist is not reported (no round trip to ask)
+        self._batch.hdel(self.jobs_key, job_id)
+        self._batch.zrem(self.run_times_key, job_id)
+
+    @contextlib.contextmanager
+    def _writes(self) -> Iterator[Any]:
+        if self._batch is not None:
+            yield self._batch
+            return
+        with self.redis.pipeline() as pipe:
+            yield pipe
+            pipe.execute()
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Writes (add, replace, remove) wait and go in one transaction at the end; none
+        is sent if the block raises."""
+        with self.redis.pipeline() as pipe:
+            self._batch = pipe
+            try:
+                yield
+            finally:
+                self._batch = None
             pipe.execute()
 
 
@@ -89,6 +122,7 @@ class TimerScheduler:
             )
         else:
             jobstore = MemoryJobStore()
+        self._store = jobstore
         self.scheduler = _Scheduler(
             jobstores={"default": jobstore},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -110,6 +144,20 @@ class TimerScheduler:
     def cancel(self, tenant: str, incident_id: str) -> None:
         with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job(f"esc:{tenant}:{incident_id}")
+
+    def apply(self, timers: Mapping[tuple[str, str], float | None]) -> None:
+        """Set (a time) or cancel (None) the timer of each (tenant, incident), in one round
+        trip to the Redis job store. Raises what the Redis client raises if it cannot
+        reach Redis; nothing is written then, and applying the same again is safe."""
+        store = self._store
+        with (
+            store.batched() if isinstance(store, UpsertRedisJobStore) else contextlib.nullcontext()
+        ):
+            for (tenant, incident_id), at in timers.items():
+                if at is None:
+                    self.cancel(tenant, incident_id)
+                else:
+                    self.schedule(tenant, incident_id, at)
 
     async def start(self) -> None:
         self.scheduler.start(paused=True)

@@ -36,7 +36,8 @@ STORE_RETRIES = Counter(
 )
 STATE_WRITE_ERRORS = Counter(
     "notify_state_write_errors_total",
-    "Batched state writes Redis refused (logged and dropped; the rest of the batch applied)",
+    "Batched state writes (incident, escalation, timeline, snapshot, timer) Redis refused"
+    " or that could not be sent (logged and dropped; the rest of the batch applied)",
 )
 ESCALATION_LEADER = Gauge(
     "notify_escalation_leader", "1 while this process runs the escalation scheduler"

@@ -33,7 +33,7 @@ from notify_core.incidents import IncidentState, IncidentStore, ReadAhead
 from notify_core.write_behind import UNREACHABLE, WriteBehind
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import KpiAlerts
-from pipeline.listener import IncidentListener, ReadsAhead
+from pipeline.listener import BatchListener, IncidentListener
 from pipeline.publisher import Item, Publisher
 from pipeline.runs import After, Run
 
@@ -180,7 +180,8 @@ class MessageHandler:
 
         The Redis stores' writes (incident, escalation, timeline) are queued meanwhile
         and sent together: before the next notifications are stored, and here at the
-        end, before the batch is acked (notify_core/write_behind.py).
+        end, before the batch is acked (notify_core/write_behind.py); the escalation
+        timers the batch sets are written after them, also in one round trip.
         """
         counts: dict[str, int] = {}
         for message in batch:
@@ -189,18 +190,22 @@ class MessageHandler:
             metrics.EVENTS_CONSUMED.labels(topic).inc(n)
         writes = self.writes
         decoded = await self._read_ahead(batch)
+        listener = self.listener if isinstance(self.listener, BatchListener) else None
         if writes is not None:
             writes.open()
+        if listener is not None:
+            listener.hold_timers()
         try:
             await self._handle_batch(batch, decoded)
         finally:
             if writes is not None:
                 writes.close()
                 await self._until_done("state writes", writes.flush)
+            if listener is not None:  # after the state they read is in Redis
+                await self._until_done("escalation timers", listener.release_timers)
+                listener.forget()
             if isinstance(self.incidents, ReadAhead):
                 self.incidents.forget()
-            if isinstance(self.listener, ReadsAhead):
-                self.listener.forget()
 
     async def _read_ahead(self, batch: list[Incoming]) -> list[Decoded | Exception | None]:
         """Decode the non-KPI messages, and fetch the incidents they name (and the
@@ -226,7 +231,7 @@ class MessageHandler:
         try:  # on failure, each message reads what it needs itself
             if keys and isinstance(self.incidents, ReadAhead):
                 await self.incidents.prefetch(keys)
-            if alerted and isinstance(self.listener, ReadsAhead):
+            if alerted and isinstance(self.listener, BatchListener):
                 await self.listener.read_ahead(alerted)
         except Exception:
             log.warning("reading ahead for %d incidents failed", len(keys), exc_info=True)

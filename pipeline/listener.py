@@ -14,10 +14,15 @@ class IncidentListener(Protocol):
 
 
 @runtime_checkable
-class ReadsAhead(Protocol):
-    """A listener that can read the state of a batch's alerted incidents in one call
-    before it is told about them one by one, and drop it after the batch."""
+class BatchListener(Protocol):
+    """A listener told about a batch at a time: it reads the state of the batch's alerted
+    incidents in one call before it is told about them one by one, holds the timers it
+    sets until the batch's state writes are sent, and drops what it read after."""
 
     async def read_ahead(self, keys: list[tuple[str, str]]) -> None: ...
+
+    def hold_timers(self) -> None: ...
+
+    async def release_timers(self) -> None: ...
 
     def forget(self) -> None: ...
