@@ -209,3 +209,61 @@ async def test_a_write_that_cannot_be_encoded_is_counted_and_later_writes_still_
     await writes.flush()
     writes.close()
     assert (await redis_client.hgetall(f"{prefix}incident:t:I1"))[b"status"] == b"open"
+
+
+async def test_a_batchs_timers_are_written_after_its_state_and_kept_while_redis_is_away(
+    redis_url, redis_client, prefix
+):
+    """While a batch holds them, the timers alerts and actions set are not in the job
+    store (a leader elsewhere must not run a job whose escalation state is not written
+    yet); released, the latest per incident is written: a resolved incident's timer is
+    gone, an open one's is at its first level. If the job store cannot be reached, the
+    release raises and keeps them for the handler's retry."""
+    policy = Policy.model_validate(
+        {"name": "p", "levels": [{"wait": 300, "targets": [{"oncall": True}]}]}
+    )
+
+    async def publish(event: dict[str, Any], key: str | None) -> str | None:
+        return None
+
+    writes = WriteBehind(redis_client)
+    scheduler = TimerScheduler(redis_url, prefix)
+    await scheduler.start()
+    engine = EscalationEngine(
+        [policy],
+        RedisEscalationStore(redis_client, prefix, writes),
+        RedisTimeline(redis_client, prefix, writes),
+        publish,
+        scheduler,
+        WebhookSender(b"x" * 32),
+        clock=lambda: 1000.0,
+    )
+    jobs_key = f"{prefix}apscheduler.jobs"
+    try:
+        scheduler.schedule("t", "I0", 5000.0)  # from before the batch
+        engine.hold_timers()
+        writes.open()
+        await engine.on_alert("t", "I1", "s1", "critical", "Mains failure")
+        await engine.on_alert("t", "I2", "s2", "critical", "Door open")
+        await engine.on_action("t", "I2", "resolved", "op1")
+        await engine.on_alert("t", "I0", "s3", "critical", "Fuel low")
+        assert await redis_client.hkeys(jobs_key) == [b"esc:t:I0"]
+        writes.close()
+        await writes.flush()
+
+        real = scheduler._store.redis
+        scheduler._store.redis = type(real)(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+        with pytest.raises(RedisConnectionError):
+            await engine.release_timers()
+        scheduler._store.redis = real
+        assert await redis_client.hkeys(jobs_key) == [b"esc:t:I0"]
+
+        await engine.release_timers()  # the handler's retry
+        assert sorted(await redis_client.hkeys(jobs_key)) == [b"esc:t:I0", b"esc:t:I1"]
+        for incident in ("I0", "I1"):
+            job = scheduler.scheduler.get_job(f"esc:t:{incident}")
+            assert job is not None and job.next_run_time.timestamp() == 1300.0
+        await engine.release_timers()  # nothing held: nothing changes
+        assert await redis_client.hlen(jobs_key) == 2
+    finally:
+        await scheduler.stop()
