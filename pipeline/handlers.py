@@ -29,6 +29,7 @@ from notify_core.events import (
     KpiMessage,
     SiteStatusPayload,
 )
+from notify_core.history import Dedupe, SourcePosition
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead
 from notify_core.write_behind import UNREACHABLE, WriteBehind
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
@@ -50,6 +51,13 @@ _STATUS = {"acknowledge": "acknowledged", "resolve": "resolved"}
 def dedupe_key(topic: str, raw: bytes) -> str:
     """Stable across redelivery and producer retries of the same message."""
     return hashlib.blake2b(topic.encode() + b"\x00" + raw, digest_size=12).hexdigest()
+
+
+def kpi_position(key: str, partition: int | None, offset: int | None) -> Dedupe:
+    """A KPI update's history dedupe: its Kafka position, or (not from Kafka) its key."""
+    if partition is None or offset is None:
+        return key
+    return SourcePosition(TOPIC_KPIS, partition, offset)
 
 
 def deadletter_record(
@@ -118,7 +126,7 @@ class MessageHandler:
         try:
             key = dedupe_key(topic, raw or b"")
             if topic == TOPIC_KPIS:
-                return await self._kpi(decode_kpi(raw), key, timestamp_ms, partition)
+                return await self._kpi(decode_kpi(raw), key, timestamp_ms, partition, offset)
             return await self._publish(decode(topic, raw), key, timestamp_ms)
         except Exception as exc:  # a bug must not stop the partition; record it instead
             await self._reject(topic, raw, partition, offset, exc)
@@ -257,14 +265,16 @@ class MessageHandler:
                     run.add(item, after, source)
                     continue
                 msg = decode_kpi(raw)
+                position = kpi_position(key, partition, offset)
                 if alerts is None:
-                    run.add_kpi(msg, key, ts_ms, None, source)
+                    run.add_kpi(msg, position, ts_ms, None, source)
                     continue
                 assessment = alerts.assess(msg, wall)
                 if assessment.transitions:
                     await self._flush(run)
                     await self._until_done(
-                        "KPI state", partial(alerts.finish, msg, assessment, key, ts_ms, partition)
+                        "KPI state",
+                        partial(alerts.finish, msg, assessment, key, ts_ms, partition, position),
                     )
                     continue
                 conclude = (
@@ -272,7 +282,7 @@ class MessageHandler:
                     if assessment.writes
                     else None
                 )
-                run.add_kpi(msg, key, ts_ms, conclude, source)
+                run.add_kpi(msg, position, ts_ms, conclude, source)
             except Exception as exc:  # as in `handle`: record it, keep the partition going
                 await self._reject(topic, raw, partition, offset, exc)
         await self._flush(run)
@@ -311,14 +321,21 @@ class MessageHandler:
                     await self._reject(*src, exc)
 
     async def _kpi(
-        self, msg: KpiMessage, key: str, ts_ms: int | None, partition: int | None
+        self,
+        msg: KpiMessage,
+        key: str,
+        ts_ms: int | None,
+        partition: int | None,
+        offset: int | None,
     ) -> str | None:
         alerts = self.kpi_alerts
+        position = kpi_position(key, partition, offset)
         if alerts is None:
-            return await self.publisher.publish(events.kpi_update(msg, msg.payload), key, ts_ms)
+            update = events.kpi_update(msg, msg.payload)
+            return await self.publisher.publish(update, position, ts_ms)
         assessment = alerts.assess(msg)  # once: it moves the alert state on
         return await self._until_done(
-            "KPI state", partial(alerts.finish, msg, assessment, key, ts_ms, partition)
+            "KPI state", partial(alerts.finish, msg, assessment, key, ts_ms, partition, position)
         )
 
     async def _publish(self, d: Decoded, key: str, ts_ms: int | None) -> str | None:

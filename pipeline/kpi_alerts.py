@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from notify_core import events, metrics
 from notify_core.events import IncidentPayload, KpiMessage, Origin
+from notify_core.history import Dedupe
 from notify_core.incidents import IncidentState, IncidentStore
 from notify_core.rules import Rule, RulesHolder
 from pipeline.listener import IncidentListener
@@ -153,10 +154,12 @@ class KpiAlerts:
         key: str,
         ts_ms: int | None,
         partition: int | None = None,
+        dedupe: Dedupe = None,
     ) -> str | None:
-        """Publish the message's `kpi_update` (with its breaches), then `conclude`."""
+        """Publish the message's `kpi_update` (with its breaches; deduped by `dedupe`, else
+        `key`), then `conclude` (its incidents' dedupe keys derive from `key`)."""
         event_id = await self.publisher.publish(
-            events.kpi_update(msg, msg.payload, a.records or None), key, ts_ms
+            events.kpi_update(msg, msg.payload, a.records or None), dedupe or key, ts_ms
         )
         await self.conclude(msg, a, key, partition)
         return event_id

@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from notify_core import metrics
-from notify_core.history import History
+from notify_core.history import Dedupe, History
 from notify_core.rooms import rooms_for
 from notify_core.snapshots import SnapshotStore
 from notify_core.write_behind import UNREACHABLE, WriteBehind
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
 
 
-Item = tuple[dict[str, Any], str | None, int | None]  # event, dedupe key, source ts (ms)
+Item = tuple[dict[str, Any], Dedupe, int | None]  # event, dedupe, source ts (ms)
 
 
 class Publisher:
@@ -60,7 +60,7 @@ class Publisher:
     async def publish(
         self,
         event: dict[str, Any],
-        dedupe_key: str | None = None,
+        dedupe_key: Dedupe = None,
         source_ts_ms: int | None = None,
     ) -> str | None:
         """Store then emit `event`; returns its id, or None for a duplicate.
@@ -131,7 +131,7 @@ class Publisher:
         except Exception:
             log.exception("KPI snapshot update failed for %s", kpi_updates[-1]["id"])
 
-    async def _store_many(self, items: list[tuple[dict[str, Any], str | None]]) -> list[str | None]:
+    async def _store_many(self, items: list[tuple[dict[str, Any], Dedupe]]) -> list[str | None]:
         """Append with capped backoff for as long as it takes (the offsets wait). State
         writes queued before (an incident's hash) are sent first: no client hears of a
         state that is not stored yet."""
@@ -152,9 +152,7 @@ class Publisher:
                 return await self._append_many(items)
         return []  # pragma: no cover - AsyncRetrying either returns or raises
 
-    async def _append_many(
-        self, items: list[tuple[dict[str, Any], str | None]]
-    ) -> list[str | None]:
+    async def _append_many(self, items: list[tuple[dict[str, Any], Dedupe]]) -> list[str | None]:
         if self._writes is not None and self._writes.queued:
             await self._writes.flush()
         return await self._history.append_many(items)

@@ -14,6 +14,7 @@ from typing import Any
 
 from notify_core import events
 from notify_core.events import KpiMessage
+from notify_core.history import Dedupe
 from pipeline.publisher import Item
 
 After = Callable[[], Awaitable[Any]]
@@ -36,7 +37,9 @@ class Single:
 
 class KpiGroup:
     """One `kpi_update`: a quiet sample, or the quiet samples of one site coalesced
-    (latest value per KPI; timestamp, dedupe key and Kafka time of the newest)."""
+    (latest value per KPI; timestamp, dedupe and Kafka time of the newest). It takes the
+    place of its newest sample in the run, so the KPI updates of a partition reach the
+    history in offset order (what a `SourcePosition` dedupe needs)."""
 
     __slots__ = ("_key", "_msg", "_ts", "steps", "values")
 
@@ -45,7 +48,7 @@ class KpiGroup:
         self.steps: list[Step] = []
 
     def add(
-        self, msg: KpiMessage, key: str, ts_ms: int | None, after: After | None, source: Source
+        self, msg: KpiMessage, key: Dedupe, ts_ms: int | None, after: After | None, source: Source
     ) -> None:
         self._msg, self._key, self._ts = msg, key, ts_ms
         if not self.steps:
@@ -64,29 +67,39 @@ Entry = Single | KpiGroup
 
 
 class Run:
-    """Entries in arrival order; with `coalesce`, one KpiGroup per site."""
+    """Entries in arrival order (a coalesced KPI update at its newest sample's place);
+    with `coalesce`, one KpiGroup per site."""
 
     def __init__(self, coalesce: bool) -> None:
         self.coalesce = coalesce
-        self.entries: list[Entry] = []
+        self._entries: dict[int, Entry] = {}  # insertion-ordered; a group moves to the end
         self._sites: dict[tuple[str, str], KpiGroup] = {}
 
     def add(self, item: Item | None, after: After | None, source: Source) -> None:
-        self.entries.append(Single(item, after, source))
+        entry = Single(item, after, source)
+        self._entries[id(entry)] = entry
         self._sites.clear()  # later samples must not be folded into updates before this
 
     def add_kpi(
-        self, msg: KpiMessage, key: str, ts_ms: int | None, after: After | None, source: Source
+        self,
+        msg: KpiMessage,
+        key: Dedupe,
+        ts_ms: int | None,
+        after: After | None,
+        source: Source,
     ) -> None:
         group = self._sites.get((msg.tenant_id, msg.site_id)) if self.coalesce else None
         if group is None:
             group = KpiGroup()
-            self.entries.append(group)
             if self.coalesce:
                 self._sites[(msg.tenant_id, msg.site_id)] = group
+        else:  # to the end: after every sample before this one
+            del self._entries[id(group)]
+        self._entries[id(group)] = group
         group.add(msg, key, ts_ms, after, source)
 
     def take(self) -> list[Entry]:
-        entries, self.entries = self.entries, []
+        entries = list(self._entries.values())
+        self._entries.clear()
         self._sites.clear()
         return entries

@@ -10,7 +10,12 @@ import pytest_asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notify_core.history import MemoryHistory, RedisHistory
+from notify_core.history import (
+    REDELIVERY_WINDOW,
+    MemoryHistory,
+    RedisHistory,
+    SourcePosition,
+)
 from notify_core.ids import IdMinter, InvalidEventId, format_id, parse_id
 
 
@@ -39,7 +44,9 @@ async def history(request, redis_client):
         yield MemoryHistory(maxlen=50)
     else:
         prefix = f"testhist-{uuid.uuid4().hex[:8]}:"
-        yield RedisHistory(redis_client, prefix, maxlen=50)
+        history = RedisHistory(redis_client, prefix, maxlen=50)
+        history.test_prefix = prefix  # type: ignore[attr-defined]
+        yield history
         async for key in redis_client.scan_iter(match=f"{prefix}*"):
             await redis_client.delete(key)
 
@@ -107,3 +114,44 @@ async def test_a_batch_larger_than_one_script_call_keeps_order_and_dedupe(histor
     assert [e["id"] for e in stored] == [i for i in ids[:-1] if i is not None]
     assert [e["n"] for e in await history.read_after("y", None, 10)] == [0]
     assert await history.append_many(items[:5]) == [None] * 5
+
+
+async def test_kpi_updates_are_deduped_by_kafka_position_without_a_key_per_event(
+    history, redis_client, monkeypatch
+):
+    """A KPI update's dedupe is its message's position: at or below the last position
+    stored for its partition it is a redelivery (also across the script calls of one
+    batch); partitions are independent; far behind the last one (a recreated topic, a
+    group reset to replay) it is stored and the partition starts over from there. No
+    dedupe key per event is kept in Redis."""
+    import notify_core.history
+
+    monkeypatch.setattr(notify_core.history, "EVENTS_PER_CALL", 2)
+
+    def at(partition: int, offset: int) -> SourcePosition:
+        return SourcePosition("towerco.kpis.updates", partition, offset)
+
+    base = 3 * REDELIVERY_WINDOW  # a topic that has seen some traffic
+    first = await history.append_many([(ev("k", n), at(0, base + n)) for n in range(5)])
+    assert all(first)
+    # a redelivered fetch: 102-104 again, then 105-106 new; and partition 1's first
+    again = await history.append_many(
+        [(ev("k", n), at(0, base + n)) for n in range(2, 7)] + [(ev("k", 50), at(1, 3))]
+    )
+    assert again[:3] == [None, None, None] and all(again[3:])
+    assert await history.append(ev("k", 51), at(1, 2)) is None  # behind partition 1's last
+    assert await history.append(ev("k", 7), at(0, base + 7)) is not None
+    # the topic recreated: its offsets start at 0 again, far behind; not a redelivery
+    assert await history.append(ev("k", 8), at(0, 0)) is not None
+    assert await history.append(ev("k", 9), at(0, 1)) is not None
+    assert await history.append(ev("k", 10), at(0, 1)) is None
+    stored = [e["n"] for e in await history.read_after("k", None, 100)]
+    assert stored == [0, 1, 2, 3, 4, 5, 6, 50, 7, 8, 9]
+    if isinstance(history, RedisHistory):
+        prefix = history.test_prefix  # type: ignore[attr-defined]
+        assert [k async for k in redis_client.scan_iter(match=f"{prefix}dedupe:*")] == []
+        assert await redis_client.hgetall(f"{prefix}positions") == {
+            b"towerco.kpis.updates/0": b"1",
+            b"towerco.kpis.updates/1": b"3",
+        }
+        assert await redis_client.ttl(f"{prefix}positions") > 0

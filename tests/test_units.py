@@ -225,6 +225,46 @@ async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce)
     assert alerts._cache["t/a/temp_c"][0].value == 48
 
 
+@pytest.mark.parametrize("engine", ["memory", "redis"])
+@pytest.mark.parametrize("coalesce", [False, True])
+async def test_a_redelivered_kpi_fetch_stores_only_what_is_new(coalesce, engine, redis_client):
+    """KPI updates are deduped by their Kafka position. With coalescing, a site's update
+    takes its newest sample's place, so a partition's positions still reach the history
+    in order: every site of the fetch is stored, and a redelivery (even overlapping new
+    messages) stores only the new ones."""
+    import uuid
+
+    from notify_core.history import RedisHistory
+
+    prefix = f"testkpi-{uuid.uuid4().hex[:8]}:"
+    history: Any = MemoryHistory() if engine == "memory" else RedisHistory(redis_client, prefix)
+    rec = Recorder()
+    publisher = Publisher(history, rec.emit)
+    handler = MessageHandler(
+        publisher, MemoryIncidentStore(), rec.deadletter, None, coalesce_kpis=coalesce
+    )
+    fetch = [  # one partition: site a, b, a again, c
+        (TOPIC_KPIS, _kpi("a", 0, temp_c=30), 1, 0, 10),
+        (TOPIC_KPIS, _kpi("b", 1, temp_c=31), 1, 0, 11),
+        (TOPIC_KPIS, _kpi("a", 2, temp_c=32), 1, 0, 12),
+        (TOPIC_KPIS, _kpi("c", 3, temp_c=33), 1, 0, 13),
+    ]
+    try:
+        await handler.handle_batch(fetch)
+        sites = [e["site_id"] for e, _ in rec.emitted]
+        assert sorted(set(sites)) == ["a", "b", "c"]
+        assert len(sites) == (3 if coalesce else 4)
+        await handler.handle_batch(fetch)  # redelivered whole: nothing new
+        assert len(rec.emitted) == len(sites)
+        await handler.handle_batch([*fetch[2:], (TOPIC_KPIS, _kpi("b", 4, temp_c=34), 1, 0, 14)])
+        assert [e["kpi_data"] for e, _ in rec.emitted[len(sites) :]] == [{"temp_c": 34}]
+        stored = await history.read_after("t", None, 100)
+        assert [e["id"] for e in stored] == [e["id"] for e, _ in rec.emitted]
+    finally:
+        async for key in redis_client.scan_iter(match=f"{prefix}*"):
+            await redis_client.delete(key)
+
+
 def test_delivery_tracking_is_bounded_by_event_user_pairs():
     from types import SimpleNamespace
 

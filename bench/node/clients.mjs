@@ -1,6 +1,8 @@
 // K official socket.io-client connections (forceNew each) that time every event.
 // argv[2]: JSON {url, count, transports, auth, event}
 // stdin "report\n" -> one JSON line {received, latencies summary} and a reset; "quit\n" -> exit.
+// Besides every delivery's latency, the first delivery of each event (to any of the K):
+// its latency is Kafka + server + one socket write, without the fan-out's spread.
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
@@ -8,19 +10,27 @@ const cfg = JSON.parse(process.argv[2]);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 let connected = 0, failed = 0, received = 0;
 let lat = [];
+let first = new Map();
 const sockets = [];
 for (let i = 0; i < cfg.count; i++) {
   const s = io(cfg.url, { forceNew: true, transports: cfg.transports, auth: cfg.auth, reconnection: false, timeout: 60000 });
   sockets.push(s);
   s.on("connect", () => { if (++connected + failed === cfg.count) out({ kind: "ready", connected, failed }); });
   s.on("connect_error", (e) => { if (connected + ++failed === cfg.count) out({ kind: "ready", connected, failed, error: e.message }); });
-  s.on(cfg.event, (ev) => { received++; lat.push(Date.now() - Date.parse(ev.timestamp)); });
+  s.on(cfg.event, (ev) => {
+    const ms = Date.now() - Date.parse(ev.timestamp);
+    received++; lat.push(ms);
+    const key = ev.incident?.incident_id ?? ev.id;
+    if (!first.has(key)) first.set(key, ms);
+  });
 }
 const pct = (sorted, q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   if (line === "report") {
     const sorted = Float64Array.from(lat).sort();
-    out({ kind: "report", received, p50: pct(sorted, 0.5), p90: pct(sorted, 0.9), p99: pct(sorted, 0.99), max: sorted.length ? sorted[sorted.length - 1] : null });
-    received = 0; lat = [];
+    const firsts = Float64Array.from(first.values()).sort();
+    out({ kind: "report", received, p50: pct(sorted, 0.5), p90: pct(sorted, 0.9), p99: pct(sorted, 0.99), max: sorted.length ? sorted[sorted.length - 1] : null,
+          first_p50: pct(firsts, 0.5), first_p99: pct(firsts, 0.99) });
+    received = 0; lat = []; first = new Map();
   } else if (line === "quit") { for (const s of sockets) s.close(); setTimeout(() => process.exit(0), 100); }
 });
