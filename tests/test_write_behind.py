@@ -106,34 +106,45 @@ async def test_writes_are_kept_while_redis_cannot_be_reached(prefix):
     await down.aclose()
 
 
-async def test_an_acknowledge_in_the_same_batch_as_its_alert_sees_the_escalation(
-    redis_client, prefix
-):
-    """The engine writes escalation state and timeline through the batch's queue; an
-    acknowledge later in the batch reads the state the alert wrote, not Redis' none."""
+def _engine(
+    redis: Redis,
+    prefix: str,
+    writes: WriteBehind,
+    scheduler: TimerScheduler,
+    ack_timeout: float | None = None,
+) -> EscalationEngine:
+    """An engine on Redis stores sharing `writes`: one level after 300 s, at t=1000."""
     policy = Policy.model_validate(
         {
             "name": "p",
             "levels": [{"wait": 300, "targets": [{"oncall": True}]}],
-            "ack_timeout": 600,
+            "ack_timeout": ack_timeout,
         }
     )
 
     async def publish(event: dict[str, Any], key: str | None) -> str | None:
         return None
 
-    writes = WriteBehind(redis_client)
-    scheduler = TimerScheduler(None, prefix)
-    await scheduler.start()
-    engine = EscalationEngine(
+    return EscalationEngine(
         [policy],
-        RedisEscalationStore(redis_client, prefix, writes),
-        RedisTimeline(redis_client, prefix, writes),
+        RedisEscalationStore(redis, prefix, writes),
+        RedisTimeline(redis, prefix, writes),
         publish,
         scheduler,
         WebhookSender(b"x" * 32),
         clock=lambda: 1000.0,
     )
+
+
+async def test_an_acknowledge_in_the_same_batch_as_its_alert_sees_the_escalation(
+    redis_client, prefix
+):
+    """The engine writes escalation state and timeline through the batch's queue; an
+    acknowledge later in the batch reads the state the alert wrote, not Redis' none."""
+    writes = WriteBehind(redis_client)
+    scheduler = TimerScheduler(None, prefix)
+    await scheduler.start()
+    engine = _engine(redis_client, prefix, writes, scheduler, ack_timeout=600)
     writes.open()
     await engine.on_alert("t", "I1", "s1", "critical", "Mains failure")
     await engine.on_action("t", "I1", "acknowledged", "op1")
@@ -219,25 +230,10 @@ async def test_a_batchs_timers_are_written_after_its_state_and_kept_while_redis_
     yet); released, the latest per incident is written: a resolved incident's timer is
     gone, an open one's is at its first level. If the job store cannot be reached, the
     release raises and keeps them for the handler's retry."""
-    policy = Policy.model_validate(
-        {"name": "p", "levels": [{"wait": 300, "targets": [{"oncall": True}]}]}
-    )
-
-    async def publish(event: dict[str, Any], key: str | None) -> str | None:
-        return None
-
     writes = WriteBehind(redis_client)
     scheduler = TimerScheduler(redis_url, prefix)
     await scheduler.start()
-    engine = EscalationEngine(
-        [policy],
-        RedisEscalationStore(redis_client, prefix, writes),
-        RedisTimeline(redis_client, prefix, writes),
-        publish,
-        scheduler,
-        WebhookSender(b"x" * 32),
-        clock=lambda: 1000.0,
-    )
+    engine = _engine(redis_client, prefix, writes, scheduler)
     jobs_key = f"{prefix}apscheduler.jobs"
     try:
         scheduler.schedule("t", "I0", 5000.0)  # from before the batch
