@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -25,6 +26,22 @@ class IncidentState:
     site_id: str | None
     severity: str
     status: str  # open | acknowledged | resolved
+    # when it was resolved (the resolving message's timestamp, epoch ms): an alert raised
+    # no later than this is a late or redelivered copy and must not reopen it
+    resolved_at_ms: int | None = None
+
+    def outdates(self, raised_at_ms: int) -> bool:
+        """True if this state is a resolution that an alert raised at `raised_at_ms`
+        predates."""
+        return (
+            self.status == "resolved"
+            and self.resolved_at_ms is not None
+            and raised_at_ms <= self.resolved_at_ms
+        )
+
+
+def epoch_ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
 
 
 Key = tuple[str, str]  # tenant, incident id
@@ -69,6 +86,7 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
             "site_id": state.site_id or "",
             "severity": state.severity,
             "status": state.status,
+            "resolved_at_ms": "" if state.resolved_at_ms is None else str(state.resolved_at_ms),
         }
         await self._put(tenant, incident_id, fields, state)
 
@@ -77,7 +95,13 @@ def _state(raw: dict[Any, Any]) -> IncidentState | None:
     if not raw:
         return None
     data = {k.decode(): v.decode() for k, v in raw.items()}
-    return IncidentState(data.get("site_id") or None, data["severity"], data["status"])
+    resolved = data.get("resolved_at_ms")
+    return IncidentState(
+        data.get("site_id") or None,
+        data["severity"],
+        data["status"],
+        int(resolved) if resolved else None,
+    )
 
 
 class ReadAhead:

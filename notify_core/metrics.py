@@ -31,6 +31,11 @@ KAFKA_TO_EMIT = Histogram(
     "From the Kafka record timestamp to the Socket.IO emit",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+STALE_ALERTS = Counter(
+    "notify_stale_alerts_total",
+    "Incident alerts raised no later than their incident's resolution (a late or"
+    " redelivered copy), dropped instead of reopening it",
+)
 STORE_RETRIES = Counter(
     "notify_store_retries_total", "Retries of the history append (at-least-once)"
 )

@@ -30,7 +30,7 @@ from notify_core.events import (
     SiteStatusPayload,
 )
 from notify_core.history import Dedupe, SourcePosition
-from notify_core.incidents import IncidentState, IncidentStore, ReadAhead
+from notify_core.incidents import IncidentState, IncidentStore, ReadAhead, epoch_ms
 from notify_core.write_behind import UNREACHABLE, WriteBehind
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import KpiAlerts
@@ -357,6 +357,15 @@ class MessageHandler:
             assert isinstance(d.payload, IncidentPayload)
             inc = d.payload
             known = await self.incidents.get(env.tenant_id, inc.incident_id)
+            if known is not None and known.outdates(epoch_ms(env.timestamp)):
+                metrics.STALE_ALERTS.inc()
+                log.info(
+                    "alert %s/%s raised at %s is older than its resolution; dropped",
+                    env.tenant_id,
+                    inc.incident_id,
+                    env.timestamp.isoformat(),
+                )
+                return None, None
             if known is None or known.status == "resolved" or known.severity != inc.severity:
                 await self.incidents.put(
                     env.tenant_id,
@@ -390,8 +399,11 @@ class MessageHandler:
         item: Item | None = None
         if known is None or (known.status != "resolved" and known.status != status):
             if known is not None:
+                resolved_at = epoch_ms(ts) if status == "resolved" else None
                 await self.incidents.put(
-                    tenant, act.incident_id, IncidentState(known.site_id, known.severity, status)
+                    tenant,
+                    act.incident_id,
+                    IncidentState(known.site_id, known.severity, status, resolved_at),
                 )
             site = known.site_id if known else None
             event = events.incident_update(tenant, act.incident_id, status, act.user_id, ts, site)

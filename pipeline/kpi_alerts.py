@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from notify_core import events, metrics
 from notify_core.events import IncidentPayload, KpiMessage, Origin
 from notify_core.history import Dedupe
-from notify_core.incidents import IncidentState, IncidentStore
+from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
 from notify_core.rules import Rule, RulesHolder
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
@@ -192,7 +192,8 @@ class KpiAlerts:
         known = await self.incidents.get(tenant, incident_id)
         if known is not None and known.status == "resolved":
             return
-        await self.incidents.put(tenant, incident_id, IncidentState(site, "critical", "resolved"))
+        resolved = IncidentState(site, "critical", "resolved", epoch_ms(ts))
+        await self.incidents.put(tenant, incident_id, resolved)
         event = events.incident_update(tenant, incident_id, "resolved", ENGINE_USER, ts, site)
         await self.publisher.publish(event, f"{key}/resolve/{t.rule.kpi}")
         if self.listener is not None:

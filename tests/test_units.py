@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -520,7 +521,7 @@ def _mixed_batch() -> list[Any]:
         (TOPIC_ACTIONS, act(7, threshold_incident, "acknowledge")),  # raised in this batch
         (TOPIC_ACTIONS, act(8, "I1", "resolve")),
         (TOPIC_ACTIONS, act(9, "I1", "acknowledge")),  # after resolve: nothing changes
-        (TOPIC_ALERTS, alert),  # a producer retry: deduped, the listener told again
+        (TOPIC_ALERTS, alert),  # a late copy, raised before the resolve: dropped
         (TOPIC_KPIS, _kpi("s1", 10, temp_c=30)),
         (TOPIC_ACTIONS, act(11, "I9", "acknowledge")),  # unknown incident
     ]
@@ -555,7 +556,8 @@ async def test_a_mixed_batch_has_the_outcome_of_handling_each_message_in_turn(re
         "incident_update",  # ...resolves the threshold incident
         "incident_update",  # I9: unknown, still broadcast
     ]
-    assert together.calls.count(("alert", "I1", "critical")) == 2
+    # the copy of I1's alert after its resolve did not reopen it (no second escalation)
+    assert together.calls.count(("alert", "I1", "critical")) == 1
     ack = next(e for e in together.stored if e.get("incident_id") == threshold_incident)
     assert (ack["status"], ack["site_id"]) == ("acknowledged", "s1")
     if read_ahead:  # the incidents the messages name were read in one call
@@ -586,7 +588,58 @@ async def test_a_batch_over_redis_stores_sends_its_state_writes_together_with_th
         b"site_id": b"s2",
         b"severity": b"minor",
         b"status": b"open",
+        b"resolved_at_ms": b"",
     }
+    resolved_at = int(datetime(2026, 11, 25, 10, 0, 8, tzinfo=UTC).timestamp() * 1000)
+    assert together.in_redis["incident:t:I1"][b"status"] == b"resolved"  # the copy: no reopen
+    assert together.in_redis["incident:t:I1"][b"resolved_at_ms"] == str(resolved_at).encode()
+
+
+@pytest.mark.parametrize("engine", ["memory", "redis"])
+async def test_an_alert_older_than_its_incidents_resolution_does_not_reopen_it(
+    engine, redis_client
+):
+    """A copy of an alert that arrives after the incident was resolved (a producer's late
+    retry, a redelivery, a slow source), raised no later than the resolve, is dropped and
+    counted: no notification, no state change, no new escalation. An alert raised after
+    the resolve reopens the incident, as before."""
+    from prometheus_client import REGISTRY
+
+    from notify_core.events import TOPIC_ACTIONS
+
+    def alert(second: int, title: str) -> bytes:
+        payload = {"incident_id": "I1", "title": title, "severity": "critical"}
+        return _msg(TOPIC_ALERTS, second, "s1", payload)
+
+    resolve = {"incident_id": "I1", "action": "resolve", "user_id": "op1"}
+    batch = [
+        (TOPIC_ALERTS, alert(1, "Mains failure")),
+        (TOPIC_ACTIONS, _msg(TOPIC_ACTIONS, 5, None, resolve)),
+        (TOPIC_ALERTS, alert(3, "Mains failure (from a slow source)")),
+        (TOPIC_ALERTS, alert(5, "Mains failure (same second as the resolve)")),
+        (TOPIC_ALERTS, alert(6, "Mains failure again")),
+    ]
+    batch = [(topic, raw, 1, 0, offset) for offset, (topic, raw) in enumerate(batch)]
+
+    def stale() -> float:
+        return REGISTRY.get_sample_value("notify_stale_alerts_total") or 0.0
+
+    before = stale()
+    got = await _run_handler(batch, batched=True, redis=redis_client if engine == "redis" else None)
+    assert stale() - before == 2
+    titles = [(e["type"], (e.get("incident") or {}).get("title")) for e in got.stored]
+    assert titles == [
+        ("incident_alert", "Mains failure"),
+        ("incident_update", None),
+        ("incident_alert", "Mains failure again"),
+    ]
+    assert got.calls == [
+        ("alert", "I1", "critical"),
+        ("action", "I1", "resolved"),
+        ("alert", "I1", "critical"),
+    ]
+    if engine == "redis":
+        assert got.in_redis["incident:t:I1"][b"status"] == b"open"
 
 
 async def test_redis_incident_store_reads_many_as_it_reads_one(redis_client):
