@@ -64,6 +64,7 @@ async def test_writes_wait_for_the_flush_and_read_back_meanwhile(redis_client, p
         b"site_id": b"s1",
         b"severity": b"critical",
         b"status": b"acknowledged",
+        b"resolved_at_ms": b"",
     }
     assert (await redis_client.hgetall(f"{prefix}incident:t:I0"))[b"status"] == b"resolved"
     assert 0 < await redis_client.ttl(f"{prefix}incident:t:I1")
