@@ -94,9 +94,11 @@ async def bench_pipeline(
         "battery_voltage_v": (44.0, 45.5),
     }
     in_breach = {s for s in range(sites) if rng.random() * 100 < breaching}
+    what = (
+        "incident alerts" if kind == "incident" else f"KPI messages ({kpis_per_message} KPIs each"
+    )
     print(
-        f"producing {messages} KPI messages ({kpis_per_message} KPIs each, {sites} sites)...",
-        flush=True,
+        f"producing {messages} {what}, {sites} sites)...".replace("alerts,", "alerts ("), flush=True
     )
     severities = ["critical"] + ["major"] * 2 + ["minor"] * 3 + ["warning"] * 4
     for i in range(messages):
