@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -237,11 +238,13 @@ async def emit_latency_buckets(url: str) -> dict[float, float] | None:
             text = await resp.text()
     except aiohttp.ClientError:
         return None
-    buckets = {}
-    for line in text.splitlines():
-        if line.startswith("notify_kafka_to_emit_seconds_bucket{"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float(le)] = float(line.rsplit(" ", 1)[1])
+    buckets = {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "notify_kafka_to_emit_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_bucket")
+    }
     return buckets or None
 
 

@@ -153,13 +153,13 @@ class KpiAlerts:
         a: Assessment,
         key: str,
         ts_ms: int | None,
-        partition: int | None = None,
-        dedupe: Dedupe = None,
+        partition: int | None,
+        dedupe: Dedupe,
     ) -> str | None:
-        """Publish the message's `kpi_update` (with its breaches; deduped by `dedupe`, else
-        `key`), then `conclude` (its incidents' dedupe keys derive from `key`)."""
+        """Publish the message's `kpi_update` (with its breaches; deduped by `dedupe`), then
+        `conclude` (its incidents' dedupe keys derive from `key`)."""
         event_id = await self.publisher.publish(
-            events.kpi_update(msg, msg.payload, a.records or None), dedupe or key, ts_ms
+            events.kpi_update(msg, msg.payload, a.records or None), dedupe, ts_ms
         )
         await self.conclude(msg, a, key, partition)
         return event_id
