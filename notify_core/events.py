@@ -187,7 +187,8 @@ def describe_error(exc: ValidationError, prefix: str = "") -> str:
 
 @lru_cache(maxsize=4096)
 def iso(ts: datetime) -> str:
-    """UTC ISO 8601 with `Z`; cached, since a burst of samples shares a few timestamps."""
+    """UTC ISO 8601 with `Z`; cached, since the sites of a network report on the same
+    collection instants (a burst of samples shares a few timestamps)."""
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -16,10 +16,10 @@ and emitted once. The dedupe is one of two kinds:
 from __future__ import annotations
 
 import bisect
+import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from redis.asyncio import Redis
@@ -36,11 +36,11 @@ REDELIVERY_WINDOW = 1_000_000
 POSITIONS_TTL_S = 7 * 24 * 3600  # a partition not written for a week is forgotten
 
 
-@dataclass(frozen=True, slots=True)
-class SourcePosition:
+class SourcePosition(NamedTuple):
     """Where the message a notification comes from sits in Kafka (see the module doc).
     Every position of a partition must reach `append` in offset order, as Kafka delivers
-    them: a lower one after a higher one is taken for a redelivery."""
+    them: a lower one after a higher one is taken for a redelivery. A tuple: one is built
+    per KPI sample."""
 
     topic: str
     partition: int
@@ -97,9 +97,12 @@ class MemoryHistory:
         return self._append(event, dedupe_key)
 
     async def append_many(self, items: list[tuple[dict[str, Any], Dedupe]]) -> list[str | None]:
-        return [self._append(event, key) for event, key in items]
+        now_ms = int(time.time() * 1000)  # one reading per call, as one Redis script call
+        return [self._append(event, key, now_ms) for event, key in items]
 
-    def _append(self, event: dict[str, Any], dedupe_key: Dedupe) -> str | None:
+    def _append(
+        self, event: dict[str, Any], dedupe_key: Dedupe, now_ms: int | None = None
+    ) -> str | None:
         tenant = event["tenant_id"]
         if isinstance(dedupe_key, SourcePosition):
             if redelivered(self._positions.get(dedupe_key.field), dedupe_key.offset):
@@ -113,7 +116,7 @@ class MemoryHistory:
             if len(self._seen) > self._dedupe_size:
                 self._seen.popitem(last=False)
         minter = self._minters.setdefault(tenant, IdMinter())
-        pos = minter.next()
+        pos = minter.next(now_ms)
         ring = self._rings.setdefault(tenant, deque())
         event["id"] = format_id(pos)
         ring.append((pos, event))

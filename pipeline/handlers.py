@@ -254,35 +254,40 @@ class MessageHandler:
         for (topic, raw, ts_ms, partition, offset), d in zip(batch, decoded, strict=True):
             source = (topic, raw, partition, offset)
             try:
-                key = dedupe_key(topic, raw or b"")
                 if topic != TOPIC_KPIS:
                     if isinstance(d, Exception):
                         raise d
                     assert d is not None
+                    key = dedupe_key(topic, raw or b"")
                     item, after = await self._until_done(
                         "incident state", partial(self._prepare, d, key, ts_ms)
                     )
                     run.add(item, after, source)
                     continue
                 msg = decode_kpi(raw)
-                position = kpi_position(key, partition, offset)
+                # a sample from Kafka is deduped by its position; the content hash is
+                # only needed for the incidents a transition raises or resolves
+                position: Dedupe = (
+                    SourcePosition(TOPIC_KPIS, partition, offset)
+                    if partition is not None and offset is not None
+                    else dedupe_key(topic, raw or b"")
+                )
                 if alerts is None:
                     run.add_kpi(msg, position, ts_ms, None, source)
                     continue
                 assessment = alerts.assess(msg, wall)
                 if assessment.transitions:
                     await self._flush(run)
+                    key = dedupe_key(topic, raw or b"")
                     await self._until_done(
                         "KPI state",
                         partial(alerts.finish, msg, assessment, key, ts_ms, partition, position),
                     )
                     continue
-                conclude = (
-                    partial(alerts.conclude, msg, assessment, key, partition)
-                    if assessment.writes
-                    else None
+                persist = (
+                    partial(alerts.persist, assessment, partition) if assessment.writes else None
                 )
-                run.add_kpi(msg, position, ts_ms, conclude, source)
+                run.add_kpi(msg, position, ts_ms, persist, source)
             except Exception as exc:  # as in `handle`: record it, keep the partition going
                 await self._reject(topic, raw, partition, offset, exc)
         await self._flush(run)

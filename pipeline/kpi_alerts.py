@@ -22,7 +22,7 @@ from notify_core import events, metrics
 from notify_core.events import IncidentPayload, KpiMessage, Origin
 from notify_core.history import Dedupe
 from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
-from notify_core.rules import Rule, RulesHolder
+from notify_core.rules import Rule, RuleSet, RulesHolder
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 from pipeline.thresholds import AlertState, Transition, evaluate, stale
@@ -30,6 +30,7 @@ from pipeline.thresholds import AlertState, Transition, evaluate, stale
 log = logging.getLogger(__name__)
 
 ENGINE_USER = "threshold-engine"
+MAX_CACHED_SITES = 100_000
 
 
 @dataclass(slots=True)
@@ -90,6 +91,22 @@ class KpiAlerts:
         self.persist_every_s = persist_every_s
         self._cache: dict[str, tuple[AlertState, float, float]] = {}  # state, seen, persisted
         self._stale_reported: set[str] = set()
+        # per (tenant, site): KPI name -> its rule and state key, for the rules in force
+        self._sites: dict[tuple[str, str], dict[str, tuple[Rule, str]]] = {}
+        self._sites_for: RuleSet | None = None
+
+    def _site_rules(self, rules: RuleSet, tenant: str, site: str) -> dict[str, tuple[Rule, str]]:
+        """The rules of one site's KPIs resolved so far (filled by `assess`); forgotten when
+        the rules are reloaded. Only KPIs that have a rule are kept, so a producer's
+        made-up KPI names cannot grow it."""
+        if rules is not self._sites_for:
+            self._sites, self._sites_for = {}, rules
+        found = self._sites.get((tenant, site))
+        if found is None:
+            found = {}
+            if len(self._sites) < MAX_CACHED_SITES:
+                self._sites[(tenant, site)] = found
+        return found
 
     def _state(self, key: str) -> tuple[AlertState | None, float, float]:
         hit = self._cache.get(key)
@@ -111,11 +128,15 @@ class KpiAlerts:
         wall = time.time() if wall is None else wall
         a = Assessment()
         cache, stale_reported = self._cache, self._stale_reported
+        known = self._site_rules(rules, tenant, site)
         for name, value in msg.payload.items():
-            rule = rules.effective(tenant, site, name)
-            if rule is None:
-                continue
-            skey = f"{tenant}/{site}/{name}"
+            entry = known.get(name)
+            if entry is None:
+                rule = rules.effective(tenant, site, name)
+                if rule is None:
+                    continue
+                entry = known[name] = (rule, f"{tenant}/{site}/{name}")
+            rule, skey = entry
             hit = cache.get(skey)
             prev, _, persisted = hit if hit is not None else self._state(skey)
             new, found = evaluate(rule, prev, float(value), now)
@@ -123,7 +144,8 @@ class KpiAlerts:
                 stale_reported.discard(skey)
             if (
                 prev is None
-                or _material_change(prev, new)
+                or prev[:5] != new[:5]  # anything but the last sample's time and value
+                or prev[7] != new[7]
                 or (wall - persisted >= self.persist_every_s)
             ):
                 a.writes.append((skey, {**new.to_dict(), "seen_wall": wall}))
@@ -144,6 +166,11 @@ class KpiAlerts:
                 await self._raise(env, t, key)
             elif t.resolves_incident:
                 await self._resolve(env.tenant_id, env.site_id or "", t, key, env.timestamp)
+        await self.persist(a, partition)
+
+    async def persist(self, a: Assessment, partition: int | None = None) -> None:
+        """Write the alert states a quiet sample moved (what `conclude` does when the
+        message has no transitions)."""
         for skey, value in a.writes:
             self.states.set(skey, value, partition)
 
@@ -239,9 +266,3 @@ class KpiAlerts:
             await self.publisher.publish(event, f"nodata/{skey}/{state.last_seen}")
             reported += 1
         return reported
-
-
-def _material_change(a: AlertState, b: AlertState) -> bool:
-    """Whether the table must be written at once: anything but the last sample's time
-    and value changed (two slices and an index: this runs per KPI sample)."""
-    return a[:5] != b[:5] or a[7:] != b[7:]

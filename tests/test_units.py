@@ -226,6 +226,32 @@ async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce)
     assert alerts._cache["t/a/temp_c"][0].value == 48
 
 
+async def test_a_reloaded_threshold_applies_to_sites_already_evaluated():
+    """The engine remembers each site's rules between samples; a reload must replace them."""
+    from pathlib import Path
+
+    from notify_core.rules import RulesHolder, parse_rules
+    from pipeline.kpi_alerts import DictStore, KpiAlerts
+    from tests.conftest import TEST_THRESHOLDS
+
+    rec = Recorder()
+    publisher = Publisher(MemoryHistory(), rec.emit)
+    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    alerts = KpiAlerts(rules, DictStore(), publisher, MemoryIncidentStore())
+    handler = MessageHandler(publisher, MemoryIncidentStore(), rec.deadletter, alerts)
+
+    await handler.handle_batch([(TOPIC_KPIS, _kpi("a", 0, temp_c=42), 1, 0, 0)])
+    rules.current = parse_rules(TEST_THRESHOLDS.replace("warning: 45", "warning: 41", 1))
+    await handler.handle_batch([(TOPIC_KPIS, _kpi("a", 1, temp_c=42), 1, 0, 1)])
+    rules.current = parse_rules("kpis:\n  avail_pct: {direction: below, warning: 99}\n")
+    await handler.handle_batch([(TOPIC_KPIS, _kpi("a", 2, temp_c=90), 1, 0, 2)])
+
+    breaches = [e.get("threshold_breach") for e, _ in rec.emitted]
+    assert breaches[0] is None  # 42 is under the first warning (45)
+    assert [(b["level"], b["threshold"]) for b in breaches[1]] == [("warning", 41)]
+    assert breaches[2] is None  # temp_c has no rule any more
+
+
 @pytest.mark.parametrize("engine", ["memory", "redis"])
 @pytest.mark.parametrize("coalesce", [False, True])
 async def test_a_redelivered_kpi_fetch_stores_only_what_is_new(coalesce, engine, redis_client):
