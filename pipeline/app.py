@@ -21,7 +21,7 @@ from notify_core.incidents import IncidentStore, ReadAhead
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from notify_core.write_behind import WriteBehind
-from pipeline.batches import BatchRouting
+from pipeline.batches import BatchRouting, Incoming
 from pipeline.handlers import MessageHandler
 from pipeline.kafka_tuning import faust_settings, tuned_transport
 from pipeline.kpi_alerts import KpiAlerts
@@ -99,7 +99,7 @@ class Pipeline:
         consume.__name__ = consume.__qualname__ = "agent_" + name.replace(".", "_")
         self.app.agent(topic, name=f"{name}-agent")(consume)
 
-    async def _handle_batch(self, messages: list[Any]) -> None:
+    async def _handle_batch(self, messages: list[Incoming]) -> None:
         """One fetch worth of messages, in partition order; acked once this returns.
 
         The cyclic garbage collector waits until the batch is done: a batch keeps about
@@ -116,20 +116,9 @@ class Pipeline:
             if collecting:
                 gc.enable()
 
-    async def _handle(self, messages: list[Any]) -> None:
+    async def _handle(self, messages: list[Incoming]) -> None:
         with metrics.PIPELINE_BATCH_SECONDS.time():
-            await self.handler.handle_batch(
-                [
-                    (
-                        m.topic,
-                        m.value,
-                        int(m.timestamp * 1000) if m.timestamp else None,
-                        m.partition,
-                        m.offset,
-                    )
-                    for m in messages
-                ]
-            )
+            await self.handler.handle_batch(messages)
 
     async def _sweep(self, *_app: Any) -> None:
         try:

@@ -32,6 +32,7 @@ from notify_core.events import (
 from notify_core.history import Dedupe, SourcePosition
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead, epoch_ms
 from notify_core.write_behind import UNREACHABLE, WriteBehind
+from pipeline.batches import Incoming
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.kpi_alerts import KpiAlerts
 from pipeline.listener import BatchListener, IncidentListener
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DeadLetterSink = Callable[[bytes], Awaitable[None]]
-# (topic, raw value, Kafka timestamp ms, partition, offset)
-Incoming = tuple[str, bytes | None, int | None, int | None, int | None]
 MAX_RAW_IN_DEADLETTER = 64 * 1024
 _STATUS = {"acknowledge": "acknowledged", "resolve": "resolved"}
 

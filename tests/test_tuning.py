@@ -87,9 +87,24 @@ async def test_pipeline_consumes_in_batches_through_fausts_own_consumer(daemon):
     assert routing.sink is not None
     assert routing.topics == frozenset(INPUT_TOPICS)
     # what pipeline.batches relies on in Faust's consumer (fails if an upgrade renames it)
-    for name in ("_read_offset", "_add_gap", "_commit_every", "suspend_flow", "_n_acked"):
+    for name in (
+        "_read_offset",
+        "_add_gap",
+        "_commit_every",
+        "suspend_flow",
+        "_n_acked",
+        "_wait_next_records",
+        "_buffered_partitions",
+        "_committed_offset",
+        "_acked_index",
+        "_acked",
+        "_waiting_for_ack",
+        "flow_active",
+        "perform_seek",
+        "highwater",
+        "_to_message",
+    ):
         assert hasattr(consumer, name), name
-    assert callable(consumer.ack) and callable(consumer.getmany)
     # Faust's stall watchdog reads this; the batch loop records it as streams would
     assert isinstance(daemon.pipeline.app.monitor.stream_inbound_time, dict)
     assert type(consumer)._drain_messages is not FaustConsumer._drain_messages
@@ -128,16 +143,53 @@ async def test_the_collector_waits_until_a_pipeline_batch_is_done(daemon):
             if len(seen) == 2:
                 raise RuntimeError("a bug in the handler")
 
-    message = type(
-        "M", (), {"topic": "t", "value": b"", "timestamp": 1.0, "partition": 0, "offset": 0}
-    )
+    message = ("t", b"", 1000, 0, 0)
     real, pipeline.handler = pipeline.handler, Handler()
     try:
         assert gc.isenabled()
-        await pipeline._handle_batch([message()])
+        await pipeline._handle_batch([message])
         with pytest.raises(RuntimeError):
-            await pipeline._handle_batch([message()])
+            await pipeline._handle_batch([message])
     finally:
         pipeline.handler = real
     assert seen == [False, False]
     assert gc.isenabled()
+
+
+async def test_offsets_are_committed_once_the_batch_is_handled(daemon, producer, broker):
+    """The batch consumer acks what it handled: the group's committed offset moves past
+    it (else every restart would read the topics again from the last commit)."""
+    import orjson
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
+    from tests.conftest import eventually
+    from tests.helpers import alert, envelope, new_tenant
+
+    tenant = new_tenant()
+    sent = [
+        await producer.send_and_wait(
+            TOPIC_KPIS, orjson.dumps(envelope(tenant, {"temp_c": 20 + n}, "a")), partition=2
+        )
+        for n in range(3)
+    ]
+    sent.append(
+        await producer.send_and_wait(TOPIC_ALERTS, orjson.dumps(alert(tenant, "C-1")), partition=2)
+    )
+
+    async def stored() -> bool:
+        return len(await daemon.history.read_after(tenant, None, 10)) == 4
+
+    await eventually(stored, 15)
+    watcher = AIOKafkaConsumer(bootstrap_servers=broker, group_id=daemon.settings.app_id)
+    await watcher.start()
+    try:
+        for md in (sent[2], sent[3]):
+            tp = TopicPartition(md.topic, md.partition)
+
+            async def committed(tp: TopicPartition = tp, offset: int = md.offset) -> bool:
+                return (await watcher.committed(tp) or 0) > offset
+
+            await eventually(committed, 15, interval=0.2)
+    finally:
+        await watcher.stop()

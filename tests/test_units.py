@@ -319,25 +319,29 @@ def test_delivery_tracking_is_bounded_by_event_user_pairs():
 
 
 def test_a_fetch_is_handled_in_record_time_order_keeping_each_partition_in_order():
-    from types import SimpleNamespace
 
     from pipeline.batches import in_time_order
 
-    def m(tp: str, offset: int, ts: float) -> Any:
-        return SimpleNamespace(tp=tp, offset=offset, timestamp=ts)
+    def m(topic: str, offset: int, ts: int | None) -> Any:
+        return (topic, b"", ts, 0, offset)
 
-    # as Faust's round-robin hands them over: all of kpis, then all of alerts
-    batch = [m("kpis/0", 0, 1.0), m("kpis/0", 1, 3.0), m("alerts/0", 0, 2.0), m("alerts/0", 1, 4.0)]
-    assert [(x.tp, x.offset) for x in in_time_order(batch)] == [
-        ("kpis/0", 0),
-        ("alerts/0", 0),
-        ("kpis/0", 1),
-        ("alerts/0", 1),
+    # as a fetch hands them over: partition by partition
+    kpis, alerts = (
+        [m("kpis", 0, 1000), m("kpis", 1, 3000)],
+        [m("alerts", 0, 2000), m("alerts", 1, 4000)],
+    )
+    assert [(x[0], x[4]) for x in in_time_order([kpis, alerts])] == [
+        ("kpis", 0),
+        ("alerts", 0),
+        ("kpis", 1),
+        ("alerts", 1),
     ]
-    # a partition whose clock went backwards still keeps its offsets in order
-    skewed = [m("a", 0, 5.0), m("a", 1, 1.0), m("b", 0, 2.0)]
-    order = [(x.tp, x.offset) for x in in_time_order(skewed)]
+    # a partition whose clock went backwards (or a record without a time) still keeps
+    # its offsets in order
+    skewed = in_time_order([[m("a", 0, 5000), m("a", 1, 1000)], [m("b", 0, 2000), m("b", 1, None)]])
+    order = [(x[0], x[4]) for x in skewed]
     assert order.index(("a", 0)) < order.index(("a", 1))
+    assert order.index(("b", 0)) < order.index(("b", 1))
 
 
 async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_the_rest_kept():
