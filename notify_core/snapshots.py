@@ -79,7 +79,7 @@ class RedisSnapshots:
                 mapping[name] = orjson.dumps(value).decode()
             mapping["_id"], mapping["_ts"] = event["id"], event["timestamp"]
         if merged:
-            await self._writes.write_many(
+            await self._writes.merge_hashes(
                 [HashWrite(key, fields, SNAPSHOT_TTL_S) for key, fields in merged.items()]
             )
 

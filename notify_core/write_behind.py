@@ -95,6 +95,8 @@ class WriteBehind:
         self._sent = 0  # writes sent so far: the absolute index of _queue[0]
         # key -> (absolute index just past its last queued write, the value written)
         self._pending: dict[str, tuple[int, Any]] = {}
+        # hashes whose writes may be merged and lag (KPI snapshots): key -> fields, TTL
+        self._merged: dict[str, tuple[dict[str, str], int]] = {}
         self._lock = asyncio.Lock()
 
     def open(self) -> None:
@@ -131,6 +133,22 @@ class WriteBehind:
             return
         self._queue.extend(writes)
 
+    async def merge_hashes(self, writes: Sequence[HashWrite]) -> None:
+        """Like `write_many`, for hashes where only the latest value of each field
+        matters and a short lag is fine (KPI snapshots): while a batch is open, the
+        writes of each key are merged and sent once, when the batch ends, not with every
+        run's state (the batch's runs would otherwise rewrite every site each time)."""
+        if not self._open and not self._queue and not self._merged:
+            await self._execute(writes)
+            return
+        merged = self._merged
+        for w in writes:
+            entry = merged.get(w.key)
+            if entry is None:
+                merged[w.key] = (dict(w.fields), w.ttl_s)
+            else:
+                entry[0].update(w.fields)
+
     async def flush(self) -> None:
         """Send everything queued, in order, in one round trip per round.
 
@@ -140,6 +158,9 @@ class WriteBehind:
         applied all the same, so one bad key cannot hold the partition. Any other failure
         (a bug) drops the round, logged and counted, for the same reason.
         """
+        if not self._open and self._merged:  # the batch is over: the merged go too
+            self._queue.extend(HashWrite(k, f, ttl) for k, (f, ttl) in self._merged.items())
+            self._merged = {}
         if not self._queue:
             return
         async with self._lock:

@@ -292,6 +292,78 @@ async def test_a_redelivered_kpi_fetch_stores_only_what_is_new(coalesce, engine,
             await redis_client.delete(key)
 
 
+@pytest.mark.parametrize("engine", ["memory", "redis"])
+async def test_a_long_mixed_fetch_is_published_once_in_order(engine, redis_client):
+    """A long fetch mixing KPI samples, a threshold transition, an alert, a bad message
+    and a history call that fails once: clients get every notification once, in input
+    order, with increasing ids, as stored."""
+    import uuid
+    from pathlib import Path
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from notify_core.history import RedisHistory
+    from notify_core.rules import RulesHolder, parse_rules
+    from pipeline.kpi_alerts import DictStore, KpiAlerts
+    from tests.conftest import TEST_THRESHOLDS
+
+    prefix = f"testrun-{uuid.uuid4().hex[:8]}:"
+    store: Any = MemoryHistory() if engine == "memory" else RedisHistory(redis_client, prefix)
+
+    class FailsOnce:
+        """The second history call cannot reach the store (a Redis blip)."""
+
+        calls = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        async def append_many(self, items: list) -> list:
+            FailsOnce.calls += 1
+            if FailsOnce.calls == 2:
+                raise RedisConnectionError("blip")
+            return await store.append_many(items)
+
+    rec = Recorder()
+    publisher = Publisher(FailsOnce(), rec.emit, max_backoff_s=0.01)  # type: ignore[arg-type]
+    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    alerts = KpiAlerts(rules, DictStore(), publisher, MemoryIncidentStore())
+    handler = MessageHandler(publisher, MemoryIncidentStore(), rec.deadletter, alerts)
+
+    n, hot, alert_at, bad_at = 1300, 700, 1000, 1100
+    batch = []
+    for offset in range(n):
+        if offset == alert_at:
+            payload = {"incident_id": "I1", "title": "Mains failure", "severity": "major"}
+            raw = _msg(TOPIC_ALERTS, 1, "s1", payload)
+            batch.append((TOPIC_ALERTS, raw, 1, 1, 0))
+            continue
+        temp = 46 if offset == hot else 30  # past the warning: a transition, alone
+        raw = (
+            b"{not json"
+            if offset == bad_at
+            else _msg(TOPIC_KPIS, 1, f"s{offset % 50}", {"temp_c": temp, "seq": offset})
+        )
+        batch.append((TOPIC_KPIS, raw, 1, 0, offset))
+    try:
+        await handler.handle_batch(batch)
+
+        got = [e.get("kpi_data", {}).get("seq", e["type"]) for e, _ in rec.emitted]
+        want = ["incident_alert" if o == alert_at else o for o in range(n) if o != bad_at]
+        assert got == want
+        breaches = [e["kpi_data"]["seq"] for e, _ in rec.emitted if e.get("threshold_breach")]
+        assert breaches == [hot, hot + 50]  # the site's warning, then back to ok
+        assert [d["offset"] for d in rec.dead] == [bad_at]
+        ids = [tuple(map(int, e["id"].split("-"))) for e, _ in rec.emitted]
+        assert ids == sorted(set(ids))
+        stored = await store.read_after("t", None, 10 * n)
+        assert [e["id"] for e in stored] == [e["id"] for e, _ in rec.emitted]
+        assert FailsOnce.calls > 2  # the failed call was made again
+    finally:
+        async for key in redis_client.scan_iter(match=f"{prefix}*"):
+            await redis_client.delete(key)
+
+
 def test_delivery_tracking_is_bounded_by_event_user_pairs():
     from types import SimpleNamespace
 
