@@ -4,8 +4,10 @@ Feeds incident alerts at R/s for D minutes while K socket.io-client connections 
 (every few seconds a share of them disconnect and are replaced). `--feed redis` (default)
 runs `towerco-notify server` and appends the alerts to its Redis tenant stream, the way
 pipelines do, so the run measures the serving side for as long as asked; `--feed kafka` runs
-`run` mode fed through Kafka (the embedded tansu broker slows down as its log grows: after
-~12 minutes at 20/s its CPU and the Kafka-to-emit latency climb; docs/performance.md).
+`run` mode fed through Kafka, with its state in Redis (`--engine memory`: the embedded
+engine, whose bounded stores fill for hours at one new incident per alert), the whole path
+(the embedded tansu broker slows down as its log grows: after ~12 minutes at 20/s its CPU
+and the Kafka-to-emit latency climb; docs/performance.md).
 Every interval it prints the daemon's RSS, delivered msg/s, latency and connects, then the
 RSS trend after warm-up (flat means no leak).
 
@@ -61,6 +63,13 @@ async def main() -> None:
     parser.add_argument("--feed", choices=["redis", "kafka"], default="redis")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument(
+        "--engine",
+        choices=["redis", "memory"],
+        default="redis",
+        help="with --feed kafka: where the daemon keeps history and incident state (the"
+        " embedded memory engine's bounded stores fill for hours at a new incident per alert)",
+    )
+    parser.add_argument(
         "--daemon-args",
         default="",
         help="extra daemon flags, e.g. '--ack-tracking-pairs 10000' so that the bounded"
@@ -100,8 +109,10 @@ async def soak(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> li
         history = RedisHistory(redis, prefix, 10_000, None)
         extra = ["--redis-url", args.redis_url, "--redis-prefix", prefix, *args.daemon_args.split()]
         daemon = await start_daemon(broker.bootstrap, port, extra, mode="server")
-    else:
-        daemon = await start_daemon(broker.bootstrap, port, args.daemon_args.split())
+    else:  # the daemon's own state in Redis too, unless asked for the embedded engine
+        extra = [] if args.engine == "memory" else ["--redis-url", args.redis_url]
+        extra += ["--redis-prefix", prefix, *args.daemon_args.split()]
+        daemon = await start_daemon(broker.bootstrap, port, extra)
     stack.push_async_callback(_stop_process, daemon)
 
     total = 0  # across intervals: each alert gets its own dedupe key

@@ -4,6 +4,7 @@ does nothing."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -30,8 +31,13 @@ class EscalationStore(Protocol):
 
 
 class MemoryEscalationStore:
-    def __init__(self) -> None:
-        self._data: dict[tuple[str, str], EscalationState] = {}
+    """The embedded engine's store: the states of the `maxsize` most recently written
+    incidents (as `MemoryIncidentStore` keeps incidents); an older incident's escalation
+    stops. Redis keeps them for TTL_S instead."""
+
+    def __init__(self, maxsize: int = 200_000) -> None:
+        self._data: OrderedDict[tuple[str, str], EscalationState] = OrderedDict()
+        self._maxsize = maxsize
 
     async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
         return self._data.get((tenant, incident_id))
@@ -44,6 +50,9 @@ class MemoryEscalationStore:
         fired = current.fired if current is not None and current.epoch == state.epoch else set()
         state.fired = fired | state.fired
         self._data[(tenant, incident_id)] = state
+        self._data.move_to_end((tenant, incident_id))
+        if len(self._data) > self._maxsize:
+            self._data.popitem(last=False)
 
     async def claim(self, tenant: str, incident_id: str, step_key: str) -> bool:
         state = self._data.get((tenant, incident_id))

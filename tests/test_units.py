@@ -856,3 +856,30 @@ def test_observe_many_counts_exactly_as_observing_one_by_one():
 
     assert samples(many) == samples(one)
     assert samples(one)[("lat_bucket", "0.001")] == 2  # a value on a bound counts in it
+
+
+async def test_the_embedded_engines_per_incident_stores_are_bounded():
+    """A daemon on the embedded engine sees a new incident per alert for as long as it
+    runs: what it keeps per incident is bounded, the most recently written kept."""
+    from escalation.policy import EscalationState
+    from escalation.store import MemoryEscalationStore
+    from notify_core.incidents import IncidentState
+    from notify_core.timeline import MemoryTimeline
+
+    escalations, incidents, timeline = (
+        MemoryEscalationStore(maxsize=3),
+        MemoryIncidentStore(maxsize=3),
+        MemoryTimeline(max_incidents=3),
+    )
+    for n in range(5):
+        await escalations.put("t", f"I{n}", EscalationState("p", "open", float(n)))
+        await incidents.put("t", f"I{n}", IncidentState("s", "critical", "open"))
+        await timeline.add("t", f"I{n}", "raised")
+        if n == 2:  # written again: now the most recent
+            await escalations.put("t", "I0", EscalationState("p", "acknowledged", 0.0))
+    kept = [n for n in range(5) if await escalations.get("t", f"I{n}") is not None]
+    assert kept == [0, 3, 4]
+    assert [n for n in range(5) if await incidents.get("t", f"I{n}") is not None] == [2, 3, 4]
+    assert [n for n in range(5) if await timeline.get("t", f"I{n}")] == [2, 3, 4]
+    assert await escalations.claim("t", "I4", "step-1") is True
+    assert await escalations.claim("t", "I1", "step-1") is False  # forgotten: nothing fires
