@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import time
 import uuid
 from datetime import UTC, datetime
@@ -77,6 +78,10 @@ async def main() -> None:
     )
     args = parser.parse_args()
     ensure_node_packages()
+    # `kill` stops the run like Ctrl-C: the daemon, broker and clients are stopped too
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with contextlib.AsyncExitStack() as stack:  # whatever started is stopped
         samples = await soak(args, stack)
     warm = samples[len(samples) // 3 :] or samples
