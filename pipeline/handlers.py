@@ -52,10 +52,11 @@ def dedupe_key(topic: str, raw: bytes) -> str:
     return hashlib.blake2b(topic.encode() + b"\x00" + raw, digest_size=12).hexdigest()
 
 
-def kpi_position(key: str, partition: int | None, offset: int | None) -> Dedupe:
-    """A KPI update's history dedupe: its Kafka position, or (not from Kafka) its key."""
+def kpi_position(raw: bytes | None, partition: int | None, offset: int | None) -> Dedupe:
+    """A KPI update's history dedupe: its Kafka position, or (not from Kafka) its content
+    hash, which a sample from Kafka does not need (it is computed per sample otherwise)."""
     if partition is None or offset is None:
-        return key
+        return dedupe_key(TOPIC_KPIS, raw or b"")
     return SourcePosition(TOPIC_KPIS, partition, offset)
 
 
@@ -125,7 +126,8 @@ class MessageHandler:
         try:
             key = dedupe_key(topic, raw or b"")
             if topic == TOPIC_KPIS:
-                return await self._kpi(decode_kpi(raw), key, timestamp_ms, partition, offset)
+                position = kpi_position(raw, partition, offset)
+                return await self._kpi(decode_kpi(raw), key, timestamp_ms, partition, position)
             return await self._publish(decode(topic, raw), key, timestamp_ms)
         except Exception as exc:  # a bug must not stop the partition; record it instead
             await self._reject(topic, raw, partition, offset, exc)
@@ -264,20 +266,14 @@ class MessageHandler:
                     run.add(item, after, source)
                     continue
                 msg = decode_kpi(raw)
-                # a sample from Kafka is deduped by its position; the content hash is
-                # only needed for the incidents a transition raises or resolves
-                position: Dedupe = (
-                    SourcePosition(TOPIC_KPIS, partition, offset)
-                    if partition is not None and offset is not None
-                    else dedupe_key(topic, raw or b"")
-                )
+                position = kpi_position(raw, partition, offset)
                 if alerts is None:
                     run.add_kpi(msg, position, ts_ms, None, source)
                     continue
                 assessment = alerts.assess(msg, wall)
                 if assessment.transitions:
                     await self._flush(run)
-                    key = dedupe_key(topic, raw or b"")
+                    key = dedupe_key(topic, raw or b"")  # the incidents' dedupe derives from it
                     await self._until_done(
                         "KPI state",
                         partial(alerts.finish, msg, assessment, key, ts_ms, partition, position),
@@ -330,10 +326,9 @@ class MessageHandler:
         key: str,
         ts_ms: int | None,
         partition: int | None,
-        offset: int | None,
+        position: Dedupe,
     ) -> str | None:
         alerts = self.kpi_alerts
-        position = kpi_position(key, partition, offset)
         if alerts is None:
             update = events.kpi_update(msg, msg.payload)
             return await self.publisher.publish(update, position, ts_ms)
