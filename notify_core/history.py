@@ -152,16 +152,21 @@ class MemoryHistory:
 # last one stored for its partition; either seen: a redelivery, dropped), append it to its
 # tenant stream; then record the partitions' new positions and trim each stream written
 # by age. ARGV: maxlen, dedupe TTL, max age (ms), positions hash, redelivery window,
-# positions TTL, then the events as one JSON list of [stream, body, 'k', key name] (a
-# key), [stream, body, 'p', partition field, offset] (a position) or [stream, body].
-# One call (atomic) per chunk of events, with one argument: redis-py spends more packing
-# each argument and reading each reply than Redis spends on the append.
+# positions TTL, the events as one JSON list of [stream, body length, 'k', key name] (a
+# key), [stream, body length, 'p', partition field, offset] (a position) or [stream, body
+# length], then their bodies end to end. One call (atomic) per chunk of events: redis-py
+# spends more packing each argument and reading each reply than Redis spends on the
+# append. The bodies stay out of the JSON list so that they are not escaped here and
+# unescaped by cjson there.
 _APPEND_LUA = """
 local maxlen, ttl, age = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local pkey, window, pttl = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local bodies, at = ARGV[8], 1
 local ids, last, pos, moved = {}, {}, {}, {}
 for i, e in ipairs(cjson.decode(ARGV[7])) do
   local stream, mode = e[1], e[3]
+  local body = string.sub(bodies, at, at + e[2] - 1)
+  at = at + e[2]
   local fresh = true
   if mode == 'k' then
     fresh = redis.call('SET', e[4], 1, 'NX', 'EX', ttl)
@@ -180,7 +185,7 @@ for i, e in ipairs(cjson.decode(ARGV[7])) do
   end
   local id = false
   if fresh then
-    id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', e[2])
+    id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
     last[stream] = id
   end
   ids[i] = id
@@ -231,16 +236,19 @@ class RedisHistory:
 
     def _append_args(self, items: Sequence[tuple[dict[str, Any], Dedupe]]) -> list[Any]:
         events: list[tuple[Any, ...]] = []
+        bodies: list[bytes] = []
         for event, dedupe in items:
             tenant = event["tenant_id"]
             stream = self.stream_key(tenant)
-            body = orjson.dumps({k: v for k, v in event.items() if k != "id"}).decode()
+            body = _body(event)
+            bodies.append(body)
             if isinstance(dedupe, SourcePosition):
-                events.append((stream, body, "p", dedupe.field, dedupe.offset))
+                events.append((stream, len(body), "p", dedupe.field, dedupe.offset))
             elif dedupe:
-                events.append((stream, body, "k", f"{self._prefix}dedupe:{tenant}:{dedupe}"))
+                key = f"{self._prefix}dedupe:{tenant}:{dedupe}"
+                events.append((stream, len(body), "k", key))
             else:
-                events.append((stream, body))
+                events.append((stream, len(body)))
         return [
             self._maxlen,
             DEDUPE_TTL_S,
@@ -249,6 +257,7 @@ class RedisHistory:
             REDELIVERY_WINDOW,
             POSITIONS_TTL_S,
             orjson.dumps(events),
+            b"".join(bodies),
         ]
 
     async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
@@ -274,6 +283,17 @@ class RedisHistory:
         raw = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
         text = _text(raw) if raw is not None else "0-0"
         return None if text == "0-0" else text
+
+
+_NO_ID = b'{"id":null,'
+
+
+def _body(event: dict[str, Any]) -> bytes:
+    """The stored JSON of an event: all of it but the `id` (the stream entry's id is it)."""
+    raw = orjson.dumps(event)
+    if raw.startswith(_NO_ID):  # as events are built: `"id": None` first
+        return b"{" + raw[len(_NO_ID) :]
+    return orjson.dumps({k: v for k, v in event.items() if k != "id"})
 
 
 def _set_id(event: dict[str, Any], raw: Any) -> str | None:

@@ -14,12 +14,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notify_core import events, metrics
-from notify_core.events import IncidentPayload, KpiMessage, Origin
+from notify_core.events import IncidentPayload, KpiMessage, Origin, epoch
 from notify_core.history import Dedupe
 from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
 from notify_core.rules import Rule, RuleSet, RulesHolder
@@ -33,13 +32,16 @@ ENGINE_USER = "threshold-engine"
 MAX_CACHED_SITES = 100_000
 
 
-@dataclass(slots=True)
 class Assessment:
-    """What one KPI message did to the alert states."""
+    """What one KPI message did to the alert states (one per message: a plain class,
+    cheaper to create than a dataclass with default factories)."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)  # threshold_breach entries
-    transitions: list[Transition] = field(default_factory=list)
-    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # table updates
+    __slots__ = ("records", "transitions", "writes")
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []  # threshold_breach entries
+        self.transitions: list[Transition] = []
+        self.writes: list[tuple[str, dict[str, Any]]] = []  # table updates
 
 
 class StateStore(Protocol):
@@ -124,7 +126,7 @@ class KpiAlerts:
         received (a batch shares one reading)."""
         tenant, site = msg.tenant_id, msg.site_id
         rules = self.rules.current
-        now = msg.timestamp.timestamp()
+        now = epoch(msg.timestamp)
         wall = time.time() if wall is None else wall
         a = Assessment()
         cache, stale_reported = self._cache, self._stale_reported

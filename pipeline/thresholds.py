@@ -145,11 +145,13 @@ def evaluate(
     return _seen(new, now, value, open_incident), marked
 
 
+_new_tuple = tuple.__new__
+
+
 def _seen(s: AlertState, now: float, value: float, incident_open: bool) -> AlertState:
-    # positional: NamedTuple._replace costs 2.5x as much, and this runs per sample
-    return AlertState(
-        s.state, s.level, s.since, s.pending_since, s.clear_since, now, value, incident_open
-    )
+    # runs per sample: built as a tuple, without the NamedTuple's generated `__new__`
+    # (a Python call, a third of the cost) or `_replace` (2.5x as much)
+    return _new_tuple(AlertState, (*s[:5], now, value, incident_open))
 
 
 def stale(
