@@ -45,15 +45,14 @@ class DirectSocket:
     def idle(self) -> bool:
         """True when engine.io has nothing queued or in flight for this connection.
 
-        The writer task parks in `queue.get()`; while it holds packets (woken, or sending
-        a batch) its getter is gone from the queue, so a direct write would overtake them.
+        The writer task parks in `queue.get()` (a `SocketQueue`); while it holds packets
+        (woken, or sending a batch) it is not parked, so a direct write would overtake them.
         """
         s = self.socket
         if not s.upgraded or s.upgrading or s.closing or s.closed:
             return False
-        q = s.queue
-        getters = q._getters
-        return not q._queue and bool(getters) and not getters[-1].done()
+        parked: bool = s.queue.parked()
+        return parked
 
 
 def encode_event(name: str, data: Any) -> tuple[bytes, Any]:

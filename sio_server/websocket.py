@@ -1,5 +1,6 @@
 """engine.io's aiohttp WebSocket wrapper: compression made a setting, and connections
-registered for the direct emit path (`sio_server.fanout`).
+registered for the direct emit path (`sio_server.fanout`); and its per-connection packet
+queue, a lighter one (`sio_server.socket_queue`).
 
 engine.io builds `aiohttp.web.WebSocketResponse()` with aiohttp's default
 `compress=True`; browsers always offer deflate, and it costs 2-3x CPU per message.
@@ -19,6 +20,7 @@ from aiohttp.web import WebSocketResponse
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from sio_server.fanout import DirectSocket
+from sio_server.socket_queue import SocketQueue
 
 
 def websocket_class(compress: bool, direct: dict[str, DirectSocket] | None = None) -> type:
@@ -46,5 +48,7 @@ def websocket_class(compress: bool, direct: dict[str, DirectSocket] | None = Non
 
 
 def install(eio_server: Any, compress: bool, direct: dict[str, DirectSocket] | None = None) -> None:
-    """Use our WebSocket wrapper on this engine.io server only."""
+    """Use our WebSocket wrapper and packet queue on this engine.io server only."""
     eio_server._async = {**eio_server._async, "websocket": websocket_class(compress, direct)}
+    # engine.io's AsyncServer makes each connection's queue with `create_queue()`
+    eio_server.create_queue = SocketQueue
