@@ -14,8 +14,7 @@ from sio_server.socket_queue import SocketQueue
 
 async def test_packets_come_out_in_order_and_wake_a_waiting_get():
     q = SocketQueue()
-    waiting = asyncio.create_task(q.get())
-    await asyncio.sleep(0)
+    waiting = q.get()
     assert q.parked()  # the writer is parked: a direct write may go to the socket
     await q.put("a")
     q.put_nowait("b")
@@ -37,16 +36,26 @@ async def test_a_get_timed_out_by_wait_for_loses_no_packet():
     assert await asyncio.wait_for(q.get(), 1) == 1
 
 
-async def test_a_woken_get_that_is_cancelled_passes_the_packet_to_the_next():
+async def test_gets_that_gave_up_do_not_swallow_the_next_packet():
     q = SocketQueue()
-    first = asyncio.create_task(q.get())
-    second = asyncio.create_task(q.get())
+    for _ in range(2):
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(q.get(), 0.01)
+    waiting = asyncio.ensure_future(asyncio.wait_for(q.get(), 1))
     await asyncio.sleep(0)
-    q.put_nowait("only")  # wakes `first`...
-    first.cancel()  # ...which is cancelled before it runs
-    assert await asyncio.wait_for(second, 1) == "only"
-    with pytest.raises(asyncio.CancelledError):
-        await first
+    assert q.parked()
+    q.put_nowait("only")
+    assert await waiting == "only"
+    assert q.qsize() == 0
+
+
+async def test_a_wait_cancelled_after_the_handover_still_returns_the_packet():
+    """`wait_for` whose timeout fires once the packet is handed over returns it."""
+    q = SocketQueue()
+    getter = q.get()
+    q.put_nowait("handed")
+    assert not getter.cancel()  # already resolved: the packet stays its result
+    assert await asyncio.wait_for(getter, 0) == "handed"
 
 
 async def test_join_waits_for_every_task_done():
@@ -70,6 +79,9 @@ async def test_an_idle_queue_holds_no_container():
     q = SocketQueue()
     q.put_nowait("x")
     assert await q.get() == "x"
+    waiting = q.get()
+    q.put_nowait("y")
+    assert await waiting == "y"
     assert q._items is None and q._getters is None
     asyncio_queue: asyncio.Queue[str] = asyncio.Queue()
     assert sys.getsizeof(q) < 100 < sys.getsizeof(asyncio_queue._queue)  # type: ignore[attr-defined]
