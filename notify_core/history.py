@@ -59,6 +59,10 @@ def redelivered(last: int | None, offset: int) -> bool:
 
 
 class History(Protocol):
+    # Events per round trip when a long batch is stored part by part, each part emitted
+    # while the next is stored (`Publisher.publish_many`); 0: no round trip to overlap.
+    store_part: int
+
     async def append(self, event: dict[str, Any], dedupe_key: Dedupe = None) -> str | None:
         """Store the event, set and return its id; None if it was stored already."""
 
@@ -80,6 +84,8 @@ class History(Protocol):
 
 class MemoryHistory:
     """In-process history: a bounded ring per tenant, ids minted like Redis's."""
+
+    store_part = 0
 
     def __init__(
         self, maxlen: int = 10_000, max_age_s: float | None = None, dedupe_size: int = 100_000
@@ -209,6 +215,8 @@ EVENTS_PER_CALL = 500
 
 class RedisHistory:
     """History in Redis streams `{prefix}history:{tenant}`; ids are the stream ids."""
+
+    store_part = EVENTS_PER_CALL  # one script call: no pipeline (whose SCRIPT EXISTS costs a turn)
 
     def __init__(
         self, redis: Redis, prefix: str, maxlen: int = 10_000, max_age_s: float | None = None

@@ -155,3 +155,70 @@ async def test_kpi_updates_are_deduped_by_kafka_position_without_a_key_per_event
             b"towerco.kpis.updates/1": b"3",
         }
         assert await redis_client.ttl(f"{prefix}positions") > 0
+
+
+async def test_a_long_batch_is_published_part_by_part_in_order(redis_client, monkeypatch):
+    """On Redis a long batch is stored in parts, each emitted while the next is stored:
+    every event is emitted only once it is stored, all in id order, duplicates not at
+    all; snapshots follow. A part that cannot be stored fails the call after the parts
+    before it went out, and publishing again emits only what was not stored."""
+    from notify_core.snapshots import RedisSnapshots
+    from pipeline.publisher import Publisher
+
+    monkeypatch.setattr(RedisHistory, "store_part", 4)
+    prefix = f"testparts-{uuid.uuid4().hex[:8]}:"
+    history = RedisHistory(redis_client, prefix, maxlen=1000)
+    emitted: list[str] = []
+
+    async def emit(event: dict, rooms: list[str]) -> None:
+        stored = [e["id"] for e in await history.read_after(event["tenant_id"], None, 1000)]
+        assert event["id"] in stored, "emitted before it was stored"
+        emitted.append(event["id"])
+
+    publisher = Publisher(history, emit, snapshots=RedisSnapshots(redis_client, prefix))
+
+    def kpi(n: int) -> dict:
+        return {
+            "id": None,
+            "type": "kpi_update",
+            "tenant_id": "p",
+            "timestamp": "2026-11-25T10:00:00Z",
+            "site_id": f"s{n % 3}",
+            "kpi_data": {"v": n},
+        }
+
+    try:
+        items = [(kpi(n), f"k{n}", None) for n in range(11)]
+        items.insert(6, (kpi(2), "k2", None))  # a duplicate, in the second part
+        ids = await publisher.publish_many(items)
+        assert ids[6] is None and all(i for n, i in enumerate(ids) if n != 6)
+        assert emitted == [i for i in ids if i] == sorted(emitted, key=parse_id)
+        snapshots = await publisher._snapshots.get("p", ["s0", "s1", "s2"])  # type: ignore[union-attr]
+        assert {s: v["kpi_data"]["v"] for s, v in snapshots.items()} == {"s0": 9, "s1": 10, "s2": 8}
+
+        # the third part of the next batch cannot be stored
+        real = history.append_many
+        calls = 0
+
+        async def fails_third(batch):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise RuntimeError("refused")
+            return await real(batch)
+
+        monkeypatch.setattr(history, "append_many", fails_third)
+        emitted.clear()
+        more = [(kpi(n), f"k{n}", None) for n in range(11, 23)]
+        with pytest.raises(RuntimeError, match="refused"):
+            await publisher.publish_many(more)
+        assert len(emitted) == 8  # the first two parts went out
+        again = await publisher.publish_many(more)
+        assert again[:8] == [None] * 8 and all(again[8:])
+        assert len(emitted) == 12
+        assert [e["id"] for e in await history.read_after("p", None, 100)] == [
+            i for i in [*ids, *emitted] if i
+        ]
+    finally:
+        async for key in redis_client.scan_iter(match=f"{prefix}*"):
+            await redis_client.delete(key)
