@@ -201,6 +201,11 @@ async def bench_pipeline(
             await redis.delete(key)
         await redis.aclose()
     assert first is not None
+    if done == first_done:
+        raise SystemExit(
+            f"--messages {messages}: every message came in the first fetch, which is not"
+            " timed; give more (e.g. --messages 60000) for a rate"
+        )
     return {
         "messages": done - first_done,  # timed: those stored after the first batch
         "seconds": end - first,
