@@ -27,6 +27,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fanout import markdown_table  # type: ignore[import-not-found]  # noqa: E402
+
 from pipeline.topics import ensure_topics  # noqa: E402
 from towerco_notify.embedded_broker import EmbeddedBroker  # noqa: E402
 
@@ -108,13 +110,16 @@ async def main() -> None:
     finally:
         await broker.stop()
     print()
-    print("| fetch wait ms | records/s | p50 ms | p90 ms | p99 ms | max ms |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['fetch_wait_ms']} | {r['rate']:g} | {r['p50']:.1f} | {r['p90']:.1f} | "
-            f"{r['p99']:.1f} | {r['max']:.1f} |"
-        )
+    head = ["fetch wait ms", "records/s", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+    cells = [
+        [
+            r["fetch_wait_ms"],
+            f"{r['rate']:g}",
+            *(f"{r[q]:.1f}" for q in ("p50", "p90", "p99", "max")),
+        ]
+        for r in rows
+    ]
+    print(markdown_table(head, cells))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from fanout import (  # type: ignore[import-not-found]
     TENANT,
     Clients,
     ensure_node_packages,
+    markdown_table,
     rss_mb,
     start_daemon,
     start_reference,
@@ -109,13 +110,22 @@ async def main() -> None:
     finally:
         await broker.stop()
     print()
-    print("| server | K | connect/s | RSS before → after MiB | KiB per idle connection |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['target']} | {r['clients']} | {r['connect_per_s']} | "
-            f"{r['rss_before_mb']} → {r['rss_after_mb']} | {r['kb_per_connection']} |"
+    head = ["server", "K", "connect/s", "RSS before → after MiB", "KiB per idle connection"]
+    print(
+        markdown_table(
+            head,
+            [
+                [
+                    r["target"],
+                    r["clients"],
+                    r["connect_per_s"],
+                    f"{r['rss_before_mb']} → {r['rss_after_mb']}",
+                    r["kb_per_connection"],
+                ]
+                for r in rows
+            ],
         )
+    )
 
 
 if __name__ == "__main__":

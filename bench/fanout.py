@@ -53,6 +53,13 @@ def ensure_node_packages() -> None:
     )
 
 
+def markdown_table(head: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table, as docs/performance.md holds them."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
