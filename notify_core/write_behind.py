@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from redis.asyncio import Redis
@@ -39,17 +38,16 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, Timeout
 WRITES_PER_CALL = 500  # bounds how long one call holds Redis
 
 
-@dataclass(frozen=True, slots=True)
-class HashWrite:
-    """HSET these fields, then (re)set the key's TTL."""
+class HashWrite(NamedTuple):
+    """HSET these fields, then (re)set the key's TTL. (Tuples, not frozen dataclasses: a
+    batch makes one per site it touched, and a frozen dataclass is slow to create.)"""
 
     key: str
     fields: Mapping[str, str]
     ttl_s: int
 
 
-@dataclass(frozen=True, slots=True)
-class ListAppend:
+class ListAppend(NamedTuple):
     """RPUSH an entry to a list capped at its first `keep` entries, then (re)set the TTL."""
 
     key: str

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DeadLetterSink = Callable[[bytes], Awaitable[None]]
+_new_tuple = tuple.__new__
 MAX_RAW_IN_DEADLETTER = 64 * 1024
 _STATUS = {"acknowledge": "acknowledged", "resolve": "resolved"}
 
@@ -57,7 +58,7 @@ def kpi_position(raw: bytes | None, partition: int | None, offset: int | None) -
     hash, which a sample from Kafka does not need (it is computed per sample otherwise)."""
     if partition is None or offset is None:
         return dedupe_key(TOPIC_KPIS, raw or b"")
-    return SourcePosition(TOPIC_KPIS, partition, offset)
+    return _new_tuple(SourcePosition, (TOPIC_KPIS, partition, offset))  # per sample: no __new__
 
 
 def deadletter_record(
@@ -222,12 +223,13 @@ class MessageHandler:
         decoded: list[Decoded | Exception | None] = []
         keys: list[tuple[str, str]] = []
         alerted: list[tuple[str, str]] = []
-        for topic, raw, *_ in batch:
+        for message in batch:
+            topic = message[0]
             if topic == TOPIC_KPIS:
                 decoded.append(None)
                 continue
             try:
-                d = decode(topic, raw)
+                d = decode(topic, message[1])
             except Exception as exc:  # raised again in turn, so it is dead-lettered in order
                 decoded.append(exc)
                 continue
