@@ -1,7 +1,7 @@
 """engine.io's per-connection packet queue, in ~100 bytes instead of ~3.3 KB.
 
-engine.io gives every connection an `asyncio.Queue` (through its driver table, like the
-WebSocket class in `sio_server.websocket`). An empty one holds four `deque`s (items,
+engine.io gives every connection an `asyncio.Queue` (from its server's `create_queue`,
+which `sio_server.websocket.install` points here). An empty one holds four `deque`s (items,
 getters, putters, and its `join` event's waiters) of 760 bytes each, for a queue that
 is idle nearly always: with direct writes (`sio_server.fanout`) it carries only
 engine.io's own packets (the handshake, pings, acks) and, for polling clients, the
@@ -77,8 +77,9 @@ class SocketQueue:
     def get(self) -> asyncio.Future[Any]:
         """The next packet, as a future: engine.io waits with `asyncio.wait_for`, which
         would wrap a coroutine in a task (and its frame) per wait; a future it does not.
-        A packet handed to a future stays its result, so a `wait_for` timing out at that
-        moment still returns it (as asyncio.Queue would leave it queued)."""
+        A packet handed over is that future's result (on Python 3.11 `wait_for` returns
+        it even when its timeout fires in the same turn; that timeout is engine.io's ping
+        timeout, after which it closes the connection either way)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._items:
             future.set_result(self.get_nowait())
