@@ -190,13 +190,6 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-@lru_cache(maxsize=4096)
-def epoch(ts: datetime) -> float:
-    """Seconds since the epoch; cached like `iso` (an aware datetime's `timestamp()` asks
-    its tzinfo for the offset, per KPI message otherwise)."""
-    return ts.timestamp()
-
-
 def now_iso() -> str:
     return iso(datetime.now(UTC))
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notify_core import events, metrics
-from notify_core.events import IncidentPayload, KpiMessage, Origin, epoch
+from notify_core.events import IncidentPayload, KpiMessage, Origin
 from notify_core.history import Dedupe
 from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
 from notify_core.rules import Rule, RuleSet, RulesHolder
@@ -126,7 +126,7 @@ class KpiAlerts:
         received (a batch shares one reading)."""
         tenant, site = msg.tenant_id, msg.site_id
         rules = self.rules.current
-        now = epoch(msg.timestamp)
+        now = msg.timestamp.timestamp()
         wall = time.time() if wall is None else wall
         a = Assessment()
         cache, stale_reported = self._cache, self._stale_reported
