@@ -353,11 +353,11 @@ async def run_target(
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    out = [
-        "| K | R/s | daemon msg/s | node msg/s | ratio | daemon p50/p99 ms | node p50/p99 ms "
-        "| daemon µs/msg | node µs/msg | daemon loss | node loss |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    head = [
+        "K", "R/s", "daemon msg/s", "node msg/s", "ratio", "daemon p50/p99 ms",
+        "node p50/p99 ms", "daemon µs/msg", "node µs/msg", "daemon loss", "node loss",
+    ]  # fmt: skip
+    cells = []
     by = {(r["target"], r["clients"], r["rate"]): r for r in rows}
     for (target, k, rate), d in sorted(by.items(), key=lambda x: (x[0][1], x[0][2])):
         if target != "daemon":
@@ -372,12 +372,22 @@ def table(rows: list[dict[str, Any]]) -> str:
         node_lat = f"{n['p50_ms']}/{n['p99_ms']}" if n else "-"
         node_cpu = n["cpu_us_per_msg"] if n else "-"
         node_loss = n["loss_pct"] if n else "-"
-        out.append(
-            f"| {k} | {rate} | {d['delivered_per_s']} | {node_rate} | {ratio} "
-            f"| {d['p50_ms']}/{d['p99_ms']} | {node_lat} "
-            f"| {d['cpu_us_per_msg']} | {node_cpu} | {d['loss_pct']}% | {node_loss}% |"
+        cells.append(
+            [
+                k,
+                rate,
+                d["delivered_per_s"],
+                node_rate,
+                ratio,
+                f"{d['p50_ms']}/{d['p99_ms']}",
+                node_lat,
+                d["cpu_us_per_msg"],
+                node_cpu,
+                f"{d['loss_pct']}%",
+                f"{node_loss}%",
+            ]
         )
-    return "\n".join(out)
+    return markdown_table(head, cells)
 
 
 def write_plot(rows: list[dict[str, Any]], path: Path) -> bool:

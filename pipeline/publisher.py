@@ -96,7 +96,7 @@ class Publisher:
                 await self._emit_stored(items, ids)
             else:
                 await self._publish_parts(parts, ids)
-        last = parts[-1] if len(parts) > 1 else items
+        last = parts[-1]  # the parts before it were followed up while the next was stored
         await self._after_stored(last, ids[len(ids) - len(last) :])
         return ids
 

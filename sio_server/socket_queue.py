@@ -45,7 +45,9 @@ class SocketQueue:
         """Nothing queued and a consumer waiting in `get` that has not been handed a
         packet: no packet is held anywhere between this queue and the socket."""
         getters = self._getters
-        return not self._items and bool(getters) and not getters[-1].done()  # type: ignore[index]
+        if not getters or self._items:
+            return False
+        return not getters[-1].done()
 
     def put_nowait(self, item: Any) -> None:
         self._unfinished += 1
