@@ -17,8 +17,10 @@ from typing import Annotated, Any, Literal, Protocol, TypeGuard
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StringConstraints,
@@ -49,6 +51,29 @@ INPUT_TOPICS = (TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES, TOPIC_ACTIONS)
 ALL_TOPICS = (*INPUT_TOPICS, TOPIC_DEADLETTER)
 
 Severity = Literal["critical", "major", "minor", "warning", "info"]
+# ADR-010's producers say high/medium/low; its bridge defaults a missing severity to medium
+SEVERITY_ALIASES = {"high": "major", "medium": "minor", "low": "warning"}
+DEFAULT_SEVERITY: Severity = "minor"
+Priority = Literal["info", "warning", "error", "critical"]
+# this daemon's earlier notice vocabulary, still accepted from existing producers
+PRIORITY_ALIASES = {"high": "error", "normal": "info", "low": "info"}
+
+
+def _canonical(aliases: Mapping[str, str], default: str) -> Any:
+    """A before-validator: case folded, aliases mapped, null taken as the default; what
+    is still not a canonical word fails the Literal check, naming the value."""
+
+    def canonical(value: Any) -> Any:
+        if value is None:
+            return default
+        if isinstance(value, str):
+            folded = value.strip().lower()
+            return aliases.get(folded, folded)
+        return value
+
+    return BeforeValidator(canonical)
+
+
 SiteState = Literal["up", "down", "degraded", "maintenance"]
 Action = Literal["acknowledge", "resolve"]
 ROLES = frozenset({"operator", "oncall", "admin"})
@@ -86,7 +111,7 @@ class IncidentPayload(BaseModel):
     incident_id: Ident
     title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     description: Annotated[str, StringConstraints(max_length=10_000)] = ""
-    severity: Severity
+    severity: Annotated[Severity, _canonical(SEVERITY_ALIASES, DEFAULT_SEVERITY)] = DEFAULT_SEVERITY
 
 
 class SiteStatusPayload(BaseModel):
@@ -101,22 +126,34 @@ class ActionPayload(_Strict):
 
 
 KpiValue = StrictInt | StrictFloat
+# Beside the KPIs, a producer may send flags and labels (ADR-010's `threshold_breach: true`,
+# a vendor name): they ride along in `kpi_data` unchanged and are never evaluated.
+KpiLabel = Annotated[str, StringConstraints(max_length=256)]
+KpiField = KpiValue | StrictBool | KpiLabel
+
+
+def is_kpi_number(value: object) -> bool:
+    """True for a value the thresholds evaluate (a number, not a flag or a label)."""
+    cls = value.__class__
+    return cls is float or cls is int
 
 
 class KpiPayload(BaseModel):
-    """`{kpi_name: number}`; booleans, strings and NaN/inf are refused."""
+    """`{kpi_name: number | bool | label}`; NaN/inf, nulls and nested values are refused."""
 
     model_config = ConfigDict(frozen=True)
-    values: dict[Ident, KpiValue] = Field(min_length=1, max_length=500)
+    values: dict[Ident, KpiField] = Field(min_length=1, max_length=500)
 
     @field_validator("values")
     @classmethod
-    def _finite(cls, values: dict[str, float]) -> dict[str, float]:
+    def _finite(cls, values: dict[str, Any]) -> dict[str, Any]:
         return _check_finite(values)
 
 
-def _check_finite(values: dict[str, float]) -> dict[str, float]:
+def _check_finite(values: dict[str, Any]) -> dict[str, Any]:
     for name, number in values.items():
+        if not is_kpi_number(number):
+            continue
         try:
             finite = math.isfinite(number)
         except OverflowError:  # an integer too large for a float
@@ -146,7 +183,9 @@ class KpiMessage(_Strict):
     tenant_id: Ident
     site_id: Ident
     timestamp: EventTime
-    payload: dict[Ident, _FastKpiValue] = Field(min_length=1, max_length=500)
+    payload: dict[Ident, _FastKpiValue | StrictBool | KpiLabel] = Field(
+        min_length=1, max_length=500
+    )
 
 
 class Origin(Protocol):
@@ -168,7 +207,7 @@ class SystemNotice(_Strict):
     tenant_id: Ident
     title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     message: Annotated[str, StringConstraints(max_length=10_000)] = ""
-    priority: Literal["critical", "high", "normal", "low"] = "normal"
+    priority: Annotated[Priority, _canonical(PRIORITY_ALIASES, "info")] = "info"
     timestamp: datetime | None = None
 
 
@@ -199,29 +238,53 @@ def _base(kind: str, tenant_id: str, timestamp: datetime) -> dict[str, Any]:
     return {"id": None, "type": kind, "tenant_id": tenant_id, "timestamp": iso(timestamp)}
 
 
-def incident_alert(env: Origin, inc: IncidentPayload) -> dict[str, Any]:
+def incident_alert(
+    env: Origin, inc: IncidentPayload, produced: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """`priority` is the canonical severity; `incident` is the payload as produced
+    (`produced`, ADR-010's words kept), else as validated."""
     event = _base("incident_alert", env.tenant_id, env.timestamp)
     if env.site_id:
         event["site_id"] = env.site_id
     event["priority"] = inc.severity
-    event["incident"] = {**inc.model_dump(), "site_id": env.site_id}
+    body = dict(produced) if produced is not None else inc.model_dump()
+    event["incident"] = {**body, "site_id": env.site_id}
     event["requires_acknowledgment"] = inc.severity in ACK_SEVERITIES
     return event
 
 
 def kpi_update(
-    env: Origin, values: Mapping[str, float], breach: list[dict[str, Any]] | None = None
+    env: Origin,
+    values: Mapping[str, Any],
+    breach: list[dict[str, Any]] | None = None,
+    firing: bool = False,
 ) -> dict[str, Any]:
+    """`kpi_data` is the sample as produced, with `threshold_breach` always a boolean:
+    true when the producer said so or a rule of the site is `firing` after it."""
+    data = dict(values)
+    data["threshold_breach"] = firing or data.get("threshold_breach") is True
     event: dict[str, Any] = {  # one literal: built once per KPI sample
         "id": None,
         "type": "kpi_update",
         "tenant_id": env.tenant_id,
         "timestamp": iso(env.timestamp),
         "site_id": env.site_id,
-        "kpi_data": dict(values),
+        "kpi_data": data,
     }
     if breach:
         event["threshold_breach"] = breach
+    return event
+
+
+def kpi_no_data(
+    tenant_id: str, site_id: str, at: datetime, record: dict[str, Any], firing: bool
+) -> dict[str, Any]:
+    """A KPI not seen for its `stale_after`: a `kpi_update` with no samples and one
+    `no_data` breach record."""
+    event = _base("kpi_update", tenant_id, at)
+    event["site_id"] = site_id
+    event["kpi_data"] = {"threshold_breach": firing}
+    event["threshold_breach"] = [record]
     return event
 
 
@@ -257,4 +320,48 @@ def system_notification(notice: SystemNotice) -> dict[str, Any]:
     event["title"] = notice.title
     event["message"] = notice.message
     event["priority"] = notice.priority
+    return event
+
+
+def connection_established(
+    tenant_id: str,
+    user_id: str,
+    roles: frozenset[str],
+    sites: frozenset[str] | None,
+    head: str | None,
+    epoch: str | None,
+    transport: str,
+) -> dict[str, Any]:
+    """The first event of every connection: who it is, where the history stands (`id`, the
+    newest id; `epoch`, the history's life, to send back on resume)."""
+    event = _base("connection_established", tenant_id, datetime.now(UTC))
+    event["id"] = head or "0-0"
+    event["epoch"] = epoch
+    event["user_id"] = user_id
+    event["roles"] = sorted(roles)
+    event["sites"] = sorted(sites) if sites is not None else None
+    event["transport"] = transport
+    return event
+
+
+def sync_complete(
+    tenant_id: str,
+    recovered_through: str,
+    recovered: bool,
+    replayed: int,
+    reason: str | None,
+    epoch: str | None,
+    kpi_snapshot: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The end of a replay: `id` is the position recovered up to; `reason` when not
+    `recovered`; `epoch` the history's current one (what to resume with next time)."""
+    event = _base("sync_complete", tenant_id, datetime.now(UTC))
+    event["id"] = recovered_through
+    event["recovered"] = recovered
+    event["replayed"] = replayed
+    if reason:
+        event["reason"] = reason
+    event["epoch"] = epoch
+    if kpi_snapshot is not None:
+        event["kpi_snapshot"] = kpi_snapshot
     return event

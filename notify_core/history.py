@@ -16,6 +16,7 @@ and emitted once. The dedupe is one of two kinds:
 from __future__ import annotations
 
 import bisect
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from redis.exceptions import ResponseError
 
 from notify_core.ids import IdMinter, format_id, parse_id
 from notify_core.redis_scripts import call_in_chunks
+from notify_core.resume import EMPTY, HistoryPosition
 
 DEDUPE_TTL_S = 24 * 3600
 # A position this far behind the last one stored for its partition is not a redelivery
@@ -81,6 +83,20 @@ class History(Protocol):
     async def trimmed_through(self, tenant: str) -> str | None:
         """The newest id ever trimmed away for `tenant`; None if nothing was trimmed."""
 
+    async def read_before(
+        self, tenant: str, before: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Events of `tenant` with id < `before` (the newest when None), newest first."""
+
+    async def position(self, tenant: str) -> HistoryPosition:
+        """Epoch, first id ever held, oldest and newest held, trimmed-through: what a
+        resume decision (`notify_core.resume.decide`) needs, in one round trip."""
+
+
+def new_epoch() -> str:
+    """A short random string naming one life of a tenant history."""
+    return secrets.token_urlsafe(6)
+
 
 class MemoryHistory:
     """In-process history: a bounded ring per tenant, ids minted like Redis's."""
@@ -98,6 +114,9 @@ class MemoryHistory:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._dedupe_size = dedupe_size
         self._positions: dict[str, int] = {}
+        # one epoch per tenant history and process: a restart begins a new history
+        self._epochs: dict[str, str] = {}
+        self._first: dict[str, tuple[int, int]] = {}
 
     async def append(self, event: dict[str, Any], dedupe_key: Dedupe = None) -> str | None:
         return self._append(event, dedupe_key)
@@ -121,9 +140,14 @@ class MemoryHistory:
             self._seen[key] = None
             if len(self._seen) > self._dedupe_size:
                 self._seen.popitem(last=False)
-        minter = self._minters.setdefault(tenant, IdMinter())
+        minter = self._minters.get(tenant)
+        if minter is None:
+            minter = self._minters[tenant] = IdMinter()
+            self._epochs[tenant] = new_epoch()
         pos = minter.next(now_ms)
         ring = self._rings.setdefault(tenant, deque())
+        if tenant not in self._first:
+            self._first[tenant] = pos
         event["id"] = format_id(pos)
         ring.append((pos, event))
         while len(ring) > self._maxlen or (
@@ -153,10 +177,36 @@ class MemoryHistory:
         pos = self._trimmed.get(tenant)
         return format_id(pos) if pos else None
 
+    async def read_before(
+        self, tenant: str, before: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        ring = self._rings.get(tenant)
+        if not ring:
+            return []
+        end = len(ring)
+        if before is not None:
+            end = bisect.bisect_left(ring, parse_id(before), key=lambda item: item[0])
+        return [ring[i][1] for i in range(end - 1, max(-1, end - 1 - limit), -1)]
+
+    async def position(self, tenant: str) -> HistoryPosition:
+        epoch = self._epochs.get(tenant)
+        if epoch is None:
+            return EMPTY
+        ring = self._rings.get(tenant)
+        return HistoryPosition(
+            epoch,
+            self._first.get(tenant),
+            ring[0][0] if ring else None,
+            ring[-1][0] if ring else None,
+            self._trimmed.get(tenant),
+        )
+
 
 # For each event: check its dedupe (a key claimed with SET NX, or a position against the
 # last one stored for its partition; either seen: a redelivery, dropped), append it to its
-# tenant stream; then record the partitions' new positions and trim each stream written
+# tenant stream (a stream that did not exist begins a history: its meta hash
+# `<stream>:meta` gets the epoch ARGV[9] and the first id, in the same atomic call); then
+# record the partitions' new positions and trim each stream written
 # by age. ARGV: maxlen, dedupe TTL, max age (ms), positions hash, redelivery window,
 # positions TTL, the events as one JSON list of [stream, body length, 'k', key name] (a
 # key), [stream, body length, 'p', partition field, offset] (a position) or [stream, body
@@ -167,8 +217,8 @@ class MemoryHistory:
 _APPEND_LUA = """
 local maxlen, ttl, age = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local pkey, window, pttl = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local bodies, at = ARGV[8], 1
-local ids, last, pos, moved = {}, {}, {}, {}
+local bodies, at, epoch = ARGV[8], 1, ARGV[9]
+local ids, last, pos, moved, known = {}, {}, {}, {}, {}
 for i, e in ipairs(cjson.decode(ARGV[7])) do
   local stream, mode = e[1], e[3]
   local body = string.sub(bodies, at, at + e[2] - 1)
@@ -191,8 +241,17 @@ for i, e in ipairs(cjson.decode(ARGV[7])) do
   end
   local id = false
   if fresh then
+    local begins = false
+    if known[stream] == nil then
+      begins = redis.call('EXISTS', stream) == 0
+      known[stream] = true
+    end
     id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
     last[stream] = id
+    if begins then
+      redis.call('DEL', stream .. ':meta')
+      redis.call('HSET', stream .. ':meta', 'epoch', epoch, 'first', id)
+    end
   end
   ids[i] = id
 end
@@ -266,6 +325,7 @@ class RedisHistory:
             POSITIONS_TTL_S,
             orjson.dumps(events),
             b"".join(bodies),
+            new_epoch(),
         ]
 
     async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
@@ -288,9 +348,44 @@ class RedisHistory:
             info: Any = await self._redis.xinfo_stream(self.stream_key(tenant))
         except ResponseError:  # no such stream yet
             return None
-        raw = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
-        text = _text(raw) if raw is not None else "0-0"
-        return None if text == "0-0" else text
+        return _trimmed(info)
+
+    async def read_before(
+        self, tenant: str, before: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        end = "+" if before is None else f"({format_id(parse_id(before))}"
+        rows: Any = await self._redis.xrevrange(
+            self.stream_key(tenant), max=end, min="-", count=limit
+        )
+        return [decode_entry(row_id, fields) for row_id, fields in rows]
+
+    async def position(self, tenant: str) -> HistoryPosition:
+        """The stream's meta hash and XINFO in one pipeline. A stream that exists without
+        a meta hash (written before epochs existed) gets one now, its first id the oldest
+        it holds: nothing older can be proved."""
+        stream = self.stream_key(tenant)
+        meta_key = f"{stream}:meta"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hmget(meta_key, "epoch", "first")
+        pipe.xinfo_stream(stream)
+        meta, info = await pipe.execute(raise_on_error=False)
+        if isinstance(info, Exception):  # no such stream: no history now
+            return EMPTY
+        epoch, first = (_text(v) if v is not None else None for v in meta)
+        oldest, newest = _entry_id(info, "first-entry"), _entry_id(info, "last-entry")
+        if epoch is None:
+            if await self._redis.hsetnx(meta_key, "epoch", new_epoch()):
+                await self._redis.hset(meta_key, "first", oldest or "0-0")
+            epoch = _text(await self._redis.hget(meta_key, "epoch") or b"")
+            first = _text(await self._redis.hget(meta_key, "first") or b"0-0")
+        oldest_pos = parse_id(oldest) if oldest else None
+        return HistoryPosition(
+            epoch,
+            parse_id(first) if first else None,
+            oldest_pos,
+            parse_id(newest) if newest else None,
+            _removed_through(info, oldest_pos),
+        )
 
 
 _NO_ID = b'{"id":null,'
@@ -309,6 +404,44 @@ def _set_id(event: dict[str, Any], raw: Any) -> str | None:
         return None
     event["id"] = raw.decode() if isinstance(raw, bytes) else str(raw)
     return str(event["id"])
+
+
+def _trimmed(info: Any) -> str | None:
+    """XINFO STREAM's `max-deleted-entry-id` (Redis 7), None when nothing was deleted."""
+    raw = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
+    text = _text(raw) if raw is not None else "0-0"
+    return None if text == "0-0" else text
+
+
+def _removed_through(info: Any, oldest: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The newest id that may have been removed from a stream (Redis 7's XINFO STREAM).
+
+    Trimming (MAXLEN/MINID) does not move `max-deleted-entry-id`, only XDEL does; but it
+    always takes the oldest entries, and `entries-added` above `length` says some went.
+    Then everything below the oldest entry held may be gone: the bound is the id just
+    below it (a client at or past that bound missed nothing that was removed)."""
+    deleted = _trimmed(info)
+    bound = parse_id(deleted) if deleted else None
+    added, length = _field(info, "entries-added"), _field(info, "length")
+    if added is not None and length is not None and int(added) > int(length):
+        below = _just_below(oldest) if oldest is not None else (2**64 - 1, 2**64 - 1)
+        bound = below if bound is None else max(bound, below)
+    return bound
+
+
+def _just_below(pos: tuple[int, int]) -> tuple[int, int]:
+    ms, seq = pos
+    return (ms, seq - 1) if seq else (ms - 1, 2**64 - 1)
+
+
+def _field(info: Any, name: str) -> Any:
+    value = info.get(name)
+    return info.get(name.encode()) if value is None else value
+
+
+def _entry_id(info: Any, field: str) -> str | None:
+    entry = info.get(field) or info.get(field.encode())
+    return _text(entry[0]) if entry else None
 
 
 def _text(value: bytes | str) -> str:

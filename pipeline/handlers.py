@@ -270,7 +270,7 @@ class MessageHandler:
                 msg = decode_kpi(raw)
                 position = kpi_position(raw, partition, offset)
                 if alerts is None:
-                    run.add_kpi(msg, position, ts_ms, None, source)
+                    run.add_kpi(msg, position, ts_ms, None, source, False)
                     continue
                 assessment = alerts.assess(msg, wall)
                 if assessment.transitions:
@@ -284,7 +284,7 @@ class MessageHandler:
                 persist = (
                     partial(alerts.persist, assessment, partition) if assessment.writes else None
                 )
-                run.add_kpi(msg, position, ts_ms, persist, source)
+                run.add_kpi(msg, position, ts_ms, persist, source, assessment.firing)
             except Exception as exc:  # as in `handle`: record it, keep the partition going
                 await self._reject(topic, raw, partition, offset, exc)
         await self._flush(run)
@@ -383,7 +383,7 @@ class MessageHandler:
                     inc.severity,
                     inc.title,
                 )
-            return (events.incident_alert(env, inc), key, ts_ms), after
+            return (events.incident_alert(env, inc, env.payload), key, ts_ms), after
         if d.topic == TOPIC_SITES:
             assert isinstance(d.payload, SiteStatusPayload)
             return (events.site_status(env, d.payload), key, ts_ms), None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notify_core import events, metrics
-from notify_core.events import IncidentPayload, KpiMessage, Origin
+from notify_core.events import IncidentPayload, KpiMessage, Origin, is_kpi_number
 from notify_core.history import Dedupe
 from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
 from notify_core.rules import Rule, RuleSet, RulesHolder
@@ -36,12 +36,13 @@ class Assessment:
     """What one KPI message did to the alert states (one per message: a plain class,
     cheaper to create than a dataclass with default factories)."""
 
-    __slots__ = ("records", "transitions", "writes")
+    __slots__ = ("firing", "records", "transitions", "writes")
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []  # threshold_breach entries
         self.transitions: list[Transition] = []
         self.writes: list[tuple[str, dict[str, Any]]] = []  # table updates
+        self.firing = False  # a rule of the site fires after this message
 
 
 class StateStore(Protocol):
@@ -96,6 +97,8 @@ class KpiAlerts:
         # per (tenant, site): KPI name -> its rule and state key, for the rules in force
         self._sites: dict[tuple[str, str], dict[str, tuple[Rule, str]]] = {}
         self._sites_for: RuleSet | None = None
+        # per (tenant, site): the KPIs whose rule is firing (`kpi_data.threshold_breach`)
+        self._firing: dict[tuple[str, str], set[str]] = {}
 
     def _site_rules(self, rules: RuleSet, tenant: str, site: str) -> dict[str, tuple[Rule, str]]:
         """The rules of one site's KPIs resolved so far (filled by `assess`); forgotten when
@@ -131,7 +134,10 @@ class KpiAlerts:
         a = Assessment()
         cache, stale_reported = self._cache, self._stale_reported
         known = self._site_rules(rules, tenant, site)
+        firing = self._firing.get((tenant, site))
         for name, value in msg.payload.items():
+            if not is_kpi_number(value):
+                continue  # a flag or label riding along, never evaluated
             entry = known.get(name)
             if entry is None:
                 rule = rules.effective(tenant, site, name)
@@ -153,10 +159,17 @@ class KpiAlerts:
                 a.writes.append((skey, {**new.to_dict(), "seen_wall": wall}))
                 persisted = wall
             cache[skey] = (new, wall, persisted)
+            if new[0] == "firing":
+                if firing is None:
+                    firing = self._firing[(tenant, site)] = set()
+                firing.add(name)
+            elif firing:
+                firing.discard(name)
             for t in found:
                 metrics.THRESHOLD_TRANSITIONS.labels(t.level).inc()
                 a.records.append(t.record())
                 a.transitions.append(t)
+        a.firing = bool(firing)
         return a
 
     async def conclude(
@@ -188,7 +201,7 @@ class KpiAlerts:
         """Publish the message's `kpi_update` (with its breaches; deduped by `dedupe`), then
         `conclude` (its incidents' dedupe keys derive from `key`)."""
         event_id = await self.publisher.publish(
-            events.kpi_update(msg, msg.payload, a.records or None), dedupe, ts_ms
+            events.kpi_update(msg, msg.payload, a.records or None, a.firing), dedupe, ts_ms
         )
         await self.conclude(msg, a, key, partition)
         return event_id
@@ -254,17 +267,13 @@ class KpiAlerts:
                 continue
             self._stale_reported.add(skey)
             metrics.THRESHOLD_TRANSITIONS.labels("no_data").inc()
-            event: dict[str, Any] = {
-                "id": None,
-                "type": "kpi_update",
-                "tenant_id": tenant,
-                "timestamp": datetime.fromtimestamp(now_wall, UTC)
-                .isoformat()
-                .replace("+00:00", "Z"),
-                "site_id": site,
-                "kpi_data": {},
-                "threshold_breach": [t.record()],
-            }
+            event = events.kpi_no_data(
+                tenant,
+                site,
+                datetime.fromtimestamp(now_wall, UTC),
+                t.record(),
+                state.state == "firing",
+            )
             await self.publisher.publish(event, f"nodata/{skey}/{state.last_seen}")
             reported += 1
         return reported

@@ -41,16 +41,22 @@ class KpiGroup:
     place of its newest sample in the run, so the KPI updates of a partition reach the
     history in offset order (what a `SourcePosition` dedupe needs)."""
 
-    __slots__ = ("_key", "_msg", "_ts", "steps", "values")
+    __slots__ = ("_firing", "_key", "_msg", "_ts", "steps", "values")
 
     def __init__(self) -> None:
-        self.values: dict[str, float] = {}
+        self.values: dict[str, Any] = {}
         self.steps: list[Step] = []
 
     def add(
-        self, msg: KpiMessage, key: Dedupe, ts_ms: int | None, after: After | None, source: Source
+        self,
+        msg: KpiMessage,
+        key: Dedupe,
+        ts_ms: int | None,
+        after: After | None,
+        source: Source,
+        firing: bool,
     ) -> None:
-        self._msg, self._key, self._ts = msg, key, ts_ms
+        self._msg, self._key, self._ts, self._firing = msg, key, ts_ms, firing
         if not self.steps:
             self.values = msg.payload  # copied by kpi_update, or below once merged
         else:
@@ -60,7 +66,7 @@ class KpiGroup:
         self.steps.append((after, source))
 
     def item(self) -> Item:
-        return events.kpi_update(self._msg, self.values), self._key, self._ts
+        return events.kpi_update(self._msg, self.values, None, self._firing), self._key, self._ts
 
 
 Entry = Single | KpiGroup
@@ -87,7 +93,9 @@ class Run:
         ts_ms: int | None,
         after: After | None,
         source: Source,
+        firing: bool,
     ) -> None:
+        """`firing`: a rule of the site fires after this sample (`kpi_data.threshold_breach`)."""
         group = self._sites.get((msg.tenant_id, msg.site_id)) if self.coalesce else None
         if group is None:
             group = KpiGroup()
@@ -96,7 +104,7 @@ class Run:
         else:  # to the end: after every sample before this one
             del self._entries[id(group)]
         self._entries[id(group)] = group
-        group.add(msg, key, ts_ms, after, source)
+        group.add(msg, key, ts_ms, after, source, firing)
 
     def take(self) -> list[Entry]:
         entries = list(self._entries.values())

@@ -132,6 +132,17 @@ class HttpApi:
             metrics.HTTP_REQUESTS.labels(route, "400").inc()
             bad = sorted(types - NOTIFICATION_TYPES)
             return _error(400, f"types: unknown {bad}; known {sorted(NOTIFICATION_TYPES)}")
+        if since is None:
+            out, cursor = await self._newest(principal, limit, types)
+        else:
+            out, cursor = await self._after(principal, since, limit, types)
+        metrics.HTTP_REQUESTS.labels(route, "200").inc()
+        return _json({"notifications": out, "next": cursor})
+
+    async def _after(
+        self, principal: Principal, since: str, limit: int, types: set[str] | None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Visible events after `since`, oldest first; `next` the last id examined."""
         out: list[dict[str, Any]] = []
         cursor, scanned = since, 0
         while len(out) < limit and scanned < MAX_SCAN:
@@ -145,8 +156,32 @@ class HttpApi:
             scanned += len(page)
             if len(page) < SCAN_PAGE:
                 break
-        metrics.HTTP_REQUESTS.labels(route, "200").inc()
-        return _json({"notifications": out, "next": cursor})
+        return out, cursor
+
+    async def _newest(
+        self, principal: Principal, limit: int, types: set[str] | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """No cursor: the newest `limit` visible events, oldest first; `next` the newest id
+        of the history, so the next poll (`since=next`) gets only what came after."""
+        out: list[dict[str, Any]] = []
+        head: str | None = None
+        before: str | None = None
+        scanned = 0
+        while len(out) < limit and scanned < MAX_SCAN:
+            page = await self.history.read_before(principal.tenant_id, before, SCAN_PAGE)
+            if page and head is None:
+                head = page[0]["id"]
+            for event in page:
+                before = event["id"]
+                if principal.can_see(event) and (types is None or event["type"] in types):
+                    out.append(event)
+                    if len(out) == limit:
+                        break
+            scanned += len(page)
+            if len(page) < SCAN_PAGE:
+                break
+        out.reverse()
+        return out, head
 
     @authenticated("incident_action")
     async def incident_action(self, request: web.Request, principal: Principal) -> web.Response:

@@ -14,14 +14,16 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import socketio
 
-from notify_core.events import now_iso
+from notify_core import metrics
+from notify_core.events import sync_complete
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, format_id, parse_id
+from notify_core.resume import decide
 from sio_server.auth import Principal
 from sio_server.fanout import encode_event
 
@@ -132,69 +134,88 @@ class DeliveryGate:
                 sent += 1
 
 
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Resumed(NamedTuple):
+    done: dict[str, Any]  # the `sync_complete` event to send after the replay
+    last: tuple[int, int] | None  # the newest id replayed past (held live events after it)
+
+
+async def resume(
+    history: History,
+    p: Principal,
+    last_id: Any,
+    client_epoch: Any,
+    send: Send,
+    snapshot: dict[str, Any] | None = None,
+) -> Resumed:
+    """Decide (`notify_core.resume.decide`), replay what the history holds after
+    `last_id` that `p` may see, and build `sync_complete`. Every transport resumes
+    through here; the caller sends `done` and releases what it held."""
+    position = await history.position(p.tenant_id)
+    decision = decide(last_id, client_epoch, position)
+    replayed, last = 0, decision.after
+    if decision.after is not None:
+        replayed, last = await _replay(history, p, decision.after, send)
+    done = sync_complete(
+        p.tenant_id,
+        format_id(last) if last else "0-0",
+        decision.recovered,
+        replayed,
+        decision.reason,
+        position.epoch,
+        snapshot,
+    )
+    metrics.RECOVERIES.labels("ok" if decision.recovered else "not_recovered").inc()
+    metrics.REPLAYED.inc(replayed)
+    return Resumed(done, last)
+
+
+async def _replay(
+    history: History, p: Principal, after: tuple[int, int], send: Send
+) -> tuple[int, tuple[int, int]]:
+    """Send visible events after `after`; returns (how many, the newest id read)."""
+    sent, cursor, last = 0, format_id(after), after
+    while True:
+        page = await history.read_after(p.tenant_id, cursor, REPLAY_PAGE)
+        for event in page:
+            last = parse_id(event["id"])
+            # KPI samples are state, not events: subscribe_kpis returns the snapshot.
+            if event["type"] != "kpi_update" and p.can_see(event):
+                await send(event)
+                sent += 1
+        if page:
+            cursor = page[-1]["id"]
+        if len(page) < REPLAY_PAGE:
+            return sent, last
+
+
 class Recovery:
+    """Socket.IO's face of `resume`: replayed events go past the delivery gate."""
+
     def __init__(self, history: History, gate: DeliveryGate) -> None:
         self.history = history
         self.gate = gate
 
-    async def replay(
-        self, eio_sid: str, p: Principal, last_id: Any
-    ) -> tuple[int, bool, str | None, tuple[int, int] | None]:
-        """Send visible events after `last_id`; returns (count, recovered, reason, last)."""
-        try:
-            after = parse_id(last_id)
-        except InvalidEventId as exc:
-            return 0, False, f"invalid last_id: {exc}", None
-        recovered, reason = True, None
-        oldest = await self.history.oldest_id(p.tenant_id)
-        if (
-            oldest is not None
-            and parse_id(oldest) > after
-            and not await self._nothing_trimmed_after(p.tenant_id, after)
-        ):
-            recovered, reason = False, "history no longer reaches back to last_id"
-        sent, cursor = 0, last_id
-        last = after
-        while True:
-            page = await self.history.read_after(p.tenant_id, cursor, REPLAY_PAGE)
-            for event in page:
-                last = parse_id(event["id"])
-                # KPI samples are state, not events: subscribe_kpis returns the snapshot.
-                if event["type"] != "kpi_update" and p.can_see(event):
-                    await self.gate.send_stored(eio_sid, event)
-                    sent += 1
-            if page:
-                cursor = page[-1]["id"]
-            if len(page) < REPLAY_PAGE:
-                return sent, recovered, reason, last
-
-    async def _nothing_trimmed_after(self, tenant: str, after: tuple[int, int]) -> bool:
-        """True when no entry newer than `after` was ever trimmed away."""
-        trimmed = await self.history.trimmed_through(tenant)
-        return trimmed is None or parse_id(trimmed) <= after
-
     async def recover(
-        self, eio_sid: str, p: Principal, last_id: Any, snapshot: dict[str, Any] | None = None
+        self,
+        eio_sid: str,
+        p: Principal,
+        last_id: Any,
+        epoch: Any = None,
+        snapshot: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Replay, `sync_complete`, release what was held. The gate must be closed."""
         try:
-            replayed, recovered, reason, last = await self.replay(eio_sid, p, last_id)
-            # the position recovered up to: never newer than a live event still held
-            done: dict[str, Any] = {
-                "id": format_id(last) if last else "0-0",
-                "type": "sync_complete",
-                "tenant_id": p.tenant_id,
-                "timestamp": now_iso(),
-                "recovered": recovered,
-                "replayed": replayed,
-            }
-            if reason:
-                done["reason"] = reason
-            if snapshot is not None:
-                done["kpi_snapshot"] = snapshot
-            await self.gate.send(eio_sid, "sync_complete", done)
-            await self.gate.open(eio_sid, last)
-            return done
+
+            async def send(event: dict[str, Any]) -> None:
+                await self.gate.send_stored(eio_sid, event)
+
+            resumed = await resume(self.history, p, last_id, epoch, send, snapshot)
+            await self.gate.send(eio_sid, "sync_complete", resumed.done)
+            await self.gate.open(eio_sid, resumed.last)
+            return resumed.done
         except BaseException:
             await self.gate.open(eio_sid, None)
             raise

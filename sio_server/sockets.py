@@ -17,9 +17,9 @@ from urllib.parse import parse_qs
 import socketio
 
 from notify_core import metrics
-from notify_core.events import is_ident, now_iso
+from notify_core.events import connection_established, is_ident, now_iso
 from notify_core.history import History
-from notify_core.ids import InvalidEventId, parse_id
+from notify_core.ids import InvalidEventId, format_id, parse_id
 from notify_core.rooms import (
     oncall_room,
     role_room,
@@ -112,6 +112,7 @@ class SocketHandlers:
             log.info("connection refused: %s", exc.reason)
             raise socketio.exceptions.ConnectionRefusedError("authentication failed") from None
         last_id = auth.get("last_id") if isinstance(auth, dict) else None
+        epoch = auth.get("epoch") if isinstance(auth, dict) else None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         self.principals[sid] = principal
         self._eio[sid] = eio_sid
@@ -123,7 +124,7 @@ class SocketHandlers:
         await self._join_default_rooms(sid, principal)
         if self.follower is not None:
             await self.follower.follow(principal.tenant_id)
-        self.sio.start_background_task(self._after_connect, sid, eio_sid, principal, last_id)
+        self.sio.start_background_task(self._after_connect, sid, eio_sid, principal, last_id, epoch)
 
     async def _join_default_rooms(self, sid: str, p: Principal) -> None:
         rooms = [tenant_room(p.tenant_id), user_room(p.tenant_id, p.user_id)]
@@ -139,32 +140,29 @@ class SocketHandlers:
         for room in rooms:
             await self.sio.enter_room(sid, room)
 
-    async def _after_connect(self, sid: str, eio_sid: str, p: Principal, last_id: Any) -> None:
+    async def _after_connect(
+        self, sid: str, eio_sid: str, p: Principal, last_id: Any, epoch: Any
+    ) -> None:
         try:
-            head = await self.history.last_id(p.tenant_id)
-            await self.gate.send(
-                eio_sid,
-                "connection_established",
-                {
-                    "id": head or "0-0",
-                    "type": "connection_established",
-                    "tenant_id": p.tenant_id,
-                    "timestamp": now_iso(),
-                    "user_id": p.user_id,
-                    "roles": sorted(p.roles),
-                    "sites": sorted(p.sites) if p.sites is not None else None,
-                    "transport": self.sio.transport(sid),
-                },
+            position = await self.history.position(p.tenant_id)
+            head = format_id(position.last_id) if position.last_id else None
+            hello = connection_established(
+                p.tenant_id,
+                p.user_id,
+                p.roles,
+                p.sites,
+                head,
+                position.epoch,
+                self.sio.transport(sid),
             )
+            await self.gate.send(eio_sid, "connection_established", hello)
             if last_id is None:
-                await self.gate.open(eio_sid, parse_id(head) if head else None)
+                await self.gate.open(eio_sid, position.last_id)
                 return
             snapshot = None
             if p.sites is not None and self.snapshots is not None:
                 snapshot = await self.snapshots.get(p.tenant_id, sorted(p.sites))
-            done = await self.recovery.recover(eio_sid, p, last_id, snapshot)
-            metrics.RECOVERIES.labels("ok" if done["recovered"] else "not_recovered").inc()
-            metrics.REPLAYED.inc(done["replayed"])
+            await self.recovery.recover(eio_sid, p, last_id, epoch, snapshot)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -270,12 +268,12 @@ class SocketHandlers:
 
     async def sync(self, sid: str, p: Principal, data: Any) -> dict[str, Any]:
         last_id = data.get("last_id") if isinstance(data, dict) else None
+        epoch = data.get("epoch") if isinstance(data, dict) else None
         eio_sid = self._eio[sid]
         if self.gate.holding(eio_sid):
             raise ClientError("a recovery is already under way on this connection")
         self.gate.close(eio_sid)
-        done = await self.recovery.recover(eio_sid, p, last_id)
-        metrics.RECOVERIES.labels("ok" if done["recovered"] else "not_recovered").inc()
+        done = await self.recovery.recover(eio_sid, p, last_id, epoch)
         result: dict[str, Any] = {
             "ok": True,
             "recovered": done["recovered"],

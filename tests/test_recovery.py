@@ -155,19 +155,38 @@ async def test_history_that_no_longer_reaches_back_says_so(token, transports):
         await stack.server.stop()
 
 
-async def test_last_id_before_any_trimming_is_recovered(stack, token):
+async def test_resume_before_the_first_event_needs_the_epoch(stack, token):
+    """A client told the history's epoch resumes from before its first event; one that
+    names an id older than the history's beginning and no epoch cannot prove it missed
+    nothing (the history may have been reset after it left)."""
     tenant = new_tenant()
-    for n in range(3):
-        await stack.alert(tenant, n)
-    client = await NodeClient.start(
-        stack.url, auth={"token": token(tenant), "last_id": "1-0"}, transports=["websocket"]
-    )
+    await stack.alert(tenant, 0)
+    watcher = await NodeClient.start(stack.url, token(tenant), ["websocket"])
     try:
-        await client.connected()
-        done = (await client.wait_for(lambda m: m.get("name") == "sync_complete"))["data"]
-        assert done["recovered"] is True and done["replayed"] == 3
+        hello = (await watcher.wait_for(lambda m: m.get("name") == "connection_established"))
+        epoch = hello["data"]["epoch"]
+        assert isinstance(epoch, str) and epoch
     finally:
-        await client.close()
+        await watcher.close()
+    for n in range(1, 4):
+        await stack.alert(tenant, n)
+    first = (await stack.history.read_after(tenant, None, 1))[0]["id"]
+    before = f"{parse_id(first)[0] - 1}-0"
+    for auth, recovered in (({"epoch": epoch}, True), ({}, False)):
+        client = await NodeClient.start(
+            stack.url,
+            auth={"token": token(tenant), "last_id": before, **auth},
+            transports=["websocket"],
+        )
+        try:
+            await client.connected()
+            done = (await client.wait_for(lambda m: m.get("name") == "sync_complete"))["data"]
+            assert done["recovered"] is recovered and done["epoch"] == epoch
+            assert done["replayed"] == 4, "what the history holds is replayed either way"
+            if not recovered:
+                assert done["reason"] == "history began after last_id"
+        finally:
+            await client.close()
 
 
 @pytest.mark.parametrize("bad", ["garbage", "12", "", "1-2-3"])
@@ -282,10 +301,10 @@ async def test_http_polling_returns_the_socket_sequence(stack, token):
         await client.wait_count(lambda m: m.get("name") == "incident_alert", 30)
         socket_ids = [e["id"] for e in client.events("incident_alert")]
         polled: list[str] = []
-        since = None
+        since = "0-0"  # from the beginning (no cursor at all asks for the newest page)
         async with aiohttp.ClientSession() as http:
             while True:
-                params = {"limit": "7", **({"since": since} if since else {})}
+                params = {"limit": "7", "since": since}
                 async with http.get(
                     f"{stack.url}/api/v1/notifications",
                     params=params,

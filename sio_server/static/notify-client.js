@@ -7,9 +7,12 @@
 //   client.onState((s) => ...);                    // "live" | "reconnecting" | "polling fallback" | "offline"
 //   client.action("INC-1", "acknowledge");         // resolves with the server's ack
 //
-// It keeps the last event id (localStorage in browsers, any {getItem, setItem} elsewhere)
-// and resumes with it, so a reconnect replays what was missed, in order, before live
-// events; it drops duplicates by id; it reconnects with exponential backoff and jitter
+// It keeps the last event id and the history's epoch (localStorage in browsers, any
+// {getItem, setItem} elsewhere) and resumes with both, so a reconnect replays what was
+// missed, in order, before live events. When the server cannot prove the replay complete
+// (`sync_complete {recovered: false}`: the history was reset or trimmed) it tells
+// `client.on("reload", ...)`: load the open incidents (GET /api/v1/incidents) and KPI
+// snapshot again instead of trusting the local list; it drops duplicates by id; it reconnects with exponential backoff and jitter
 // (socket.io-client's own, capped) and re-subscribes KPI sites after each reconnect.
 // Served by the daemon at /static/notify-client.js (an ES module, no dependencies).
 
@@ -38,11 +41,21 @@ function compareIds(a, b) {
 export function createNotifyClient({ io, url, token, storage, transports, maxBackoffMs = 30000 }) {
   const store = storage || (typeof localStorage !== "undefined" ? localStorage : memoryStorage());
   const key = `towerco.${tenantOf(token)}.last_id`;
+  const epochKey = `towerco.${tenantOf(token)}.epoch`;
   const handlers = new Map();
   const stateHandlers = new Set();
   const sites = new Set();
   let state = "offline";
   let lastId = store.getItem(key);
+  let epoch = store.getItem(epochKey);
+  function setEpoch(next) {
+    epoch = next || null;
+    if (epoch) store.setItem(epochKey, epoch); else if (store.removeItem) store.removeItem(epochKey);
+  }
+  function resumeAuth() {
+    if (!lastId) return { token };
+    return epoch ? { token, last_id: lastId, epoch } : { token, last_id: lastId };
+  }
 
   const socket = io(url, {
     forceNew: true,
@@ -51,7 +64,7 @@ export function createNotifyClient({ io, url, token, storage, transports, maxBac
     reconnectionDelay: 1000,
     reconnectionDelayMax: maxBackoffMs,
     randomizationFactor: 0.5,
-    auth: (cb) => cb(lastId ? { token, last_id: lastId } : { token }),
+    auth: (cb) => cb(resumeAuth()),
   });
 
   function setState(next) {
@@ -91,6 +104,12 @@ export function createNotifyClient({ io, url, token, storage, transports, maxBac
         lastId = ev.id;
         store.setItem(key, ev.id);
       }
+      // a fresh start adopts the history's epoch; a resume learns it from sync_complete
+      if (name === "connection_established" && !lastId) setEpoch(ev.epoch);
+      if (name === "sync_complete") {
+        setEpoch(ev.epoch);
+        if (!ev.recovered) emitLocal("reload", ev);
+      }
       if (name === "incident_alert" && ev.requires_acknowledgment) {
         socket.emit("received", { id: ev.id }, () => {});
       }
@@ -109,6 +128,7 @@ export function createNotifyClient({ io, url, token, storage, transports, maxBac
     onState(fn) { stateHandlers.add(fn); fn(state); return () => stateHandlers.delete(fn); },
     get state() { return state; },
     get lastId() { return lastId; },
+    get epoch() { return epoch; },
     async subscribeKpis(siteIds) {
       const answer = await ack("subscribe_kpis", { site_ids: siteIds });
       if (answer && answer.ok) for (const s of answer.granted) sites.add(s);
