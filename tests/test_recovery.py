@@ -163,7 +163,7 @@ async def test_resume_before_the_first_event_needs_the_epoch(stack, token):
     await stack.alert(tenant, 0)
     watcher = await NodeClient.start(stack.url, token(tenant), ["websocket"])
     try:
-        hello = (await watcher.wait_for(lambda m: m.get("name") == "connection_established"))
+        hello = await watcher.wait_for(lambda m: m.get("name") == "connection_established")
         epoch = hello["data"]["epoch"]
         assert isinstance(epoch, str) and epoch
     finally:

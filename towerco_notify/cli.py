@@ -278,7 +278,11 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: runtime.reload_config("SIGHUP"))
-    await runtime.start()
+    try:
+        await runtime.start()
+    except ConfigurationError as exc:  # found while starting (e.g. the Redis version)
+        print(f"towerco-notify {args.command}: {exc}", file=sys.stderr)
+        return 2
     demo: asyncio.Task[Any] | None = None
     try:
         await runtime.wait_ready(90)

@@ -140,7 +140,7 @@ class Runtime:
             )
             self.redis = Redis.from_pool(pool)
             redis = self.redis
-            add(_Part("redis", redis.ping, redis.aclose))
+            add(_Part("redis", self._check_redis, redis.aclose))
             self.history = RedisHistory(
                 redis, s.redis_prefix, s.history_maxlen, s.history_max_age_s or None
             )
@@ -269,6 +269,18 @@ class Runtime:
     async def _stop_pipeline(self) -> None:
         if self.pipeline is not None:
             await self.pipeline.stop()
+
+    async def _check_redis(self) -> None:
+        """Reachable, and Redis 7 or later: recovery reads what trimming removed from
+        XINFO STREAM's `entries-added`, which older servers lack (it would claim
+        recoveries it cannot prove)."""
+        assert self.redis is not None
+        info: Any = await self.redis.info("server")
+        version = str(info.get("redis_version", "0"))
+        if int(version.split(".")[0] or 0) < 7:
+            raise ConfigurationError(
+                f"NOTIFY_REDIS_URL: Redis {version} is too old; towerco-notify needs Redis 7+"
+            )
 
     async def _redis_ok(self) -> bool:
         assert self.redis is not None
