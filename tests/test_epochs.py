@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -156,24 +155,22 @@ class ScratchRedis:
     def __init__(self) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="towerco-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
+        self.proc = await asyncio.create_subprocess_exec(
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.dir,
+            stdout=asyncio.subprocess.DEVNULL,
         )
         probe = Redis(port=self.port)
         for _ in range(100):
@@ -184,10 +181,10 @@ class ScratchRedis:
                 await asyncio.sleep(0.05)
         await probe.aclose()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self.proc is not None:
             self.proc.kill()
-            self.proc.wait()
+            await self.proc.wait()
             self.proc = None
 
 
@@ -198,7 +195,7 @@ async def scratch_redis() -> AsyncIterator[ScratchRedis]:
     r = ScratchRedis()
     await r.start()
     yield r
-    r.stop()
+    await r.stop()
     shutil.rmtree(r.dir, ignore_errors=True)
 
 
@@ -210,7 +207,7 @@ async def test_redis_restarted_without_persistence(scratch_redis, token) -> None
         last_id, epoch = await _watch(daemon, tenant, token(tenant))
         for n in range(3):
             await daemon.alert(tenant, f"I-missed-{n}")
-        scratch_redis.stop()  # SIGKILL: with no persistence, everything is gone
+        await scratch_redis.stop()  # SIGKILL: with no persistence, everything is gone
         await scratch_redis.start()
         await daemon.alert(tenant, "I-after-restart")
         done = await _resume(daemon, token(tenant), last_id, epoch)
