@@ -80,6 +80,11 @@ SOCKET_WRITES = Counter(
     "Writes to WebSocket transports on the direct path (events emitted in the same loop"
     " iteration share one write per socket)",
 )
+ORIGIN_REFUSED = Counter(
+    "notify_origin_refused_total",
+    "Browser connections refused for their Origin (not the daemon's own, not listed)",
+    ["transport"],
+)
 SLOW_CLIENTS = Counter(
     "notify_slow_client_disconnects_total",
     "Connections cut off because they stopped reading (unsent bytes or queued packets over"

@@ -11,7 +11,7 @@ with another site's data, and nothing is ever addressed to another tenant's room
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 ALL_SITES = "*"
 
@@ -38,6 +38,39 @@ def role_room(tenant: str, role: str) -> str:
 
 def scope_room(tenant: str, site: str = ALL_SITES) -> str:
     return f"scope:{tenant}:{site}"
+
+
+class Viewer(Protocol):
+    """Who a connection is (sio_server.auth.Principal): what its rooms derive from."""
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def roles(self) -> frozenset[str]: ...
+
+    @property
+    def sites(self) -> frozenset[str] | None: ...
+
+
+def rooms_of(viewer: Viewer) -> list[str]:
+    """The rooms every connection of `viewer` joins on connect, on every transport.
+
+    Escalations may name any site: only users who may see every site get them through
+    the on-call and role rooms. KPI site rooms are joined later, by `subscribe_kpis`."""
+    t = viewer.tenant_id
+    rooms = [tenant_room(t), user_room(t, viewer.user_id)]
+    if viewer.sites is None:
+        rooms.append(scope_room(t))
+        rooms.extend(role_room(t, role) for role in sorted(viewer.roles))
+        if "oncall" in viewer.roles:
+            rooms.append(oncall_room(t))
+    else:
+        rooms.extend(scope_room(t, s) for s in sorted(viewer.sites))
+    return rooms
 
 
 def site_scoped_to_unknown(event: Mapping[str, Any]) -> bool:

@@ -23,11 +23,18 @@ from notify_core.rules import RulesHolder
 from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
 from sio_server import websocket
-from sio_server.auth import Authenticator
+from sio_server.auth import Authenticator, Principal
+from sio_server.client_events import ActionSink, ClientEvents
+from sio_server.connections import ConnectionHub
+from sio_server.deliveries import Deliveries
 from sio_server.fanout import DirectSocket, Fanout
 from sio_server.follower import LogFollower
 from sio_server.http_api import HttpApi
-from sio_server.sockets import ActionSink, SocketHandlers
+from sio_server.origin import OriginPolicy
+from sio_server.plain_ws import PlainWebSocket
+from sio_server.recovery import DeliveryGate
+from sio_server.sockets import SocketHandlers
+from sio_server.sse import EventStream
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +60,9 @@ class ConnectionsCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "notify_connections", "Open Socket.IO connections", labels=["tenant", "transport"]
+            "notify_connections",
+            "Open client connections, by transport (websocket, polling, ws, sse)",
+            labels=["tenant", "transport"],
         )
         counts: Counter[tuple[str, str]] = Counter()
         for sid, principal in list(self._server.handlers.principals.items()):
@@ -62,13 +71,14 @@ class ConnectionsCollector(Collector):
             except Exception:
                 continue
             counts[(principal.tenant_id, transport)] += 1
+        counts.update(self._server.hub.by_transport())
         for (tenant, transport), n in counts.items():
             family.add_metric([tenant, transport], n)
         yield family
         yield GaugeMetricFamily(
             "notify_ack_tracked_pairs",
             "(alert, user) delivery confirmations held (bounded by NOTIFY_ACK_TRACKING_PAIRS)",
-            value=self._server.handlers.deliveries.tracked_pairs,
+            value=self._server.deliveries.tracked_pairs,
         )
 
 
@@ -100,50 +110,53 @@ class SocketServer:
     ) -> None:
         self.host, self.requested_port = host, port
         self.port: int | None = None
+        self.origins = OriginPolicy(cors_origins)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=client_manager,
-            # [] = same origin only; the contract's default.
-            cors_allowed_origins=cors_origins or [],
+            # a callable: the one Origin rule (`[]` would switch engine.io's check off)
+            cors_allowed_origins=self.origins.for_engineio,
             json=_OrjsonCodec,
             http_compression=False,
             max_http_buffer_size=64 * 1024,
         )
         self.direct: dict[str, DirectSocket] = {}
         websocket.install(self.sio.eio, ws_compression, self.direct)
+        principals: dict[str, Principal] = {}  # engine.io sid -> who, for deliveries
+        self.deliveries = Deliveries(principals.get, ack_tracking_pairs)
+        self.events = ClientEvents(action_sink, snapshots, timeline, self.deliveries)
+        gate = DeliveryGate(self.sio)
+        gate.observer = self.deliveries.on_packet
+        self.follower: LogFollower | None = None
+        if follow is not None:
+            # live events come from the tenant streams, not from the pipelines' emits
+            self.follower = LogFollower(follow[0], follow[1], self.emit)
+            readiness.add(
+                "history_follower", lambda: self.follower is not None and self.follower.running
+            )
         self.handlers = SocketHandlers(
-            self.sio,
-            auth,
-            history,
-            action_sink,
-            snapshots=snapshots,
-            timeline=timeline,
-            ack_tracking_pairs=ack_tracking_pairs,
+            self.sio, auth, history, gate, self.events, principals, snapshots, self.follower
         )
-        gate = self.handlers.gate
         self.fanout = Fanout(
             self.sio,
             self.direct,
             held_for=gate.held_for,
             send_queued=gate.send_raw,
-            on_ack_required=self.handlers.deliveries.on_packet,
+            on_ack_required=self.deliveries.on_packet,
             buffer_limit=client_buffer_bytes,
             queue_limit=client_queue_packets,
             enabled=direct_writes,
             coalesce_s=emit_coalesce_ms / 1000,
         )
         gate.before_hold = self.fanout.flush
-        self.follower: LogFollower | None = None
-        if follow is not None:
-            # live events come from the tenant streams, not from the pipelines' emits
-            self.follower = LogFollower(follow[0], follow[1], self.emit)
-            self.handlers.follower = self.follower
-            readiness.add(
-                "history_follower", lambda: self.follower is not None and self.follower.running
-            )
+        self.hub = ConnectionHub(history, self.deliveries, buffer_limit=client_buffer_bytes)
         self.app = web.Application(client_max_size=64 * 1024)
         if sockets_enabled:
             self.sio.attach(self.app)
+            PlainWebSocket(auth, self.hub, self.events, self.origins, self.follower).add_routes(
+                self.app
+            )
+            EventStream(auth, self.hub, self.origins, self.follower).add_routes(self.app)
         HttpApi(auth, history, readiness, action_sink, rules, timeline, incidents).add_routes(
             self.app
         )
@@ -153,6 +166,8 @@ class SocketServer:
         readiness.add("http", lambda: self._runner is not None)
 
     async def emit(self, event: dict[str, Any], rooms: list[str]) -> None:
+        """Every transport's fan-out of one stored event."""
+        self.hub.emit(event, rooms)
         await self.fanout.emit(event, rooms)
 
     async def start(self) -> None:
@@ -168,6 +183,7 @@ class SocketServer:
         with contextlib.suppress(ValueError):
             REGISTRY.register(self._collector)
         self._sweeper = asyncio.create_task(self._sweep_expired(), name="expire-sessions")
+        await self.hub.start()
         if self.follower is not None:
             await self.follower.start()
         log.info("listening on http://%s:%s", self.host, self.port)
@@ -192,6 +208,7 @@ class SocketServer:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.hub.stop()
         with contextlib.suppress(KeyError):
             REGISTRY.unregister(self._collector)
         if self._runner is not None:

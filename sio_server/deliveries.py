@@ -33,6 +33,7 @@ class Deliveries:
         self.confirmed_total = 0
 
     def on_packet(self, eio_sid: str, pkt: Any) -> None:
+        """A Socket.IO packet let through to a connection (the gate's observer)."""
         data = getattr(pkt, "data", None)
         if not isinstance(data, str) or MARKER not in data:
             return
@@ -51,11 +52,25 @@ class Deliveries:
         principal = self._principal_of(eio_sid)
         if key is None or principal is None:
             return
+        self._delivered(key, principal.user_id)
+
+    def on_event(self, user_id: str, event: dict[str, Any]) -> None:
+        """A stored event written to a connection of another transport (plain WebSocket,
+        SSE): noted like a packet when it requires acknowledgment."""
+        if not event.get("requires_acknowledgment") or not event.get("id"):
+            return
+        key = (event["tenant_id"], event["id"])
+        incident = (event.get("incident") or {}).get("incident_id")
+        if incident:
+            self.incident_of[key] = incident
+        self._delivered(key, user_id)
+
+    def _delivered(self, key: tuple[str, str], user_id: str) -> None:
         users = self._events.get(key)
         if users is None:
             users = self._events[key] = {}
-        if principal.user_id not in users:
-            users[principal.user_id] = [time.time(), 0.0]
+        if user_id not in users:
+            users[user_id] = [time.time(), 0.0]
             self._entries += 1
             self.delivered_total += 1
             metrics.ACK_DELIVERED.inc()

@@ -21,7 +21,7 @@ from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
 from notify_core.timeline import Timeline
 from sio_server.auth import Authenticator, AuthError, Principal
-from sio_server.sockets import ActionSink
+from sio_server.client_events import ActionSink
 
 log = logging.getLogger(__name__)
 

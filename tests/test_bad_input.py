@@ -53,7 +53,7 @@ async def test_malformed_kafka_messages_go_to_deadletter_and_good_ones_arrive(
                 ),
             ),  # no tenant
             (TOPIC_ALERTS, orjson.dumps(alert(tenant, marker, severity="apocalyptic"))),
-            (TOPIC_KPIS, orjson.dumps(envelope(tenant, {"rssi": True, "m": marker}, site="s1"))),
+            (TOPIC_KPIS, orjson.dumps(envelope(tenant, {"rssi": [1], "m": marker}, site="s1"))),
             (TOPIC_KPIS, orjson.dumps(envelope(tenant, {"rssi": 1.0}))),  # no site
             (TOPIC_SITES, orjson.dumps(envelope(tenant, {"status": marker}, site="s1"))),
             (TOPIC_ALERTS, orjson.dumps({**alert(tenant, marker), "timestamp": "yesterday"})),
@@ -125,14 +125,14 @@ async def test_bad_system_channel_messages_are_counted_and_skipped(
                     "tenant_id": tenant,
                     "title": "Planned work",
                     "message": "02:00-04:00",
-                    "priority": "high",
+                    "priority": "warning",
                     "timestamp": "2026-11-25T10:00:00Z",
                 }
             ),
         )
         line = await client.wait_for(lambda m: m.get("name") == "system_notification")
         data = line["data"]
-        assert data["title"] == "Planned work" and data["priority"] == "high"
+        assert data["title"] == "Planned work" and data["priority"] == "warning"
         assert data["tenant_id"] == tenant and data["id"]
         after = await _metric(base_url, 'notify_dead_letters_total{source="redis"}')
         assert after - before == 3

@@ -57,6 +57,7 @@ async def test_events_arrive_with_contract_fields(base_url, produce, token, tran
         assert kpi["site_id"] == "s1" and kpi["kpi_data"] == {
             "rssi_dbm": -71.5,
             "availability_pct": 99,
+            "threshold_breach": False,  # always a boolean (ADR-010's client toasts on it)
         }
         status = client.events("site_status")[0]
         assert status["site_id"] == "s1" and status["status"] == "down"

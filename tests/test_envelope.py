@@ -84,11 +84,11 @@ def test_naive_timestamp_is_taken_as_utc():
                 {
                     "tenant_id": "t",
                     "timestamp": TS,
-                    "payload": {"incident_id": "i", "title": "x", "severity": "high"},
+                    "payload": {"incident_id": "i", "title": "x", "severity": "severe"},
                 }
             ),
             "payload.severity: Input should be 'critical', 'major', 'minor', 'warning' or 'info'"
-            " (got 'high')",
+            " (got 'severe')",
         ),
         (
             TOPIC_ALERTS,
@@ -108,12 +108,12 @@ def test_naive_timestamp_is_taken_as_utc():
         ),
         (
             TOPIC_KPIS,
-            raw({"tenant_id": "t", "site_id": "s", "timestamp": TS, "payload": {"x": "12"}}),
+            raw({"tenant_id": "t", "site_id": "s", "timestamp": TS, "payload": {"x": None}}),
             "payload.x",
         ),
         (
             TOPIC_KPIS,
-            raw({"tenant_id": "t", "site_id": "s", "timestamp": TS, "payload": {"x": True}}),
+            raw({"tenant_id": "t", "site_id": "s", "timestamp": TS, "payload": {"x": [1]}}),
             "payload.x",
         ),
         (

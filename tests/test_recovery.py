@@ -278,7 +278,7 @@ async def test_sync_on_demand_and_delivery_confirmation(stack, token):
         assert line["data"]["requires_acknowledgment"] is True
         ack = await client.emit("received", {"id": line["data"]["id"]})
         assert ack == {"ok": True, "id": first, "confirmed": True}
-        status = stack.server.handlers.deliveries.status(tenant, first)
+        status = stack.server.deliveries.status(tenant, first)
         assert set(status) == {"alice"} and "confirmed_at" in status["alice"]
         bogus = await client.emit("received", {"id": "nope"})
         assert bogus["ok"] is False

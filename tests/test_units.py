@@ -207,15 +207,19 @@ async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce)
     if coalesce:
         # quiet samples before the breach fold into one update, sent before it; after
         # it, the later samples fold again: latest value per KPI
+        # kpi_data.threshold_breach: the warning rule fires from 46 on, breach record or not
         assert site_a == [
-            ({"temp_c": 32, "fan": 2}, False),
-            ({"temp_c": 46}, True),
-            ({"temp_c": 48, "door": 0}, False),
+            ({"temp_c": 32, "fan": 2, "threshold_breach": False}, False),
+            ({"temp_c": 46, "threshold_breach": True}, True),
+            ({"temp_c": 48, "door": 0, "threshold_breach": True}, False),
         ]
     else:
         assert [d["temp_c"] for d, _ in site_a] == [30, 32, 46, 47, 48]
         assert [b for _, b in site_a] == [False, False, True, False, False]
-    assert [e["kpi_data"] for e in updates if e["site_id"] == "b"] == [{"temp_c": 31}]
+        assert [d["threshold_breach"] for d, _ in site_a] == [False, False, True, True, True]
+    assert [e["kpi_data"] for e in updates if e["site_id"] == "b"] == [
+        {"temp_c": 31, "threshold_breach": False}
+    ]
     # the bad message is dead-lettered and nothing else is lost
     assert [d["offset"] for d in rec.dead] == [2]
     stored = await history.read_after("t", None, 100)
@@ -284,7 +288,9 @@ async def test_a_redelivered_kpi_fetch_stores_only_what_is_new(coalesce, engine,
         await handler.handle_batch(fetch)  # redelivered whole: nothing new
         assert len(rec.emitted) == len(sites)
         await handler.handle_batch([*fetch[2:], (TOPIC_KPIS, _kpi("b", 4, temp_c=34), 1, 0, 14)])
-        assert [e["kpi_data"] for e, _ in rec.emitted[len(sites) :]] == [{"temp_c": 34}]
+        assert [e["kpi_data"] for e, _ in rec.emitted[len(sites) :]] == [
+            {"temp_c": 34, "threshold_breach": False}
+        ]
         stored = await history.read_after("t", None, 100)
         assert [e["id"] for e in stored] == [e["id"] for e, _ in rec.emitted]
     finally:
@@ -445,7 +451,7 @@ async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_t
     )
     assert [d["offset"] for d in rec.dead] == [0] and [d["partition"] for d in rec.dead] == [1]
     assert rec.dead[0]["reason"].startswith("internal error: RuntimeError")
-    assert [e["kpi_data"] for e, _ in rec.emitted] == [{"temp_c": 32}]
+    assert [e["kpi_data"] for e, _ in rec.emitted] == [{"temp_c": 32, "threshold_breach": False}]
 
 
 async def test_a_batch_whose_joint_publish_fails_is_published_one_by_one():

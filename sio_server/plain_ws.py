@@ -1,0 +1,137 @@
+"""ADR-010's plain WebSocket: `GET /api/v1/notifications/ws/{tenant_id}/{user_id}?token=`.
+
+JSON text frames, one object each. Server -> client: exactly the Socket.IO events'
+payloads (each has its `type`), `connection_established` first. Client -> server:
+`{"type": <client event>, ...its fields}`, answered `{"type": "<name>_result", "ok": ...}`
+(`heartbeat` -> `heartbeat_ack`); anything unknown or malformed -> `{"type": "error"}` and
+the socket stays open. The token's `tenant_id` and `sub` must be the path's: anything
+else is closed with 1008 before any event. Rooms, visibility, resume (`last_id`,
+`epoch`), rate limits and client events are the shared ones (`sio_server.connections`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from notify_core import metrics
+from sio_server.auth import Authenticator, AuthError
+from sio_server.client_events import ClientEvents
+from sio_server.connections import ConnectionHub, StreamConnection
+from sio_server.fanout import text_frame
+from sio_server.follower import LogFollower
+from sio_server.origin import OriginPolicy
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME = 64 * 1024  # a client frame larger than this is answered with an error
+READ_LIMIT = 4 * 1024 * 1024  # beyond this aiohttp closes the socket (1009)
+PATH = "/api/v1/notifications/ws/{tenant_id}/{user_id}"
+
+
+class JsonFrames:
+    """Each event as one unmasked WebSocket text frame of its JSON."""
+
+    name = "ws"
+
+    def frame(self, event: dict[str, Any], body: bytes, resume_point: bool = True) -> bytes:
+        return text_frame(body)
+
+    def keepalive(self) -> bytes | None:
+        return None  # aiohttp pings (heartbeat) keep the socket open
+
+
+JSON_FRAMES = JsonFrames()
+
+
+class PlainWebSocket:
+    def __init__(
+        self,
+        auth: Authenticator,
+        hub: ConnectionHub,
+        events: ClientEvents,
+        origins: OriginPolicy,
+        follower: LogFollower | None = None,
+    ) -> None:
+        self.auth = auth
+        self.hub = hub
+        self.events = events
+        self.origins = origins
+        self.follower = follower
+        self._closing: set[asyncio.Future[Any]] = set()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(PATH, self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not self.origins.check(origin, request.scheme, request.host, "ws"):
+            return web.json_response({"ok": False, "error": "origin not allowed"}, status=403)
+        ws = web.WebSocketResponse(compress=False, max_msg_size=READ_LIMIT, heartbeat=30.0)
+        await ws.prepare(request)
+        query = request.query
+        try:
+            principal = self.auth.verify(query.get("token"))
+            if (
+                principal.tenant_id != request.match_info["tenant_id"]
+                or principal.user_id != request.match_info["user_id"]
+            ):
+                raise AuthError("token does not match the path's tenant and user")
+        except AuthError as exc:
+            metrics.AUTH_FAILURES.labels("ws", exc.reason.split(":")[0]).inc()
+            log.info("plain WebSocket refused: %s", exc.reason)
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"authentication failed")
+            return ws
+        transport = request.transport
+        assert transport is not None
+
+        def close() -> None:  # from our side (token expired, revoked): a clean close frame
+            task = asyncio.ensure_future(
+                ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session ended")
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+        conn = StreamConnection(self.hub, principal, JSON_FRAMES, transport, request.remote, close)
+        if self.follower is not None:
+            await self.follower.follow(principal.tenant_id)
+        try:
+            await self.hub.open(conn, query.get("last_id"), query.get("epoch"))
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    reply = await self._answer(conn, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    metrics.CLIENT_ERRORS.labels("unknown", "bad_frame").inc()
+                    reply = {"type": "error", "error": "binary frames are not understood"}
+                else:
+                    continue
+                conn.write(text_frame(orjson.dumps(reply)))
+        finally:
+            conn.abort()
+            if self.follower is not None:
+                self.follower.unfollow(principal.tenant_id)
+        return ws
+
+    async def _answer(self, conn: StreamConnection, text: str) -> dict[str, Any]:
+        """One client frame -> its answer frame."""
+        if len(text) > MAX_FRAME:
+            metrics.CLIENT_ERRORS.labels("unknown", "bad_frame").inc()
+            return {"type": "error", "error": f"frame of {len(text)} bytes exceeds {MAX_FRAME}"}
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            metrics.CLIENT_ERRORS.labels("unknown", "bad_frame").inc()
+            return {"type": "error", "error": f"not valid JSON: {exc}"}
+        name = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(name, str):
+            metrics.CLIENT_ERRORS.labels("unknown", "bad_frame").inc()
+            return {"type": "error", "error": 'expected a JSON object {"type": ..., ...}'}
+        data = {k: v for k, v in message.items() if k != "type"}
+        answer = await self.events.dispatch(conn, name, data)
+        if not self.events.knows(name) or answer.get("type") == "error":
+            return {"type": "error", **{k: v for k, v in answer.items() if k != "type"}}
+        return {"type": f"{name}_result", **answer} if "type" not in answer else answer
