@@ -16,6 +16,7 @@ from typing import Any
 
 NODE_DIR = Path(__file__).parent / "node"
 CLIENT_JS = NODE_DIR / "client.mjs"
+WS_CLIENT_JS = NODE_DIR / "ws_client.mjs"
 TEST_SECRET = "test-secret-for-towerco-notify-0123456789abcdef"
 
 Line = dict[str, Any]
@@ -32,8 +33,8 @@ def node_bin() -> str:
     return node
 
 
-class NodeClient:
-    """One Node process holding `count` official socket.io-client connections."""
+class NodeProcess:
+    """A Node script driven over stdin, reporting JSON lines on stdout."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -43,27 +44,10 @@ class NodeClient:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(
-        cls,
-        url: str,
-        token: str | None = None,
-        transports: list[str] | None = None,
-        auth: dict[str, Any] | None = None,
-        query: dict[str, str] | None = None,
-        count: int = 1,
-    ) -> NodeClient:
-        cfg: dict[str, Any] = {"url": url, "count": count}
-        if token is not None:
-            cfg["token"] = token
-        if transports is not None:
-            cfg["transports"] = transports
-        if auth is not None:
-            cfg["auth"] = auth
-        if query is not None:
-            cfg["query"] = query
+    async def spawn(cls, script: Path, cfg: dict[str, Any]) -> Any:
         proc = await asyncio.create_subprocess_exec(
             node_bin(),
-            str(CLIENT_JS),
+            str(script),
             json.dumps(cfg),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -71,6 +55,11 @@ class NodeClient:
             cwd=str(NODE_DIR),
         )
         return cls(proc)
+
+    async def command(self, cmd: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
 
     async def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -107,6 +96,44 @@ class NodeClient:
 
         return await asyncio.wait_for(_wait(), timeout)
 
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.command({"close": True})
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+class NodeClient(NodeProcess):
+    """One Node process holding `count` official socket.io-client connections."""
+
+    @classmethod
+    async def start(
+        cls,
+        url: str,
+        token: str | None = None,
+        transports: list[str] | None = None,
+        auth: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+        count: int = 1,
+    ) -> NodeClient:
+        cfg: dict[str, Any] = {"url": url, "count": count}
+        if token is not None:
+            cfg["token"] = token
+        if transports is not None:
+            cfg["transports"] = transports
+        if auth is not None:
+            cfg["auth"] = auth
+        if query is not None:
+            cfg["query"] = query
+        client: NodeClient = await cls.spawn(CLIENT_JS, cfg)
+        return client
+
     async def connected(self, client: int = 0, timeout: float = 20.0) -> Line:
         line = await self.wait_for(
             lambda m: m.get("client") == client and m["kind"] in ("connect", "connect_error"),
@@ -129,9 +156,7 @@ class NodeClient:
         cmd: dict[str, Any] = {"req": req, "emit": name, "client": client, **kw}
         if data is not None:
             cmd["data"] = data
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        await self.proc.stdin.drain()
+        await self.command(cmd)
         line = await self.wait_for(lambda m: m["kind"] == "ack" and m.get("req") == req)
         assert line["error"] is None, f"no ack for {name}: {line['error']}"
         return line["data"]
@@ -145,19 +170,41 @@ class NodeClient:
             and (client is None or line.get("client") == client)
         ]
 
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(b'{"close": true}\n')
-            await self.proc.stdin.drain()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+
+class WsClient(NodeProcess):
+    """One plain WebSocket (Node's `ws`): `frames()` are the JSON objects received."""
+
+    @classmethod
+    async def start(cls, url: str, headers: dict[str, str] | None = None) -> WsClient:
+        client: WsClient = await cls.spawn(WS_CLIENT_JS, {"url": url, "headers": headers or {}})
+        return client
+
+    async def send(self, message: Any) -> None:
+        text = message if isinstance(message, str) else json.dumps(message)
+        await self.command({"send": text})
+
+    async def frame(self, pred: Callable[[Any], bool], timeout: float = 20.0) -> Any:
+        line = await self.wait_for(lambda m: m["kind"] == "frame" and pred(m["data"]), timeout)
+        return line["data"]
+
+    def frames(self, kind: str | None = None) -> list[Any]:
+        return [
+            line["data"]
+            for line in self.lines
+            if line["kind"] == "frame"
+            and (kind is None or (line["data"] or {}).get("type") == kind)
+        ]
+
+    async def ask(self, message: dict[str, Any], answer: str, timeout: float = 20.0) -> Any:
+        """Send a client event and wait for the frame of type `answer` after it."""
+        seen = len(self.frames(answer))
+        await self.send(message)
+        got = await self.wait_count(
+            lambda m: m["kind"] == "frame" and (m["data"] or {}).get("type") == answer,
+            seen + 1,
+            timeout,
+        )
+        return got[-1]["data"]
 
 
 def envelope(
