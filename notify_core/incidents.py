@@ -1,24 +1,29 @@
-"""What the daemon remembers of an incident: its site and status, keyed by tenant.
+"""What the daemon remembers of an incident: its site, status and who worked on it.
 
 Actions (`acknowledge`/`resolve`) name only the incident; the site comes from here,
-so an `incident_update` reaches exactly those allowed to see the incident's site.
-Memory for the embedded engine, a Redis hash per incident in production (shared by
-every pipeline process, whichever partition carried the alert).
+so an `incident_update` reaches exactly those allowed to see the incident's site. The
+same state answers `GET /api/v1/incidents`: what a fresh screen shows at once. Memory
+for the embedded engine; in production a Redis hash per incident plus two sorted sets
+per tenant (the incidents not resolved, and the latest resolved ones, by opening time),
+shared by every pipeline process whichever partition carried the alert.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
 from notify_core.redis_hashes import HashStore
-from notify_core.write_behind import WriteBehind
+from notify_core.write_behind import IndexMove, WriteBehind
 
 INCIDENT_TTL_S = 30 * 24 * 3600
+RESOLVED_KEPT = 10_000  # per tenant, the latest resolved incidents stay listable
+STATUSES = ("open", "acknowledged", "snoozed", "resolved")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,28 @@ class IncidentState:
     # when it was resolved (the resolving message's timestamp, epoch ms): an alert raised
     # no later than this is a late or redelivered copy and must not reopen it
     resolved_at_ms: int | None = None
+    title: str = ""
+    opened_at_ms: int | None = None  # the raising alert's event time
+    acknowledged_by: str | None = None
+    last_event_id: str | None = None  # the newest history event about it
+
+    def view(self, incident_id: str) -> dict[str, Any]:
+        """Its entry in `GET /api/v1/incidents`."""
+        opened = self.opened_at_ms
+        return {
+            "incident_id": incident_id,
+            "status": self.status,
+            "severity": self.severity,
+            "site_id": self.site_id,
+            "title": self.title,
+            "opened_at": _iso_ms(opened) if opened is not None else None,
+            "acknowledged_by": self.acknowledged_by,
+            "assignee": None,
+            "suppressed": None,
+            "snoozed_until": None,
+            "escalation_level": None,
+            "last_event_id": self.last_event_id,
+        }
 
     def outdates(self, raised_at_ms: int) -> bool:
         """True if this state is a resolution that an alert raised at `raised_at_ms`
@@ -38,6 +65,10 @@ class IncidentState:
             and self.resolved_at_ms is not None
             and raised_at_ms <= self.resolved_at_ms
         )
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def epoch_ms(ts: datetime) -> int:
@@ -55,10 +86,19 @@ class IncidentStore(Protocol):
     async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
         """`get` for each key, in one round trip where there is one."""
 
+    async def list(self, tenant: str, resolved: bool) -> list[tuple[str, IncidentState]]:
+        """The tenant's incidents not resolved (or, `resolved`, the latest resolved ones),
+        newest opened first."""
+
+
+def _order(items: Iterable[tuple[str, IncidentState]]) -> list[tuple[str, IncidentState]]:
+    return sorted(items, key=lambda kv: kv[1].opened_at_ms or 0, reverse=True)
+
 
 class MemoryIncidentStore:
     def __init__(self, maxsize: int = 200_000) -> None:
         self._items: OrderedDict[tuple[str, str], IncidentState] = OrderedDict()
+        self._by_tenant: dict[str, dict[str, None]] = {}
         self._maxsize = maxsize
 
     async def get(self, tenant: str, incident_id: str) -> IncidentState | None:
@@ -70,8 +110,19 @@ class MemoryIncidentStore:
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         self._items[(tenant, incident_id)] = state
         self._items.move_to_end((tenant, incident_id))
+        self._by_tenant.setdefault(tenant, {})[incident_id] = None
         if len(self._items) > self._maxsize:
-            self._items.popitem(last=False)
+            (old_tenant, old_id), _ = self._items.popitem(last=False)
+            self._by_tenant.get(old_tenant, {}).pop(old_id, None)
+
+    async def list(self, tenant: str, resolved: bool) -> list[tuple[str, IncidentState]]:
+        found = []
+        for incident_id in self._by_tenant.get(tenant, {}):
+            state = self._items.get((tenant, incident_id))
+            if state is not None and (state.status == "resolved") == resolved:
+                found.append((incident_id, state))
+        ordered = _order(found)
+        return ordered[:RESOLVED_KEPT] if resolved else ordered
 
 
 class RedisIncidentStore(HashStore[IncidentState | None]):
@@ -80,6 +131,10 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
 
     def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         super().__init__(redis, prefix, "incident", _state, INCIDENT_TTL_S, writes)
+        self._index_prefix = f"{prefix}incidents:"
+
+    def _index(self, tenant: str, resolved: bool) -> str:
+        return f"{self._index_prefix}{'resolved' if resolved else 'active'}:{tenant}"
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         fields = {
@@ -87,20 +142,55 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
             "severity": state.severity,
             "status": state.status,
             "resolved_at_ms": "" if state.resolved_at_ms is None else str(state.resolved_at_ms),
+            "title": state.title,
+            "opened_at_ms": "" if state.opened_at_ms is None else str(state.opened_at_ms),
+            "acknowledged_by": state.acknowledged_by or "",
+            "last_event_id": state.last_event_id or "",
         }
         await self._put(tenant, incident_id, fields, state)
+        resolved = state.status == "resolved"
+        await self._writes.write(
+            IndexMove(
+                self._index(tenant, resolved),
+                self._index(tenant, not resolved),
+                incident_id,
+                float(state.opened_at_ms or 0),
+                RESOLVED_KEPT if resolved else 0,
+                INCIDENT_TTL_S,
+            )
+        )
+
+    async def list(self, tenant: str, resolved: bool) -> list[tuple[str, IncidentState]]:
+        index = self._index(tenant, resolved)
+        members: Any = await self._redis.zrevrange(index, 0, -1)
+        ids = [m.decode() if isinstance(m, bytes) else m for m in members]
+        states = await self.get_many([(tenant, i) for i in ids])
+        found, gone = [], []
+        for incident_id in ids:
+            state = states[(tenant, incident_id)]
+            if state is None:
+                gone.append(incident_id)  # its hash expired: forget it here too
+            elif (state.status == "resolved") == resolved:
+                found.append((incident_id, state))
+        if gone:
+            await self._redis.zrem(index, *gone)
+        return found
 
 
 def _state(raw: dict[Any, Any]) -> IncidentState | None:
     if not raw:
         return None
     data = {k.decode(): v.decode() for k, v in raw.items()}
-    resolved = data.get("resolved_at_ms")
+    resolved, opened = data.get("resolved_at_ms"), data.get("opened_at_ms")
     return IncidentState(
         data.get("site_id") or None,
         data["severity"],
         data["status"],
         int(resolved) if resolved else None,
+        data.get("title", ""),
+        int(opened) if opened else None,
+        data.get("acknowledged_by") or None,
+        data.get("last_event_id") or None,
     )
 
 
@@ -134,6 +224,9 @@ class ReadAhead:
 
     async def get_many(self, keys: list[Key]) -> dict[Key, IncidentState | None]:
         return await self.store.get_many(keys)  # writes go through: the store is current
+
+    async def list(self, tenant: str, resolved: bool) -> list[tuple[str, IncidentState]]:
+        return await self.store.list(tenant, resolved)
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         await self.store.put(tenant, incident_id, state)

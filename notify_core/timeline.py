@@ -34,8 +34,9 @@ class MemoryTimeline:
 
     async def add(self, tenant: str, incident_id: str, kind: str, **details: Any) -> None:
         entries = self._data.setdefault((tenant, incident_id), [])
-        if len(entries) < MAX_ENTRIES:
-            entries.append(_entry(kind, details))
+        entries.append(_entry(kind, details))
+        if len(entries) > MAX_ENTRIES:  # the latest are kept: late acks and resolves matter
+            del entries[0]
         if len(self._data) > self._max:
             self._data.popitem(last=False)
 
@@ -44,8 +45,8 @@ class MemoryTimeline:
 
 
 class RedisTimeline:
-    """A capped list per incident. Entries go through `writes` (sent together during a
-    pipeline batch; a read may miss the last milliseconds' entries)."""
+    """A list per incident capped at its latest MAX_ENTRIES. Entries go through `writes`
+    (sent together during a pipeline batch; a read may miss the last milliseconds')."""
 
     def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         self._redis = redis

@@ -48,7 +48,8 @@ class HashWrite(NamedTuple):
 
 
 class ListAppend(NamedTuple):
-    """RPUSH an entry to a list capped at its first `keep` entries, then (re)set the TTL."""
+    """RPUSH an entry to a list capped at its latest `keep` entries (the oldest go), then
+    (re)set the TTL."""
 
     key: str
     entry: bytes
@@ -56,7 +57,19 @@ class ListAppend(NamedTuple):
     ttl_s: int
 
 
-Write = HashWrite | ListAppend
+class IndexMove(NamedTuple):
+    """Put `member` (scored) in the sorted set `key` and take it out of `other`, then
+    (re)set the TTL of `key`; `keep` > 0 caps `key` at its highest-scored members."""
+
+    key: str
+    other: str
+    member: str
+    score: float
+    keep: int
+    ttl_s: int
+
+
+Write = HashWrite | ListAppend | IndexMove
 
 # The writes of a round as one script call with one argument (JSON) instead of 2-3
 # commands each: redis-py spends more packing each command and argument (in Python) and
@@ -69,9 +82,15 @@ for _, w in ipairs(cjson.decode(ARGV[1])) do
   local r
   if op == 'h' then
     r = redis.pcall('HSET', key, unpack(w[4]))
+  elseif op == 'z' then
+    r = redis.pcall('ZADD', key, w[6], w[5])
+    if type(r) ~= 'table' then
+      redis.pcall('ZREM', w[4], w[5])
+      if w[7] > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -w[7] - 1) end
+    end
   else
     r = redis.pcall('RPUSH', key, w[5])
-    if type(r) ~= 'table' then redis.call('LTRIM', key, 0, w[4] - 1) end
+    if type(r) ~= 'table' then redis.call('LTRIM', key, -w[4], -1) end
   end
   if type(r) == 'table' and r.err then
     errors = errors + 1
@@ -200,4 +219,6 @@ def _script_args(writes: Sequence[Write]) -> list[Any]:
 def _encode(w: Write) -> list[Any]:
     if isinstance(w, HashWrite):
         return ["h", w.key, w.ttl_s, [x for field in w.fields.items() for x in field]]
+    if isinstance(w, IndexMove):
+        return ["z", w.key, w.ttl_s, w.other, w.member, w.score, w.keep]
     return ["l", w.key, w.ttl_s, w.keep, w.entry.decode()]

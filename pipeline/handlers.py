@@ -11,6 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -368,12 +369,18 @@ class MessageHandler:
                 )
                 return None, None
             if known is None or known.status == "resolved" or known.severity != inc.severity:
+                reopened = known is None or known.status == "resolved"
+                opened = (
+                    epoch_ms(env.timestamp) if reopened or known is None else known.opened_at_ms
+                )
                 await self.incidents.put(
                     env.tenant_id,
                     inc.incident_id,
-                    IncidentState(env.site_id, inc.severity, "open"),
+                    IncidentState(
+                        env.site_id, inc.severity, "open", title=inc.title, opened_at_ms=opened
+                    ),
                 )
-            after = None
+            after: After | None = None
             if self.listener is not None:  # idempotent: also on a redelivery
                 after = partial(
                     self.listener.on_alert,
@@ -383,7 +390,9 @@ class MessageHandler:
                     inc.severity,
                     inc.title,
                 )
-            return (events.incident_alert(env, inc, env.payload), key, ts_ms), after
+            event = events.incident_alert(env, inc, env.payload)
+            after = self._noting(env.tenant_id, inc.incident_id, event, after)
+            return (event, key, ts_ms), after
         if d.topic == TOPIC_SITES:
             assert isinstance(d.payload, SiteStatusPayload)
             return (events.site_status(env, d.payload), key, ts_ms), None
@@ -398,22 +407,50 @@ class MessageHandler:
         known = await self.incidents.get(tenant, act.incident_id)
         status = _STATUS[act.action]
         item: Item | None = None
+        event: dict[str, Any] | None = None
         if known is None or (known.status != "resolved" and known.status != status):
             if known is not None:
-                resolved_at = epoch_ms(ts) if status == "resolved" else None
                 await self.incidents.put(
                     tenant,
                     act.incident_id,
-                    IncidentState(known.site_id, known.severity, status, resolved_at),
+                    replace(
+                        known,
+                        status=status,
+                        resolved_at_ms=epoch_ms(ts) if status == "resolved" else None,
+                        acknowledged_by=act.user_id
+                        if status == "acknowledged"
+                        else known.acknowledged_by,
+                    ),
                 )
             site = known.site_id if known else None
             event = events.incident_update(tenant, act.incident_id, status, act.user_id, ts, site)
             item = (event, key, ts_ms)
         # else idempotent: nothing changes, nothing is broadcast
-        after = None
+        after: After | None = None
         if self.listener is not None and known is not None:  # idempotent; also on redelivery
             after = partial(self.listener.on_action, tenant, act.incident_id, status, act.user_id)
+        if event is not None and known is not None:
+            after = self._noting(tenant, act.incident_id, event, after)
         return item, after
+
+    def _noting(
+        self, tenant: str, incident_id: str, event: dict[str, Any], after: After | None
+    ) -> After:
+        """`after`, preceded by recording the stored event's id as the incident's latest
+        (`last_event_id` in the incident list; the event has its id once published)."""
+
+        async def note() -> None:
+            event_id = event.get("id")
+            if event_id:
+                state = await self.incidents.get(tenant, incident_id)
+                if state is not None and state.last_event_id != event_id:
+                    await self.incidents.put(
+                        tenant, incident_id, replace(state, last_event_id=event_id)
+                    )
+            if after is not None:
+                await after()
+
+        return note
 
 
 def system_notice_event(raw: bytes) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -223,7 +224,11 @@ class KpiAlerts:
             kpi=rule.kpi,  # type: ignore[call-arg]
         )
         await self.incidents.put(
-            env.tenant_id, incident_id, IncidentState(site, "critical", "open")
+            env.tenant_id,
+            incident_id,
+            IncidentState(
+                site, "critical", "open", title=title[:500], opened_at_ms=epoch_ms(env.timestamp)
+            ),
         )
         await self.publisher.publish(events.incident_alert(env, payload), f"{key}/raise/{rule.kpi}")
         if self.listener is not None:
@@ -234,7 +239,11 @@ class KpiAlerts:
         known = await self.incidents.get(tenant, incident_id)
         if known is not None and known.status == "resolved":
             return
-        resolved = IncidentState(site, "critical", "resolved", epoch_ms(ts))
+        resolved = (
+            replace(known, status="resolved", resolved_at_ms=epoch_ms(ts))
+            if known is not None
+            else IncidentState(site, "critical", "resolved", epoch_ms(ts))
+        )
         await self.incidents.put(tenant, incident_id, resolved)
         event = events.incident_update(tenant, incident_id, "resolved", ENGINE_USER, ts, site)
         await self.publisher.publish(event, f"{key}/resolve/{t.rule.kpi}")

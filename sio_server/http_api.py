@@ -16,7 +16,7 @@ from notify_core import metrics
 from notify_core.events import NOTIFICATION_TYPES, is_ident
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
-from notify_core.incidents import IncidentStore
+from notify_core.incidents import STATUSES, IncidentStore
 from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
 from notify_core.timeline import Timeline
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_LIMIT = 1000
 SCAN_PAGE = 1000
 MAX_SCAN = 20_000  # events examined per request, so a filtered query stays bounded
+INCIDENTS_DEFAULT, INCIDENTS_MAX = 1000, 50_000
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -58,6 +59,15 @@ def authenticated(
     return wrap
 
 
+def _int_in(text: str, low: int, high: int) -> int | None:
+    """`text` as an integer within [low, high], else None."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if low <= value <= high else None
+
+
 def _error(status: int, message: str) -> web.Response:
     return _json({"ok": False, "error": message}, status)
 
@@ -86,6 +96,7 @@ class HttpApi:
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/api/v1/notifications", self.notifications)
+        app.router.add_get("/api/v1/incidents", self.incidents_list)
         app.router.add_post("/api/v1/incidents/{incident_id}/{action}", self.incident_action)
         app.router.add_get("/api/v1/incidents/{incident_id}/timeline", self.incident_timeline)
         app.router.add_get("/api/v1/thresholds", self.thresholds)
@@ -182,6 +193,46 @@ class HttpApi:
                 break
         out.reverse()
         return out, head
+
+    @authenticated("incidents")
+    async def incidents_list(self, request: web.Request, principal: Principal) -> web.Response:
+        """The incidents a fresh screen shows: every status but resolved by default,
+        newest first, only those the caller may see (tenant and sites)."""
+        route = "incidents"
+        query = request.query
+        status = query.get("status", "")
+        site = query.get("site_id") or None
+        wanted = {"": set(STATUSES) - {"resolved"}, "all": set(STATUSES)}.get(status)
+        if wanted is None and status in STATUSES:
+            wanted = {status}
+        problem = None
+        if wanted is None:
+            problem = f"status: must be one of {', '.join(STATUSES)}, all (got {status[:64]!r})"
+        elif site is not None and not is_ident(site):
+            problem = f"site_id: must be 1-64 of [A-Za-z0-9_.-] (got {site[:64]!r})"
+        limit = _int_in(query.get("limit", str(INCIDENTS_DEFAULT)), 1, INCIDENTS_MAX)
+        if limit is None:
+            problem = problem or f"limit: must be an integer from 1 to {INCIDENTS_MAX}"
+        if problem is not None or wanted is None or limit is None:
+            metrics.HTTP_REQUESTS.labels(route, "400").inc()
+            return _error(400, problem or "bad request")
+        out: list[dict[str, Any]] = []
+        if self.incidents is not None:
+            found = []
+            if wanted - {"resolved"}:
+                found += await self.incidents.list(principal.tenant_id, resolved=False)
+            if "resolved" in wanted:
+                found += await self.incidents.list(principal.tenant_id, resolved=True)
+            for incident_id, state in found:
+                if state.status not in wanted or (site is not None and state.site_id != site):
+                    continue
+                if not principal.can_see_site(state.site_id):
+                    continue
+                out.append(state.view(incident_id))
+                if len(out) == limit:
+                    break
+        metrics.HTTP_REQUESTS.labels(route, "200").inc()
+        return _json({"incidents": out})
 
     @authenticated("incident_action")
     async def incident_action(self, request: web.Request, principal: Principal) -> web.Response:

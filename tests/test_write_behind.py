@@ -65,8 +65,15 @@ async def test_writes_wait_for_the_flush_and_read_back_meanwhile(redis_client, p
         b"severity": b"critical",
         b"status": b"acknowledged",
         b"resolved_at_ms": b"",
+        b"title": b"",
+        b"opened_at_ms": b"",
+        b"acknowledged_by": b"",
+        b"last_event_id": b"",
     }
     assert (await redis_client.hgetall(f"{prefix}incident:t:I0"))[b"status"] == b"resolved"
+    # the tenant's indexes: I0 moved from the active set to the resolved one
+    assert await redis_client.zrange(f"{prefix}incidents:active:t", 0, -1) == [b"I1"]
+    assert await redis_client.zrange(f"{prefix}incidents:resolved:t", 0, -1) == [b"I0"]
     assert 0 < await redis_client.ttl(f"{prefix}incident:t:I1")
     assert [e["kind"] for e in await timeline.get("t", "I1")] == ["raised", "acknowledged"]
     assert 0 < await redis_client.ttl(f"{prefix}timeline:t:I1")
@@ -102,7 +109,7 @@ async def test_writes_are_kept_while_redis_cannot_be_reached(prefix):
     for _ in range(2):  # the handler retries the flush until Redis is back
         with pytest.raises(RedisConnectionError):
             await writes.flush()
-        assert writes.queued == 1
+        assert writes.queued == 2  # the hash and the tenant index
         assert await incidents.get("t", "I1") == IncidentState("s1", "critical", "open")
     await down.aclose()
 
