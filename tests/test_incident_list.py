@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 
 from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS
+from notify_core.ids import parse_id
 from tests.conftest import eventually
 from tests.helpers import alert, envelope, new_tenant
 
@@ -55,7 +56,7 @@ async def test_a_fresh_screen_lists_every_open_incident(base_url, produce, token
 
     open_now = await eventually(moved, 20)
     assert open_now["A"]["acknowledged_by"] == "alice"
-    assert open_now["A"]["last_event_id"] > a["last_event_id"]
+    assert parse_id(open_now["A"]["last_event_id"]) > parse_id(a["last_event_id"])
     _, resolved = await _list(base_url, token(tenant), status="resolved")
     assert [i["incident_id"] for i in resolved["incidents"]] == ["D"]
     _, everything = await _list(base_url, token(tenant), status="all")

@@ -582,14 +582,25 @@ async def _run_handler(
         {k: v for k, v in e.items() if k != "id"} for e in await history.read_after("t", None, 1000)
     ]
     in_redis = {}
+    last_event_ids: dict[str, str] = {}
     if redis is not None:
         assert writes is not None and writes.queued == 0  # all sent before the batch ends
         async for key in redis.scan_iter(match=f"{prefix}*"):
-            in_redis[key.decode()[len(prefix) :]] = await redis.hgetall(key)
+            kind = await redis.type(key)
+            if kind == b"hash":
+                fields = await redis.hgetall(key)
+                # an event id differs from run to run: kept apart, checked against `ids`
+                noted = fields.pop(b"last_event_id", b"").decode()
+                if noted:
+                    last_event_ids[key.decode()[len(prefix) :]] = noted
+                in_redis[key.decode()[len(prefix) :]] = fields
+            elif kind == b"zset":  # the incident indexes
+                in_redis[key.decode()[len(prefix) :]] = await redis.zrange(key, 0, -1)
             await redis.delete(key)
     return SimpleNamespace(
         unstored=unstored,
         in_redis=in_redis,
+        last_event_ids=last_event_ids,
         stored=stored,
         emitted=[e["id"] for e, _ in rec.emitted],
         ids=[e["id"] for e in await history.read_after("t", None, 1000)],
@@ -689,6 +700,9 @@ async def test_a_batch_over_redis_stores_sends_its_state_writes_together_with_th
     assert together.dead == one_by_one.dead == [(TOPIC_ALERTS, 5)]
     assert together.calls == one_by_one.calls
     assert together.in_redis == one_by_one.in_redis
+    # each incident's last_event_id is the newest stored event naming it
+    for run in (together, one_by_one):
+        assert run.last_event_ids and set(run.last_event_ids.values()) <= set(run.ids)
     assert together.unstored == one_by_one.unstored == []
     threshold = f"incident:t:{incident_id_for('t', 's1', 'temp_c')}"
     assert together.in_redis[threshold][b"status"] == b"resolved"
@@ -697,6 +711,11 @@ async def test_a_batch_over_redis_stores_sends_its_state_writes_together_with_th
         b"severity": b"minor",
         b"status": b"open",
         b"resolved_at_ms": b"",
+        b"title": b"Door",
+        b"opened_at_ms": str(
+            int(datetime(2026, 11, 25, 10, 0, 4, tzinfo=UTC).timestamp() * 1000)
+        ).encode(),
+        b"acknowledged_by": b"",
     }
     resolved_at = int(datetime(2026, 11, 25, 10, 0, 8, tzinfo=UTC).timestamp() * 1000)
     assert together.in_redis["incident:t:I1"][b"status"] == b"resolved"  # the copy: no reopen
