@@ -29,6 +29,15 @@ MAX_LIMIT = 1000
 SCAN_PAGE = 1000
 MAX_SCAN = 20_000  # events examined per request, so a filtered query stays bounded
 INCIDENTS_DEFAULT, INCIDENTS_MAX = 1000, 50_000
+# The dashboard runs only its own files: no inline script, no other origin, no framing
+# (a token in its localStorage must not be reachable by injected or framing content).
+DASHBOARD_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -299,7 +308,7 @@ class HttpApi:
 
     async def dashboard(self, request: web.Request) -> web.Response:
         body = resources.files("sio_server").joinpath("static", "index.html").read_bytes()
-        return web.Response(body=body, content_type="text/html")
+        return web.Response(body=body, content_type="text/html", headers=DASHBOARD_HEADERS)
 
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -308,6 +317,7 @@ class HttpApi:
             "notify-client.js": "application/javascript",
             "notify-client.d.ts": "application/typescript",
             "dashboard.js": "application/javascript",
+            "dashboard-transports.js": "application/javascript",
             "dashboard.css": "text/css",
         }
         if name not in allowed:

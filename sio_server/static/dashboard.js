@@ -35,18 +35,22 @@
   }
 
   const hash = new URLSearchParams(location.hash.slice(1));
-  // `#transport=polling` forces the long-polling fallback (proxies that block WebSocket)
-  const transports = hash.get("transport") === "polling" ? ["polling"] : ["websocket", "polling"];
+  // `#transport=polling` forces Socket.IO's long-polling fallback (proxies that block
+  // WebSocket); `ws` is ADR-010's plain WebSocket, `sse` Server-Sent Events
+  const kind = hash.get("transport") || "socketio";
+  const transports = kind === "polling" ? ["polling"] : ["websocket", "polling"];
   function tokenFromPage() {
     const fromHash = hash.get("token");
     if (fromHash) { localStorage.setItem("towerco.token", fromHash); history.replaceState(null, "", location.pathname + (hash.get("transport") ? "#transport=" + hash.get("transport") : "")); }
+    // the token stays out of the address bar and history; localStorage keeps it for reloads
     return fromHash || localStorage.getItem("towerco.token");
   }
   function tenantOf(token) {
     try { return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).tenant_id || "unknown"; }
     catch { return "unknown"; }
   }
-  let store = "towerco.unknown";
+  let store = "towerco.unknown";  // per tenant and user: a shared browser keeps them apart
+  let authToken = null;
   function persist() {
     const recent = [...incidents.values()].slice(-200);
     localStorage.setItem(store + ".incidents", JSON.stringify(recent));
@@ -143,6 +147,7 @@
   };
 
   function showTransport() {
+    if (socket.transportName) { setStatus("live", `live (${socket.transportName})`); return; }
     const ws = socket.io.engine && socket.io.engine.transport.name === "websocket";
     setStatus(ws ? "live" : "polling", ws ? "live" : "polling fallback");
   }
@@ -158,14 +163,65 @@
   }
   let replaying = false;
 
+  // The open incidents as the daemon knows them (a fresh screen shows them all at once);
+  // `replace`: the local list may be missing events (recovered: false), drop what is not there.
+  async function loadIncidents(replace) {
+    let body;
+    try {
+      const r = await fetch("/api/v1/incidents", { headers: { Authorization: `Bearer ${authToken}` } });
+      if (!r.ok) return;
+      body = await r.json();
+    } catch { return; }
+    const listed = new Set();
+    for (const inc of body.incidents) {
+      listed.add(inc.incident_id);
+      const known = incidents.get(inc.incident_id) || {};
+      incidents.set(inc.incident_id, { ...known, incident_id: inc.incident_id, title: inc.title || known.title || inc.incident_id,
+        severity: inc.severity, site_id: inc.site_id, status: inc.status, by: inc.acknowledged_by || known.by });
+      renderIncident(incidents.get(inc.incident_id));
+      if (inc.site_id) tile(inc.site_id);
+    }
+    if (replace) {
+      for (const id of [...incidents.keys()]) {
+        if (listed.has(id)) continue;
+        incidents.delete(id); unseen.delete(id);
+        const li = document.querySelector(`#incidents li[data-id="${CSS.escape(id)}"]`);
+        if (li) li.remove();
+      }
+      for (const siteId of sites.keys()) {  // KPI state again too: the snapshot
+        socket.emit("subscribe_kpis", { site_ids: [siteId] }, (ack) => {
+          const snap = ack && ack.snapshot && ack.snapshot[siteId];
+          if (snap) { Object.assign(sites.get(siteId).kpis, snap.kpi_data); renderTile(siteId); }
+        });
+      }
+      renderUnread();
+    }
+    $("incident-count").textContent = String([...incidents.values()].filter((i) => i.status !== "resolved").length);
+    persist();
+    document.body.dataset.loaded = replace ? "reloaded" : "loaded";
+  }
+
+  function resumePoint() {
+    return { lastId: localStorage.getItem(store + ".last_id"), epoch: localStorage.getItem(store + ".epoch") };
+  }
+
   function connect(token) {
     $("signin").hidden = true; $("board").hidden = false;
-    store = "towerco." + tenantOf(token);
+    authToken = token;
+    const c = window.towercoTransports.claims(token);
+    store = `towerco.${c.tenant_id || tenantOf(token)}.${c.sub || "unknown"}`;
     restore();
     // resume from where this browser left off: missed events first, then live
-    socket = io({ auth: (cb) => { const lastId = localStorage.getItem(store + ".last_id"); cb(lastId ? { token, last_id: lastId } : { token }); }, transports });
-    socket.on("connect", () => { showTransport(); socket.io.engine.on("upgrade", showTransport); });
-    socket.io.on("reconnect_attempt", () => setStatus("reconnecting"));
+    if (kind === "ws" || kind === "sse") {
+      socket = window.towercoTransports[kind](token, resumePoint);
+    } else {
+      socket = io({ auth: (cb) => {
+        const { lastId, epoch } = resumePoint();
+        cb(lastId ? (epoch ? { token, last_id: lastId, epoch } : { token, last_id: lastId }) : { token });
+      }, transports });
+    }
+    socket.on("connect", () => { showTransport(); if (socket.io) socket.io.engine.on("upgrade", showTransport); });
+    if (socket.io) socket.io.on("reconnect_attempt", () => setStatus("reconnecting"));
     socket.on("disconnect", () => setStatus("reconnecting"));
     socket.on("connect_error", (err) => {
       if (String(err && err.message).includes("authentication failed")) {
@@ -177,8 +233,14 @@
     socket.on("connection_established", (ev) => {
       $("tenant").textContent = `${ev.tenant_id} · ${ev.user_id}`;
       replaying = !!localStorage.getItem(store + ".last_id");  // a resume replays first
+      if (!replaying && ev.epoch) localStorage.setItem(store + ".epoch", ev.epoch);
+      loadIncidents(false);
     });
-    socket.on("sync_complete", () => { replaying = false; });
+    socket.on("sync_complete", (ev) => {
+      replaying = false;
+      if (ev.epoch) localStorage.setItem(store + ".epoch", ev.epoch); else localStorage.removeItem(store + ".epoch");
+      if (!ev.recovered) loadIncidents(true);  // the history could not prove the replay whole
+    });
     for (const [name, fn] of Object.entries(handlers)) {
       socket.on(name, (ev) => {
         if (ev.id && name !== "kpi_update") { if (seen.has(ev.id)) return; seen.add(ev.id); localStorage.setItem(store + ".last_id", ev.id); }

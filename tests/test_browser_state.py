@@ -1,0 +1,89 @@
+"""The dashboard's state in Chromium: a fresh screen lists every open incident at once, the
+plain WebSocket and SSE faces deliver like Socket.IO, and after `recovered: false` (the
+history was lost while the browser was away) it reloads the open incidents instead of
+trusting its local list."""
+
+from __future__ import annotations
+
+import asyncio
+
+from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS
+from tests.helpers import alert, envelope, new_tenant
+from tests.test_browser import Browser, pytestmark  # noqa: F401  (skip without Chromium)
+
+
+async def test_a_second_browser_lists_the_open_incidents_raised_before_it(base_url, produce, token):
+    tenant = new_tenant()
+    for n, sev in enumerate(["critical", "major", "minor"]):
+        await produce(TOPIC_ALERTS, alert(tenant, f"F-{n}", sev, site="s1", title=f"Early {n}"))
+    await produce(TOPIC_ALERTS, alert(tenant, "F-gone", "minor", title="resolved before"))
+    await asyncio.sleep(0.5)
+    await produce(
+        TOPIC_ACTIONS,
+        envelope(tenant, {"incident_id": "F-gone", "action": "resolve", "user_id": "u"}),
+    )
+    await asyncio.sleep(1.0)
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token(tenant, 'late-shift')}")
+        await browser.do("wait", selector="body[data-loaded='loaded']")
+        for n in range(3):
+            await browser.do("wait", selector=f"#incidents li[data-id='F-{n}']", text=f"Early {n}")
+        assert (await browser.do("count", selector="#incidents li[data-id='F-gone']"))["count"] == 0
+        assert (await browser.do("text", selector="#incident-count"))["text"] == "3"
+    finally:
+        await browser.close()
+
+
+async def test_plain_websocket_and_sse_faces_in_chromium(base_url, produce, token):
+    tenant = new_tenant()
+    browser = await Browser.start()
+    try:
+        for kind in ("ws", "sse"):
+            await browser.do("open", url=f"{base_url}/#token={token(tenant)}&transport={kind}")
+            await browser.do("reload")
+            await browser.do("wait", selector="#status[data-state='live']")
+            assert (await browser.do("text", selector="#status"))["text"] == f"live ({kind})"
+            await produce(
+                TOPIC_ALERTS, alert(tenant, f"X-{kind}", "critical", title=f"over {kind}")
+            )
+            await browser.do(
+                "wait", selector=f"#incidents li[data-id='X-{kind}']", text=f"over {kind}"
+            )
+            await browser.do(
+                "click", selector=f"#incidents li[data-id='X-{kind}'] .action-acknowledge"
+            )
+            await browser.do("wait", selector=f"#incidents li.acknowledged[data-id='X-{kind}']")
+    finally:
+        await browser.close()
+
+
+async def test_recovered_false_reloads_the_open_incidents(
+    base_url, produce, token, daemon, redis_client
+):
+    tenant = new_tenant()
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token(tenant)}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await produce(TOPIC_ALERTS, alert(tenant, "K-1", "critical", title="kept open"))
+        await produce(TOPIC_ALERTS, alert(tenant, "K-2", "major", title="resolved while away"))
+        await browser.do("wait", selector="#incidents li[data-id='K-2']")
+        await browser.do("open", url="about:blank")  # the browser goes away
+        await produce(
+            TOPIC_ACTIONS,
+            envelope(tenant, {"incident_id": "K-2", "action": "resolve", "user_id": "u"}),
+        )
+        await produce(TOPIC_ALERTS, alert(tenant, "K-3", "minor", title="raised while away"))
+        await asyncio.sleep(1.5)
+        # the tenant's history is lost (a failover to an empty replica, say)
+        await redis_client.delete(f"{daemon.settings.redis_prefix}history:{tenant}")
+        await produce(TOPIC_ALERTS, alert(tenant, "K-4", "minor", title="after the loss"))
+        await asyncio.sleep(1.0)
+        await browser.do("open", url=f"{base_url}/")  # its token and resume point are stored
+        await browser.do("wait", selector="body[data-loaded='reloaded']", timeout=20000)
+        for ident in ("K-1", "K-3", "K-4"):
+            await browser.do("wait", selector=f"#incidents li[data-id='{ident}']")
+        assert (await browser.do("count", selector="#incidents li[data-id='K-2']"))["count"] == 0
+    finally:
+        await browser.close()
