@@ -87,3 +87,52 @@ async def test_recovered_false_reloads_the_open_incidents(
         assert (await browser.do("count", selector="#incidents li[data-id='K-2']"))["count"] == 0
     finally:
         await browser.close()
+
+
+async def test_the_client_modules_sse_fallback_in_chromium(base_url, produce, token):
+    """`createSseClient` over Chromium's own EventSource: live events, an action over HTTP,
+    and a resume (the page reloaded) that replays what was missed."""
+    tenant = new_tenant()
+    start = f"""async () => {{
+        const m = await import("/static/notify-client.js");
+        window.__seen = [];
+        window.__client = m.createSseClient({{ token: {token(tenant)!r} }});
+        window.__client.on("incident_alert", (ev) => window.__seen.push(ev.incident.incident_id));
+        window.__client.on("sync_complete", (ev) => window.__sync = ev);
+        return true;
+    }}"""
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/")
+        await browser.do("eval", js=start)
+        for _ in range(100):
+            state = (await browser.do("eval", js="() => window.__client.state"))["value"]
+            if state == "live (sse)":
+                break
+            await asyncio.sleep(0.1)
+        assert state == "live (sse)"
+        await asyncio.sleep(0.3)
+        await produce(TOPIC_ALERTS, alert(tenant, "M-1", "critical"))
+        seen: list[str] = []
+        for _ in range(100):
+            seen = (await browser.do("eval", js="() => window.__seen"))["value"]
+            if seen:
+                break
+            await asyncio.sleep(0.1)
+        assert seen == ["M-1"]
+        acked = await browser.do("eval", js="() => window.__client.action('M-1', 'acknowledge')")
+        assert acked["value"]["ok"] is True
+        await browser.do("eval", js="() => window.__client.close()")
+        await produce(TOPIC_ALERTS, alert(tenant, "M-2", "critical"))
+        await asyncio.sleep(1.0)
+        await browser.do("reload")  # the same page later: its last id and epoch are stored
+        await browser.do("eval", js=start)
+        for _ in range(100):
+            sync = (await browser.do("eval", js="() => window.__sync || null"))["value"]
+            if sync:
+                break
+            await asyncio.sleep(0.1)
+        assert sync["recovered"] is True
+        assert (await browser.do("eval", js="() => window.__seen"))["value"] == ["M-2"]
+    finally:
+        await browser.close()

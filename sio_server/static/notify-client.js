@@ -14,6 +14,8 @@
 // `client.on("reload", ...)`: load the open incidents (GET /api/v1/incidents) and KPI
 // snapshot again instead of trusting the local list; it drops duplicates by id; it reconnects with exponential backoff and jitter
 // (socket.io-client's own, capped) and re-subscribes KPI sites after each reconnect.
+// `createSseClient` is the same interface over Server-Sent Events, for networks that block
+// WebSockets but pass text/event-stream.
 // Served by the daemon at /static/notify-client.js (an ES module, no dependencies).
 
 const EVENTS = ["incident_alert", "kpi_update", "site_status", "system_notification",
@@ -38,23 +40,64 @@ function compareIds(a, b) {
   return am === bm ? as - bs : am - bm;
 }
 
-export function createNotifyClient({ io, url, token, storage, transports, maxBackoffMs = 30000 }) {
+// What every transport's client shares: the resume point (last id and epoch) in storage,
+// duplicates dropped by id, local handlers, the "reload" signal on recovered: false.
+function clientCore(token, storage) {
   const store = storage || (typeof localStorage !== "undefined" ? localStorage : memoryStorage());
   const key = `towerco.${tenantOf(token)}.last_id`;
   const epochKey = `towerco.${tenantOf(token)}.epoch`;
   const handlers = new Map();
   const stateHandlers = new Set();
+  const core = {
+    lastId: store.getItem(key),
+    epoch: store.getItem(epochKey),
+    state: "offline",
+    setEpoch(next) {
+      core.epoch = next || null;
+      if (core.epoch) store.setItem(epochKey, core.epoch); else if (store.removeItem) store.removeItem(epochKey);
+    },
+    setState(next) {
+      if (next === core.state) return;
+      core.state = next;
+      for (const fn of stateHandlers) fn(next);
+    },
+    emitLocal(name, data) { for (const fn of handlers.get(name) || []) fn(data); },
+    // an event from the server: false when it is a duplicate (already delivered)
+    accept(name, ev) {
+      if (ev && ev.id && !["connection_established", "sync_complete"].includes(name)) {
+        if (core.lastId && compareIds(ev.id, core.lastId) <= 0) return false;
+        core.lastId = ev.id;
+        store.setItem(key, ev.id);
+      }
+      // a fresh start adopts the history's epoch; a resume learns it from sync_complete
+      if (name === "connection_established" && !core.lastId) core.setEpoch(ev.epoch);
+      if (name === "sync_complete") {
+        core.setEpoch(ev.epoch);
+        if (!ev.recovered) core.emitLocal("reload", ev);
+      }
+      return true;
+    },
+    api: {
+      on(name, fn) {
+        if (!handlers.has(name)) handlers.set(name, new Set());
+        handlers.get(name).add(fn);
+        return () => handlers.get(name).delete(fn);
+      },
+      onState(fn) { stateHandlers.add(fn); fn(core.state); return () => stateHandlers.delete(fn); },
+      get state() { return core.state; },
+      get lastId() { return core.lastId; },
+      get epoch() { return core.epoch; },
+    },
+  };
+  return core;
+}
+
+export function createNotifyClient({ io, url, token, storage, transports, maxBackoffMs = 30000 }) {
+  const core = clientCore(token, storage);
   const sites = new Set();
-  let state = "offline";
-  let lastId = store.getItem(key);
-  let epoch = store.getItem(epochKey);
-  function setEpoch(next) {
-    epoch = next || null;
-    if (epoch) store.setItem(epochKey, epoch); else if (store.removeItem) store.removeItem(epochKey);
-  }
   function resumeAuth() {
-    if (!lastId) return { token };
-    return epoch ? { token, last_id: lastId, epoch } : { token, last_id: lastId };
+    if (!core.lastId) return { token };
+    return core.epoch ? { token, last_id: core.lastId, epoch: core.epoch } : { token, last_id: core.lastId };
   }
 
   const socket = io(url, {
@@ -67,13 +110,8 @@ export function createNotifyClient({ io, url, token, storage, transports, maxBac
     auth: (cb) => cb(resumeAuth()),
   });
 
-  function setState(next) {
-    if (next === state) return;
-    state = next;
-    for (const fn of stateHandlers) fn(state);
-  }
   function showTransport() {
-    setState(socket.io.engine && socket.io.engine.transport.name === "websocket" ? "live" : "polling fallback");
+    core.setState(socket.io.engine && socket.io.engine.transport.name === "websocket" ? "live" : "polling fallback");
   }
 
   socket.on("connect", () => {
@@ -81,63 +119,93 @@ export function createNotifyClient({ io, url, token, storage, transports, maxBac
     socket.io.engine.on("upgrade", showTransport);
     if (sites.size) socket.emit("subscribe_kpis", { site_ids: [...sites] }, () => {});
   });
-  socket.on("disconnect", () => setState("reconnecting"));
-  socket.io.on("reconnect_attempt", () => setState("reconnecting"));
-  socket.io.on("reconnect_failed", () => setState("offline"));
+  socket.on("disconnect", () => core.setState("reconnecting"));
+  socket.io.on("reconnect_attempt", () => core.setState("reconnecting"));
+  socket.io.on("reconnect_failed", () => core.setState("offline"));
   socket.on("connect_error", (err) => {
     if (String(err && err.message) === "authentication failed") {
       socket.io.opts.reconnection = false;
-      setState("offline");
-      emitLocal("auth_failed", err);
+      core.setState("offline");
+      core.emitLocal("auth_failed", err);
     }
   });
 
-  function emitLocal(name, data) {
-    for (const fn of handlers.get(name) || []) fn(data);
-  }
-
   for (const name of EVENTS) {
     socket.on(name, (ev) => {
-      // every stored event has an id in its tenant's order: drop what we already have
-      if (ev && ev.id && !["connection_established", "sync_complete"].includes(name)) {
-        if (lastId && compareIds(ev.id, lastId) <= 0) return;
-        lastId = ev.id;
-        store.setItem(key, ev.id);
-      }
-      // a fresh start adopts the history's epoch; a resume learns it from sync_complete
-      if (name === "connection_established" && !lastId) setEpoch(ev.epoch);
-      if (name === "sync_complete") {
-        setEpoch(ev.epoch);
-        if (!ev.recovered) emitLocal("reload", ev);
-      }
+      if (!core.accept(name, ev)) return;
       if (name === "incident_alert" && ev.requires_acknowledgment) {
         socket.emit("received", { id: ev.id }, () => {});
       }
-      emitLocal(name, ev);
+      core.emitLocal(name, ev);
     });
   }
 
   const ack = (event, data) => new Promise((resolve) => socket.emit(event, data, resolve));
 
-  return {
-    on(name, fn) {
-      if (!handlers.has(name)) handlers.set(name, new Set());
-      handlers.get(name).add(fn);
-      return () => handlers.get(name).delete(fn);
-    },
-    onState(fn) { stateHandlers.add(fn); fn(state); return () => stateHandlers.delete(fn); },
-    get state() { return state; },
-    get lastId() { return lastId; },
-    get epoch() { return epoch; },
+  return Object.assign(core.api, {
     async subscribeKpis(siteIds) {
       const answer = await ack("subscribe_kpis", { site_ids: siteIds });
       if (answer && answer.ok) for (const s of answer.granted) sites.add(s);
       return answer;
     },
     action: (incidentId, action) => ack("incident_action", { incident_id: incidentId, action }),
-    close() { socket.close(); setState("offline"); },
+    close() { socket.close(); core.setState("offline"); },
     socket,
-  };
+  });
+}
+
+// The fallback for networks that block WebSockets but pass `text/event-stream`: the same
+// interface over Server-Sent Events (GET /api/v1/notifications/stream) and the HTTP API for
+// actions. The browser's EventSource reconnects by itself and resumes with Last-Event-ID.
+//   const client = createSseClient({ url: "https://noc.example.com", token });
+export function createSseClient({ url = "", token, storage, EventSource: ES, fetch: doFetch, kpiSites = [] }) {
+  const core = clientCore(token, storage);
+  const Source = ES || globalThis.EventSource;
+  const http = doFetch || globalThis.fetch.bind(globalThis);
+  const sites = new Set(kpiSites);
+  let source = null;
+  let closed = false;
+
+  function open() {
+    if (source) source.close();
+    const q = new URLSearchParams({ token });
+    if (sites.size) q.set("kpi_sites", [...sites].join(","));
+    if (core.lastId) q.set("last_id", core.lastId);
+    if (core.lastId && core.epoch) q.set("epoch", core.epoch);
+    source = new Source(`${url}/api/v1/notifications/stream?${q}`);
+    source.onopen = () => core.setState("live (sse)");
+    source.onerror = () => {
+      if (closed) return;
+      if (source.readyState === 2) {  // CLOSED: refused (401/403), it will not retry
+        core.setState("offline");
+        core.emitLocal("auth_failed", new Error("authentication failed"));
+      } else core.setState("reconnecting");
+    };
+    for (const name of EVENTS) {
+      source.addEventListener(name, (m) => {
+        let ev;
+        try { ev = JSON.parse(m.data); } catch { return; }
+        if (core.accept(name, ev)) core.emitLocal(name, ev);
+      });
+    }
+  }
+  open();
+
+  return Object.assign(core.api, {
+    async subscribeKpis(siteIds) {
+      const added = siteIds.filter((s) => !sites.has(s));
+      for (const s of added) sites.add(s);
+      if (added.length) open();  // from where it stands: last id and epoch
+      return { ok: true, granted: siteIds, denied: [] };
+    },
+    async action(incidentId, action) {
+      const r = await http(`${url}/api/v1/incidents/${encodeURIComponent(incidentId)}/${encodeURIComponent(action)}`,
+        { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+      const body = await r.json().catch(() => ({}));
+      return { ok: r.ok, ...body };
+    },
+    close() { closed = true; if (source) source.close(); core.setState("offline"); },
+  });
 }
 
 // React: const { state, events } = useNotifications(React, client, ["incident_alert"]);

@@ -2,7 +2,7 @@
 // argv[2]: JSON {executable?}. stdin: JSON line commands, stdout: one JSON answer per command:
 //   {"cmd":"open","url":...}  {"cmd":"wait","selector":...,"text"?:...,"timeout"?:ms}
 //   {"cmd":"text","selector":...}  {"cmd":"count","selector":...}  {"cmd":"click","selector":...}
-//   {"cmd":"reload"}  {"cmd":"screenshot","path":...}  {"cmd":"close"}
+//   {"cmd":"reload"}  {"cmd":"screenshot","path":...}  {"cmd":"eval","js":...}  {"cmd":"close"}
 import { chromium } from "playwright-core";
 import readline from "node:readline";
 
@@ -35,6 +35,7 @@ for await (const line of rl) {
     else if (c.cmd === "count") { out({ ok: true, count: await page.locator(c.selector).count() }); }
     else if (c.cmd === "texts") { out({ ok: true, texts: await page.locator(c.selector).allInnerTexts() }); }
     else if (c.cmd === "click") { await page.locator(c.selector).first().click(); out({ ok: true }); }
+    else if (c.cmd === "eval") { out({ ok: true, value: await page.evaluate(`(${c.js})()`) }); }  // js: a function
     else if (c.cmd === "screenshot") { await page.screenshot({ path: c.path, fullPage: true }); out({ ok: true }); }
     else if (c.cmd === "close") { await browser.close(); out({ ok: true }); process.exit(0); }
     else out({ ok: false, error: "unknown command" });
