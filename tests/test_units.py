@@ -135,6 +135,9 @@ def test_generator_produces_valid_envelopes_of_every_kind():
     assert topics == {TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES}
     severities = {gen.next(0)[1]["payload"].get("severity") for _ in range(3000)}
     assert {"critical", "major", "minor", "warning", "info"} <= severities
+    assert {"high", "medium", "low", None} <= severities, "ADR-010's words, and none at all"
+    kpis = [gen.next(0)[1]["payload"] for _ in range(3000)]
+    assert any("vendor" in p and isinstance(p.get("threshold_breach"), bool) for p in kpis)
 
 
 def test_generator_holds_faults_long_enough_for_sustained_rules():

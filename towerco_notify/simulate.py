@@ -21,6 +21,8 @@ from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
 
 SEVERITIES = ("critical", "major", "minor", "warning", "info")
 SEVERITY_WEIGHTS = (1, 3, 6, 8, 4)
+ADR010_SEVERITIES = ("high", "medium", "low", "HIGH", None)
+VENDORS = ("Ericsson", "Huawei", "Nokia", "ZTE")
 INCIDENT_TITLES = (
     "Rectifier module failure",
     "Mains power lost, on battery",
@@ -53,6 +55,9 @@ class Generator:
     # sustained faults (site -> KPI in breach until a time), so `for:` rules really fire
     _faults: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     fault_chance: float = 0.005
+    # the share of messages in ADR-010's own words (high/medium/low or no severity, a
+    # KPI sample's vendor label and threshold_breach flag), as its producers send them
+    adr010_share: float = 0.25
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -84,6 +89,9 @@ class Generator:
                 if fault is not None and fault[0] == name:
                     value = breach + self.rng.gauss(0, abs(noise))
                 payload[name] = round(value, 3)
+            if self.rng.random() < self.adr010_share:
+                payload["vendor"] = self.rng.choice(VENDORS)
+                payload["threshold_breach"] = fault is not None
             return TOPIC_KPIS, {
                 "tenant_id": tenant,
                 "site_id": site,
@@ -108,18 +116,22 @@ class Generator:
                 "payload": {"status": new, "previous": current},
             }
         self._incident_seq += 1
-        severity = self.rng.choices(SEVERITIES, SEVERITY_WEIGHTS)[0]
+        severity: str | None = self.rng.choices(SEVERITIES, SEVERITY_WEIGHTS)[0]
+        if self.rng.random() < self.adr010_share:
+            severity = self.rng.choice(ADR010_SEVERITIES)
         title = self.rng.choice(INCIDENT_TITLES)
+        incident: dict[str, object] = {
+            "incident_id": f"INC-{int(now)}-{self._incident_seq}",
+            "title": title,
+            "description": f"{title} at {site}",
+        }
+        if severity is not None:  # ADR-010's bridge may leave it out (default: medium)
+            incident["severity"] = severity
         return TOPIC_ALERTS, {
             "tenant_id": tenant,
             "site_id": site,
             "timestamp": ts,
-            "payload": {
-                "incident_id": f"INC-{int(now)}-{self._incident_seq}",
-                "title": title,
-                "description": f"{title} at {site}",
-                "severity": severity,
-            },
+            "payload": incident,
         }
 
     def stream(self, clock: Iterator[float]) -> Iterator[tuple[str, dict[str, object]]]:
