@@ -8,6 +8,7 @@ delivered message, side by side with the ratio.
 
     ./dev bench                                  # K=100,1000 at 20,50,100 alerts/s, websocket
     ./dev bench --clients 1000 --rates 50 --transport polling --duration 10
+    ./dev bench --clients 1000 --rates 20,50 --transport websocket,ws,sse --targets daemon
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ from towerco_notify.embedded_broker import EmbeddedBroker, free_port  # noqa: E4
 NODE = ROOT / "bench" / "node"
 SECRET = "bench-secret-0123456789abcdefghijklmnop"
 TENANT = "bench"
+SOCKETIO_TRANSPORTS = ("websocket", "polling")
+STREAM_TRANSPORTS = ("ws", "sse")  # the daemon's own: the Node reference does not speak them
 
 
 def ensure_node_packages() -> None:
     """socket.io, socket.io-client and kafkajs for the clients and the reference server."""
-    if (NODE / "node_modules" / "socket.io-client").is_dir():
+    if all((NODE / "node_modules" / pkg).is_dir() for pkg in ("socket.io-client", "ws")):
         return
     print("installing the benchmark's Node packages (npm ci in bench/node)...", flush=True)
     subprocess.run(
@@ -150,18 +153,25 @@ class Clients:
     ) -> Clients:
         procs = []
         per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+        # Socket.IO's transports through socket.io-client; ADR-010's plain WebSocket and
+        # SSE through stream_clients.mjs (the same report protocol)
+        script = "stream_clients.mjs" if transport in STREAM_TRANSPORTS else "clients.mjs"
         for n in per:
             cfg = {
                 "url": url,
                 "count": n,
                 "transports": [transport],
+                "transport": transport,
                 "auth": auth,
+                "token": auth.get("token"),
+                "tenant": TENANT,
+                "user": "bench",
                 "event": "incident_alert",
             }
             procs.append(
                 await asyncio.create_subprocess_exec(
                     "node",
-                    str(NODE / "clients.mjs"),
+                    str(NODE / script),
                     json.dumps(cfg),
                     cwd=str(NODE),
                     stdin=asyncio.subprocess.PIPE,
@@ -283,10 +293,11 @@ async def run_target(
     auth: dict[str, Any],
     producer: AIOKafkaProducer,
     args: argparse.Namespace,
+    transport: str,
 ) -> list[dict[str, Any]]:
     rows = []
     for k in args.clients:
-        clients = await Clients.start(url, k, args.transport, auth, args.client_procs)
+        clients = await Clients.start(url, k, transport, auth, args.client_procs)
         try:
             await asyncio.sleep(1.0)
             await clients.report()  # reset
@@ -307,7 +318,7 @@ async def run_target(
                 expected = sent * k
                 row = {
                     "target": name,
-                    "transport": args.transport,
+                    "transport": transport,
                     "clients": k,
                     "rate": rate,
                     "sent": sent,
@@ -335,7 +346,8 @@ async def run_target(
                 }
                 rows.append(row)
                 print(
-                    f"  {name:7} K={k:<5} R={rate:<5} delivered/s={row['delivered_per_s']:<7} "
+                    f"  {name:7} {transport:9} K={k:<5} R={rate:<5} "
+                    f"delivered/s={row['delivered_per_s']:<7} "
                     f"loss={row['loss_pct']:>6}% p50={row['p50_ms']}ms p99={row['p99_ms']}ms "
                     f"first-delivery p50/p99={row['first_p50_ms']}/{row['first_p99_ms']}ms "
                     + (
@@ -350,6 +362,32 @@ async def run_target(
         finally:
             await clients.close()
     return rows
+
+
+def transports_table(rows: list[dict[str, Any]]) -> str:
+    """The daemon's transports side by side, per K and rate (one run, same clients' kind)."""
+    kinds = sorted({r["transport"] for r in rows if r["target"] == "daemon"})
+    head = ["K", "R/s"]
+    for t in kinds:
+        head += [f"{t} msg/s", f"{t} p50/p99 ms", f"{t} µs/msg", f"{t} loss"]
+    by = {(r["transport"], r["clients"], r["rate"]): r for r in rows if r["target"] == "daemon"}
+    cells = []
+    for k, rate in sorted({(r["clients"], r["rate"]) for r in rows if r["target"] == "daemon"}):
+        row: list[Any] = [k, rate]
+        for t in kinds:
+            d = by.get((t, k, rate))
+            row += (
+                [
+                    d["delivered_per_s"],
+                    f"{d['p50_ms']}/{d['p99_ms']}",
+                    d["cpu_us_per_msg"],
+                    f"{d['loss_pct']}%",
+                ]
+                if d
+                else ["-"] * 4
+            )
+        cells.append(row)
+    return markdown_table(head, cells)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -403,11 +441,11 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(8, 5))
     series: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in rows:
-        series.setdefault((r["target"], r["clients"]), []).append(r)
+        series.setdefault((f"{r['target']} {r['transport']}", r["clients"]), []).append(r)
     for (target, k), rs in sorted(series.items()):
         rs.sort(key=lambda r: r["rate"])
         x = [r["rate"] * k for r in rs]  # offered msg/s
-        style = "-" if target == "daemon" else "--"
+        style = "-" if target.startswith("daemon") else "--"
         for q, marker in (("p50_ms", "o"), ("p99_ms", "^")):
             ax.plot(
                 x,
@@ -421,7 +459,8 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> bool:
     ax.set_xlabel("offered messages/s (alerts/s x clients)")
     ax.set_ylabel("Kafka → client latency, ms")
     ax.axhline(1000, color="grey", linewidth=0.8, linestyle=":")
-    ax.set_title(f"towerco-notify vs Node socket.io ({rows[0]['transport']})")
+    kinds = ",".join(sorted({r["transport"] for r in rows}))
+    ax.set_title(f"towerco-notify vs Node socket.io ({kinds})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -442,7 +481,14 @@ async def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per rate")
     parser.add_argument("--drain", type=float, default=2.0, help="seconds to wait after producing")
-    parser.add_argument("--transport", choices=["websocket", "polling"], default="websocket")
+    parser.add_argument(
+        "--transport",
+        type=lambda s: s.split(","),
+        default=["websocket"],
+        help="comma-separated: websocket, polling (Socket.IO, against the Node reference too),"
+        " ws (ADR-010's plain WebSocket), sse (Server-Sent Events): the daemon's transports"
+        " side by side in one run",
+    )
     parser.add_argument("--targets", default="daemon,node")
     parser.add_argument(
         "--client-procs", type=int, default=1, help="Node processes for the clients"
@@ -457,6 +503,9 @@ async def main() -> None:
     )
     parser.add_argument("--plot", default="", help="PNG path (default: next to the raw results)")
     args = parser.parse_args()
+    unknown = set(args.transport) - {*SOCKETIO_TRANSPORTS, *STREAM_TRANSPORTS}
+    if unknown:
+        parser.error(f"--transport: unknown {sorted(unknown)}")
     ensure_node_packages()
 
     broker = EmbeddedBroker()
@@ -478,19 +527,34 @@ async def main() -> None:
             procs.append(proc)
             token = mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=3600)
             print(f"daemon (pid {proc.pid}) on :{port}", flush=True)
-            rows += await run_target(
-                "daemon", proc.pid, f"http://127.0.0.1:{port}", {"token": token}, producer, args
-            )
+            for transport in args.transport:
+                rows += await run_target(
+                    "daemon",
+                    proc.pid,
+                    f"http://127.0.0.1:{port}",
+                    {"token": token},
+                    producer,
+                    args,
+                    transport,
+                )
             proc.terminate()
             await proc.wait()
-        if "node" in targets:
+        socketio = [t for t in args.transport if t in SOCKETIO_TRANSPORTS]
+        if "node" in targets and socketio:
             port = free_port()
             proc = await start_reference(broker.bootstrap, port, args.fetch_wait_ms)
             procs.append(proc)
             print(f"node reference (pid {proc.pid}) on :{port}", flush=True)
-            rows += await run_target(
-                "node", proc.pid, f"http://127.0.0.1:{port}", {"tenant": TENANT}, producer, args
-            )
+            for transport in socketio:
+                rows += await run_target(
+                    "node",
+                    proc.pid,
+                    f"http://127.0.0.1:{port}",
+                    {"tenant": TENANT},
+                    producer,
+                    args,
+                    transport,
+                )
     finally:
         for proc in procs:
             if proc.returncode is None:
@@ -500,14 +564,20 @@ async def main() -> None:
         await producer.stop()
         await broker.stop()
     print()
-    print(
-        f"transport={args.transport} duration={args.duration}s per rate, "
-        f"machine: {os.cpu_count()} cores"
-    )
-    print(table(rows))
+    kinds = ",".join(args.transport)
+    print(f"transport={kinds} duration={args.duration}s per rate, machine: {os.cpu_count()} cores")
+    for transport in args.transport:
+        if transport in SOCKETIO_TRANSPORTS:
+            print(f"\n{transport}: daemon vs Node socket.io")
+            print(table([r for r in rows if r["transport"] == transport]))
+    if len(args.transport) > 1:
+        print("\nthe daemon's transports side by side")
+        print(transports_table(rows))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    path = out / f"fanout-{args.transport}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
+    path = (
+        out / f"fanout-{kinds.replace(',', '-')}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
+    )
     path.write_text(json.dumps(rows, indent=2))
     print(f"\nraw results: {path}")
     plot = Path(args.plot) if args.plot else path.with_suffix(".png")

@@ -9,8 +9,10 @@ connection, authenticates it, and feeds client frames in: rooms, visibility (`ro
 the same rooms as Socket.IO), resume (`sio_server.recovery.resume`) and client events
 (`sio_server.client_events`) are the same code for every transport.
 
-Writes go straight to the socket's transport: fan-out never awaits per recipient, so
-events leave in emit order. A client that stops reading is cut off at a bound of unsent
+Writes go to the socket's transport, corked until the end of the loop iteration (a burst
+leaves in one write per socket): fan-out never awaits per recipient, and every write of a
+connection, live or replayed, goes the same way, so events leave in the order written.
+A client that stops reading is cut off at a bound of unsent
 bytes; it reconnects with its last id and resumes from history.
 """
 
@@ -115,7 +117,7 @@ class StreamConnection:
             )
             self.abort(hard=True)
             return False
-        t.write(data)
+        self.hub.cork(self, data)
         return True
 
     def send(self, event: dict[str, Any], resume_point: bool = True) -> None:
@@ -164,6 +166,30 @@ class ConnectionHub:
         self._rooms: dict[str, set[StreamConnection]] = {}
         self.connections: set[StreamConnection] = set()
         self._keepalive: asyncio.Task[None] | None = None
+        # bytes waiting for the end of this loop iteration, per connection: the events of
+        # a burst (and a replay) leave in one write per socket, in the order written
+        self._corked: dict[StreamConnection, list[bytes]] = {}
+        self._flush_handle: asyncio.Handle | None = None
+
+    def cork(self, conn: StreamConnection, data: bytes) -> None:
+        frames = self._corked.get(conn)
+        if frames is None:
+            self._corked[conn] = [data]
+            if self._flush_handle is None:
+                self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+        else:
+            frames.append(data)
+
+    def flush(self) -> None:
+        """Write what was corked, one write per socket."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        corked, self._corked = self._corked, {}
+        for conn, frames in corked.items():
+            t = conn._transport
+            if not conn.closed and not t.is_closing():
+                t.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def join(self, conn: StreamConnection, room: str) -> None:
         if conn.closed:
@@ -263,6 +289,7 @@ class ConnectionHub:
         self._keepalive = asyncio.create_task(self._keep_alive(), name="stream-keepalive")
 
     async def stop(self) -> None:
+        self.flush()
         if self._keepalive is not None:
             self._keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
