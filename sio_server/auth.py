@@ -8,13 +8,13 @@ HS256 token signed with the public key (algorithm confusion) or `alg: none` fail
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
 from notify_core.events import ROLES, is_ident
-from notify_core.rooms import visible
+from notify_core.rooms import may_see_site, rooms_of, visible
 
 MAX_SITES = 1000
 
@@ -34,13 +34,19 @@ class Principal:
     roles: frozenset[str]
     sites: frozenset[str] | None  # None: every site of the tenant
     expires_at: float
+    issued_at: float | None = None  # `iat`: what revocation by user compares
+    token_id: str | None = None  # `jti`: what revocation by token names
+    rooms: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rooms", frozenset(rooms_of(self)))
 
     def can_see_site(self, site: str | None) -> bool:
-        return site is None or self.sites is None or site in self.sites
+        return may_see_site(self, site)
 
     def can_see(self, event: dict[str, Any]) -> bool:
-        """The one visibility rule used by live emits, history replay and HTTP."""
-        return visible(event, self.tenant_id, self.sites)
+        """The one visibility rule (notify_core.rooms.visible): replay, HTTP, polling."""
+        return visible(self, event, self.rooms)
 
     def has_any_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
