@@ -47,8 +47,9 @@ TOPIC_KPIS = "towerco.kpis.updates"
 TOPIC_SITES = "towerco.sites.status"
 TOPIC_ACTIONS = "towerco.incidents.actions"
 TOPIC_DEADLETTER = "towerco.notify.deadletter"
+TOPIC_AUDIT = "towerco.notify.audit"
 INPUT_TOPICS = (TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES, TOPIC_ACTIONS)
-ALL_TOPICS = (*INPUT_TOPICS, TOPIC_DEADLETTER)
+ALL_TOPICS = (*INPUT_TOPICS, TOPIC_DEADLETTER, TOPIC_AUDIT)
 
 Severity = Literal["critical", "major", "minor", "warning", "info"]
 # ADR-010's producers say high/medium/low; its bridge defaults a missing severity to medium

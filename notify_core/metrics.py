@@ -80,6 +80,14 @@ SOCKET_WRITES = Counter(
     "Writes to WebSocket transports on the direct path (events emitted in the same loop"
     " iteration share one write per socket)",
 )
+AUDIT_RECORDS = Counter(
+    "notify_audit_records_total",
+    "Audit records written, by action and result",
+    ["action", "result"],
+)
+AUDIT_FAILURES = Counter(
+    "notify_audit_failures_total", "Audit records that could not be written (Kafka refused)"
+)
 ORIGIN_REFUSED = Counter(
     "notify_origin_refused_total",
     "Browser connections refused for their Origin (not the daemon's own, not listed)",

@@ -16,6 +16,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
+from notify_core.audit import AuditLog
 from notify_core.history import History, RedisHistory
 from notify_core.incidents import IncidentStore
 from notify_core.readiness import Readiness
@@ -24,12 +25,13 @@ from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
 from sio_server import websocket
 from sio_server.auth import Authenticator, Principal
-from sio_server.client_events import ActionSink, ClientEvents
+from sio_server.client_events import ClientEvents
 from sio_server.connections import ConnectionHub
 from sio_server.deliveries import Deliveries
 from sio_server.fanout import DirectSocket, Fanout
 from sio_server.follower import LogFollower
 from sio_server.http_api import HttpApi
+from sio_server.incident_actions import ActionSink, IncidentActions
 from sio_server.origin import OriginPolicy
 from sio_server.plain_ws import PlainWebSocket
 from sio_server.recovery import DeliveryGate
@@ -107,6 +109,7 @@ class SocketServer:
         timeline: Timeline | None = None,
         incidents: IncidentStore | None = None,
         follow: tuple[Redis, RedisHistory] | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.host, self.requested_port = host, port
         self.port: int | None = None
@@ -124,7 +127,8 @@ class SocketServer:
         websocket.install(self.sio.eio, ws_compression, self.direct)
         principals: dict[str, Principal] = {}  # engine.io sid -> who, for deliveries
         self.deliveries = Deliveries(principals.get, ack_tracking_pairs)
-        self.events = ClientEvents(action_sink, snapshots, timeline, self.deliveries)
+        actions = IncidentActions(action_sink, incidents, audit)
+        self.events = ClientEvents(actions, snapshots, timeline, self.deliveries)
         gate = DeliveryGate(self.sio)
         gate.observer = self.deliveries.on_packet
         self.follower: LogFollower | None = None
@@ -157,7 +161,7 @@ class SocketServer:
                 self.app
             )
             EventStream(auth, self.hub, self.origins, self.follower).add_routes(self.app)
-        HttpApi(auth, history, readiness, action_sink, rules, timeline, incidents).add_routes(
+        HttpApi(auth, history, readiness, actions, rules, timeline, incidents, audit).add_routes(
             self.app
         )
         self._runner: web.AppRunner | None = None

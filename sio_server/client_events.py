@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from notify_core import metrics
+from notify_core.audit import Source
 from notify_core.events import is_ident, now_iso
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.rooms import oncall_room, site_room
@@ -24,11 +25,11 @@ from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
 from sio_server.auth import Principal
 from sio_server.deliveries import Deliveries
+from sio_server.incident_actions import ACTIONS, IncidentActions
 from sio_server.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
-ActionSink = Callable[[Principal, str, str], Awaitable[None]]
 MAX_SITES_PER_CALL = 500
 
 
@@ -48,6 +49,10 @@ class Session(Protocol):
     @property
     def transport(self) -> str:
         """The metrics label: `websocket`, `polling`, `ws`, `sse`."""
+
+    @property
+    def remote(self) -> str | None:
+        """The peer's address (for the audit trail)."""
 
     async def join(self, room: str) -> None: ...
 
@@ -75,12 +80,12 @@ Handler = Callable[[Session, Any], Awaitable[dict[str, Any]]]
 class ClientEvents:
     def __init__(
         self,
-        action_sink: ActionSink | None,
+        actions: IncidentActions,
         snapshots: SnapshotStore | None,
         timeline: Timeline | None,
         deliveries: Deliveries,
     ) -> None:
-        self.action_sink = action_sink
+        self.actions = actions
         self.snapshots = snapshots
         self.timeline = timeline
         self.deliveries = deliveries
@@ -171,19 +176,15 @@ class ClientEvents:
         return {"ok": True, "type": "heartbeat_ack", "timestamp": now_iso()}
 
     async def incident_action(self, s: Session, data: Any) -> dict[str, Any]:
-        p = s.principal
         if not isinstance(data, dict):
             raise ClientError("expected {incident_id, action}")
         incident_id, action = data.get("incident_id"), data.get("action")
-        if not is_ident(incident_id):
-            raise ClientError("incident_id must be an id string")
-        if action not in ("acknowledge", "resolve"):
+        if action not in ACTIONS:
             raise ClientError("action must be 'acknowledge' or 'resolve'")
-        if not p.has_any_role("operator", "oncall", "admin"):
-            raise ClientError("forbidden: needs role operator, oncall or admin")
-        if self.action_sink is None:
-            raise ClientError("incident actions are not available on this server")
-        await self.action_sink(p, incident_id, action)
+        source: Source = "ws" if s.transport == "ws" else "socket"
+        outcome = await self.actions.act(s.principal, incident_id, action, source, s.remote)
+        if not outcome.ok:
+            raise ClientError(outcome.error or "refused")
         return {"ok": True, "incident_id": incident_id, "action": action}
 
     async def sync(self, s: Session, data: Any) -> dict[str, Any]:

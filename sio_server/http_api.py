@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from notify_core import metrics
+from notify_core.audit import AuditLog
 from notify_core.events import NOTIFICATION_TYPES, is_ident
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
@@ -21,7 +22,7 @@ from notify_core.readiness import Readiness
 from notify_core.rules import RulesHolder
 from notify_core.timeline import Timeline
 from sio_server.auth import Authenticator, AuthError, Principal
-from sio_server.client_events import ActionSink
+from sio_server.incident_actions import IncidentActions
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +88,20 @@ class HttpApi:
         auth: Authenticator,
         history: History,
         readiness: Readiness,
-        action_sink: ActionSink | None,
+        actions: IncidentActions,
         rules: RulesHolder | None = None,
         timeline: Timeline | None = None,
         incidents: IncidentStore | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
+        self.actions = actions
+        self.audit = audit
         self.rules = rules
         self.timeline = timeline
         self.incidents = incidents
         self.auth = auth
         self.history = history
         self.readiness = readiness
-        self.action_sink = action_sink
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)
@@ -109,6 +112,7 @@ class HttpApi:
         app.router.add_post("/api/v1/incidents/{incident_id}/{action}", self.incident_action)
         app.router.add_get("/api/v1/incidents/{incident_id}/timeline", self.incident_timeline)
         app.router.add_get("/api/v1/thresholds", self.thresholds)
+        app.router.add_get("/api/v1/audit", self.audit_records)
         app.router.add_get("/", self.dashboard)
         app.router.add_get("/static/{name}", self.static)
 
@@ -246,24 +250,18 @@ class HttpApi:
     @authenticated("incident_action")
     async def incident_action(self, request: web.Request, principal: Principal) -> web.Response:
         route = "incident_action"
-        action = request.match_info["action"]
-        incident_id = request.match_info["incident_id"]
-        verb = {"acknowledge": "acknowledge", "resolve": "resolve"}.get(action)
-        if verb is None:
-            metrics.HTTP_REQUESTS.labels(route, "404").inc()
-            return _error(404, "unknown action; use acknowledge or resolve")
-        if not principal.has_any_role("operator", "oncall", "admin"):
-            metrics.HTTP_REQUESTS.labels(route, "403").inc()
-            return _error(403, "forbidden: needs role operator, oncall or admin")
-        if not is_ident(incident_id):
-            metrics.HTTP_REQUESTS.labels(route, "400").inc()
-            return _error(400, "incident_id: must be 1-64 of [A-Za-z0-9_.-]")
-        if self.action_sink is None:
-            metrics.HTTP_REQUESTS.labels(route, "503").inc()
-            return _error(503, "incident actions are not available on this server")
-        await self.action_sink(principal, incident_id, verb)
-        metrics.HTTP_REQUESTS.labels(route, "202").inc()
-        return _json({"ok": True, "incident_id": incident_id, "action": verb}, 202)
+        outcome = await self.actions.act(
+            principal,
+            request.match_info["incident_id"],
+            request.match_info["action"],
+            "http",
+            request.remote,
+        )
+        metrics.HTTP_REQUESTS.labels(route, str(outcome.status)).inc()
+        if not outcome.ok:
+            return _error(outcome.status, outcome.error or "refused")
+        incident_id, action = request.match_info["incident_id"], request.match_info["action"]
+        return _json({"ok": True, "incident_id": incident_id, "action": action}, 202)
 
     @authenticated("timeline")
     async def incident_timeline(self, request: web.Request, principal: Principal) -> web.Response:
@@ -282,6 +280,35 @@ class HttpApi:
             return _error(404, "no such incident")
         metrics.HTTP_REQUESTS.labels(route, "200").inc()
         return _json({"incident_id": incident_id, "timeline": entries})
+
+    @authenticated("audit")
+    async def audit_records(self, request: web.Request, principal: Principal) -> web.Response:
+        """The tenant's audit trail, for its admins: `{"records": [...], "next": cursor}`."""
+        route = "audit"
+        if not principal.has_any_role("admin"):
+            metrics.HTTP_REQUESTS.labels(route, "403").inc()
+            return _error(403, "forbidden: needs role admin")
+        query = request.query
+        since = query.get("since") or None
+        limit = _int_in(query.get("limit", "100"), 1, MAX_LIMIT)
+        problem = None
+        if since is not None:
+            try:
+                parse_id(since)
+            except InvalidEventId as exc:
+                problem = f"since: {exc}"
+        if limit is None:
+            problem = problem or f"limit: must be an integer from 1 to {MAX_LIMIT}"
+        if problem is not None or limit is None:
+            metrics.HTTP_REQUESTS.labels(route, "400").inc()
+            return _error(400, problem or "bad request")
+        if self.audit is None:
+            return _json({"records": [], "next": since})
+        records, cursor = await self.audit.copy.read(
+            principal.tenant_id, since, limit, query.get("action") or None
+        )
+        metrics.HTTP_REQUESTS.labels(route, "200").inc()
+        return _json({"records": records, "next": cursor})
 
     @authenticated("thresholds")
     async def thresholds(self, request: web.Request, principal: Principal) -> web.Response:

@@ -32,13 +32,20 @@ log = logging.getLogger(__name__)
 class SioSession:
     """A Socket.IO connection as the client events see it (`client_events.Session`)."""
 
-    __slots__ = ("_handlers", "bucket", "eio_sid", "principal", "sid")
+    __slots__ = ("_handlers", "bucket", "eio_sid", "principal", "remote", "sid")
 
     def __init__(
-        self, handlers: SocketHandlers, sid: str, eio_sid: str, principal: Principal, bucket: Any
+        self,
+        handlers: SocketHandlers,
+        sid: str,
+        eio_sid: str,
+        principal: Principal,
+        bucket: Any,
+        remote: str | None = None,
     ) -> None:
         self._handlers = handlers
         self.sid, self.eio_sid, self.principal, self.bucket = sid, eio_sid, principal, bucket
+        self.remote = remote
 
     @property
     def transport(self) -> str:
@@ -111,7 +118,9 @@ class SocketHandlers:
         last_id = auth.get("last_id") if isinstance(auth, dict) else None
         epoch = auth.get("epoch") if isinstance(auth, dict) else None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-        self.sessions[sid] = SioSession(self, sid, eio_sid, principal, TokenBucket(*self._rate))
+        self.sessions[sid] = SioSession(
+            self, sid, eio_sid, principal, TokenBucket(*self._rate), environ.get("REMOTE_ADDR")
+        )
         self._by_eio[eio_sid] = principal
         # In the rooms now, so nothing live is missed; held until connection_established
         # (and the replay, when resuming) has been sent.

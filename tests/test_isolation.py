@@ -262,10 +262,10 @@ async def test_http_incident_action_checks_role_and_tenant(base_url, produce, to
                 url, headers={"Authorization": "Bearer " + token(tenant, roles=[])}
             ) as resp:
                 assert resp.status == 403
-            # another tenant "acknowledging" HA-1 only touches its own tenant's incident
+            # another tenant "acknowledging" HA-1: no such incident in its tenant, refused
             other = new_tenant()
             async with http.post(url, headers={"Authorization": "Bearer " + token(other)}) as resp:
-                assert resp.status == 202
+                assert resp.status == 404
             async with http.post(
                 f"{base_url}/api/v1/incidents/HA-1/explode",
                 headers={"Authorization": "Bearer " + token(tenant)},

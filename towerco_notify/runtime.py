@@ -25,6 +25,7 @@ from escalation.leader import LeaderLock
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
 from escalation.webhooks import WebhookSender
+from notify_core.audit import AuditCopy, AuditLog, MemoryAuditCopy, RedisAuditCopy
 from notify_core.events import ALL_TOPICS
 from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
@@ -107,6 +108,7 @@ class Runtime:
         self.policies = load_policies(policies_file) if policies_file.exists() else []
         self.escalation: EscalationEngine | None = None
         self.leader: LeaderLock | None = None
+        self.audit: AuditLog | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -161,9 +163,17 @@ class Runtime:
         auth = Authenticator(self.jwt_secret, public_key)
 
         actions: ActionProducer | None = None
+        audit: AuditLog | None = None
         if self.mode in ("run", "server"):
             actions = ActionProducer(lambda: self.bootstrap)
             add(_Part("action producer", actions.start, actions.stop))
+            copy: AuditCopy = (
+                RedisAuditCopy(self.redis, s.redis_prefix)
+                if self.redis is not None
+                else MemoryAuditCopy()
+            )
+            audit = self.audit = AuditLog(lambda: self.bootstrap, copy)
+            add(_Part("audit log", audit.start, audit.stop))
 
         follow = None
         if self.mode == "server":
@@ -189,6 +199,7 @@ class Runtime:
             snapshots=self.snapshots,
             timeline=self.timeline,
             incidents=self.incidents,
+            audit=audit,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 

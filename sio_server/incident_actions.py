@@ -1,0 +1,82 @@
+"""Acting on an incident, from any transport: who may, on what, and the audit record.
+
+One gate for the socket, the plain WebSocket and HTTP: the caller needs role `operator`,
+`oncall` or `admin` *and* an incident it may see (its tenant; its site when the token is
+restricted). An incident the daemon does not know is refused (it would otherwise be
+stored and broadcast: anyone with a token could flood the history with fake updates), and
+one the caller may not see is refused the same way (its existence is not disclosed).
+Each attempt, allowed or refused, is an audit record, written before the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from notify_core.audit import AuditLog, Source, audit_record
+from notify_core.events import is_ident
+from notify_core.incidents import IncidentStore
+from sio_server.auth import Principal
+
+ActionSink = Callable[[Principal, str, str], Awaitable[None]]
+ACTIONS = ("acknowledge", "resolve")
+ACTING_ROLES = ("operator", "oncall", "admin")
+
+
+class Outcome(NamedTuple):
+    ok: bool
+    status: int  # the HTTP status it maps to
+    error: str | None = None
+
+
+class IncidentActions:
+    def __init__(
+        self,
+        sink: ActionSink | None,
+        incidents: IncidentStore | None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        self._sink = sink
+        self._incidents = incidents
+        self._audit = audit
+
+    async def act(
+        self,
+        p: Principal,
+        incident_id: object,
+        action: object,
+        source: Source,
+        remote: str | None = None,
+    ) -> Outcome:
+        outcome = await self._decide(p, incident_id, action)
+        if outcome.ok:  # produced to the actions topic; the pipeline applies it
+            assert self._sink is not None
+            await self._sink(p, str(incident_id), str(action))
+        if self._audit is not None and action in ACTIONS:
+            await self._audit.record(
+                audit_record(
+                    p.tenant_id,
+                    p.user_id,
+                    str(action),
+                    incident_id if isinstance(incident_id, str) else None,
+                    "ok" if outcome.ok else "refused",
+                    source,
+                    outcome.error,
+                    remote,
+                )
+            )
+        return outcome
+
+    async def _decide(self, p: Principal, incident_id: object, action: object) -> Outcome:
+        if action not in ACTIONS:
+            return Outcome(False, 404, "unknown action; use acknowledge or resolve")
+        if not is_ident(incident_id):
+            return Outcome(False, 400, "incident_id: must be 1-64 of [A-Za-z0-9_.-]")
+        if not p.has_any_role(*ACTING_ROLES):
+            return Outcome(False, 403, "forbidden: needs role operator, oncall or admin")
+        if self._sink is None or self._incidents is None:
+            return Outcome(False, 503, "incident actions are not available on this server")
+        state = await self._incidents.get(p.tenant_id, incident_id)
+        if state is None or not p.can_see_site(state.site_id):
+            return Outcome(False, 404, "no such incident")
+        return Outcome(True, 202)
