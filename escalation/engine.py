@@ -18,6 +18,7 @@ from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore
 from escalation.webhooks import WebhookSender
 from notify_core import metrics
+from notify_core.redact import url_origin
 from notify_core.timeline import Timeline
 from notify_core.write_behind import UNREACHABLE
 
@@ -274,7 +275,7 @@ class EscalationEngine:
     ) -> None:
         result = await self.webhooks.send(url, event)
         await self.timeline.add(
-            tenant, incident_id, "webhook", url=url, level=event["level"], **result
+            tenant, incident_id, "webhook", url=url_origin(url), level=event["level"], **result
         )
 
     async def stop(self) -> None:

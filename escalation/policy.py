@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from notify_core.events import Ident
+from notify_core.redact import url_origin
 from notify_core.rules import parse_duration
 
 
@@ -41,7 +42,12 @@ class Target(BaseModel):
         return self
 
     def describe(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v not in (None, False)}
+        """What events and timelines say of this target: a webhook only by its origin
+        (its path and query are often the secret)."""
+        described = {k: v for k, v in self.model_dump().items() if v not in (None, False)}
+        if "webhook" in described:
+            described["webhook"] = url_origin(described["webhook"])
+        return described
 
 
 class Level(BaseModel):

@@ -18,6 +18,7 @@ import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from notify_core import metrics
+from notify_core.redact import url_origin
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,10 @@ class WebhookSender:
             metrics.WEBHOOKS.labels("ok").inc()
             return {"ok": True, "status": status, "attempts": attempts}
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            # an error's text may quote the URL: only its origin leaves the process
+            error = f"{type(exc).__name__}: {exc}".replace(url, url_origin(url))
             metrics.WEBHOOKS.labels("failed").inc()
-            log.warning("webhook %s failed after %d attempt(s): %s", url, attempts, error)
+            log.warning(
+                "webhook %s failed after %d attempt(s): %s", url_origin(url), attempts, error
+            )
             return {"ok": False, "status": status, "attempts": attempts, "error": error}

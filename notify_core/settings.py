@@ -50,6 +50,36 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = Field(
         default=None, description="PEM public key file; when set, RS256 tokens are accepted too"
     )
+    jwt_audience: str | None = Field(
+        default=None, description="when set, a token's `aud` must contain it"
+    )
+    jwt_issuer: str | None = Field(default=None, description="when set, a token's `iss` must be it")
+    jwt_jwks_url: str | None = Field(
+        default=None,
+        description="an identity provider's JWKS: RS256/ES256 keys by `kid`, refreshed on rotation",
+    )
+    jwt_tenant_claim: str = Field(
+        default="tenant_id", description="dotted path of the tenant id in the token's claims"
+    )
+    jwt_roles_claim: str = Field(
+        default="roles",
+        description="dotted path of the roles list (e.g. realm_access.roles); from a path"
+        " other than `roles`, roles this daemon does not know are ignored",
+    )
+    max_connections_per_user: int = Field(
+        default=20, ge=1, description="live connections of one user, across server processes"
+    )
+    max_connections_per_tenant: int = Field(
+        default=10_000, ge=1, description="live connections of one tenant, across processes"
+    )
+    http_rate: str = Field(
+        default="20/s", pattern=r"^\d+(\.\d+)?(/s)?$", description="HTTP API requests per token"
+    )
+    http_burst: int = Field(default=40, ge=1, description="HTTP API burst per token")
+    auth_failures_per_min: int = Field(
+        default=30, ge=1, description="refused handshakes from one address before it is blocked"
+    )
+    auth_block_s: float = Field(default=300, ge=1, description="how long a blocked address waits")
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="HMAC-SHA256 key for webhook signatures (default: derived from the JWT secret)",
@@ -178,6 +208,15 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @property
+    def has_verification_key(self) -> bool:
+        """A key every process shares: a secret, a public key file or a JWKS."""
+        return bool(self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_url)
+
+    @property
+    def http_rate_per_s(self) -> float:
+        return float(self.http_rate.removesuffix("/s"))
 
     @property
     def kafka_bootstrap_str(self) -> str | None:

@@ -20,6 +20,7 @@ from notify_core.audit import AuditLog
 from notify_core.history import History, RedisHistory
 from notify_core.incidents import IncidentStore
 from notify_core.readiness import Readiness
+from notify_core.revocations import Revocations
 from notify_core.rules import RulesHolder
 from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
@@ -110,7 +111,9 @@ class SocketServer:
         incidents: IncidentStore | None = None,
         follow: tuple[Redis, RedisHistory] | None = None,
         audit: AuditLog | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
+        self.revocations = revocations
         self.host, self.requested_port = host, port
         self.port: int | None = None
         self.origins = OriginPolicy(cors_origins)
@@ -193,16 +196,42 @@ class SocketServer:
         log.info("listening on http://%s:%s", self.host, self.port)
 
     async def _sweep_expired(self) -> None:
+        """Each second: cut the connections of tokens revoked since (on every process:
+        each follows the revocations); every 15 s, those whose token expired."""
+        ticks, seen = 0, self.revocations.generation if self.revocations else 0
         while True:
-            await asyncio.sleep(15)
+            await asyncio.sleep(1.0)
+            ticks += 1
             try:
-                n = await self.handlers.expire_sessions()
-                if n:
-                    log.info("disconnected %d connection(s) with expired tokens", n)
+                if self.revocations is not None and self.revocations.generation != seen:
+                    seen = self.revocations.generation
+                    n = await self.cut_revoked()
+                    if n:
+                        log.info("cut %d connection(s) of revoked tokens", n)
+                if ticks % 15 == 0:
+                    n = await self.handlers.expire_sessions()
+                    if n:
+                        log.info("disconnected %d connection(s) with expired tokens", n)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("expiry sweep failed")
+                log.exception("session sweep failed")
+
+    async def cut_revoked(self) -> int:
+        """Close every local connection (every transport) whose token is revoked."""
+        revocations = self.revocations
+        if revocations is None:
+            return 0
+        cut = 0
+        for sid, session in list(self.handlers.sessions.items()):
+            if revocations.revoked(session.principal):
+                await self.sio.disconnect(sid)
+                cut += 1
+        for conn in list(self.hub.connections):
+            if revocations.revoked(conn.principal):
+                conn.abort()
+                cut += 1
+        return cut
 
     async def stop(self) -> None:
         if self.follower is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -13,12 +14,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from notify_core import metrics
-from notify_core.audit import AuditLog
+from notify_core.audit import AuditLog, audit_record
 from notify_core.events import NOTIFICATION_TYPES, is_ident
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.incidents import STATUSES, IncidentStore
 from notify_core.readiness import Readiness
+from notify_core.revocations import DEFAULT_KEEP_S, Revocation, Revocations
 from notify_core.rules import RulesHolder
 from notify_core.timeline import Timeline
 from sio_server.auth import Authenticator, AuthError, Principal
@@ -57,7 +59,7 @@ def authenticated(
         @functools.wraps(fn)
         async def handler(self: HttpApi, request: web.Request) -> web.Response:
             try:
-                principal = self._principal(request)
+                principal = await self._principal(request)
             except AuthError as exc:
                 metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
                 metrics.HTTP_REQUESTS.labels(route, "401").inc()
@@ -67,6 +69,34 @@ def authenticated(
         return handler
 
     return wrap
+
+
+def revocation_from(body: Any, principal: Principal, now: float | None = None) -> Revocation:
+    """A revocation request's body, validated (ValueError names the field at fault)."""
+    now = time.time() if now is None else now
+    if not isinstance(body, dict):
+        raise ValueError('expected a JSON object {"jti": ...} or {"user_id": ...}')
+    jti, user = body.get("jti"), body.get("user_id")
+    if (jti is None) == (user is None):
+        raise ValueError("exactly one of jti or user_id")
+    if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= 256):
+        raise ValueError(f"jti: must be a string of 1-256 characters (got {jti!r:.80})")
+    if user is not None and not is_ident(user):
+        raise ValueError(f"user_id: must be 1-64 of [A-Za-z0-9_.-] (got {user!r:.80})")
+    issued_before = body.get("issued_before", now) if user is not None else None
+    until = body.get("expires_at", now + DEFAULT_KEEP_S)
+    for name, value in (("issued_before", issued_before), ("expires_at", until)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{name}: must be a unix time in seconds (got {value!r:.80})")
+    return Revocation(
+        principal.tenant_id,
+        jti,
+        user,
+        float(issued_before) if issued_before is not None else None,
+        float(until),
+        now,
+        principal.user_id,
+    )
 
 
 def _int_in(text: str, low: int, high: int) -> int | None:
@@ -93,7 +123,9 @@ class HttpApi:
         timeline: Timeline | None = None,
         incidents: IncidentStore | None = None,
         audit: AuditLog | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
+        self.revocations = revocations
         self.actions = actions
         self.audit = audit
         self.rules = rules
@@ -113,15 +145,17 @@ class HttpApi:
         app.router.add_get("/api/v1/incidents/{incident_id}/timeline", self.incident_timeline)
         app.router.add_get("/api/v1/thresholds", self.thresholds)
         app.router.add_get("/api/v1/audit", self.audit_records)
+        app.router.add_post("/api/v1/admin/revocations", self.revoke)
+        app.router.add_get("/api/v1/admin/revocations", self.revocations_list)
         app.router.add_get("/", self.dashboard)
         app.router.add_get("/static/{name}", self.static)
 
-    def _principal(self, request: web.Request) -> Principal:
+    async def _principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AuthError("missing bearer token")
-        return self.auth.verify(token.strip())
+        return await self.auth.authenticate(token.strip())
 
     async def healthz(self, request: web.Request) -> web.Response:
         return _json({"ok": True})
@@ -309,6 +343,50 @@ class HttpApi:
         )
         metrics.HTTP_REQUESTS.labels(route, "200").inc()
         return _json({"records": records, "next": cursor})
+
+    @authenticated("revocations")
+    async def revoke(self, request: web.Request, principal: Principal) -> web.Response:
+        """`{"jti": ...}` or `{"user_id": ..., "issued_before": <unix s, default now>}`, in
+        the admin's own tenant; optional `expires_at` (unix s): when the tokens expire."""
+        route = "revocations"
+        if not principal.has_any_role("admin"):
+            metrics.HTTP_REQUESTS.labels(route, "403").inc()
+            return _error(403, "forbidden: needs role admin")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        try:
+            revocation = revocation_from(body, principal)
+        except ValueError as exc:
+            metrics.HTTP_REQUESTS.labels(route, "400").inc()
+            return _error(400, str(exc))
+        if self.revocations is None:
+            return _error(503, "revocation is not available on this server")
+        await self.revocations.add(revocation)
+        if self.audit is not None:
+            target = f"jti:{revocation.jti}" if revocation.jti else f"user:{revocation.user_id}"
+            await self.audit.record(
+                audit_record(
+                    principal.tenant_id,
+                    principal.user_id,
+                    "revoke",
+                    target,
+                    "ok",
+                    "http",
+                    remote_addr=request.remote,
+                )
+            )
+        metrics.HTTP_REQUESTS.labels(route, "201").inc()
+        return _json({"ok": True, "revocation": revocation.view()}, 201)
+
+    @authenticated("revocations")
+    async def revocations_list(self, request: web.Request, principal: Principal) -> web.Response:
+        if not principal.has_any_role("admin"):
+            metrics.HTTP_REQUESTS.labels("revocations", "403").inc()
+            return _error(403, "forbidden: needs role admin")
+        listed = self.revocations.listed(principal.tenant_id) if self.revocations else []
+        return _json({"revocations": [r.view() for r in listed]})
 
     @authenticated("thresholds")
     async def thresholds(self, request: web.Request, principal: Principal) -> web.Response:

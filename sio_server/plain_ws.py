@@ -75,7 +75,7 @@ class PlainWebSocket:
         await ws.prepare(request)
         query = request.query
         try:
-            principal = self.auth.verify(query.get("token"))
+            principal = await self.auth.authenticate(query.get("token"))
             if (
                 principal.tenant_id != request.match_info["tenant_id"]
                 or principal.user_id != request.match_info["user_id"]

@@ -110,7 +110,7 @@ class SocketHandlers:
             query = parse_qs(environ.get("QUERY_STRING", ""))
             token = (query.get("token") or [None])[0]
         try:
-            principal = self.auth.verify(token)
+            principal = await self.auth.authenticate(token)
         except AuthError as exc:
             metrics.AUTH_FAILURES.labels("socket", exc.reason.split(":")[0]).inc()
             log.info("connection refused: %s", exc.reason)

@@ -78,7 +78,7 @@ class EventStream:
         scheme, _, bearer = header.partition(" ")
         token = bearer.strip() if scheme.lower() == "bearer" else query.get("token")
         try:
-            principal = self.auth.verify(token)
+            principal = await self.auth.authenticate(token)
         except AuthError as exc:
             metrics.AUTH_FAILURES.labels("sse", exc.reason.split(":")[0]).inc()
             log.info("event stream refused: %s", exc.reason)

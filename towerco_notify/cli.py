@@ -306,6 +306,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _banner(runtime: Any, args: argparse.Namespace) -> None:
+    from notify_core.redact import mask_password
     from sio_server.auth import mint_token
 
     s = runtime.settings
@@ -313,19 +314,28 @@ def _banner(runtime: Any, args: argparse.Namespace) -> None:
     url = f"http://{host}:{runtime.http_port}"
     lines = [f"towerco-notify {args.command} ready", f"  HTTP + Socket.IO : {url}"]
     if args.command == "run":
-        token = mint_token(
-            runtime.jwt_secret, "demo", "demo-operator", ["operator", "oncall", "admin"]
-        )
+        state = f"Redis {mask_password(s.redis_url)}" if s.redis_url else "in memory"
         lines += [
             f"  Kafka bootstrap  : {runtime.bootstrap}"
             + ("  (embedded tansu, memory only)" if runtime.broker else ""),
-            f"  state            : {'Redis ' + s.redis_url if s.redis_url else 'in memory'}"
+            f"  state            : {state}"
             + ("" if s.redis_url else " (nothing survives a restart)"),
-            f"  dashboard        : {url}/#token={token}",
-            f"  demo token       : {token}",
         ]
+        # a demo admin token only for the dev secret `run` made up: with a real secret,
+        # printing a 12 h admin token would hand it to whoever reads the logs
         if runtime.generated_secret:
-            lines.append(f"  dev JWT secret   : {runtime.jwt_secret}  (random, this run only)")
+            token = mint_token(
+                runtime.jwt_secret, "demo", "demo-operator", ["operator", "oncall", "admin"]
+            )
+            lines += [
+                f"  dashboard        : {url}/#token={token}",
+                f"  demo token       : {token}",
+                f"  dev JWT secret   : {runtime.jwt_secret}  (random, this run only)",
+            ]
+        else:
+            lines.append(
+                f"  dashboard        : {url}/  (sign in with a token: towerco-notify token)"
+            )
         lines.append(
             "  send events      : towerco-notify simulate --kafka-bootstrap "
             f"{runtime.bootstrap} --tenants demo"

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import jwt
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from escalation import jobs as escalation_jobs
@@ -30,6 +31,7 @@ from notify_core.events import ALL_TOPICS
 from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
 from notify_core.readiness import Readiness
+from notify_core.revocations import Revocations
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
@@ -81,15 +83,22 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
+        if self.mode in ("pipeline", "server") and not s.has_verification_key:
+            # each process would make up its own key: tokens and webhook signatures of
+            # one would not verify on another
+            raise ConfigurationError(
+                f"`{self.mode}` needs NOTIFY_JWT_SECRET (at least 32 bytes), or"
+                " NOTIFY_JWT_PUBLIC_KEY_FILE / NOTIFY_JWT_JWKS_URL"
+            )
         if self.mode in ("pipeline", "server") and not s.redis_url:
             raise ConfigurationError(
                 f"`{self.mode}` runs beside other processes and needs NOTIFY_REDIS_URL"
             )
         if self.mode in ("pipeline", "server") and not s.kafka_bootstrap:
             raise ConfigurationError(f"`{self.mode}` needs NOTIFY_KAFKA_BOOTSTRAP")
-        if self.mode == "server" and s.jwt_secret is None:
-            raise ConfigurationError("`server` needs NOTIFY_JWT_SECRET (at least 32 bytes)")
-        self.generated_secret = s.jwt_secret is None
+        # `run` with no key at all makes up a dev secret (and prints a demo token for it);
+        # with a public key or JWKS only, HS256 tokens are not accepted
+        self.generated_secret = not s.has_verification_key
         self.jwt_secret = (
             s.jwt_secret.get_secret_value() if s.jwt_secret else secrets.token_urlsafe(32)
         )
@@ -160,7 +169,20 @@ class Runtime:
         reloader = self.reloader = ConfigReloader(self.rules)
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
-        auth = Authenticator(self.jwt_secret, public_key)
+        revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
+        if self.mode != "pipeline":
+            add(_Part("revocations", revocations.start, revocations.stop))
+        jwks = jwt.PyJWKClient(s.jwt_jwks_url, lifespan=300) if s.jwt_jwks_url else None
+        auth = Authenticator(
+            self.jwt_secret if (s.jwt_secret is not None or self.generated_secret) else None,
+            public_key,
+            audience=s.jwt_audience,
+            issuer=s.jwt_issuer,
+            jwks=jwks,
+            tenant_claim=s.jwt_tenant_claim,
+            roles_claim=s.jwt_roles_claim,
+            revocations=revocations,
+        )
 
         actions: ActionProducer | None = None
         audit: AuditLog | None = None
@@ -200,6 +222,7 @@ class Runtime:
             timeline=self.timeline,
             incidents=self.incidents,
             audit=audit,
+            revocations=revocations,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 

@@ -1,0 +1,142 @@
+"""Revoked tokens: by `jti`, or every token of a user issued before a time.
+
+Kept in Redis (a hash, `{prefix}revocations`, and a version counter every process polls)
+or in memory in the embedded mode, each until the tokens it names would have expired
+anyway. Every server process holds a snapshot, refreshed within a second of a change, so
+`revoked()` costs a dict lookup on each handshake and HTTP call; a change bumps
+`generation`, and the server then cuts the live connections it names (sio_server/app.py),
+on every process, well within the 5 s the contract allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEEP_S = 7 * 24 * 3600  # when the tokens' own expiry is not known
+REFRESH_S = 1.0
+
+
+class Revocation(NamedTuple):
+    tenant_id: str
+    jti: str | None
+    user_id: str | None
+    issued_before: float | None
+    until: float  # kept until then: the tokens it names have expired by then
+    at: float
+    by: str
+
+    def key(self) -> str:
+        return (
+            f"jti:{self.tenant_id}:{self.jti}"
+            if self.jti
+            else f"user:{self.tenant_id}:{self.user_id}"
+        )
+
+    def view(self) -> dict[str, Any]:
+        return {k: v for k, v in self._asdict().items() if v is not None}
+
+
+class Holder(Protocol):
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def issued_at(self) -> float | None: ...
+
+    @property
+    def token_id(self) -> str | None: ...
+
+
+class Revocations:
+    """The snapshot every check reads, and the store behind it."""
+
+    def __init__(self, redis: Redis | None, prefix: str = "") -> None:
+        self._redis = redis
+        self._hash = f"{prefix}revocations"
+        self._version_key = f"{prefix}revocations:v"
+        self._entries: dict[str, Revocation] = {}
+        self._version: Any = None
+        self.generation = 0  # bumped when the snapshot changes
+        self._task: asyncio.Task[None] | None = None
+
+    def revoked(self, p: Holder) -> bool:
+        if not self._entries:
+            return False
+        now = time.time()
+        if p.token_id is not None:
+            hit = self._entries.get(f"jti:{p.tenant_id}:{p.token_id}")
+            if hit is not None and hit.until > now:
+                return True
+        hit = self._entries.get(f"user:{p.tenant_id}:{p.user_id}")
+        if hit is None or hit.until <= now or hit.issued_before is None:
+            return False
+        return p.issued_at is None or p.issued_at < hit.issued_before
+
+    def listed(self, tenant: str) -> list[Revocation]:
+        now = time.time()
+        return [r for r in self._entries.values() if r.tenant_id == tenant and r.until > now]
+
+    async def add(self, r: Revocation) -> None:
+        if self._redis is None:
+            self._entries[r.key()] = r
+            self.generation += 1
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._hash, r.key(), orjson.dumps(r._asdict()))
+        pipe.incr(self._version_key)
+        await pipe.execute()
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read the store again if it changed (one GET when it did not)."""
+        if self._redis is None:
+            return
+        version = await self._redis.get(self._version_key)
+        if version == self._version and self._version is not None:
+            return
+        raw: Any = await self._redis.hgetall(self._hash)
+        now = time.time()
+        entries, gone = {}, []
+        for field, value in raw.items():
+            r = Revocation(**orjson.loads(value))
+            if r.until > now:
+                entries[r.key()] = r
+            else:
+                gone.append(field)
+        if gone:
+            await self._redis.hdel(self._hash, *gone)
+        self._entries, self._version = entries, version
+        self.generation += 1
+
+    async def start(self) -> None:
+        await self.refresh()
+        if self._redis is not None:
+            self._task = asyncio.create_task(self._follow(), name="revocations")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: keep the last snapshot, try again
+                log.warning("reading revocations failed (%s); keeping the last ones", exc)
