@@ -164,9 +164,9 @@ class SocketServer:
                 self.app
             )
             EventStream(auth, self.hub, self.origins, self.follower).add_routes(self.app)
-        HttpApi(auth, history, readiness, actions, rules, timeline, incidents, audit).add_routes(
-            self.app
-        )
+        HttpApi(
+            auth, history, readiness, actions, rules, timeline, incidents, audit, revocations
+        ).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

@@ -400,3 +400,35 @@ async def test_two_pipelines_one_tenant_ids_reach_clients_in_order(broker, redis
             await c.close()
         for proc in procs:
             await stop(proc)
+
+
+@pytest.mark.parametrize("mode", ["pipeline", "server"])
+async def test_pipeline_and_server_refuse_to_start_without_a_key(mode):
+    """Each would make up its own secret: tokens and webhook signatures of one process
+    would not verify on another. (The twin above starts `server` with a secret: it gets
+    as far as asking for Redis.)"""
+    env = cli_env(
+        NOTIFY_REDIS_URL="redis://127.0.0.1:6379/13", NOTIFY_KAFKA_BOOTSTRAP="127.0.0.1:1"
+    )
+    proc = await spawn(mode, env=env)
+    await asyncio.wait_for(proc.wait(), 30)
+    assert proc.returncode == 2 and "NOTIFY_JWT_SECRET" in _tail(proc)
+
+
+async def test_run_with_a_real_secret_prints_no_demo_token():
+    port = free_port()
+    env = cli_env(NOTIFY_JWT_SECRET=TEST_SECRET)
+    proc = await spawn("run", "--http-port", str(port), env=env, capture_stdout=True)
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        while "send events" not in banner:
+            line = await asyncio.wait_for(proc.stdout.readline(), 90)
+            if not line:
+                break
+            banner += line.decode()
+    finally:
+        await stop(proc)
+    assert f"http://127.0.0.1:{port}/" in banner  # the positive twin: the banner is there
+    assert "demo token" not in banner and "#token=" not in banner
+    assert TEST_SECRET not in banner + _tail(proc)

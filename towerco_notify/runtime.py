@@ -172,7 +172,13 @@ class Runtime:
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
         if self.mode != "pipeline":
             add(_Part("revocations", revocations.start, revocations.stop))
-        jwks = jwt.PyJWKClient(s.jwt_jwks_url, lifespan=300) if s.jwt_jwks_url else None
+        # a rotated key is fetched on sight of its kid, at most once per 5 s (a flood of
+        # made-up kids must not become a flood of requests to the identity provider)
+        jwks = (
+            jwt.PyJWKClient(s.jwt_jwks_url, lifespan=300, cooldown_duration=5)
+            if s.jwt_jwks_url
+            else None
+        )
         auth = Authenticator(
             self.jwt_secret if (s.jwt_secret is not None or self.generated_secret) else None,
             public_key,
