@@ -164,9 +164,11 @@ class SocketServer:
                 self.app
             )
             EventStream(auth, self.hub, self.origins, self.follower).add_routes(self.app)
-        HttpApi(
+        api = HttpApi(
             auth, history, readiness, actions, rules, timeline, incidents, audit, revocations
-        ).add_routes(self.app)
+        )
+        self.app.middlewares.append(api.cors_middleware(self.origins))
+        api.add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

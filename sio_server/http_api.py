@@ -25,6 +25,7 @@ from notify_core.rules import RulesHolder
 from notify_core.timeline import Timeline
 from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.incident_actions import IncidentActions
+from sio_server.origin import OriginPolicy
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,19 @@ def revocation_from(body: Any, principal: Principal, now: float | None = None) -
     )
 
 
+def _cors_headers(origin: str, preflight: bool) -> dict[str, str]:
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    if preflight:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID",
+                "Access-Control-Max-Age": "600",
+            }
+        )
+    return headers
+
+
 def _int_in(text: str, low: int, high: int) -> int | None:
     """`text` as an integer within [low, high], else None."""
     try:
@@ -134,6 +148,29 @@ class HttpApi:
         self.auth = auth
         self.history = history
         self.readiness = readiness
+
+    def cors_middleware(self, origins: OriginPolicy) -> Any:
+        """CORS for the HTTP API: preflights answered for the listed origins only, and
+        `Access-Control-Allow-Origin` on their answers; any other origin gets none (the
+        browser then keeps the answer from the page)."""
+
+        @web.middleware
+        async def cors(request: web.Request, handler: Any) -> web.StreamResponse:
+            if not request.path.startswith("/api/"):
+                return await handler(request)
+            origin = request.headers.get("Origin")
+            allowed = origins.cors_origin(origin)
+            if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+                if allowed is None:
+                    metrics.ORIGIN_REFUSED.labels("http").inc()
+                    return web.Response(status=403)
+                return web.Response(status=204, headers=_cors_headers(allowed, preflight=True))
+            response = await handler(request)
+            if allowed is not None:
+                response.headers.update(_cors_headers(allowed, preflight=False))
+            return response
+
+        return cors
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/healthz", self.healthz)

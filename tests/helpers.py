@@ -121,8 +121,9 @@ class NodeClient(NodeProcess):
         auth: dict[str, Any] | None = None,
         query: dict[str, str] | None = None,
         count: int = 1,
+        headers: dict[str, str] | None = None,
     ) -> NodeClient:
-        cfg: dict[str, Any] = {"url": url, "count": count}
+        cfg: dict[str, Any] = {"url": url, "count": count, "headers": headers or {}}
         if token is not None:
             cfg["token"] = token
         if transports is not None:

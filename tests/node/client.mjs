@@ -19,6 +19,7 @@ for (let i = 0; i < count; i++) {
     upgrade: cfg.upgrade !== undefined ? cfg.upgrade : true,
     auth,
     query: cfg.query || {},
+    extraHeaders: cfg.headers || {},
     timeout: 10000,
   });
   sockets.push(socket);
