@@ -81,6 +81,8 @@ async def start_daemon(
     bootstrap: str, port: int, extra: list[str], mode: str = "run"
 ) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
+    # thousands of clients share the bench's one token: lift the per-user/tenant caps
+    env["NOTIFY_MAX_CONNECTIONS_PER_USER"] = env["NOTIFY_MAX_CONNECTIONS_PER_TENANT"] = "1000000"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -88,6 +88,17 @@ AUDIT_RECORDS = Counter(
 AUDIT_FAILURES = Counter(
     "notify_audit_failures_total", "Audit records that could not be written (Kafka refused)"
 )
+CONNECTION_LIMITED = Counter(
+    "notify_connections_limited_total",
+    "Connections refused for the per-user or per-tenant limit",
+    ["limit"],
+)
+HTTP_RATE_LIMITED = Counter(
+    "notify_http_rate_limited_total", "HTTP API requests answered 429 (per-token rate)"
+)
+ADDRESSES_BLOCKED = Counter(
+    "notify_addresses_blocked_total", "Addresses blocked after repeated refused handshakes"
+)
 ORIGIN_REFUSED = Counter(
     "notify_origin_refused_total",
     "Browser connections refused for their Origin (not the daemon's own, not listed)",

@@ -25,6 +25,7 @@ from notify_core.rules import RulesHolder
 from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
 from sio_server import websocket
+from sio_server.admission import Admission
 from sio_server.auth import Authenticator, Principal
 from sio_server.client_events import ClientEvents
 from sio_server.connections import ConnectionHub
@@ -33,6 +34,7 @@ from sio_server.fanout import DirectSocket, Fanout
 from sio_server.follower import LogFollower
 from sio_server.http_api import HttpApi
 from sio_server.incident_actions import ActionSink, IncidentActions
+from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.origin import OriginPolicy
 from sio_server.plain_ws import PlainWebSocket
 from sio_server.recovery import DeliveryGate
@@ -112,8 +114,16 @@ class SocketServer:
         follow: tuple[Redis, RedisHistory] | None = None,
         audit: AuditLog | None = None,
         revocations: Revocations | None = None,
+        limits: ConnectionLimits | None = None,
+        guard: AddressGuard | None = None,
+        http_rate: HttpRateLimiter | None = None,
     ) -> None:
         self.revocations = revocations
+        # the contract's defaults when not given (counted in this process only)
+        limits = limits or ConnectionLimits(None, "", 20, 10_000)
+        admission = self.admission = Admission(
+            auth, limits, guard or AddressGuard(30, 300.0), audit
+        )
         self.host, self.requested_port = host, port
         self.port: int | None = None
         self.origins = OriginPolicy(cors_origins)
@@ -142,7 +152,7 @@ class SocketServer:
                 "history_follower", lambda: self.follower is not None and self.follower.running
             )
         self.handlers = SocketHandlers(
-            self.sio, auth, history, gate, self.events, principals, snapshots, self.follower
+            self.sio, admission, history, gate, self.events, principals, snapshots, self.follower
         )
         self.fanout = Fanout(
             self.sio,
@@ -160,12 +170,21 @@ class SocketServer:
         self.app = web.Application(client_max_size=64 * 1024)
         if sockets_enabled:
             self.sio.attach(self.app)
-            PlainWebSocket(auth, self.hub, self.events, self.origins, self.follower).add_routes(
-                self.app
-            )
-            EventStream(auth, self.hub, self.origins, self.follower).add_routes(self.app)
+            PlainWebSocket(
+                admission, self.hub, self.events, self.origins, self.follower
+            ).add_routes(self.app)
+            EventStream(admission, self.hub, self.origins, self.follower).add_routes(self.app)
         api = HttpApi(
-            auth, history, readiness, actions, rules, timeline, incidents, audit, revocations
+            auth,
+            history,
+            readiness,
+            actions,
+            rules,
+            timeline,
+            incidents,
+            audit,
+            revocations,
+            http_rate or HttpRateLimiter(20.0, 40.0),
         )
         self.app.middlewares.append(api.cors_middleware(self.origins))
         api.add_routes(self.app)
@@ -193,6 +212,7 @@ class SocketServer:
             REGISTRY.register(self._collector)
         self._sweeper = asyncio.create_task(self._sweep_expired(), name="expire-sessions")
         await self.hub.start()
+        await self.admission.limits.start()
         if self.follower is not None:
             await self.follower.start()
         log.info("listening on http://%s:%s", self.host, self.port)
@@ -244,6 +264,7 @@ class SocketServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.hub.stop()
+        await self.admission.limits.stop()
         with contextlib.suppress(KeyError):
             REGISTRY.unregister(self._collector)
         if self._runner is not None:

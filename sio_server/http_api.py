@@ -25,6 +25,7 @@ from notify_core.rules import RulesHolder
 from notify_core.timeline import Timeline
 from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.incident_actions import IncidentActions
+from sio_server.limits import HttpRateLimiter, retry_headers
 from sio_server.origin import OriginPolicy
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ def authenticated(
                 metrics.AUTH_FAILURES.labels("http", exc.reason.split(":")[0]).inc()
                 metrics.HTTP_REQUESTS.labels(route, "401").inc()
                 return _error(401, "authentication failed")
+            wait = self.http_rate.retry_after(principal) if self.http_rate else None
+            if wait is not None:
+                metrics.HTTP_RATE_LIMITED.inc()
+                metrics.HTTP_REQUESTS.labels(route, "429").inc()
+                response = _error(429, f"rate limited: retry after {wait}s")
+                response.headers.update(retry_headers(wait))
+                return response
             return await fn(self, request, principal)
 
         return handler
@@ -138,7 +146,9 @@ class HttpApi:
         incidents: IncidentStore | None = None,
         audit: AuditLog | None = None,
         revocations: Revocations | None = None,
+        http_rate: HttpRateLimiter | None = None,
     ) -> None:
+        self.http_rate = http_rate
         self.revocations = revocations
         self.actions = actions
         self.audit = audit

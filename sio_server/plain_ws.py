@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from notify_core import metrics
-from sio_server.auth import Authenticator, AuthError
+from sio_server.admission import AUTH_FAILED, Admission, Refused
 from sio_server.client_events import ClientEvents
 from sio_server.connections import ConnectionHub, StreamConnection
 from sio_server.fanout import text_frame
@@ -51,13 +52,13 @@ JSON_FRAMES = JsonFrames()
 class PlainWebSocket:
     def __init__(
         self,
-        auth: Authenticator,
+        admission: Admission,
         hub: ConnectionHub,
         events: ClientEvents,
         origins: OriginPolicy,
         follower: LogFollower | None = None,
     ) -> None:
-        self.auth = auth
+        self.admission = admission
         self.hub = hub
         self.events = events
         self.origins = origins
@@ -74,17 +75,21 @@ class PlainWebSocket:
         ws = web.WebSocketResponse(compress=False, max_msg_size=READ_LIMIT, heartbeat=30.0)
         await ws.prepare(request)
         query = request.query
+        conn_id = uuid.uuid4().hex
         try:
-            principal = await self.auth.authenticate(query.get("token"))
-            if (
-                principal.tenant_id != request.match_info["tenant_id"]
-                or principal.user_id != request.match_info["user_id"]
-            ):
-                raise AuthError("token does not match the path's tenant and user")
-        except AuthError as exc:
-            metrics.AUTH_FAILURES.labels("ws", exc.reason.split(":")[0]).inc()
-            log.info("plain WebSocket refused: %s", exc.reason)
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"authentication failed")
+            principal = await self.admission.admit(
+                query.get("token"), request.remote, "ws", conn_id
+            )
+        except Refused as exc:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc).encode())
+            return ws
+        if (
+            principal.tenant_id != request.match_info["tenant_id"]
+            or principal.user_id != request.match_info["user_id"]
+        ):
+            await self.admission.leave(conn_id)
+            metrics.AUTH_FAILURES.labels("ws", "token does not match the path").inc()
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=AUTH_FAILED.encode())
             return ws
         transport = request.transport
         assert transport is not None
@@ -112,6 +117,7 @@ class PlainWebSocket:
                 conn.write(text_frame(orjson.dumps(reply)))
         finally:
             conn.abort()
+            await self.admission.leave(conn_id)
             if self.follower is not None:
                 self.follower.unfollow(principal.tenant_id)
         return ws

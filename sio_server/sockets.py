@@ -14,13 +14,13 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from notify_core import metrics
 from notify_core.events import connection_established
 from notify_core.history import History
 from notify_core.ids import format_id
 from notify_core.rooms import rooms_of
 from notify_core.snapshots import SnapshotStore
-from sio_server.auth import Authenticator, AuthError, Principal
+from sio_server.admission import Admission, Refused
+from sio_server.auth import Principal
 from sio_server.client_events import ClientError, ClientEvents
 from sio_server.follower import LogFollower
 from sio_server.ratelimit import TokenBucket
@@ -74,7 +74,7 @@ class SocketHandlers:
     def __init__(
         self,
         sio: socketio.AsyncServer,
-        auth: Authenticator,
+        admission: Admission,
         history: History,
         gate: DeliveryGate,
         events: ClientEvents,
@@ -86,7 +86,7 @@ class SocketHandlers:
     ) -> None:
         self.follower = follower
         self.sio = sio
-        self.auth = auth
+        self.admission = admission
         self.history = history
         self.snapshots = snapshots
         self.events = events
@@ -109,17 +109,16 @@ class SocketHandlers:
         if not token:
             query = parse_qs(environ.get("QUERY_STRING", ""))
             token = (query.get("token") or [None])[0]
+        remote = environ.get("REMOTE_ADDR")
         try:
-            principal = await self.auth.authenticate(token)
-        except AuthError as exc:
-            metrics.AUTH_FAILURES.labels("socket", exc.reason.split(":")[0]).inc()
-            log.info("connection refused: %s", exc.reason)
-            raise socketio.exceptions.ConnectionRefusedError("authentication failed") from None
+            principal = await self.admission.admit(token, remote, "socket", sid)
+        except Refused as exc:
+            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
         last_id = auth.get("last_id") if isinstance(auth, dict) else None
         epoch = auth.get("epoch") if isinstance(auth, dict) else None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         self.sessions[sid] = SioSession(
-            self, sid, eio_sid, principal, TokenBucket(*self._rate), environ.get("REMOTE_ADDR")
+            self, sid, eio_sid, principal, TokenBucket(*self._rate), remote
         )
         self._by_eio[eio_sid] = principal
         # In the rooms now, so nothing live is missed; held until connection_established
@@ -164,6 +163,7 @@ class SocketHandlers:
         session = self.sessions.pop(sid, None)
         if session is None:
             return
+        await self.admission.leave(sid)
         if self.follower is not None:
             self.follower.unfollow(session.principal.tenant_id)
         self._by_eio.pop(session.eio_sid, None)

@@ -10,14 +10,14 @@ idle stream. One direction only: actions go through the HTTP API.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from aiohttp import web
 
-from notify_core import metrics
 from notify_core.events import is_ident
 from notify_core.rooms import site_room
-from sio_server.auth import Authenticator, AuthError
+from sio_server.admission import AUTH_FAILED, Admission, Refused
 from sio_server.connections import ConnectionHub, StreamConnection
 from sio_server.follower import LogFollower
 from sio_server.origin import OriginPolicy
@@ -56,12 +56,12 @@ CHUNKED, PLAIN = SseFrames(True), SseFrames(False)
 class EventStream:
     def __init__(
         self,
-        auth: Authenticator,
+        admission: Admission,
         hub: ConnectionHub,
         origins: OriginPolicy,
         follower: LogFollower | None = None,
     ) -> None:
-        self.auth = auth
+        self.admission = admission
         self.hub = hub
         self.origins = origins
         self.follower = follower
@@ -77,12 +77,12 @@ class EventStream:
         header = request.headers.get("Authorization", "")
         scheme, _, bearer = header.partition(" ")
         token = bearer.strip() if scheme.lower() == "bearer" else query.get("token")
+        conn_id = uuid.uuid4().hex
         try:
-            principal = await self.auth.authenticate(token)
-        except AuthError as exc:
-            metrics.AUTH_FAILURES.labels("sse", exc.reason.split(":")[0]).inc()
-            log.info("event stream refused: %s", exc.reason)
-            return web.json_response({"ok": False, "error": "authentication failed"}, status=401)
+            principal = await self.admission.admit(token, request.remote, "sse", conn_id)
+        except Refused as exc:
+            status = 401 if str(exc) == AUTH_FAILED else 429
+            return web.json_response({"ok": False, "error": str(exc)}, status=status)
         sites = [s for s in query.get("kpi_sites", "").split(",") if s][:MAX_KPI_SITES]
         last_id = request.headers.get("Last-Event-ID") or query.get("last_id") or None
         resp = web.StreamResponse(
@@ -118,6 +118,7 @@ class EventStream:
             await conn.done.wait()
         finally:
             conn.abort()
+            await self.admission.leave(conn_id)
             if self.follower is not None:
                 self.follower.unfollow(principal.tenant_id)
         return resp

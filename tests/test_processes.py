@@ -63,6 +63,8 @@ def cluster_env(broker: str, redis_url: str, name: str, **extra: str) -> dict[st
         NOTIFY_KAFKA_OFFSET_RESET="latest",
         NOTIFY_TANSU_COMPAT="true",
         NOTIFY_SYSTEM_CHANNEL=f"{prefix}system",
+        NOTIFY_MAX_CONNECTIONS_PER_USER="1000",
+        NOTIFY_AUTH_FAILURES_PER_MIN="1000000",
         **extra,
     )
 

@@ -43,6 +43,7 @@ from pipeline.redis_bridge import SystemChannelBridge
 from pipeline.topics import ensure_topics
 from sio_server.app import SocketServer
 from sio_server.auth import Authenticator
+from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from towerco_notify.actions import ActionProducer
 from towerco_notify.embedded_broker import EmbeddedBroker
 from towerco_notify.reload import ConfigReloader
@@ -229,6 +230,14 @@ class Runtime:
             incidents=self.incidents,
             audit=audit,
             revocations=revocations,
+            limits=ConnectionLimits(
+                self.redis,
+                s.redis_prefix,
+                s.max_connections_per_user,
+                s.max_connections_per_tenant,
+            ),
+            guard=AddressGuard(s.auth_failures_per_min, s.auth_block_s),
+            http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
