@@ -90,7 +90,8 @@ overrides:
 
 
 class HookReceiver:
-    """A local webhook receiver: records requests; `/flaky/<id>` fails twice first."""
+    """A local webhook receiver: records requests; `/flaky/<id>` fails twice first, for
+    each incident (so tests paging the same webhook do not share its failures)."""
 
     def __init__(self) -> None:
         self.port = 0
@@ -104,9 +105,14 @@ class HookReceiver:
         body = await request.read()
         self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
         if request.path.startswith("/flaky"):
-            n = self._failures.get(request.path, 0)
+            try:
+                incident = str(orjson.loads(body).get("incident_id"))
+            except (ValueError, AttributeError):
+                incident = ""
+            key = f"{request.path}#{incident}"
+            n = self._failures.get(key, 0)
             if n < 2:
-                self._failures[request.path] = n + 1
+                self._failures[key] = n + 1
                 return web.Response(status=503)
         return web.Response(status=204)
 

@@ -244,3 +244,55 @@ async def test_webhook_secrets_appear_in_no_event_timeline_or_log(
         assert "/flaky" not in text and "/nobody-home" not in text
     finally:
         await oncall.close()
+
+
+async def _cli(*args: str, **env: str) -> tuple[int, str, str]:
+    from tests.helpers import cli_env, python_bin
+
+    proc = await asyncio.create_subprocess_exec(
+        python_bin(),
+        "-m",
+        "towerco_notify.cli",
+        *args,
+        env=cli_env(**env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_revoke_and_audit_from_the_shell(daemon, base_url, broker, redis_url, token):
+    tenant = new_tenant()
+    victim = token(tenant, "leaver")
+    client = await NodeClient.start(base_url, victim, ["websocket"])
+    try:
+        await client.connected()
+        code, out, err = await _cli(
+            "revoke",
+            "--tenant",
+            tenant,
+            "--user",
+            "leaver",
+            NOTIFY_REDIS_URL=redis_url,
+            NOTIFY_REDIS_PREFIX=daemon.settings.redis_prefix,
+            NOTIFY_KAFKA_BOOTSTRAP=broker,
+        )
+        assert code == 0, err
+        assert json.loads(out)["user_id"] == "leaver"
+        await client.wait_for(lambda m: m["kind"] == "disconnect", 5)
+    finally:
+        await client.close()
+    assert (await _http(base_url, victim, "GET", "/api/v1/incidents"))[0] == 401
+    code, out, err = await _cli(
+        "audit", "--since", "10m", "--tenant", tenant, NOTIFY_KAFKA_BOOTSTRAP=broker
+    )
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["action"], r["target"], r["source"]) for r in records] == [
+        ("revoke", "user:leaver", "cli")
+    ]
+    code, _, err = await _cli("revoke", "--tenant", tenant, "--user", "x")
+    assert code == 2 and "NOTIFY_REDIS_URL" in err
+    code, _, err = await _cli("audit", "--since", "yesterday", NOTIFY_KAFKA_BOOTSTRAP=broker)
+    assert code == 2 and "--since" in err

@@ -1,4 +1,5 @@
-"""`towerco-notify` command line: run | pipeline | server | simulate | token.
+"""`towerco-notify` command line: run | pipeline | server | simulate | token | check-config |
+explain | revoke | audit.
 
 Every daemon setting is a `NOTIFY_*` variable with a `--flag` twin (see --help).
 """
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from notify_core.settings import Settings, SettingsError, env_name, flag_name, load_settings
+from towerco_notify import admin_cli
 
 log = logging.getLogger("towerco_notify")
 
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--site", default=None)
     exp.add_argument("--kpi", required=True)
     exp.add_argument("--value", required=True, type=float)
+    admin_cli.add_parsers(sub)
     return parser
 
 
@@ -152,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "revoke":
+            return admin_cli.revoke(args)
+        if args.command == "audit":
+            return admin_cli.audit(args)
     except SettingsError as exc:
         print(f"towerco-notify: {exc}", file=sys.stderr)
         return 2
