@@ -30,7 +30,6 @@ from notify_core import metrics
 from notify_core.events import connection_established
 from notify_core.history import History
 from notify_core.ids import format_id, parse_id
-from notify_core.rooms import rooms_of
 from sio_server.auth import Principal
 from sio_server.client_events import ClientError
 from sio_server.deliveries import Deliveries
@@ -221,7 +220,7 @@ class ConnectionHub:
         """Join the principal's rooms (held), send `connection_established`, resume when
         `last_id` is given, then go live. Returns the `sync_complete` of a resume."""
         self.connections.add(conn)
-        for room in rooms_of(conn.principal):
+        for room in conn.principal.rooms:  # rooms_of, computed with the principal
             self.join(conn, room)
         p = conn.principal
         try:

@@ -17,7 +17,6 @@ import socketio
 from notify_core.events import connection_established
 from notify_core.history import History
 from notify_core.ids import format_id
-from notify_core.rooms import rooms_of
 from notify_core.snapshots import SnapshotStore
 from sio_server.admission import Admission, Refused
 from sio_server.auth import Principal
@@ -124,7 +123,7 @@ class SocketHandlers:
         # In the rooms now, so nothing live is missed; held until connection_established
         # (and the replay, when resuming) has been sent.
         self.gate.close(eio_sid)
-        for room in rooms_of(principal):
+        for room in principal.rooms:  # rooms_of(principal), computed once with it
             await self.sio.enter_room(sid, room)
         if self.follower is not None:
             await self.follower.follow(principal.tenant_id)
