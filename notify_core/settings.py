@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         "base offset + 1 and Faust's table recovery would stop short",
     )
     topic_partitions: int = Field(default=4, ge=1, le=1024, description="partitions per topic")
+    topic_replication: int = Field(
+        default=1, ge=1, le=16, description="replication factor of the topics the daemon creates"
+    )
+    kafka_acks: str = Field(
+        default="all",
+        pattern="^(all|1|0)$",
+        description="producer acks: all (an answered action survives a leader failover), 1, 0",
+    )
     fetch_wait_ms: int = Field(
         default=20, ge=1, le=5000, description="Kafka fetch wait: latency vs. broker load"
     )
@@ -168,6 +176,12 @@ class Settings(BaseSettings):
         " young-generation collection",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: str = Field(
+        default="text",
+        pattern="^(text|json)$",
+        description="text, or json: one object per line (at, level, logger, message, and"
+        " tenant_id / incident_id when the line is about one)",
+    )
 
     @field_validator("kafka_bootstrap", "cors_origins", mode="before")
     @classmethod
@@ -208,6 +222,11 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @property
+    def producer_acks(self) -> int | str:
+        """`kafka_acks` as aiokafka takes it ("all" or an int)."""
+        return "all" if self.kafka_acks == "all" else int(self.kafka_acks)
 
     @property
     def has_verification_key(self) -> bool:

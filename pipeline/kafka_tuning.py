@@ -35,7 +35,7 @@ def faust_settings(settings: Settings, tansu: bool = False) -> dict[str, Any]:
         "web_enabled": False,  # aiohttp in sio_server serves HTTP
         "store": "memory://",
         "topic_partitions": settings.topic_partitions,
-        "topic_replication_factor": 1,
+        "topic_replication_factor": settings.topic_replication,
         "topic_allow_declare": True,
         "broker_session_timeout": session,
         "broker_rebalance_timeout": session,
@@ -44,7 +44,7 @@ def faust_settings(settings: Settings, tansu: bool = False) -> dict[str, Any]:
         "broker_commit_interval": 1.0,
         "stream_recovery_delay": 0.05,
         "consumer_auto_offset_reset": settings.kafka_offset_reset,
-        "producer_acks": 1,
+        "producer_acks": -1 if settings.kafka_acks == "all" else int(settings.kafka_acks),
         "producer_linger": 0.002,
         "stream_wait_empty": False,
         "broker_max_poll_records": 5000,

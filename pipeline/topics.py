@@ -13,7 +13,11 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, timeout_s: float = 30.0
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    timeout_s: float = 30.0,
+    replication: int = 1,
 ) -> list[str]:
     """Create missing topics; returns those created. Retries until `timeout_s`."""
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -27,7 +31,7 @@ async def ensure_topics(
                 try:
                     await admin.create_topics(
                         [
-                            NewTopic(n, num_partitions=partitions, replication_factor=1)
+                            NewTopic(n, num_partitions=partitions, replication_factor=replication)
                             for n in missing
                         ]
                     )

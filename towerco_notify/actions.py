@@ -18,14 +18,18 @@ from sio_server.auth import Principal
 class ActionProducer:
     """`bootstrap` is asked at start: the embedded broker's port is known only then."""
 
-    def __init__(self, bootstrap: Callable[[], str]) -> None:
+    def __init__(self, bootstrap: Callable[[], str], acks: int | str = "all") -> None:
         self._bootstrap = bootstrap
+        self._acks = acks
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         # tansu has no idempotent producer; at-least-once + dedupe downstream.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap(), acks=1, enable_idempotence=False, linger_ms=0
+            bootstrap_servers=self._bootstrap(),
+            acks=self._acks,  # all by default: an action answered 202 survives a failover
+            enable_idempotence=False,
+            linger_ms=0,
         )
         await self._producer.start()
 

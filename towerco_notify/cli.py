@@ -55,12 +55,38 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(**overrides)
 
 
-def _setup_logging(level: str) -> None:
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, for log pipelines (`NOTIFY_LOG_FORMAT=json`)."""
+
+    FIELDS = ("tenant_id", "incident_id", "site_id", "transport")
+
+    def format(self, record: logging.LogRecord) -> str:
+        import orjson
+
+        line: dict[str, Any] = {
+            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in self.FIELDS:
+            value = getattr(record, field, None)
+            if value is not None:
+                line[field] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
+def _setup_logging(level: str, fmt: str = "text") -> None:
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if fmt == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonLogFormatter())
     if level != "DEBUG":
         for noisy in ("faust", "aiokafka", "mode", "engineio", "socketio", "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -144,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in DAEMON_HELP:
             settings = _settings_from(args)
-            _setup_logging(settings.log_level)
+            _setup_logging(settings.log_level, settings.log_format)
             with asyncio.Runner(loop_factory=_loop_factory(settings.uvloop)) as runner:
                 return runner.run(_serve(settings, args))
         if args.command == "simulate":

@@ -194,14 +194,14 @@ class Runtime:
         actions: ActionProducer | None = None
         audit: AuditLog | None = None
         if self.mode in ("run", "server"):
-            actions = ActionProducer(lambda: self.bootstrap)
+            actions = ActionProducer(lambda: self.bootstrap, s.producer_acks)
             add(_Part("action producer", actions.start, actions.stop))
             copy: AuditCopy = (
                 RedisAuditCopy(self.redis, s.redis_prefix)
                 if self.redis is not None
                 else MemoryAuditCopy()
             )
-            audit = self.audit = AuditLog(lambda: self.bootstrap, copy)
+            audit = self.audit = AuditLog(lambda: self.bootstrap, copy, s.producer_acks)
             add(_Part("audit log", audit.start, audit.stop))
 
         follow = None
@@ -299,7 +299,10 @@ class Runtime:
             add(_Part("escalation (single process)", _as_async(scheduler.activate), _noop))
 
     async def _ensure_topics(self) -> None:
-        await ensure_topics(self.bootstrap, ALL_TOPICS, self.settings.topic_partitions)
+        s = self.settings
+        await ensure_topics(
+            self.bootstrap, ALL_TOPICS, s.topic_partitions, replication=s.topic_replication
+        )
 
     async def _start_pipeline(self) -> None:
         self.pipeline = Pipeline(
