@@ -30,6 +30,10 @@ MAX_CONCURRENT_TICKS = 32
 Publish = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
 
 
+def _epoch_s(iso_text: str) -> float:
+    return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
@@ -137,8 +141,16 @@ class EscalationEngine:
         await self.timeline.add(tenant, incident_id, "escalation_started", policy=policy.name)
         self._reschedule(tenant, incident_id, policy, state, now)
 
-    async def on_action(self, tenant: str, incident_id: str, status: str, by: str) -> None:
-        await self.timeline.add(tenant, incident_id, status, by=by)
+    async def on_action(
+        self,
+        tenant: str,
+        incident_id: str,
+        status: str,
+        by: str,
+        kind: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        await self.timeline.add(tenant, incident_id, kind or status, by=by, **(details or {}))
         state = await self.store.get(tenant, incident_id)
         if state is None or state.status == "resolved":
             return
@@ -148,8 +160,27 @@ class EscalationEngine:
             await self._put(tenant, incident_id, state)
             self._set_timer(tenant, incident_id, None)
             return
-        if status == "acknowledged" and state.status == "open":
-            state.status, state.acked_at = "acknowledged", now
+        if status == "snoozed" and details and details.get("until"):
+            until = _epoch_s(details["until"])
+            state.status, state.snoozed_until = "snoozed", until
+            await self._put(tenant, incident_id, state)
+            self._set_timer(tenant, incident_id, until)  # re-arms then (durable, like any)
+            return
+        if kind == "unsnoozed" and state.status == "snoozed":
+            # back now: an unacknowledged incident escalates again from level 1
+            if status == "open":
+                state = EscalationState(
+                    state.policy, "open", now, None, set(), state.site, state.title
+                )
+            else:
+                state.status, state.snoozed_until = "acknowledged", None
+            await self._put(tenant, incident_id, state)
+            policy = self._policy(state.policy)
+            if policy is not None:
+                self._reschedule(tenant, incident_id, policy, state, now)
+            return
+        if status == "acknowledged" and state.status in ("open", "snoozed"):
+            state.status, state.acked_at, state.snoozed_until = "acknowledged", now, None
             await self._put(tenant, incident_id, state)
             policy = self._policy(state.policy)
             if policy is not None and policy.ack_timeout is not None:
@@ -196,12 +227,15 @@ class EscalationEngine:
             self.scheduler.schedule(tenant, incident_id, now + RETRY_AFTER_CRASH_S)
         if new.epoch != state.epoch:
             await self._put(tenant, incident_id, new)
-            await self.timeline.add(
-                tenant,
-                incident_id,
-                "retriggered",
-                reason="acknowledged but not resolved within ack_timeout",
-            )
+            if state.status == "snoozed":
+                await self.timeline.add(tenant, incident_id, "snooze_ended", rearmed=True)
+            else:
+                await self.timeline.add(
+                    tenant,
+                    incident_id,
+                    "retriggered",
+                    reason="acknowledged but not resolved within ack_timeout",
+                )
         for step in due:
             await self._deliver(tenant, incident_id, policy, new, step, now)
         if next_at is not None:

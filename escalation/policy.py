@@ -115,12 +115,13 @@ class EscalationState:
     """What the engine keeps per incident (plain data, stored as a Redis hash)."""
 
     policy: str
-    status: str  # open | acknowledged | resolved
-    epoch: float  # chain start: opened, or re-triggered after ack_timeout
+    status: str  # open | acknowledged | snoozed | resolved
+    epoch: float  # chain start: opened, re-triggered after ack_timeout, or re-armed
     acked_at: float | None = None
     fired: set[str] = field(default_factory=set)  # Step.key of steps already notified
     site: str | None = None
     title: str = ""
+    snoozed_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,20 @@ def advance(
     fired), and return when to look again (None: nothing left to do)."""
     if state.status == "resolved":
         return state, [], None
+    if state.status == "snoozed":
+        until = state.snoozed_until
+        if until is not None and now < until:
+            return state, [], until  # no level fires while snoozed
+        # the snooze ran out: still unacknowledged, the chain starts over from level 1
+        state = EscalationState(
+            policy.name,
+            "open",
+            until if until is not None else now,
+            None,
+            set(),
+            state.site,
+            state.title,
+        )
     if state.status == "acknowledged":
         if policy.ack_timeout is None or state.acked_at is None:
             return state, [], None

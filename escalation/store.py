@@ -77,6 +77,7 @@ class RedisEscalationStore(HashStore[EscalationState | None]):
             "acked_at": repr(state.acked_at) if state.acked_at is not None else "",
             "site": state.site or "",
             "title": state.title,
+            "snoozed_until": repr(state.snoozed_until) if state.snoozed_until is not None else "",
         }
         await self._put(tenant, incident_id, fields, state)
 
@@ -102,4 +103,5 @@ def _parse(raw: Any) -> EscalationState | None:
         fired={k[6:] for k in data if k.startswith("fired:")},
         site=data.get("site") or None,
         title=data.get("title", ""),
+        snoozed_until=float(data["snoozed_until"]) if data.get("snoozed_until") else None,
     )

@@ -26,6 +26,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 # Ids used inside room names and Redis keys: no ':' or spaces, so that
@@ -76,7 +77,18 @@ def _canonical(aliases: Mapping[str, str], default: str) -> Any:
 
 
 SiteState = Literal["up", "down", "degraded", "maintenance"]
-Action = Literal["acknowledge", "resolve"]
+Action = Literal["acknowledge", "resolve", "comment", "take", "release", "snooze", "unsnooze"]
+ACTIONS: tuple[str, ...] = (
+    "acknowledge",
+    "resolve",
+    "comment",
+    "take",
+    "release",
+    "snooze",
+    "unsnooze",
+)
+MAX_NOTE = 2000  # characters of plain text in a note or comment
+SNOOZE_MINUTES = (1, 1440)
 ROLES = frozenset({"operator", "oncall", "admin"})
 
 # Severities that need an operator to confirm they saw the alert.
@@ -120,10 +132,23 @@ class SiteStatusPayload(BaseModel):
     status: SiteState
 
 
+Note = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NOTE)]
+
+
 class ActionPayload(_Strict):
     incident_id: Ident
     action: Action
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    note: Note | None = None  # with acknowledge/resolve; the text of a comment
+    minutes: Annotated[int, Field(ge=SNOOZE_MINUTES[0], le=SNOOZE_MINUTES[1])] | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> ActionPayload:
+        if self.action == "comment" and self.note is None:
+            raise ValueError("note: required for a comment")
+        if self.action == "snooze" and self.minutes is None:
+            raise ValueError("minutes: required for snooze (1-1440)")
+        return self
 
 
 KpiValue = StrictInt | StrictFloat
@@ -306,13 +331,18 @@ def incident_update(
     by: str,
     timestamp: datetime,
     site_id: str | None = None,
+    changed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """What happened to an incident: its `status` after, who did it, and `changed` (what
+    the action changed: `action`, `note`, `comment: {by, text}`, `assignee`, `until`)."""
     event = _base("incident_update", tenant_id, timestamp)
     event["incident_id"] = incident_id
     event["status"] = status
     event["by"] = by
     if site_id:
         event["site_id"] = site_id
+    if changed:
+        event.update(changed)
     return event
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -38,9 +38,18 @@ class IncidentState:
     opened_at_ms: int | None = None  # the raising alert's event time
     acknowledged_by: str | None = None
     last_event_id: str | None = None  # the newest history event about it
+    assignee: str | None = None  # who took it
+    snoozed_until_ms: int | None = None
+
+    def current(self, now_ms: int) -> IncidentState:
+        """As it stands at `now_ms`: a snooze that ran out is over (escalation re-armed)."""
+        if self.status == "snoozed" and (self.snoozed_until_ms or 0) <= now_ms:
+            status = "acknowledged" if self.acknowledged_by else "open"
+            return replace(self, status=status, snoozed_until_ms=None)
+        return self
 
     def view(self, incident_id: str) -> dict[str, Any]:
-        """Its entry in `GET /api/v1/incidents`."""
+        """Its entry in `GET /api/v1/incidents` (the state `current` gives)."""
         opened = self.opened_at_ms
         return {
             "incident_id": incident_id,
@@ -50,9 +59,9 @@ class IncidentState:
             "title": self.title,
             "opened_at": _iso_ms(opened) if opened is not None else None,
             "acknowledged_by": self.acknowledged_by,
-            "assignee": None,
+            "assignee": self.assignee,
             "suppressed": None,
-            "snoozed_until": None,
+            "snoozed_until": _iso_ms(self.snoozed_until_ms) if self.snoozed_until_ms else None,
             "escalation_level": None,
             "last_event_id": self.last_event_id,
         }
@@ -146,6 +155,10 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
             "opened_at_ms": "" if state.opened_at_ms is None else str(state.opened_at_ms),
             "acknowledged_by": state.acknowledged_by or "",
             "last_event_id": state.last_event_id or "",
+            "assignee": state.assignee or "",
+            "snoozed_until_ms": ""
+            if state.snoozed_until_ms is None
+            else str(state.snoozed_until_ms),
         }
         await self._put(tenant, incident_id, fields, state)
         resolved = state.status == "resolved"
@@ -191,6 +204,8 @@ def _state(raw: dict[Any, Any]) -> IncidentState | None:
         int(opened) if opened else None,
         data.get("acknowledged_by") or None,
         data.get("last_event_id") or None,
+        data.get("assignee") or None,
+        int(data["snoozed_until_ms"]) if data.get("snoozed_until_ms") else None,
     )
 
 

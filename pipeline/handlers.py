@@ -35,6 +35,7 @@ from notify_core.incidents import IncidentState, IncidentStore, ReadAhead, epoch
 from notify_core.write_behind import UNREACHABLE, WriteBehind
 from pipeline.batches import Incoming
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
+from pipeline.incident_actions import apply_action
 from pipeline.kpi_alerts import KpiAlerts
 from pipeline.listener import BatchListener, IncidentListener
 from pipeline.publisher import Item, Publisher
@@ -46,7 +47,6 @@ T = TypeVar("T")
 DeadLetterSink = Callable[[bytes], Awaitable[None]]
 _new_tuple = tuple.__new__
 MAX_RAW_IN_DEADLETTER = 64 * 1024
-_STATUS = {"acknowledge": "acknowledged", "resolve": "resolved"}
 
 
 def dedupe_key(topic: str, raw: bytes) -> str:
@@ -405,33 +405,30 @@ class MessageHandler:
         self, tenant: str, ts: datetime, act: ActionPayload, key: str, ts_ms: int | None
     ) -> tuple[Item | None, After | None]:
         known = await self.incidents.get(tenant, act.incident_id)
-        status = _STATUS[act.action]
-        item: Item | None = None
-        event: dict[str, Any] | None = None
-        if known is None or (known.status != "resolved" and known.status != status):
-            if known is not None:
-                await self.incidents.put(
-                    tenant,
-                    act.incident_id,
-                    replace(
-                        known,
-                        status=status,
-                        resolved_at_ms=epoch_ms(ts) if status == "resolved" else None,
-                        acknowledged_by=act.user_id
-                        if status == "acknowledged"
-                        else known.acknowledged_by,
-                    ),
-                )
-            site = known.site_id if known else None
-            event = events.incident_update(tenant, act.incident_id, status, act.user_id, ts, site)
-            item = (event, key, ts_ms)
-        # else idempotent: nothing changes, nothing is broadcast
+        applied = apply_action(known, act, epoch_ms(ts))
+        if applied is None:  # idempotent: nothing changes, nothing is broadcast
+            return None, None
+        if applied.state is not None:
+            await self.incidents.put(tenant, act.incident_id, applied.state)
+        site = known.site_id if known else None
+        event = events.incident_update(
+            tenant, act.incident_id, applied.status, act.user_id, ts, site, applied.changed
+        )
         after: After | None = None
         if self.listener is not None and known is not None:  # idempotent; also on redelivery
-            after = partial(self.listener.on_action, tenant, act.incident_id, status, act.user_id)
-        if event is not None and known is not None:
+            details = {k: v for k, v in applied.changed.items() if k != "action"}
+            after = partial(
+                self.listener.on_action,
+                tenant,
+                act.incident_id,
+                applied.status,
+                act.user_id,
+                applied.kind,
+                details,
+            )
+        if known is not None:
             after = self._noting(tenant, act.incident_id, event, after)
-        return item, after
+        return (event, key, ts_ms), after
 
     def _noting(
         self, tenant: str, incident_id: str, event: dict[str, Any], after: After | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class IncidentListener(Protocol):
@@ -10,7 +10,17 @@ class IncidentListener(Protocol):
         self, tenant: str, incident_id: str, site: str | None, severity: str, title: str
     ) -> None: ...
 
-    async def on_action(self, tenant: str, incident_id: str, status: str, by: str) -> None: ...
+    async def on_action(
+        self,
+        tenant: str,
+        incident_id: str,
+        status: str,
+        by: str,
+        kind: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """`status` after the action; `kind` its timeline entry (default: the status);
+        `details` what it changed (note, comment, assignee, until)."""
 
 
 @runtime_checkable

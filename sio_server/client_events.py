@@ -18,14 +18,14 @@ from typing import Any, Protocol
 
 from notify_core import metrics
 from notify_core.audit import Source
-from notify_core.events import is_ident, now_iso
+from notify_core.events import ACTIONS, is_ident, now_iso
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.rooms import oncall_room, site_room
 from notify_core.snapshots import SnapshotStore
 from notify_core.timeline import Timeline
 from sio_server.auth import Principal
 from sio_server.deliveries import Deliveries
-from sio_server.incident_actions import ACTIONS, IncidentActions
+from sio_server.incident_actions import IncidentActions
 from sio_server.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -177,12 +177,20 @@ class ClientEvents:
 
     async def incident_action(self, s: Session, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise ClientError("expected {incident_id, action}")
+            raise ClientError("expected {incident_id, action, note?, minutes?}")
         incident_id, action = data.get("incident_id"), data.get("action")
         if action not in ACTIONS:
-            raise ClientError("action must be 'acknowledge' or 'resolve'")
+            raise ClientError(f"action must be one of {', '.join(ACTIONS)}")
         source: Source = "ws" if s.transport == "ws" else "socket"
-        outcome = await self.actions.act(s.principal, incident_id, action, source, s.remote)
+        outcome = await self.actions.act(
+            s.principal,
+            incident_id,
+            action,
+            source,
+            s.remote,
+            data.get("note"),
+            data.get("minutes"),
+        )
         if not outcome.ok:
             raise ClientError(outcome.error or "refused")
         return {"ok": True, "incident_id": incident_id, "action": action}

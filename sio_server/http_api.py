@@ -317,7 +317,9 @@ class HttpApi:
                 found += await self.incidents.list(principal.tenant_id, resolved=False)
             if "resolved" in wanted:
                 found += await self.incidents.list(principal.tenant_id, resolved=True)
-            for incident_id, state in found:
+            now_ms = int(time.time() * 1000)
+            for incident_id, stored in found:
+                state = stored.current(now_ms)
                 if state.status not in wanted or (site is not None and state.site_id != site):
                     continue
                 if not principal.can_see_site(state.site_id):
@@ -331,12 +333,24 @@ class HttpApi:
     @authenticated("incident_action")
     async def incident_action(self, request: web.Request, principal: Principal) -> web.Response:
         route = "incident_action"
+        body: Any = {}
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                metrics.HTTP_REQUESTS.labels(route, "400").inc()
+                return _error(400, "body: must be JSON {note?, minutes?}")
+        if not isinstance(body, dict):
+            metrics.HTTP_REQUESTS.labels(route, "400").inc()
+            return _error(400, "body: must be a JSON object {note?, minutes?}")
         outcome = await self.actions.act(
             principal,
             request.match_info["incident_id"],
             request.match_info["action"],
             "http",
             request.remote,
+            body.get("note"),
+            body.get("minutes"),
         )
         metrics.HTTP_REQUESTS.labels(route, str(outcome.status)).inc()
         if not outcome.ok:

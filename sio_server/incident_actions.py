@@ -11,15 +11,14 @@ Each attempt, allowed or refused, is an audit record, written before the answer.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from notify_core.audit import AuditLog, Source, audit_record
-from notify_core.events import is_ident
+from notify_core.events import ACTIONS, MAX_NOTE, SNOOZE_MINUTES, is_ident
 from notify_core.incidents import IncidentStore
 from sio_server.auth import Principal
 
-ActionSink = Callable[[Principal, str, str], Awaitable[None]]
-ACTIONS = ("acknowledge", "resolve")
+ActionSink = Callable[[Principal, str, str, dict[str, Any]], Awaitable[None]]
 ACTING_ROLES = ("operator", "oncall", "admin")
 
 
@@ -47,11 +46,16 @@ class IncidentActions:
         action: object,
         source: Source,
         remote: str | None = None,
+        note: object = None,
+        minutes: object = None,
     ) -> Outcome:
-        outcome = await self._decide(p, incident_id, action)
+        extra, problem = _extra(action, note, minutes)
+        outcome = (
+            Outcome(False, 400, problem) if problem else await self._decide(p, incident_id, action)
+        )
         if outcome.ok:  # produced to the actions topic; the pipeline applies it
             assert self._sink is not None
-            await self._sink(p, str(incident_id), str(action))
+            await self._sink(p, str(incident_id), str(action), extra)
         if self._audit is not None and action in ACTIONS:
             await self._audit.record(
                 audit_record(
@@ -69,7 +73,7 @@ class IncidentActions:
 
     async def _decide(self, p: Principal, incident_id: object, action: object) -> Outcome:
         if action not in ACTIONS:
-            return Outcome(False, 404, "unknown action; use acknowledge or resolve")
+            return Outcome(False, 404, f"unknown action; use one of {', '.join(ACTIONS)}")
         if not is_ident(incident_id):
             return Outcome(False, 400, "incident_id: must be 1-64 of [A-Za-z0-9_.-]")
         if not p.has_any_role(*ACTING_ROLES):
@@ -80,3 +84,22 @@ class IncidentActions:
         if state is None or not p.can_see_site(state.site_id):
             return Outcome(False, 404, "no such incident")
         return Outcome(True, 202)
+
+
+def _extra(action: object, note: object, minutes: object) -> tuple[dict[str, Any], str | None]:
+    """The note and minutes an action carries, checked: (fields, problem or None)."""
+    extra: dict[str, Any] = {}
+    if note is not None:
+        if not isinstance(note, str) or not note.strip():
+            return extra, "note: must be a non-empty string"
+        if len(note) > MAX_NOTE:
+            return extra, f"note: at most {MAX_NOTE} characters (got {len(note)})"
+        extra["note"] = note
+    elif action == "comment":
+        return extra, "note: required for a comment"
+    if action == "snooze":
+        low, high = SNOOZE_MINUTES
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not low <= minutes <= high:
+            return extra, f"minutes: an integer from {low} to {high} (got {minutes!r:.40})"
+        extra["minutes"] = minutes
+    return extra, None

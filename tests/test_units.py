@@ -543,7 +543,7 @@ async def _run_handler(
             assert incident_id in ids, f"{incident_id} told before it was stored"
             calls.append(("alert", incident_id, severity))
 
-        async def on_action(self, tenant, incident_id, status, by) -> None:
+        async def on_action(self, tenant, incident_id, status, by, kind=None, details=None) -> None:
             calls.append(("action", incident_id, status))
 
     rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
@@ -719,6 +719,8 @@ async def test_a_batch_over_redis_stores_sends_its_state_writes_together_with_th
             int(datetime(2026, 11, 25, 10, 0, 4, tzinfo=UTC).timestamp() * 1000)
         ).encode(),
         b"acknowledged_by": b"",
+        b"assignee": b"",
+        b"snoozed_until_ms": b"",
     }
     resolved_at = int(datetime(2026, 11, 25, 10, 0, 8, tzinfo=UTC).timestamp() * 1000)
     assert together.in_redis["incident:t:I1"][b"status"] == b"resolved"  # the copy: no reopen
@@ -821,7 +823,7 @@ async def test_a_redis_blip_delays_incident_messages_instead_of_dead_lettering_t
                 raise RedisConnectionError("Timeout reading from 127.0.0.1:6379")
             calls.append(("alert", incident_id))
 
-        async def on_action(self, tenant, incident_id, status, by) -> None:
+        async def on_action(self, tenant, incident_id, status, by, kind=None, details=None) -> None:
             calls.append((status, incident_id))
 
     history, rec = MemoryHistory(), Recorder()

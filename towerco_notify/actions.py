@@ -7,6 +7,7 @@ sees the same ordered stream of state changes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -37,11 +38,19 @@ class ActionProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def __call__(self, principal: Principal, incident_id: str, action: str) -> None:
+    async def __call__(
+        self,
+        principal: Principal,
+        incident_id: str,
+        action: str,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """`extra`: the action's note and minutes, checked by the caller."""
+        payload = {"incident_id": incident_id, "action": action, "user_id": principal.user_id}
         envelope = {
             "tenant_id": principal.tenant_id,
             "timestamp": now_iso(),
-            "payload": {"incident_id": incident_id, "action": action, "user_id": principal.user_id},
+            "payload": {**payload, **(extra or {})},
         }
         key = f"{principal.tenant_id}/{incident_id}".encode()
         assert self._producer is not None, "ActionProducer not started"
