@@ -37,6 +37,7 @@ from sio_server.incident_actions import ActionSink, IncidentActions
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.origin import OriginPolicy
 from sio_server.plain_ws import PlainWebSocket
+from sio_server.presence import Presence
 from sio_server.recovery import DeliveryGate
 from sio_server.sockets import SocketHandlers
 from sio_server.sse import EventStream
@@ -117,8 +118,14 @@ class SocketServer:
         limits: ConnectionLimits | None = None,
         guard: AddressGuard | None = None,
         http_rate: HttpRateLimiter | None = None,
+        shared: tuple[Redis, str] | None = None,
     ) -> None:
+        """`shared`: the Redis and key prefix that presence is shared through (None: this
+        process alone)."""
         self.revocations = revocations
+        self.presence = Presence(
+            shared[0] if shared else None, shared[1] if shared else "", self.emit
+        )
         # the contract's defaults when not given (counted in this process only)
         limits = limits or ConnectionLimits(None, "", 20, 10_000)
         admission = self.admission = Admission(
@@ -141,7 +148,7 @@ class SocketServer:
         principals: dict[str, Principal] = {}  # engine.io sid -> who, for deliveries
         self.deliveries = Deliveries(principals.get, ack_tracking_pairs)
         actions = IncidentActions(action_sink, incidents, audit)
-        self.events = ClientEvents(actions, snapshots, timeline, self.deliveries)
+        self.events = ClientEvents(actions, snapshots, timeline, self.deliveries, self.presence)
         gate = DeliveryGate(self.sio)
         gate.observer = self.deliveries.on_packet
         self.follower: LogFollower | None = None
@@ -152,7 +159,15 @@ class SocketServer:
                 "history_follower", lambda: self.follower is not None and self.follower.running
             )
         self.handlers = SocketHandlers(
-            self.sio, admission, history, gate, self.events, principals, snapshots, self.follower
+            self.sio,
+            admission,
+            self.presence,
+            history,
+            gate,
+            self.events,
+            principals,
+            snapshots,
+            self.follower,
         )
         self.fanout = Fanout(
             self.sio,
@@ -166,7 +181,9 @@ class SocketServer:
             coalesce_s=emit_coalesce_ms / 1000,
         )
         gate.before_hold = self.fanout.flush
-        self.hub = ConnectionHub(history, self.deliveries, buffer_limit=client_buffer_bytes)
+        self.hub = ConnectionHub(
+            history, self.deliveries, self.presence, buffer_limit=client_buffer_bytes
+        )
         self.app = web.Application(client_max_size=64 * 1024)
         if sockets_enabled:
             self.sio.attach(self.app)
@@ -185,6 +202,7 @@ class SocketServer:
             audit,
             revocations,
             http_rate or HttpRateLimiter(20.0, 40.0),
+            self.presence,
         )
         self.app.middlewares.append(api.cors_middleware(self.origins))
         api.add_routes(self.app)
@@ -213,6 +231,7 @@ class SocketServer:
         self._sweeper = asyncio.create_task(self._sweep_expired(), name="expire-sessions")
         await self.hub.start()
         await self.admission.limits.start()
+        await self.presence.start()
         if self.follower is not None:
             await self.follower.start()
         log.info("listening on http://%s:%s", self.host, self.port)
@@ -265,6 +284,7 @@ class SocketServer:
                 await self._sweeper
         await self.hub.stop()
         await self.admission.limits.stop()
+        await self.presence.stop()
         with contextlib.suppress(KeyError):
             REGISTRY.unregister(self._collector)
         if self._runner is not None:

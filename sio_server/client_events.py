@@ -26,6 +26,7 @@ from notify_core.timeline import Timeline
 from sio_server.auth import Principal
 from sio_server.deliveries import Deliveries
 from sio_server.incident_actions import IncidentActions
+from sio_server.presence import Presence, viewers_room
 from sio_server.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ class Session(Protocol):
     def disconnect(self) -> None:
         """Close the connection soon (not from inside the handler's own await)."""
 
+    @property
+    def viewing(self) -> set[str]:
+        """The incidents this connection views (`view_incident`)."""
+
 
 def _site_ids(data: Any) -> list[str]:
     if not isinstance(data, dict) or not isinstance(data.get("site_ids"), list):
@@ -84,7 +89,9 @@ class ClientEvents:
         snapshots: SnapshotStore | None,
         timeline: Timeline | None,
         deliveries: Deliveries,
+        presence: Presence,
     ) -> None:
+        self.presence = presence
         self.actions = actions
         self.snapshots = snapshots
         self.timeline = timeline
@@ -97,6 +104,8 @@ class ClientEvents:
             "incident_action": self.incident_action,
             "sync": self.sync,
             "received": self.received,
+            "view_incident": self.view_incident,
+            "unview_incident": self.unview_incident,
         }
 
     def knows(self, event: str) -> bool:
@@ -207,6 +216,26 @@ class ClientEvents:
         if "reason" in done:
             result["reason"] = done["reason"]
         return result
+
+    async def view_incident(self, s: Session, data: Any) -> dict[str, Any]:
+        """Join an incident's viewers (one it may see); they hear `incident_viewers`."""
+        incident_id = data.get("incident_id") if isinstance(data, dict) else None
+        if not is_ident(incident_id) or not await self.actions.may_see(s.principal, incident_id):
+            raise ClientError("no such incident")
+        if incident_id not in s.viewing:
+            s.viewing.add(incident_id)
+            await s.join(viewers_room(s.principal.tenant_id, incident_id))
+            self.presence.view(s.principal, incident_id)
+        return {"ok": True, "incident_id": incident_id}
+
+    async def unview_incident(self, s: Session, data: Any) -> dict[str, Any]:
+        incident_id = data.get("incident_id") if isinstance(data, dict) else None
+        if not isinstance(incident_id, str) or incident_id not in s.viewing:
+            raise ClientError("not viewing that incident")
+        s.viewing.discard(incident_id)
+        await s.leave(viewers_room(s.principal.tenant_id, incident_id))
+        self.presence.unview(s.principal, incident_id)
+        return {"ok": True, "incident_id": incident_id}
 
     async def received(self, s: Session, data: Any) -> dict[str, Any]:
         """Delivery confirmation of an alert with `requires_acknowledgment`."""

@@ -33,6 +33,7 @@ from notify_core.ids import format_id, parse_id
 from sio_server.auth import Principal
 from sio_server.client_events import ClientError
 from sio_server.deliveries import Deliveries
+from sio_server.presence import Presence
 from sio_server.ratelimit import TokenBucket
 from sio_server.recovery import resume
 
@@ -77,6 +78,7 @@ class StreamConnection:
         self.bucket = TokenBucket(*hub.event_rate)
         self.held: list[dict[str, Any]] | None = []  # held while resuming; None: live
         self.closed = False
+        self.viewing: set[str] = set()  # incidents this connection views
         self.done = asyncio.Event()  # set when the connection is closed, from either side
 
     @property
@@ -155,11 +157,13 @@ class ConnectionHub:
         self,
         history: History,
         deliveries: Deliveries,
+        presence: Presence,
         event_rate: tuple[float, float] = (20.0, 40.0),
         buffer_limit: int = 4 * 1024 * 1024,
     ) -> None:
         self.history = history
         self.deliveries = deliveries
+        self.presence = presence
         self.event_rate = event_rate
         self.buffer_limit = buffer_limit
         self._rooms: dict[str, set[StreamConnection]] = {}
@@ -207,7 +211,9 @@ class ConnectionHub:
     def remove(self, conn: StreamConnection) -> None:
         for room in list(conn.rooms):
             self.leave(conn, room)
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.presence.left(conn.principal, conn.viewing)
 
     def by_transport(self) -> Iterator[tuple[str, str]]:
         """(tenant, transport) of each connection, for the connections gauge."""
@@ -220,6 +226,7 @@ class ConnectionHub:
         """Join the principal's rooms (held), send `connection_established`, resume when
         `last_id` is given, then go live. Returns the `sync_complete` of a resume."""
         self.connections.add(conn)
+        self.presence.joined(conn.principal)
         for room in conn.principal.rooms:  # rooms_of, computed with the principal
             self.join(conn, room)
         p = conn.principal

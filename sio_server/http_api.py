@@ -27,6 +27,7 @@ from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.incident_actions import IncidentActions
 from sio_server.limits import HttpRateLimiter, retry_headers
 from sio_server.origin import OriginPolicy
+from sio_server.presence import Presence
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,9 @@ class HttpApi:
         audit: AuditLog | None = None,
         revocations: Revocations | None = None,
         http_rate: HttpRateLimiter | None = None,
+        presence: Presence | None = None,
     ) -> None:
+        self.presence = presence
         self.http_rate = http_rate
         self.revocations = revocations
         self.actions = actions
@@ -192,6 +195,7 @@ class HttpApi:
         app.router.add_get("/api/v1/incidents/{incident_id}/timeline", self.incident_timeline)
         app.router.add_get("/api/v1/thresholds", self.thresholds)
         app.router.add_get("/api/v1/audit", self.audit_records)
+        app.router.add_get("/api/v1/presence", self.presence_list)
         app.router.add_post("/api/v1/admin/revocations", self.revoke)
         app.router.add_get("/api/v1/admin/revocations", self.revocations_list)
         app.router.add_get("/", self.dashboard)
@@ -375,6 +379,13 @@ class HttpApi:
             return _error(404, "no such incident")
         metrics.HTTP_REQUESTS.labels(route, "200").inc()
         return _json({"incident_id": incident_id, "timeline": entries})
+
+    @authenticated("presence")
+    async def presence_list(self, request: web.Request, principal: Principal) -> web.Response:
+        """Who of the caller's tenant is online, across server processes."""
+        users = await self.presence.users(principal.tenant_id) if self.presence else []
+        metrics.HTTP_REQUESTS.labels("presence", "200").inc()
+        return _json({"users": users})
 
     @authenticated("audit")
     async def audit_records(self, request: web.Request, principal: Principal) -> web.Response:

@@ -71,6 +71,13 @@ class IncidentActions:
             )
         return outcome
 
+    async def may_see(self, p: Principal, incident_id: str) -> bool:
+        """A known incident of `p`'s tenant at a site it may see."""
+        if self._incidents is None:
+            return False
+        state = await self._incidents.get(p.tenant_id, incident_id)
+        return state is not None and p.can_see_site(state.site_id)
+
     async def _decide(self, p: Principal, incident_id: object, action: object) -> Outcome:
         if action not in ACTIONS:
             return Outcome(False, 404, f"unknown action; use one of {', '.join(ACTIONS)}")

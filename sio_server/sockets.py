@@ -22,6 +22,7 @@ from sio_server.admission import Admission, Refused
 from sio_server.auth import Principal
 from sio_server.client_events import ClientError, ClientEvents
 from sio_server.follower import LogFollower
+from sio_server.presence import Presence
 from sio_server.ratelimit import TokenBucket
 from sio_server.recovery import DeliveryGate, Recovery
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 class SioSession:
     """A Socket.IO connection as the client events see it (`client_events.Session`)."""
 
-    __slots__ = ("_handlers", "bucket", "eio_sid", "principal", "remote", "sid")
+    __slots__ = ("_handlers", "bucket", "eio_sid", "principal", "remote", "sid", "viewing")
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class SioSession:
         self._handlers = handlers
         self.sid, self.eio_sid, self.principal, self.bucket = sid, eio_sid, principal, bucket
         self.remote = remote
+        self.viewing: set[str] = set()  # incidents this connection views
 
     @property
     def transport(self) -> str:
@@ -74,6 +76,7 @@ class SocketHandlers:
         self,
         sio: socketio.AsyncServer,
         admission: Admission,
+        presence: Presence,
         history: History,
         gate: DeliveryGate,
         events: ClientEvents,
@@ -86,6 +89,7 @@ class SocketHandlers:
         self.follower = follower
         self.sio = sio
         self.admission = admission
+        self.presence = presence
         self.history = history
         self.snapshots = snapshots
         self.events = events
@@ -127,6 +131,7 @@ class SocketHandlers:
             await self.sio.enter_room(sid, room)
         if self.follower is not None:
             await self.follower.follow(principal.tenant_id)
+        self.presence.joined(principal)
         self.sio.start_background_task(self._after_connect, sid, eio_sid, principal, last_id, epoch)
 
     async def _after_connect(
@@ -163,6 +168,7 @@ class SocketHandlers:
         if session is None:
             return
         await self.admission.leave(sid)
+        self.presence.left(session.principal, session.viewing)
         if self.follower is not None:
             self.follower.unfollow(session.principal.tenant_id)
         self._by_eio.pop(session.eio_sid, None)

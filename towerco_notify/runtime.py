@@ -238,6 +238,7 @@ class Runtime:
             ),
             guard=AddressGuard(s.auth_failures_per_min, s.auth_block_s),
             http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
+            shared=(self.redis, s.redis_prefix) if self.redis is not None else None,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 

@@ -18,7 +18,7 @@
 // WebSockets but pass text/event-stream.
 // Served by the daemon at /static/notify-client.js (an ES module, no dependencies).
 
-const EVENTS = ["incident_alert", "kpi_update", "site_status", "system_notification",
+const EVENTS = ["incident_alert", "kpi_update", "site_status", "system_notification", "presence", "incident_viewers",
   "escalation", "incident_update", "sync_complete", "connection_established"];
 
 function memoryStorage() {
