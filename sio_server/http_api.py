@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import ValidationError
 
 from notify_core import metrics
 from notify_core.audit import AuditLog, audit_record
-from notify_core.events import NOTIFICATION_TYPES, is_ident
+from notify_core.events import NOTIFICATION_TYPES, describe_error, is_ident
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.incidents import STATUSES, IncidentStore
@@ -23,6 +24,7 @@ from notify_core.readiness import Readiness
 from notify_core.revocations import DEFAULT_KEEP_S, Revocation, Revocations
 from notify_core.rules import RulesHolder
 from notify_core.timeline import Timeline
+from sio_server.api_models import RevocationBody, openapi
 from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.incident_actions import IncidentActions
 from sio_server.limits import HttpRateLimiter, retry_headers
@@ -86,18 +88,15 @@ def revocation_from(body: Any, principal: Principal, now: float | None = None) -
     now = time.time() if now is None else now
     if not isinstance(body, dict):
         raise ValueError('expected a JSON object {"jti": ...} or {"user_id": ...}')
-    jti, user = body.get("jti"), body.get("user_id")
+    try:
+        valid = RevocationBody.model_validate(body)
+    except ValidationError as exc:
+        raise ValueError(describe_error(exc)) from None
+    jti, user = valid.jti, valid.user_id
     if (jti is None) == (user is None):
         raise ValueError("exactly one of jti or user_id")
-    if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= 256):
-        raise ValueError(f"jti: must be a string of 1-256 characters (got {jti!r:.80})")
-    if user is not None and not is_ident(user):
-        raise ValueError(f"user_id: must be 1-64 of [A-Za-z0-9_.-] (got {user!r:.80})")
-    issued_before = body.get("issued_before", now) if user is not None else None
-    until = body.get("expires_at", now + DEFAULT_KEEP_S)
-    for name, value in (("issued_before", issued_before), ("expires_at", until)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError(f"{name}: must be a unix time in seconds (got {value!r:.80})")
+    issued_before = (valid.issued_before or now) if user is not None else None
+    until = valid.expires_at or now + DEFAULT_KEEP_S
     return Revocation(
         principal.tenant_id,
         jti,
@@ -152,6 +151,7 @@ class HttpApi:
     ) -> None:
         self.presence = presence
         self.http_rate = http_rate
+        self._openapi: bytes | None = None
         self.revocations = revocations
         self.actions = actions
         self.audit = audit
@@ -196,6 +196,7 @@ class HttpApi:
         app.router.add_get("/api/v1/thresholds", self.thresholds)
         app.router.add_get("/api/v1/audit", self.audit_records)
         app.router.add_get("/api/v1/presence", self.presence_list)
+        app.router.add_get("/api/v1/openapi.json", self.openapi)
         app.router.add_post("/api/v1/admin/revocations", self.revoke)
         app.router.add_get("/api/v1/admin/revocations", self.revocations_list)
         app.router.add_get("/", self.dashboard)
@@ -207,6 +208,12 @@ class HttpApi:
         if scheme.lower() != "bearer" or not token:
             raise AuthError("missing bearer token")
         return await self.auth.authenticate(token.strip())
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 description, from the models the handlers validate with."""
+        if self._openapi is None:
+            self._openapi = orjson.dumps(openapi())
+        return web.Response(body=self._openapi, content_type="application/json")
 
     async def healthz(self, request: web.Request) -> web.Response:
         return _json({"ok": True})

@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+from pydantic import ValidationError
+
 from notify_core.audit import AuditLog, Source, audit_record
-from notify_core.events import ACTIONS, MAX_NOTE, SNOOZE_MINUTES, is_ident
+from notify_core.events import ACTIONS, SNOOZE_MINUTES, describe_error, is_ident
 from notify_core.incidents import IncidentStore
+from sio_server.api_models import ActionBody
 from sio_server.auth import Principal
 
 ActionSink = Callable[[Principal, str, str, dict[str, Any]], Awaitable[None]]
@@ -94,19 +97,18 @@ class IncidentActions:
 
 
 def _extra(action: object, note: object, minutes: object) -> tuple[dict[str, Any], str | None]:
-    """The note and minutes an action carries, checked: (fields, problem or None)."""
-    extra: dict[str, Any] = {}
-    if note is not None:
-        if not isinstance(note, str) or not note.strip():
-            return extra, "note: must be a non-empty string"
-        if len(note) > MAX_NOTE:
-            return extra, f"note: at most {MAX_NOTE} characters (got {len(note)})"
-        extra["note"] = note
-    elif action == "comment":
-        return extra, "note: required for a comment"
-    if action == "snooze":
+    """The note and minutes an action carries, checked against the API's `ActionBody`
+    (every transport's one check): (fields, problem or None)."""
+    fields = {k: v for k, v in (("note", note), ("minutes", minutes)) if v is not None}
+    try:
+        body = ActionBody.model_validate(fields)
+    except ValidationError as exc:
+        return {}, describe_error(exc)
+    if body.note is not None and not body.note.strip():
+        return {}, "note: must not be blank"
+    if action == "comment" and body.note is None:
+        return {}, "note: required for a comment"
+    if action == "snooze" and body.minutes is None:
         low, high = SNOOZE_MINUTES
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or not low <= minutes <= high:
-            return extra, f"minutes: an integer from {low} to {high} (got {minutes!r:.40})"
-        extra["minutes"] = minutes
-    return extra, None
+        return {}, f"minutes: required for snooze, an integer from {low} to {high}"
+    return body.model_dump(exclude_none=True), None

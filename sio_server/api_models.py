@@ -1,0 +1,274 @@
+"""The HTTP API's shapes as pydantic models, and the OpenAPI 3.1 description built from them.
+
+Request bodies are validated with these models by the handlers themselves
+(`ActionBody`, `RevocationBody`); answers are described by them. `ROUTES` is the one table
+of what the API serves; `openapi()` turns it into `/api/v1/openapi.json`, and a test
+checks it against every route the application registers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from notify_core.events import ACTIONS, MAX_NOTE, SNOOZE_MINUTES
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActionBody(_Model):
+    """Optional body of `POST /api/v1/incidents/{id}/{action}`."""
+
+    note: str | None = Field(default=None, min_length=1, max_length=MAX_NOTE)
+    minutes: int | None = Field(default=None, ge=SNOOZE_MINUTES[0], le=SNOOZE_MINUTES[1])
+
+
+class RevocationBody(_Model):
+    """`{"jti"}` or `{"user_id", "issued_before"?}`; `expires_at`: when the tokens expire."""
+
+    jti: str | None = Field(default=None, min_length=1, max_length=256)
+    user_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    issued_before: float | None = None
+    expires_at: float | None = None
+
+
+class Error(BaseModel):
+    ok: Literal[False] = False
+    error: str
+
+
+class ActionAccepted(BaseModel):
+    ok: Literal[True] = True
+    incident_id: str
+    action: str
+
+
+class NotificationsPage(BaseModel):
+    notifications: list[dict[str, Any]]
+    next: str | None
+
+
+class Incident(BaseModel):
+    incident_id: str
+    status: Literal["open", "acknowledged", "snoozed", "resolved"]
+    severity: str
+    site_id: str | None
+    title: str
+    opened_at: str | None
+    acknowledged_by: str | None = None
+    assignee: str | None = None
+    suppressed: dict[str, Any] | None = None
+    snoozed_until: str | None = None
+    escalation_level: int | None = None
+    last_event_id: str | None = None
+
+
+class IncidentList(BaseModel):
+    incidents: list[Incident]
+
+
+class Timeline(BaseModel):
+    incident_id: str
+    timeline: list[dict[str, Any]]
+
+
+class AuditRecord(BaseModel):
+    at: str
+    tenant_id: str | None
+    actor: str | None
+    action: str
+    target: str | None
+    result: Literal["ok", "refused"]
+    reason: str | None = None
+    source: Literal["socket", "ws", "sse", "http", "kafka", "config", "cli"]
+    remote_addr: str | None = None
+
+
+class AuditPage(BaseModel):
+    records: list[AuditRecord]
+    next: str | None
+
+
+class Revocation(BaseModel):
+    tenant_id: str
+    jti: str | None = None
+    user_id: str | None = None
+    issued_before: float | None = None
+    until: float
+    at: float
+    by: str
+
+
+class RevocationCreated(BaseModel):
+    ok: Literal[True] = True
+    revocation: Revocation
+
+
+class RevocationList(BaseModel):
+    revocations: list[Revocation]
+
+
+class PresenceUser(BaseModel):
+    user_id: str
+    roles: list[str]
+    connections: int
+    since: str
+
+
+class PresenceList(BaseModel):
+    users: list[PresenceUser]
+
+
+class Thresholds(BaseModel):
+    tenant_id: str
+    generation: int | None = None
+    rules: dict[str, Any]
+
+
+class Health(BaseModel):
+    ok: bool
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, Any]
+
+
+class Route(NamedTuple):
+    method: str
+    path: str
+    summary: str
+    response: type[BaseModel] | None  # None: not JSON (text, HTML, a stream)
+    body: type[BaseModel] | None = None
+    auth: bool = True
+    query: tuple[str, ...] = ()
+    content: str = "application/json"
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/healthz", "Liveness", Health, auth=False),
+    Route("GET", "/readyz", "Readiness (consumer joined, Redis, HTTP)", Readiness, auth=False),
+    Route("GET", "/metrics", "Prometheus metrics", None, auth=False, content="text/plain"),
+    Route(
+        "GET",
+        "/api/v1/notifications",
+        "History and polling: after `since` (oldest first), else the newest page",
+        NotificationsPage,
+        query=("since", "limit", "types"),
+    ),
+    Route(
+        "GET",
+        "/api/v1/notifications/stream",
+        "Server-Sent Events (Bearer or ?token=); resumes after Last-Event-ID",
+        None,
+        query=("token", "kpi_sites", "last_id", "epoch"),
+        content="text/event-stream",
+    ),
+    Route(
+        "GET",
+        "/api/v1/notifications/ws/{tenant_id}/{user_id}",
+        "ADR-010's plain WebSocket (upgrade; ?token=, last_id, epoch)",
+        None,
+        auth=False,
+        query=("token", "last_id", "epoch"),
+        content="application/json",
+    ),
+    Route(
+        "GET",
+        "/api/v1/incidents",
+        "The incidents a fresh screen shows (every status but resolved by default)",
+        IncidentList,
+        query=("status", "site_id", "limit"),
+    ),
+    Route(
+        "POST",
+        "/api/v1/incidents/{incident_id}/{action}",
+        f"Act on an incident: {', '.join(ACTIONS)}",
+        ActionAccepted,
+        body=ActionBody,
+    ),
+    Route("GET", "/api/v1/incidents/{incident_id}/timeline", "Every step of an incident", Timeline),
+    Route("GET", "/api/v1/thresholds", "Effective threshold rules (operator, admin)", Thresholds),
+    Route(
+        "GET",
+        "/api/v1/audit",
+        "The tenant's audit trail (admin)",
+        AuditPage,
+        query=("since", "limit", "action"),
+    ),
+    Route(
+        "POST",
+        "/api/v1/admin/revocations",
+        "Revoke a token or a user's tokens (admin)",
+        RevocationCreated,
+        body=RevocationBody,
+    ),
+    Route("GET", "/api/v1/admin/revocations", "The tenant's revocations (admin)", RevocationList),
+    Route("GET", "/api/v1/presence", "Who of the tenant is online", PresenceList),
+    Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
+    Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),
+    Route("GET", "/static/{name}", "Dashboard and client module files", None, auth=False),
+)
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of `ROUTES`, schemas from the models above."""
+    models = {m for r in ROUTES for m in (r.response, r.body) if m is not None} | {Error}
+    _, defs = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for r in ROUTES:
+        op: dict[str, Any] = {"summary": r.summary, "responses": {}}
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _path_params(r.path)
+        ]
+        params += [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in r.query
+        ]
+        if params:
+            op["parameters"] = params
+        if r.body is not None:
+            op["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": _ref(r.body)}},
+            }
+        ok = "202" if r.method == "POST" and r.response is ActionAccepted else "200"
+        if r.response is RevocationCreated:
+            ok = "201"
+        schema = _ref(r.response) if r.response is not None else {"type": "string"}
+        op["responses"][ok] = {"description": "OK", "content": {r.content: {"schema": schema}}}
+        if r.auth:
+            op["security"] = [{"bearer": []}]
+            for status in ("400", "401", "403", "404", "429"):
+                op["responses"][status] = {
+                    "description": "refused",
+                    "content": {"application/json": {"schema": _ref(Error)}},
+                }
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "towerco-notify", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
