@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,14 +18,16 @@ from escalation.policy import EscalationState, Policy, Step, advance, select_pol
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore
 from escalation.webhooks import WebhookSender
-from notify_core import metrics
+from notify_core import events, metrics
 from notify_core.redact import url_origin
+from notify_core.suppression import Muted, Notice
 from notify_core.timeline import Timeline
 from notify_core.write_behind import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_CRASH_S = 5.0
+MUTE_RECHECK_S = 5.0  # a status-based suppression (maintenance, site down) has no end time
 MAX_CONCURRENT_TICKS = 32
 
 Publish = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
@@ -48,7 +51,9 @@ class EscalationEngine:
         scheduler: TimerScheduler,
         webhooks: WebhookSender,
         clock: Callable[[], float] = time.time,
+        muter: Callable[[Notice], Muted | None] | None = None,
     ) -> None:
+        self.muter = muter
         self.policies = policies
         self.store = store
         self.timeline = timeline
@@ -136,7 +141,7 @@ class EscalationEngine:
         if policy is None:
             return
         now = self.clock()
-        state = EscalationState(policy.name, "open", now, site=site, title=title)
+        state = EscalationState(policy.name, "open", now, site=site, title=title, severity=severity)
         await self._put(tenant, incident_id, state)
         await self.timeline.add(tenant, incident_id, "escalation_started", policy=policy.name)
         self._reschedule(tenant, incident_id, policy, state, now)
@@ -169,8 +174,8 @@ class EscalationEngine:
         if kind == "unsnoozed" and state.status == "snoozed":
             # back now: an unacknowledged incident escalates again from level 1
             if status == "open":
-                state = EscalationState(
-                    state.policy, "open", now, None, set(), state.site, state.title
+                state = replace(
+                    state, status="open", epoch=now, acked_at=None, fired=set(), snoozed_until=None
                 )
             else:
                 state.status, state.snoozed_until = "acknowledged", None
@@ -221,6 +226,8 @@ class EscalationEngine:
             return
         now = self.clock()
         new, due, next_at = advance(policy, state, now)
+        if new.status == "open" and await self._held_back(tenant, incident_id, policy, new, now):
+            return
         if due:
             # APScheduler removed this job before running it: persist a retry first, so a
             # crash in the middle of delivering runs this tick again instead of losing it.
@@ -242,6 +249,44 @@ class EscalationEngine:
             self.scheduler.schedule(tenant, incident_id, next_at)
         elif due:
             self.scheduler.cancel(tenant, incident_id)
+
+    async def _held_back(
+        self, tenant: str, incident_id: str, policy: Policy, state: EscalationState, now: float
+    ) -> bool:
+        """Suppression (maintenance, silence, inhibition: the one muter the pipeline uses
+        too): True when no level may fire now; the tick is taken again when the reason
+        ends (or, for a status, every MUTE_RECHECK_S). When it has ended, the chain starts
+        over from level 1 and the incident's viewers hear `suppressed: null`."""
+        if self.muter is None:
+            return False
+        source = "threshold" if incident_id.startswith("thr-") else None
+        muted = self.muter(Notice(tenant, incident_id, state.site, state.severity, None, source))
+        if muted is not None:
+            metrics.SUPPRESSED.labels(muted.by).inc()
+            if not state.muted:
+                state.muted = True
+                await self._put(tenant, incident_id, state)
+                await self.timeline.add(tenant, incident_id, "suppressed", **muted.view())
+            until = muted.until if muted.until is not None else now + MUTE_RECHECK_S
+            self.scheduler.schedule(tenant, incident_id, min(until, now + MUTE_RECHECK_S))
+            return True
+        if not state.muted:
+            return False
+        fresh = replace(state, status="open", epoch=now, fired=set(), muted=False)
+        await self._put(tenant, incident_id, fresh)
+        await self.timeline.add(tenant, incident_id, "suppression_ended", rearmed=True)
+        update = events.incident_update(
+            tenant,
+            incident_id,
+            "open",
+            "suppression",
+            datetime.fromtimestamp(now, UTC),
+            state.site,
+            {"suppressed": None},
+        )
+        await self.publish(update, f"unmuted/{incident_id}/{int(now * 1000)}")
+        self._reschedule(tenant, incident_id, policy, fresh, now)
+        return True
 
     def _reschedule(
         self, tenant: str, incident_id: str, policy: Policy, state: EscalationState, now: float

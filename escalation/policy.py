@@ -10,7 +10,7 @@ where `epoch` is when the incident opened, or when an acknowledgement timed out
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -122,6 +122,8 @@ class EscalationState:
     site: str | None = None
     title: str = ""
     snoozed_until: float | None = None
+    severity: str = ""
+    muted: bool = False  # held back by suppression at its last tick
 
 
 @dataclass(frozen=True)
@@ -173,9 +175,7 @@ def advance(
         retrigger = state.acked_at + policy.ack_timeout
         if now < retrigger:
             return state, [], retrigger
-        state = EscalationState(
-            policy.name, "open", retrigger, None, set(), state.site, state.title
-        )
+        state = replace(state, status="open", epoch=retrigger, acked_at=None, fired=set())
     due = [s for s in steps(policy, state.epoch) if s.due <= now and s.key not in state.fired]
     later = [s.due for s in steps(policy, state.epoch) if s.due > now]
     return state, due, (min(later) if later else None)

@@ -78,6 +78,8 @@ class RedisEscalationStore(HashStore[EscalationState | None]):
             "site": state.site or "",
             "title": state.title,
             "snoozed_until": repr(state.snoozed_until) if state.snoozed_until is not None else "",
+            "severity": state.severity,
+            "muted": "1" if state.muted else "",
         }
         await self._put(tenant, incident_id, fields, state)
 
@@ -104,4 +106,6 @@ def _parse(raw: Any) -> EscalationState | None:
         site=data.get("site") or None,
         title=data.get("title", ""),
         snoozed_until=float(data["snoozed_until"]) if data.get("snoozed_until") else None,
+        severity=data.get("severity", ""),
+        muted=bool(data.get("muted")),
     )

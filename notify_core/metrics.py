@@ -99,6 +99,11 @@ HTTP_RATE_LIMITED = Counter(
 ADDRESSES_BLOCKED = Counter(
     "notify_addresses_blocked_total", "Addresses blocked after repeated refused handshakes"
 )
+SUPPRESSED = Counter(
+    "notify_suppressed_total",
+    "Incidents delivered quietly and pages held back, by reason",
+    ["by"],
+)
 ORIGIN_REFUSED = Counter(
     "notify_origin_refused_total",
     "Browser connections refused for their Origin (not the daemon's own, not listed)",

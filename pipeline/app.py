@@ -20,6 +20,7 @@ from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
 from notify_core.incidents import IncidentStore, ReadAhead
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
+from notify_core.suppression_store import SuppressionStore
 from notify_core.write_behind import WriteBehind
 from pipeline.batches import BatchRouting, Incoming
 from pipeline.handlers import MessageHandler
@@ -42,6 +43,7 @@ class Pipeline:
         tansu: bool = False,
         listener: IncidentListener | None = None,
         writes: WriteBehind | None = None,
+        suppression: SuppressionStore | None = None,
     ) -> None:
         self.app = faust.App(
             settings.app_id,
@@ -62,7 +64,12 @@ class Pipeline:
         # action messages of the same batch, which read ahead (pipeline/handlers.py)
         shared = ReadAhead(incidents)
         self.kpi_alerts = KpiAlerts(
-            rules, _TableStore(self.alert_states), publisher, shared, listener=listener
+            rules,
+            _TableStore(self.alert_states),
+            publisher,
+            shared,
+            listener=listener,
+            suppression=suppression,
         )
         self.handler = MessageHandler(
             publisher,
@@ -72,6 +79,7 @@ class Pipeline:
             listener,
             coalesce_kpis=settings.kpi_coalesce,
             writes=writes,
+            suppression=suppression,
         )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.joined = False

@@ -32,6 +32,8 @@ from notify_core.events import (
 )
 from notify_core.history import Dedupe, SourcePosition
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead, epoch_ms
+from notify_core.suppression import Notice
+from notify_core.suppression_store import SuppressionStore
 from notify_core.write_behind import UNREACHABLE, WriteBehind
 from pipeline.batches import Incoming
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
@@ -95,7 +97,9 @@ class MessageHandler:
         coalesce_kpis: bool = False,
         max_backoff_s: float = 5.0,
         writes: WriteBehind | None = None,
+        suppression: SuppressionStore | None = None,
     ) -> None:
+        self.suppression = suppression
         self.max_backoff_s = max_backoff_s
         self.writes = writes
         self.coalesce_kpis = coalesce_kpis
@@ -391,10 +395,15 @@ class MessageHandler:
                     inc.title,
                 )
             event = events.incident_alert(env, inc, env.payload)
+            event["suppressed"] = self._muted(
+                Notice(env.tenant_id, inc.incident_id, env.site_id, inc.severity)
+            )
             after = self._noting(env.tenant_id, inc.incident_id, event, after)
             return (event, key, ts_ms), after
         if d.topic == TOPIC_SITES:
             assert isinstance(d.payload, SiteStatusPayload)
+            if self.suppression is not None and env.site_id:  # maintenance, site-down
+                await self.suppression.site_status(env.tenant_id, env.site_id, d.payload.status)
             return (events.site_status(env, d.payload), key, ts_ms), None
         if d.topic == TOPIC_ACTIONS:
             assert isinstance(d.payload, ActionPayload)
@@ -429,6 +438,13 @@ class MessageHandler:
         if known is not None:
             after = self._noting(tenant, act.incident_id, event, after)
         return (event, key, ts_ms), after
+
+    def _muted(self, notice: Notice) -> dict[str, Any] | None:
+        """The alert's `suppressed`: why it is quiet now, or None."""
+        muted = self.suppression.mutes(notice) if self.suppression is not None else None
+        if muted is not None:
+            metrics.SUPPRESSED.labels(muted.by).inc()
+        return muted.view() if muted is not None else None
 
     def _noting(
         self, tenant: str, incident_id: str, event: dict[str, Any], after: After | None

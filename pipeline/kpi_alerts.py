@@ -23,6 +23,8 @@ from notify_core.events import IncidentPayload, KpiMessage, Origin, is_kpi_numbe
 from notify_core.history import Dedupe
 from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
 from notify_core.rules import Rule, RuleSet, RulesHolder
+from notify_core.suppression import Notice
+from notify_core.suppression_store import SuppressionStore
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 from pipeline.thresholds import AlertState, Transition, evaluate, stale
@@ -86,7 +88,9 @@ class KpiAlerts:
         incidents: IncidentStore,
         persist_every_s: float = 30.0,
         listener: IncidentListener | None = None,
+        suppression: SuppressionStore | None = None,
     ) -> None:
+        self.suppression = suppression
         self.listener = listener
         self.rules = rules
         self.states = states
@@ -230,7 +234,13 @@ class KpiAlerts:
                 site, "critical", "open", title=title[:500], opened_at_ms=epoch_ms(env.timestamp)
             ),
         )
-        await self.publisher.publish(events.incident_alert(env, payload), f"{key}/raise/{rule.kpi}")
+        event = events.incident_alert(env, payload)
+        if self.suppression is not None:
+            muted = self.suppression.mutes(
+                Notice(env.tenant_id, incident_id, site, "critical", rule.kpi, "threshold")
+            )
+            event["suppressed"] = muted.view() if muted is not None else None
+        await self.publisher.publish(event, f"{key}/raise/{rule.kpi}")
         if self.listener is not None:
             await self.listener.on_alert(env.tenant_id, incident_id, site, "critical", title)
 

@@ -36,6 +36,33 @@ class RevocationBody(_Model):
     expires_at: float | None = None
 
 
+class MaintenanceBody(_Model):
+    """`POST /api/v1/maintenance`: sites quiet from `starts_at` (default now) to `ends_at`
+    (ISO-8601 or unix seconds)."""
+
+    site_ids: list[str] = Field(min_length=1, max_length=1000)
+    starts_at: str | float | None = None
+    ends_at: str | float
+    reason: str = Field(default="", max_length=500)
+
+
+class Matchers(_Model):
+    site_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    kpi: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    severity: Literal["critical", "major", "minor", "warning", "info"] | None = None
+    incident_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    source: str | None = Field(default=None, max_length=64)
+
+
+class SilenceBody(_Model):
+    """`POST /api/v1/silences`: every matcher must equal the incident's."""
+
+    matchers: Matchers
+    starts_at: str | float | None = None
+    ends_at: str | float
+    comment: str = Field(default="", max_length=2000)
+
+
 class Error(BaseModel):
     ok: Literal[False] = False
     error: str
@@ -138,6 +165,24 @@ class Readiness(BaseModel):
     checks: dict[str, Any]
 
 
+class Created(BaseModel):
+    ok: Literal[True] = True
+    id: str
+
+
+class Deleted(BaseModel):
+    ok: Literal[True] = True
+    id: str
+
+
+class WindowList(BaseModel):
+    windows: list[dict[str, Any]]
+
+
+class SilenceList(BaseModel):
+    silences: list[dict[str, Any]]
+
+
 class Route(NamedTuple):
     method: str
     path: str
@@ -209,6 +254,12 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/api/v1/admin/revocations", "The tenant's revocations (admin)", RevocationList),
     Route("GET", "/api/v1/presence", "Who of the tenant is online", PresenceList),
+    Route("POST", "/api/v1/maintenance", "Put sites in maintenance", Created, MaintenanceBody),
+    Route("GET", "/api/v1/maintenance", "Maintenance windows", WindowList),
+    Route("DELETE", "/api/v1/maintenance/{id}", "End a maintenance window", Deleted),
+    Route("POST", "/api/v1/silences", "Silence what matches", Created, SilenceBody),
+    Route("GET", "/api/v1/silences", "Silences", SilenceList),
+    Route("DELETE", "/api/v1/silences/{id}", "Expire a silence", Deleted),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),
     Route("GET", "/static/{name}", "Dashboard and client module files", None, auth=False),
@@ -241,7 +292,7 @@ def openapi() -> dict[str, Any]:
                 "content": {"application/json": {"schema": _ref(r.body)}},
             }
         ok = "202" if r.method == "POST" and r.response is ActionAccepted else "200"
-        if r.response is RevocationCreated:
+        if r.response in (RevocationCreated, Created):
             ok = "201"
         schema = _ref(r.response) if r.response is not None else {"type": "string"}
         op["responses"][ok] = {"description": "OK", "content": {r.content: {"schema": schema}}}

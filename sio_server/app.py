@@ -23,6 +23,7 @@ from notify_core.readiness import Readiness
 from notify_core.revocations import Revocations
 from notify_core.rules import RulesHolder
 from notify_core.snapshots import SnapshotStore
+from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import Timeline
 from sio_server import websocket
 from sio_server.admission import Admission
@@ -41,6 +42,7 @@ from sio_server.presence import Presence
 from sio_server.recovery import DeliveryGate
 from sio_server.sockets import SocketHandlers
 from sio_server.sse import EventStream
+from sio_server.suppression_api import SuppressionApi
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ class SocketServer:
         guard: AddressGuard | None = None,
         http_rate: HttpRateLimiter | None = None,
         shared: tuple[Redis, str] | None = None,
+        suppression: SuppressionStore | None = None,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
@@ -206,6 +209,8 @@ class SocketServer:
         )
         self.app.middlewares.append(api.cors_middleware(self.origins))
         api.add_routes(self.app)
+        if suppression is not None:
+            SuppressionApi(api, suppression, audit).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

@@ -52,7 +52,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-Handler = Callable[["HttpApi", web.Request, Principal], Awaitable[web.Response]]
+Handler = Callable[[Any, web.Request, Principal], Awaitable[web.Response]]
 
 
 def authenticated(
@@ -62,7 +62,7 @@ def authenticated(
 
     def wrap(fn: Handler) -> Callable[[Any, web.Request], Awaitable[web.Response]]:
         @functools.wraps(fn)
-        async def handler(self: HttpApi, request: web.Request) -> web.Response:
+        async def handler(self: Any, request: web.Request) -> web.Response:
             try:
                 principal = await self._principal(request)
             except AuthError as exc:

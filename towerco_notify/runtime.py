@@ -35,6 +35,7 @@ from notify_core.revocations import Revocations
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
+from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import MemoryTimeline, RedisTimeline, Timeline
 from notify_core.write_behind import WriteBehind
 from pipeline.app import Pipeline
@@ -170,6 +171,8 @@ class Runtime:
         reloader = self.reloader = ConfigReloader(self.rules)
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
+        suppression = self.suppression = SuppressionStore(self.redis, s.redis_prefix)
+        add(_Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
         if self.mode != "pipeline":
             add(_Part("revocations", revocations.start, revocations.stop))
@@ -239,6 +242,7 @@ class Runtime:
             guard=AddressGuard(s.auth_failures_per_min, s.auth_block_s),
             http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
             shared=(self.redis, s.redis_prefix) if self.redis is not None else None,
+            suppression=suppression,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -275,7 +279,13 @@ class Runtime:
             else MemoryEscalationStore()
         )
         self.escalation = EscalationEngine(
-            self.policies, store, self.timeline, publisher.publish, scheduler, webhooks
+            self.policies,
+            store,
+            self.timeline,
+            publisher.publish,
+            scheduler,
+            webhooks,
+            muter=self.suppression.mutes,
         )
         engine = self.escalation
         escalation_jobs.install(engine)
@@ -315,6 +325,7 @@ class Runtime:
             tansu=self.broker is not None,
             listener=self.escalation,
             writes=self.writes,
+            suppression=self.suppression,
         )
         self.readiness.add("kafka", self.pipeline.ready)
         await self.pipeline.start()

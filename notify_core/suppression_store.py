@@ -1,0 +1,167 @@
+"""Where maintenance windows, silences and site statuses live, and the snapshot read from.
+
+Redis (hashes `{prefix}suppression` and `{prefix}site-status`, a version counter bumped on
+each change) or memory in the embedded mode. Every process that decides (pipelines, the
+escalation scheduler) holds a snapshot, refreshed within a second of a change, so deciding
+(`notify_core.suppression.mutes`) is a pure call with no I/O on the alert path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import time as dtime
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from notify_core.suppression import Muted, Notice, Silence, State, Window, mutes
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 1.0
+
+
+def window_to_json(w: Window) -> bytes:
+    d = w._asdict()
+    d["site_ids"] = sorted(w.site_ids)
+    d["start"] = w.start.isoformat() if w.start else None
+    d["end"] = w.end.isoformat() if w.end else None
+    return orjson.dumps(d)
+
+
+def window_from_json(raw: bytes | str) -> Window:
+    d = orjson.loads(raw)
+    d["site_ids"] = frozenset(d["site_ids"])
+    d["days"] = tuple(d.get("days") or ())
+    d["start"] = dtime.fromisoformat(d["start"]) if d.get("start") else None
+    d["end"] = dtime.fromisoformat(d["end"]) if d.get("end") else None
+    return Window(**d)
+
+
+def window_view(w: Window) -> dict[str, Any]:
+    return {**orjson.loads(window_to_json(w)), "site_ids": sorted(w.site_ids)}
+
+
+class SuppressionStore:
+    def __init__(self, redis: Redis | None, prefix: str = "") -> None:
+        self._redis = redis
+        self._hash = f"{prefix}suppression"
+        self._status_hash = f"{prefix}site-status"
+        self._version_key = f"{prefix}suppression:v"
+        self._version: Any = None
+        self._windows: dict[str, Window] = {}  # "tenant:id" -> window (API-made)
+        self._silences: dict[str, Silence] = {}
+        self._status: dict[tuple[str, str], str] = {}
+        self.config_windows: tuple[Window, ...] = ()  # from config/suppression.yaml
+        self._task: asyncio.Task[None] | None = None
+
+    # -- deciding ------------------------------------------------------------------
+    def state(self) -> State:
+        windows = (*self._windows.values(), *self.config_windows)
+        return State(self._status, windows, tuple(self._silences.values()))
+
+    def mutes(self, n: Notice, now: float | None = None) -> Muted | None:
+        return mutes(n, self.state(), time.time() if now is None else now)
+
+    def windows(self, tenant: str) -> list[Window]:
+        return [w for w in (*self._windows.values(), *self.config_windows) if w.tenant_id == tenant]
+
+    def silences(self, tenant: str, now: float | None = None) -> list[Silence]:
+        now = time.time() if now is None else now
+        return [s for s in self._silences.values() if s.tenant_id == tenant and s.ends_at > now]
+
+    def window(self, tenant: str, ident: str) -> Window | None:
+        return self._windows.get(f"{tenant}:{ident}")
+
+    def silence(self, tenant: str, ident: str) -> Silence | None:
+        return self._silences.get(f"{tenant}:{ident}")
+
+    # -- changing ----------------------------------------------------------------------
+    async def put_window(self, w: Window) -> None:
+        await self._set(f"w:{w.tenant_id}:{w.id}", window_to_json(w))
+        self._windows[f"{w.tenant_id}:{w.id}"] = w
+
+    async def put_silence(self, s: Silence) -> None:
+        await self._set(f"s:{s.tenant_id}:{s.id}", orjson.dumps(s._asdict()))
+        self._silences[f"{s.tenant_id}:{s.id}"] = s
+
+    async def delete(self, kind: str, tenant: str, ident: str) -> bool:
+        table: dict[str, Any] = self._windows if kind == "w" else self._silences
+        found = table.pop(f"{tenant}:{ident}", None) is not None
+        if self._redis is not None:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hdel(self._hash, f"{kind}:{tenant}:{ident}")
+            pipe.incr(self._version_key)
+            removed, _ = await pipe.execute()
+            found = found or bool(removed)
+        return found
+
+    async def site_status(self, tenant: str, site: str, status: str) -> str | None:
+        """Record a site's status; the previous one."""
+        previous = self._status.get((tenant, site))
+        self._status[(tenant, site)] = status
+        if self._redis is not None and previous != status:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(self._status_hash, f"{tenant}/{site}", status)
+            pipe.incr(self._version_key)
+            await pipe.execute()
+        return previous
+
+    async def _set(self, field: str, value: bytes) -> None:
+        if self._redis is None:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._hash, field, value)
+        pipe.incr(self._version_key)
+        await pipe.execute()
+
+    # -- following ---------------------------------------------------------------------
+    async def refresh(self) -> None:
+        if self._redis is None:
+            return
+        version = await self._redis.get(self._version_key)
+        if version == self._version and self._version is not None:
+            return
+        raw: Any = await self._redis.hgetall(self._hash)
+        statuses: Any = await self._redis.hgetall(self._status_hash)
+        windows, silences = {}, {}
+        now = time.time()
+        for field, value in raw.items():
+            kind, tenant, ident = field.decode().split(":", 2)
+            if kind == "w":
+                windows[f"{tenant}:{ident}"] = window_from_json(value)
+            else:
+                s = Silence(**orjson.loads(value))
+                if s.ends_at > now - 86400:  # an expired silence is listed a day more
+                    silences[f"{tenant}:{ident}"] = s
+        status = {}
+        for field, value in statuses.items():
+            tenant, site = field.decode().split("/", 1)
+            status[(tenant, site)] = value.decode()
+        self._windows, self._silences, self._status = windows, silences, status
+        self._version = version
+
+    async def start(self) -> None:
+        await self.refresh()
+        if self._redis is not None:
+            self._task = asyncio.create_task(self._follow(), name="suppression")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reading suppression failed (%s); keeping the last state", exc)

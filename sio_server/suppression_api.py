@@ -1,0 +1,179 @@
+"""`/api/v1/maintenance` and `/api/v1/silences`: windows and silences made over HTTP.
+
+Operators and admins create them (a site-restricted user only for its own sites, and
+silences naming one of them); every create and end goes to the audit trail. They take
+effect within a second on every process (notify_core/suppression_store.py).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from notify_core import metrics
+from notify_core.audit import AuditLog, audit_record
+from notify_core.events import describe_error
+from notify_core.suppression import Silence, Window
+from notify_core.suppression_store import SuppressionStore, window_view
+from sio_server.api_models import MaintenanceBody, SilenceBody
+from sio_server.auth import Principal
+from sio_server.http_api import HttpApi, _error, _json, authenticated
+
+MAKERS = ("operator", "admin")
+
+
+def _when(value: str | float | None, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def silence_view(s: Silence) -> dict[str, Any]:
+    return {**s._asdict(), "starts_at": _iso(s.starts_at), "ends_at": _iso(s.ends_at)}
+
+
+def _iso(ts: float) -> str:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class SuppressionApi:
+    def __init__(self, api: HttpApi, store: SuppressionStore, audit: AuditLog | None) -> None:
+        self._principal = api._principal
+        self.http_rate = api.http_rate
+        self.store = store
+        self.audit = audit
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/maintenance", self.create_window)
+        app.router.add_get("/api/v1/maintenance", self.list_windows)
+        app.router.add_delete("/api/v1/maintenance/{id}", self.delete_window)
+        app.router.add_post("/api/v1/silences", self.create_silence)
+        app.router.add_get("/api/v1/silences", self.list_silences)
+        app.router.add_delete("/api/v1/silences/{id}", self.delete_silence)
+
+    async def _audit(self, p: Principal, action: str, target: str, remote: str | None) -> None:
+        if self.audit is not None:
+            await self.audit.record(
+                audit_record(p.tenant_id, p.user_id, action, target, "ok", "http", None, remote)
+            )
+
+    async def _body(self, request: web.Request, model: Any) -> Any:
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise ValueError("body: must be JSON") from None
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            raise ValueError(describe_error(exc)) from None
+
+    @authenticated("maintenance")
+    async def create_window(self, request: web.Request, p: Principal) -> web.Response:
+        if not p.has_any_role(*MAKERS):
+            return _error(403, "forbidden: needs role operator or admin")
+        try:
+            body = await self._body(request, MaintenanceBody)
+            now = time.time()
+            starts, ends = _when(body.starts_at, now), _when(body.ends_at, now)
+            if ends <= starts or ends <= now:
+                raise ValueError("ends_at: must be after starts_at and in the future")
+        except ValueError as exc:
+            metrics.HTTP_REQUESTS.labels("maintenance", "400").inc()
+            return _error(400, str(exc))
+        denied = [s for s in body.site_ids if not p.can_see_site(s)]
+        if denied:
+            return _error(403, f"forbidden: site_ids not yours: {denied[:10]}")
+        window = Window(
+            uuid.uuid4().hex[:12],
+            p.tenant_id,
+            frozenset(body.site_ids),
+            starts,
+            ends,
+            reason=body.reason,
+        )
+        await self.store.put_window(window)
+        await self._audit(p, "maintenance_start", window.id, request.remote)
+        metrics.HTTP_REQUESTS.labels("maintenance", "201").inc()
+        return _json({"ok": True, **window_view(window), "by": p.user_id}, 201)
+
+    @authenticated("maintenance")
+    async def list_windows(self, request: web.Request, p: Principal) -> web.Response:
+        windows = [
+            window_view(w)
+            for w in self.store.windows(p.tenant_id)
+            if p.sites is None or w.site_ids & p.sites
+        ]
+        return _json({"windows": windows})
+
+    @authenticated("maintenance")
+    async def delete_window(self, request: web.Request, p: Principal) -> web.Response:
+        if not p.has_any_role(*MAKERS):
+            return _error(403, "forbidden: needs role operator or admin")
+        ident = request.match_info["id"]
+        window = self.store.window(p.tenant_id, ident)
+        if window is None or (p.sites is not None and not window.site_ids <= p.sites):
+            return _error(404, "no such maintenance window")
+        await self.store.delete("w", p.tenant_id, ident)
+        await self._audit(p, "maintenance_end", ident, request.remote)
+        return _json({"ok": True, "id": ident})
+
+    @authenticated("silences")
+    async def create_silence(self, request: web.Request, p: Principal) -> web.Response:
+        if not p.has_any_role(*MAKERS):
+            return _error(403, "forbidden: needs role operator or admin")
+        try:
+            body = await self._body(request, SilenceBody)
+            now = time.time()
+            starts, ends = _when(body.starts_at, now), _when(body.ends_at, now)
+            if ends <= starts or ends <= now:
+                raise ValueError("ends_at: must be after starts_at and in the future")
+            matchers = body.matchers.model_dump(exclude_none=True)
+            if not matchers:
+                raise ValueError(
+                    "matchers: at least one of site_id, kpi, severity, incident_id, source"
+                )
+        except ValueError as exc:
+            metrics.HTTP_REQUESTS.labels("silences", "400").inc()
+            return _error(400, str(exc))
+        site = matchers.get("site_id")
+        if p.sites is not None and (site is None or site not in p.sites):
+            return _error(403, "forbidden: a site-restricted user silences only its own sites")
+        silence = Silence(
+            uuid.uuid4().hex[:12], p.tenant_id, matchers, starts, ends, body.comment, p.user_id
+        )
+        await self.store.put_silence(silence)
+        await self._audit(p, "silence_create", silence.id, request.remote)
+        metrics.HTTP_REQUESTS.labels("silences", "201").inc()
+        return _json({"ok": True, **silence_view(silence)}, 201)
+
+    @authenticated("silences")
+    async def list_silences(self, request: web.Request, p: Principal) -> web.Response:
+        silences = [
+            silence_view(s)
+            for s in self.store.silences(p.tenant_id)
+            if p.sites is None or s.matchers.get("site_id") in p.sites
+        ]
+        return _json({"silences": silences})
+
+    @authenticated("silences")
+    async def delete_silence(self, request: web.Request, p: Principal) -> web.Response:
+        if not p.has_any_role(*MAKERS):
+            return _error(403, "forbidden: needs role operator or admin")
+        ident = request.match_info["id"]
+        silence = self.store.silence(p.tenant_id, ident)
+        if silence is None or (
+            p.sites is not None and silence.matchers.get("site_id") not in p.sites
+        ):
+            return _error(404, "no such silence")
+        await self.store.delete("s", p.tenant_id, ident)
+        await self._audit(p, "silence_expire", ident, request.remote)
+        return _json({"ok": True, "id": ident})
