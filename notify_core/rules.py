@@ -553,6 +553,12 @@ class RulesHolder:
         path = config_dir / THRESHOLDS_FILE
         return cls(path, load_rules(path) if path.exists() else None)
 
+    def swap(self, rules: RuleSet) -> None:
+        """Put validated rules in force (the reloader validates every file first)."""
+        self.current = rules
+        self.generation += 1
+        self.last_error = None
+
     def reload(self) -> bool:
         """Load the file again; True if the new rules are in force."""
         try:

@@ -111,6 +111,7 @@ class State(NamedTuple):
     site_status: dict[tuple[str, str], str]
     windows: tuple[Window, ...] = ()
     silences: tuple[Silence, ...] = ()
+    site_down: bool = True  # the shipped inhibition rule (suppression.yaml `inhibit`)
 
 
 def mutes(n: Notice, state: State, now: float) -> Muted | None:
@@ -134,6 +135,10 @@ def mutes(n: Notice, state: State, now: float) -> Muted | None:
     if found:
         latest = max(found, key=lambda s: s.ends_at)
         return Muted("silence", latest.id, latest.ends_at)
-    if status == "down" and (n.source == "threshold" or n.severity != "critical"):
+    if (
+        state.site_down
+        and status == "down"
+        and (n.source == "threshold" or n.severity != "critical")
+    ):
         return Muted("inhibition", f"site-down:{site}", None)
     return None

@@ -19,6 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core.suppression import Muted, Notice, Silence, State, Window, mutes
+from notify_core.suppression_config import Suppression
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +57,20 @@ class SuppressionStore:
         self._windows: dict[str, Window] = {}  # "tenant:id" -> window (API-made)
         self._silences: dict[str, Silence] = {}
         self._status: dict[tuple[str, str], str] = {}
-        self.config_windows: tuple[Window, ...] = ()  # from config/suppression.yaml
+        self.config: Suppression = Suppression()  # config/suppression.yaml, swapped on reload
         self._task: asyncio.Task[None] | None = None
 
     # -- deciding ------------------------------------------------------------------
     def state(self) -> State:
-        windows = (*self._windows.values(), *self.config_windows)
-        return State(self._status, windows, tuple(self._silences.values()))
+        windows = (*self._windows.values(), *self.config.windows)
+        return State(self._status, windows, tuple(self._silences.values()), self.config.site_down)
 
     def mutes(self, n: Notice, now: float | None = None) -> Muted | None:
         return mutes(n, self.state(), time.time() if now is None else now)
 
     def windows(self, tenant: str) -> list[Window]:
-        return [w for w in (*self._windows.values(), *self.config_windows) if w.tenant_id == tenant]
+        every = (*self._windows.values(), *self.config.windows)
+        return [w for w in every if w.tenant_id == tenant]
 
     def silences(self, tenant: str, now: float | None = None) -> list[Silence]:
         now = time.time() if now is None else now

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from escalation.config import ESCALATION_FILE, load_policies
 from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, load_rules
+from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
 
 
 def check_dir(config_dir: Path) -> tuple[bool, dict[str, list[str]]]:
@@ -36,6 +37,16 @@ def check_dir(config_dir: Path) -> tuple[bool, dict[str, list[str]]]:
         try:
             policies = load_policies(esc)
             report["ok"].append(f"{esc}: OK ({len(policies)} policies)")
+        except ConfigInvalid as exc:
+            report["errors"].extend(str(p) for p in exc.problems)
+    sup = config_dir / SUPPRESSION_FILE
+    if sup.exists():
+        try:
+            suppression = load_suppression(sup)
+            state = "on" if suppression.site_down else "off"
+            report["ok"].append(
+                f"{sup}: OK ({len(suppression.windows)} windows, site-down inhibition {state})"
+            )
         except ConfigInvalid as exc:
             report["errors"].extend(str(p) for p in exc.problems)
     return not report["errors"], report

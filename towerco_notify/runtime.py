@@ -35,6 +35,7 @@ from notify_core.revocations import Revocations
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
+from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
 from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import MemoryTimeline, RedisTimeline, Timeline
 from notify_core.write_behind import WriteBehind
@@ -117,6 +118,10 @@ class Runtime:
         self.rules = RulesHolder.from_dir(s.config_dir)
         policies_file = s.config_dir / ESCALATION_FILE
         self.policies = load_policies(policies_file) if policies_file.exists() else []
+        suppression_file = s.config_dir / SUPPRESSION_FILE
+        self._suppression_config = (
+            load_suppression(suppression_file) if suppression_file.exists() else None
+        )
         self.escalation: EscalationEngine | None = None
         self.leader: LeaderLock | None = None
         self.audit: AuditLog | None = None
@@ -168,10 +173,14 @@ class Runtime:
             self.incidents = MemoryIncidentStore()
             self.snapshots = MemorySnapshots()
             self.timeline = MemoryTimeline()
-        reloader = self.reloader = ConfigReloader(self.rules)
+        reloader = self.reloader = ConfigReloader(
+            self.rules, self._swap_policies, self._swap_suppression
+        )
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
         suppression = self.suppression = SuppressionStore(self.redis, s.redis_prefix)
+        if self._suppression_config is not None:
+            suppression.config = self._suppression_config
         add(_Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
         if self.mode != "pipeline":
@@ -333,6 +342,16 @@ class Runtime:
     async def _stop_pipeline(self) -> None:
         if self.pipeline is not None:
             await self.pipeline.stop()
+
+    def _swap_policies(self, policies: list[Any]) -> None:
+        """A reloaded escalation.yaml: new incidents pick from it; running chains keep the
+        policy they started with (by name) while it exists."""
+        self.policies = policies
+        if self.escalation is not None:
+            self.escalation.policies = policies
+
+    def _swap_suppression(self, suppression: Any) -> None:
+        self.suppression.config = suppression
 
     async def _check_redis(self) -> None:
         """Reachable, and Redis 7 or later: recovery reads what trimming removed from
