@@ -136,3 +136,45 @@ async def test_the_client_modules_sse_fallback_in_chromium(base_url, produce, to
         assert (await browser.do("eval", js="() => window.__seen"))["value"] == ["M-2"]
     finally:
         await browser.close()
+
+
+async def test_a_suppressed_incident_is_shown_quietly(base_url, produce, token):
+    """In maintenance: listed greyed with the reason, no toast; its twin outside is loud."""
+    import time
+
+    import aiohttp
+
+    tenant = new_tenant()
+    op = token(tenant, "op", ["operator"])
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{base_url}/api/v1/maintenance",
+            json={"site_ids": ["quiet-site"], "ends_at": time.time() + 600},
+            headers={"Authorization": f"Bearer {op}"},
+        ) as r,
+    ):
+        assert r.status == 201
+    await asyncio.sleep(1.5)
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={op}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await browser.do("click", selector="#mute")
+        await produce(
+            TOPIC_ALERTS, alert(tenant, "Q-1", "critical", site="quiet-site", title="quiet one")
+        )
+        await produce(
+            TOPIC_ALERTS, alert(tenant, "L-1", "critical", site="loud-site", title="loud one")
+        )
+        await browser.do("wait", selector="#incidents li.suppressed[data-id='Q-1']")
+        await browser.do("wait", selector=".toast.critical", text="loud one")
+        text = (await browser.do("text", selector="#incidents li[data-id='Q-1']"))["text"]
+        assert "quiet: maintenance" in text
+        toasts = (await browser.do("texts", selector=".toast"))["texts"]
+        assert not any("quiet one" in t for t in toasts)
+        assert (await browser.do("count", selector="#incidents li.suppressed[data-id='L-1']"))[
+            "count"
+        ] == 0
+    finally:
+        await browser.close()

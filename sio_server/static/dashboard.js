@@ -65,12 +65,13 @@
   function renderIncident(inc) {
     let li = document.querySelector(`#incidents li[data-id="${CSS.escape(inc.incident_id)}"]`);
     if (!li) { li = el("li"); li.dataset.id = inc.incident_id; $("incidents").prepend(li); }
-    li.className = `${inc.severity} ${inc.status}`;
+    li.className = `${inc.severity} ${inc.status}${inc.suppressed ? " suppressed" : ""}`;
     li.replaceChildren();
     li.append(el("span", "sev", inc.severity));
     const body = el("div");
     body.append(el("div", "title", inc.title));
-    body.append(el("div", "meta", `${inc.site_id || "tenant-wide"} · ${inc.incident_id} · ${inc.status}${inc.by ? " by " + inc.by : ""}`));
+    body.append(el("div", "meta", `${inc.site_id || "tenant-wide"} · ${inc.incident_id} · ${inc.status}${inc.by ? " by " + inc.by : ""}${inc.assignee ? " · taken by " + inc.assignee : ""}`));
+    if (inc.suppressed) body.append(el("div", "quiet", `quiet: ${inc.suppressed.by}${inc.suppressed.until ? " until " + inc.suppressed.until : ""}`));
     li.append(body);
     const actions = el("div");
     if (inc.status === "open") actions.append(button("Acknowledge", inc, "acknowledge"));
@@ -118,24 +119,31 @@
   const handlers = {
     incident_alert(ev) {
       const known = incidents.get(ev.incident.incident_id);
-      incidents.set(ev.incident.incident_id, { ...ev.incident, status: known && known.status !== "resolved" ? known.status : "open" });
+      incidents.set(ev.incident.incident_id, { ...ev.incident, severity: ev.priority, suppressed: ev.suppressed || null,
+        status: known && known.status !== "resolved" ? known.status : "open" });
       renderIncident(incidents.get(ev.incident.incident_id));
       persist();
       if (!known) { unseen.add(ev.incident.incident_id); renderUnread(); }
       if (ev.site_id) tile(ev.site_id);
-      if (!replaying && (ev.priority === "critical" || ev.priority === "major")) toast(ev);
-      if (!replaying && ev.priority === "critical") beep();
+      // a suppressed incident (maintenance, silence, inhibition) is shown quietly
+      const loud = !replaying && !ev.suppressed;
+      if (loud && (ev.priority === "critical" || ev.priority === "major")) toast(ev);
+      if (loud && ev.priority === "critical") beep();
       if (ev.requires_acknowledgment) socket.emit("received", { id: ev.id }, () => {});
     },
     incident_update(ev) {
       const inc = incidents.get(ev.incident_id) || { incident_id: ev.incident_id, title: ev.incident_id, severity: "info", site_id: ev.site_id };
-      inc.status = ev.status; inc.by = ev.by; incidents.set(ev.incident_id, inc); renderIncident(inc); persist();
+      inc.status = ev.status; inc.by = ev.by;
+      if ("suppressed" in ev) inc.suppressed = ev.suppressed;
+      if ("assignee" in ev) inc.assignee = ev.assignee;
+      incidents.set(ev.incident_id, inc); renderIncident(inc); persist();
     },
     escalation(ev) {
       const b = $("escalation"); b.hidden = false;
       b.textContent = `Escalation level ${ev.level}: ${ev.incident && ev.incident.title ? ev.incident.title : ev.incident_id} is not acknowledged`;
     },
     site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); },
+    presence(ev) { $("presence").textContent = `${ev.users.length} online: ${ev.users.map((u) => u.user_id).join(", ")}`; },
     kpi_update(ev) {
       const t = tile(ev.site_id); Object.assign(t.kpis, ev.kpi_data);
       t.series = t.series || {};
@@ -177,7 +185,8 @@
       listed.add(inc.incident_id);
       const known = incidents.get(inc.incident_id) || {};
       incidents.set(inc.incident_id, { ...known, incident_id: inc.incident_id, title: inc.title || known.title || inc.incident_id,
-        severity: inc.severity, site_id: inc.site_id, status: inc.status, by: inc.acknowledged_by || known.by });
+        severity: inc.severity, site_id: inc.site_id, status: inc.status, by: inc.acknowledged_by || known.by,
+        assignee: inc.assignee, suppressed: inc.suppressed });
       renderIncident(incidents.get(inc.incident_id));
       if (inc.site_id) tile(inc.site_id);
     }
