@@ -10,8 +10,6 @@ on every process, well within the 5 s the contract allows.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from typing import Any, NamedTuple, Protocol
@@ -19,10 +17,11 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.snapshot_follower import FollowedSnapshot
+
 log = logging.getLogger(__name__)
 
 DEFAULT_KEEP_S = 7 * 24 * 3600  # when the tokens' own expiry is not known
-REFRESH_S = 1.0
 
 
 class Revocation(NamedTuple):
@@ -59,8 +58,10 @@ class Holder(Protocol):
     def token_id(self) -> str | None: ...
 
 
-class Revocations:
+class Revocations(FollowedSnapshot):
     """The snapshot every check reads, and the store behind it."""
+
+    what = "revocations"
 
     def __init__(self, redis: Redis | None, prefix: str = "") -> None:
         self._redis = redis
@@ -69,7 +70,6 @@ class Revocations:
         self._entries: dict[str, Revocation] = {}
         self._version: Any = None
         self.generation = 0  # bumped when the snapshot changes
-        self._task: asyncio.Task[None] | None = None
 
     def revoked(self, p: Holder) -> bool:
         if not self._entries:
@@ -119,24 +119,3 @@ class Revocations:
             await self._redis.hdel(self._hash, *gone)
         self._entries, self._version = entries, version
         self.generation += 1
-
-    async def start(self) -> None:
-        await self.refresh()
-        if self._redis is not None:
-            self._task = asyncio.create_task(self._follow(), name="revocations")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _follow(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_S)
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis away: keep the last snapshot, try again
-                log.warning("reading revocations failed (%s); keeping the last ones", exc)

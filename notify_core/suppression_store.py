@@ -8,8 +8,6 @@ escalation scheduler) holds a snapshot, refreshed within a second of a change, s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from datetime import time as dtime
@@ -18,12 +16,11 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.snapshot_follower import FollowedSnapshot
 from notify_core.suppression import Muted, Notice, Silence, State, Window, mutes
 from notify_core.suppression_config import Suppression
 
 log = logging.getLogger(__name__)
-
-REFRESH_S = 1.0
 
 
 def window_to_json(w: Window) -> bytes:
@@ -47,7 +44,9 @@ def window_view(w: Window) -> dict[str, Any]:
     return {**orjson.loads(window_to_json(w)), "site_ids": sorted(w.site_ids)}
 
 
-class SuppressionStore:
+class SuppressionStore(FollowedSnapshot):
+    what = "suppression"
+
     def __init__(self, redis: Redis | None, prefix: str = "") -> None:
         self._redis = redis
         self._hash = f"{prefix}suppression"
@@ -58,7 +57,6 @@ class SuppressionStore:
         self._silences: dict[str, Silence] = {}
         self._status: dict[tuple[str, str], str] = {}
         self.config: Suppression = Suppression()  # config/suppression.yaml, swapped on reload
-        self._task: asyncio.Task[None] | None = None
 
     # -- deciding ------------------------------------------------------------------
     def state(self) -> State:
@@ -146,24 +144,3 @@ class SuppressionStore:
             status[(tenant, site)] = value.decode()
         self._windows, self._silences, self._status = windows, silences, status
         self._version = version
-
-    async def start(self) -> None:
-        await self.refresh()
-        if self._redis is not None:
-            self._task = asyncio.create_task(self._follow(), name="suppression")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _follow(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_S)
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reading suppression failed (%s); keeping the last state", exc)
