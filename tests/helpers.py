@@ -20,6 +20,9 @@ WS_CLIENT_JS = NODE_DIR / "ws_client.mjs"
 TEST_SECRET = "test-secret-for-towerco-notify-0123456789abcdef"
 
 Line = dict[str, Any]
+# events that are not stored in the history (no id of it): the connection's own hello,
+# and who is online / looking, sent when that changes
+NOT_STORED = frozenset({"connection_established", "presence", "incident_viewers"})
 
 
 def new_tenant() -> str:

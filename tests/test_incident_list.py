@@ -52,7 +52,12 @@ async def test_a_fresh_screen_lists_every_open_incident(base_url, produce, token
     async def moved() -> dict | None:
         _, listed = await _list(base_url, token(tenant))
         ids = {i["incident_id"]: i for i in listed["incidents"]}
-        return ids if "D" not in ids and ids.get("A", {}).get("status") == "acknowledged" else None
+        a_now = ids.get("A", {})
+        done = (
+            a_now.get("status") == "acknowledged"
+            and a_now.get("last_event_id") != a["last_event_id"]
+        )
+        return ids if "D" not in ids and done else None
 
     open_now = await eventually(moved, 20)
     assert open_now["A"]["acknowledged_by"] == "alice"
