@@ -141,6 +141,9 @@ class ActionPayload(_Strict):
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     note: Note | None = None  # with acknowledge/resolve; the text of a comment
     minutes: Annotated[int, Field(ge=SNOOZE_MINUTES[0], le=SNOOZE_MINUTES[1])] | None = None
+    # set by this daemon's servers, which audit the action where it was taken; an action
+    # without it came from another system and is audited with `source: kafka`
+    via: Literal["server"] | None = None
 
     @model_validator(mode="after")
     def _needs(self) -> ActionPayload:

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from notify_core.redact import mask_password
+
 ENV_PREFIX = "NOTIFY_"
 
 
@@ -263,7 +265,9 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
             value = err.get("input")
-            if field == "jwt_secret":
+            if field in ("jwt_secret", "webhook_secret"):
                 value = "<hidden>"
+            elif field == "redis_url" and isinstance(value, str):
+                value = mask_password(value)
             lines.append(f"{env_name(field)} / {flag_name(field)} = {value!r}: {err['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

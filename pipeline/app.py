@@ -16,6 +16,7 @@ import faust
 from faust.streams import current_event
 
 from notify_core import metrics
+from notify_core.audit import AuditLog
 from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
 from notify_core.incidents import IncidentStore, ReadAhead
 from notify_core.rules import RulesHolder
@@ -44,6 +45,7 @@ class Pipeline:
         listener: IncidentListener | None = None,
         writes: WriteBehind | None = None,
         suppression: SuppressionStore | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.app = faust.App(
             settings.app_id,
@@ -80,6 +82,7 @@ class Pipeline:
             coalesce_kpis=settings.kpi_coalesce,
             writes=writes,
             suppression=suppression,
+            audit=audit,
         )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.joined = False

@@ -20,6 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from notify_core import events, metrics
+from notify_core.audit import AuditLog, audit_record
 from notify_core.events import (
     TOPIC_ACTIONS,
     TOPIC_ALERTS,
@@ -98,7 +99,9 @@ class MessageHandler:
         max_backoff_s: float = 5.0,
         writes: WriteBehind | None = None,
         suppression: SuppressionStore | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
+        self.audit = audit
         self.suppression = suppression
         self.max_backoff_s = max_backoff_s
         self.writes = writes
@@ -415,6 +418,18 @@ class MessageHandler:
     ) -> tuple[Item | None, After | None]:
         known = await self.incidents.get(tenant, act.incident_id)
         applied = apply_action(known, act, epoch_ms(ts))
+        if act.via is None and self.audit is not None:  # from another system, trusted
+            await self.audit.record(
+                audit_record(
+                    tenant,
+                    act.user_id,
+                    act.action,
+                    act.incident_id,
+                    "ok",
+                    "kafka",
+                    None if applied is not None else "changes nothing",
+                )
+            )
         if applied is None:  # idempotent: nothing changes, nothing is broadcast
             return None, None
         if applied.state is not None:

@@ -137,3 +137,36 @@ async def test_every_action_attempt_is_in_the_tenants_audit_trail_only(base_url,
     assert status == 200 and theirs["records"] == []
     status, _ = await _get(base_url, token(tenant, "op", ["operator"]), "/api/v1/audit")
     assert status == 403
+
+
+async def test_actions_from_other_systems_are_audited_once_with_source_kafka(
+    base_url, produce, token
+):
+    from notify_core.events import TOPIC_ACTIONS
+    from tests.helpers import envelope
+
+    tenant = new_tenant()
+    admin = token(tenant, "root", ["admin"])
+    watcher = await NodeClient.start(base_url, token(tenant), ["websocket"])
+    try:
+        await watcher.connected()
+        await produce(TOPIC_ALERTS, alert(tenant, "KA-1", "critical"))
+        await watcher.wait_for(lambda m: m.get("name") == "incident_alert")
+        body = {"incident_id": "KA-1", "action": "acknowledge", "user_id": "ticketing-bot"}
+        await produce(TOPIC_ACTIONS, envelope(tenant, body))
+        await watcher.wait_for(lambda m: m.get("name") == "incident_update")
+        assert (await _post(base_url, admin, "/api/v1/incidents/KA-1/resolve"))[0] == 202
+        await watcher.wait_count(lambda m: m.get("name") == "incident_update", 2)
+        records: list = []
+        for _ in range(50):
+            _, page = await _get(base_url, admin, "/api/v1/audit")
+            records = page["records"]
+            if len(records) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        _, page = await _get(base_url, admin, "/api/v1/audit")
+        got = [(r["actor"], r["action"], r["source"]) for r in page["records"]]
+        assert got == [("ticketing-bot", "acknowledge", "kafka"), ("root", "resolve", "http")]
+    finally:
+        await watcher.close()

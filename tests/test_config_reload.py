@@ -109,6 +109,16 @@ async def test_a_policy_added_by_editing_escalation_yaml_pages(
         await eventually(lambda: daemon.rules.last_error is not None, 15)
         assert "escalation.yaml" in daemon.rules.last_error
         assert any(p.name == "added-live" for p in daemon.escalation.policies), "old ones stay"
+
+        async def reloads() -> list[str]:
+            records, _ = await daemon.audit.copy.read("-", None, 1000, "config_reload")
+            return [r["result"] for r in records if r["source"] == "config"]
+
+        async def both() -> bool:
+            results = await reloads()
+            return "ok" in results and "refused" in results
+
+        await eventually(both, 10)  # each reload, good or refused, is in the audit trail
     finally:
         path.write_text(original)
         await eventually(lambda: daemon.rules.last_error is None, 15)

@@ -46,7 +46,12 @@ class ActionProducer:
         extra: dict[str, Any] | None = None,
     ) -> None:
         """`extra`: the action's note and minutes, checked by the caller."""
-        payload = {"incident_id": incident_id, "action": action, "user_id": principal.user_id}
+        payload = {
+            "incident_id": incident_id,
+            "action": action,
+            "user_id": principal.user_id,
+            "via": "server",  # audited where it was taken (socket, ws, http)
+        }
         envelope = {
             "tenant_id": principal.tenant_id,
             "timestamp": now_iso(),

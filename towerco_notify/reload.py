@@ -62,7 +62,10 @@ class ConfigReloader:
         on_policies: Callable[[list[Policy]], None] | None = None,
         on_suppression: Callable[[Suppression], None] | None = None,
         watch: bool = True,
+        tell: Callable[[str, str | None], None] | None = None,
     ) -> None:
+        """`tell(result, reason)`: each reload for the audit trail (`config_reload`)."""
+        self._tell = tell
         self.holder = holder
         self.config_dir = holder.path.parent
         self._on_policies = on_policies
@@ -78,6 +81,8 @@ class ConfigReloader:
             self.holder.last_error = str(exc)
             metrics.CONFIG_RELOADS.labels("invalid").inc()
             log.error("config reload (%s) refused, what is in force stays:\n%s", why, exc)
+            if self._tell is not None:
+                self._tell("refused", str(exc.problems[0]) if exc.problems else why)
             return False
         self.holder.swap(rules)
         if self._on_policies is not None:
@@ -85,6 +90,8 @@ class ConfigReloader:
         if self._on_suppression is not None:
             self._on_suppression(suppression)
         metrics.CONFIG_RELOADS.labels("ok").inc()
+        if self._tell is not None:
+            self._tell("ok", None)
         log.info(
             "config reloaded (%s): thresholds generation %d, %d policies, %d windows",
             why,

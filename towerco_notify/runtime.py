@@ -26,7 +26,13 @@ from escalation.leader import LeaderLock
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
 from escalation.webhooks import WebhookSender
-from notify_core.audit import AuditCopy, AuditLog, MemoryAuditCopy, RedisAuditCopy
+from notify_core.audit import (
+    AuditCopy,
+    AuditLog,
+    MemoryAuditCopy,
+    RedisAuditCopy,
+    audit_record,
+)
 from notify_core.events import ALL_TOPICS
 from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
@@ -125,6 +131,7 @@ class Runtime:
         self.escalation: EscalationEngine | None = None
         self.leader: LeaderLock | None = None
         self.audit: AuditLog | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def bootstrap(self) -> str:
@@ -174,7 +181,7 @@ class Runtime:
             self.snapshots = MemorySnapshots()
             self.timeline = MemoryTimeline()
         reloader = self.reloader = ConfigReloader(
-            self.rules, self._swap_policies, self._swap_suppression
+            self.rules, self._swap_policies, self._swap_suppression, tell=self._audit_reload
         )
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
@@ -204,17 +211,16 @@ class Runtime:
         )
 
         actions: ActionProducer | None = None
-        audit: AuditLog | None = None
+        copy: AuditCopy = (
+            RedisAuditCopy(self.redis, s.redis_prefix)
+            if self.redis is not None
+            else MemoryAuditCopy()
+        )
+        audit = self.audit = AuditLog(lambda: self.bootstrap, copy, s.producer_acks)
+        add(_Part("audit log", audit.start, audit.stop))
         if self.mode in ("run", "server"):
             actions = ActionProducer(lambda: self.bootstrap, s.producer_acks)
             add(_Part("action producer", actions.start, actions.stop))
-            copy: AuditCopy = (
-                RedisAuditCopy(self.redis, s.redis_prefix)
-                if self.redis is not None
-                else MemoryAuditCopy()
-            )
-            audit = self.audit = AuditLog(lambda: self.bootstrap, copy, s.producer_acks)
-            add(_Part("audit log", audit.start, audit.stop))
 
         follow = None
         if self.mode == "server":
@@ -335,6 +341,7 @@ class Runtime:
             listener=self.escalation,
             writes=self.writes,
             suppression=self.suppression,
+            audit=self.audit,
         )
         self.readiness.add("kafka", self.pipeline.ready)
         await self.pipeline.start()
@@ -349,6 +356,28 @@ class Runtime:
         self.policies = policies
         if self.escalation is not None:
             self.escalation.policies = policies
+
+    def _audit_reload(self, result: str, reason: str | None) -> None:
+        """A config reload in the audit trail (in the background: it runs from a file
+        watcher or a signal handler, not from an answer to a caller)."""
+        if self.audit is None:
+            return
+        record = audit_record(
+            None,
+            "operator",
+            "config_reload",
+            str(self.settings.config_dir),
+            "ok" if result == "ok" else "refused",
+            "config",
+            reason,
+        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not from the daemon's loop: nothing to write it with
+            return
+        task = loop.create_task(self.audit.record_quietly(record))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _swap_suppression(self, suppression: Any) -> None:
         self.suppression.config = suppression
