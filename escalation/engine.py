@@ -129,6 +129,8 @@ class EscalationEngine:
         else:
             existing = await self.store.get(tenant, incident_id)
         if existing is not None and existing.status != "resolved":
+            if existing.group is not None:
+                return  # a member of a storm's chain: the chain has the timer
             # raised again (or redelivered after a crash): make sure its timer exists
             policy = self._policy(existing.policy)
             if policy is not None:
@@ -141,10 +143,68 @@ class EscalationEngine:
         if policy is None:
             return
         now = self.clock()
+        group_id = policy.group_of(site)
+        if group_id is not None:
+            await self._join(tenant, incident_id, group_id, policy, site, severity, title, now)
+            return
         state = EscalationState(policy.name, "open", now, site=site, title=title, severity=severity)
         await self._put(tenant, incident_id, state)
         await self.timeline.add(tenant, incident_id, "escalation_started", policy=policy.name)
         self._reschedule(tenant, incident_id, policy, state, now)
+
+    async def _join(
+        self,
+        tenant: str,
+        incident_id: str,
+        group_id: str,
+        policy: Policy,
+        site: str | None,
+        severity: str,
+        title: str,
+        now: float,
+    ) -> None:
+        """A storm: the incident joins its site's open chain, or starts one whose clock
+        begins after `group_wait` (the storm gathers before the first page)."""
+        group = await self.store.get(tenant, group_id)
+        if group is None or group.status != "open":
+            group = EscalationState(
+                policy.name,
+                "open",
+                now + policy.group_wait,
+                site=site,
+                title=title,
+                severity=severity,
+                members=[incident_id],
+            )
+            await self.timeline.add(tenant, incident_id, "escalation_started", policy=policy.name)
+        elif incident_id not in group.members:
+            group.members.append(incident_id)
+        await self._put(tenant, group_id, group)
+        member = EscalationState(
+            policy.name, "grouped", now, site=site, title=title, severity=severity, group=group_id
+        )
+        await self._put(tenant, incident_id, member)
+        await self.timeline.add(tenant, incident_id, "grouped", members=len(group.members))
+        self._reschedule(tenant, group_id, policy, group, now)
+
+    async def _member_done(self, tenant: str, member: EscalationState, status: str) -> None:
+        """A member acknowledged or resolved: when every member of its chain is, the chain
+        stops (acknowledging every incident of the group stops it)."""
+        assert member.group is not None
+        group = await self.store.get(tenant, member.group)
+        if group is None or group.status != "open":
+            return
+        states = await self.store.get_many([(tenant, m) for m in group.members])
+        done = [
+            s for s in states.values() if s is not None and s.status in ("acknowledged", "resolved")
+        ]
+        if len(done) < len(group.members):
+            return
+        everything_resolved = all(s.status == "resolved" for s in done)
+        group.status = "resolved" if everything_resolved else "acknowledged"
+        group.acked_at = self.clock()
+        await self._put(tenant, member.group, group)
+        self._set_timer(tenant, member.group, None)
 
     async def on_action(
         self,
@@ -160,6 +220,12 @@ class EscalationEngine:
         if state is None or state.status == "resolved":
             return
         now = self.clock()
+        if state.group is not None:
+            if status in ("acknowledged", "resolved"):
+                state.status = status
+                await self._put(tenant, incident_id, state)
+                await self._member_done(tenant, state, status)
+            return
         if status == "resolved":
             state.status = "resolved"
             await self._put(tenant, incident_id, state)
@@ -213,8 +279,8 @@ class EscalationEngine:
 
     async def _tick(self, tenant: str, incident_id: str) -> None:
         state = await self.store.get(tenant, incident_id)
-        if state is None:
-            return
+        if state is None or state.group is not None:
+            return  # a storm's member pages through its chain
         policy = self._policy(state.policy)
         if policy is None:
             log.warning(
@@ -324,6 +390,13 @@ class EscalationEngine:
         }
         if state.site:
             event["site_id"] = state.site
+        if state.members:  # a storm's chain: one page for all its incidents
+            event["incident_id"] = state.members[0]
+            event["incidents"] = list(state.members)
+            event["incident"] = {
+                "incident_id": state.members[0],
+                "title": f"{len(state.members)} incidents at {state.site or 'the tenant'}",
+            }
         # Publish first: its dedupe key makes a re-run (after a crash, or by a racing
         # process) store and emit nothing new. Then claim: the one process that wins
         # records the step and calls the webhooks.

@@ -82,11 +82,21 @@ class Policy(BaseModel):
     levels: list[Level] = Field(min_length=1)
     repeat: int = Field(default=0, ge=0, le=100)
     ack_timeout: float | None = None
+    # storms: incidents of one group (per site) raised within `group_wait` of the first
+    # share one chain, whose pages list them all (Alertmanager's group_by / group_wait)
+    group_by: list[Literal["site"]] = Field(default_factory=list)
+    group_wait: float = 0.0
 
-    @field_validator("ack_timeout", mode="before")
+    @field_validator("ack_timeout", "group_wait", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
+
+    def group_of(self, site: str | None) -> str | None:
+        """The chain id an incident of `site` joins under this policy, None: its own."""
+        if not self.group_by:
+            return None
+        return f"group.{self.name}.{site or '-'}"
 
     def takes(self, tenant: str, site: str | None, severity: str) -> bool:
         m = self.match
@@ -124,6 +134,8 @@ class EscalationState:
     snoozed_until: float | None = None
     severity: str = ""
     muted: bool = False  # held back by suppression at its last tick
+    group: str | None = None  # a member: the group chain it belongs to (no timer of its own)
+    members: list[str] = field(default_factory=list)  # a group chain: its incidents, in order
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,8 @@ class RedisEscalationStore(HashStore[EscalationState | None]):
             "snoozed_until": repr(state.snoozed_until) if state.snoozed_until is not None else "",
             "severity": state.severity,
             "muted": "1" if state.muted else "",
+            "group": state.group or "",
+            "members": ",".join(state.members),
         }
         await self._put(tenant, incident_id, fields, state)
 
@@ -108,4 +110,6 @@ def _parse(raw: Any) -> EscalationState | None:
         snoozed_until=float(data["snoozed_until"]) if data.get("snoozed_until") else None,
         severity=data.get("severity", ""),
         muted=bool(data.get("muted")),
+        group=data.get("group") or None,
+        members=[m for m in data.get("members", "").split(",") if m],
     )

@@ -156,6 +156,15 @@ policies:
       - wait: 500ms
         targets: [{{oncall: true}}]
     ack_timeout: 1s
+  - name: storm
+    match: {{severities: [critical], sites: [storm-site]}}
+    group_by: [site]
+    group_wait: 1s
+    levels:
+      - wait: 500ms
+        targets: [{{oncall: true}}]
+      - wait: 2s
+        targets: [{{oncall: true}}]
   - name: hooks
     match: {{severities: [critical], sites: [hook-site]}}
     levels:

@@ -203,3 +203,28 @@ async def test_no_page_in_maintenance_and_level_1_when_it_ends(base_url, produce
         assert page["data"]["level"] == 1 and page["data"]["incident_id"] == "MW-1"
     finally:
         await client.close()
+
+
+async def test_a_storm_at_one_site_is_one_page_listing_every_incident(base_url, produce, token):
+    """The test policy `storm` groups by site with group_wait 1s: ten criticals at once are
+    one chain; its page lists them all; acknowledging every one of them stops the chain."""
+    tenant = new_tenant()
+    op = token(tenant, "oc", ["oncall", "operator"])
+    client = await NodeClient.start(base_url, op, ["websocket"])
+    try:
+        await client.connected()
+        ids = [f"ST-{n}" for n in range(10)]
+        for ident in ids:
+            await produce(TOPIC_ALERTS, alert(tenant, ident, "critical", site="storm-site"))
+        page = await client.wait_for(lambda m: m.get("name") == "escalation", 15)
+        assert page["data"]["level"] == 1 and sorted(page["data"]["incidents"]) == sorted(ids)
+        await asyncio.sleep(0.5)
+        assert len(client.events("escalation")) == 1, "one page for the storm, not ten"
+        for ident in ids:
+            status, _ = await _http(base_url, op, "POST", f"/api/v1/incidents/{ident}/acknowledge")
+            assert status == 202
+        await client.wait_count(lambda m: m.get("name") == "incident_update", 10)
+        await asyncio.sleep(3.0)  # level 2 was due 2 s after level 1
+        assert len(client.events("escalation")) == 1, "acknowledging every incident stopped it"
+    finally:
+        await client.close()
