@@ -178,3 +178,42 @@ async def test_a_suppressed_incident_is_shown_quietly(base_url, produce, token):
         ] == 0
     finally:
         await browser.close()
+
+
+async def test_filters_search_and_a_burst_folded_into_one_toast(base_url, produce, token):
+    tenant = new_tenant()
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token(tenant, 'amy')}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await browser.do("click", selector="#mute")
+        for n in range(6):  # a storm at one site
+            await produce(
+                TOPIC_ALERTS,
+                alert(tenant, f"B-{n}", "critical", site="burst-site", title=f"Rectifier {n}"),
+            )
+        await produce(
+            TOPIC_ALERTS, alert(tenant, "M-1", "minor", site="calm-site", title="Door open")
+        )
+        await browser.do("wait", selector=".toast.summary", text="6 incidents at burst-site")
+        assert (await browser.do("count", selector=".toast"))["count"] == 1, "one toast, not six"
+        await browser.do("wait", selector="#incidents li[data-id='M-1']")
+        await browser.do(
+            "eval",
+            js="""() => { const s = document.getElementById('filter-severity');
+            s.value = 'minor'; s.dispatchEvent(new Event('change')); return true; }""",
+        )
+        assert (await browser.do("count", selector="#incidents li:not([hidden])"))["count"] == 1
+        await browser.do(
+            "eval",
+            js="""() => { const s = document.getElementById('filter-severity');
+            s.value = ''; s.dispatchEvent(new Event('change'));
+            const t = document.getElementById('filter-text'); t.value = 'rectifier 3';
+            t.dispatchEvent(new Event('input')); return true; }""",
+        )
+        visible = (await browser.do("texts", selector="#incidents li:not([hidden]) .title"))[
+            "texts"
+        ]
+        assert visible == ["Rectifier 3"]
+    finally:
+        await browser.close()

@@ -27,12 +27,45 @@
     const b = $("unread"); b.textContent = `${unseen.size} unread`; b.classList.toggle("none", unseen.size === 0);
     for (const li of document.querySelectorAll("#incidents li")) li.classList.toggle("unseen", unseen.has(li.dataset.id));
   }
+  // A burst (a storm at a site) folds into one summary toast instead of a wall of them.
+  const burst = { events: [], timer: null };
   function toast(ev) {
-    const t = el("div", "toast " + ev.priority, `${ev.priority.toUpperCase()}: ${ev.incident.title}${ev.site_id ? " @ " + ev.site_id : ""}`);
-    $("toasts").append(t);
-    setTimeout(() => t.remove(), 8000);
-    while ($("toasts").children.length > 5) $("toasts").firstChild.remove();
+    burst.events.push(ev);
+    if (!burst.timer) burst.timer = setTimeout(flushToasts, 400);
   }
+  function flushToasts() {
+    const evs = burst.events; burst.events = []; burst.timer = null;
+    const show = (cls, text) => {
+      const t = el("div", "toast " + cls, text);
+      $("toasts").append(t);
+      setTimeout(() => t.remove(), 8000);
+      while ($("toasts").children.length > 5) $("toasts").firstChild.remove();
+    };
+    if (evs.length <= 3) {
+      for (const ev of evs) show(ev.priority, `${ev.priority.toUpperCase()}: ${ev.incident.title}${ev.site_id ? " @ " + ev.site_id : ""}`);
+      return;
+    }
+    const worst = evs.some((e) => e.priority === "critical") ? "critical" : "major";
+    const sites = [...new Set(evs.map((e) => e.site_id || "tenant-wide"))];
+    show(worst + " summary", `${evs.length} incidents at ${sites.slice(0, 3).join(", ")}${sites.length > 3 ? "…" : ""}`);
+  }
+
+  // Filters: severity, status, mine (taken by me), and a text search over title/site/id.
+  const filter = { severity: "", status: "", mine: false, text: "" };
+  function visibleInList(inc) {
+    if (filter.severity && inc.severity !== filter.severity) return false;
+    if (filter.status && inc.status !== filter.status) return false;
+    if (filter.mine && inc.assignee !== me) return false;
+    const hay = `${inc.title} ${inc.site_id || ""} ${inc.incident_id}`.toLowerCase();
+    return !filter.text || hay.includes(filter.text);
+  }
+  function applyFilters() {
+    for (const li of document.querySelectorAll("#incidents li")) {
+      const inc = incidents.get(li.dataset.id);
+      li.hidden = !!inc && !visibleInList(inc);
+    }
+  }
+  let me = null;
 
   const hash = new URLSearchParams(location.hash.slice(1));
   // `#transport=polling` forces Socket.IO's long-polling fallback (proxies that block
@@ -78,6 +111,7 @@
     if (inc.status !== "resolved") actions.append(button("Resolve", inc, "resolve"));
     li.append(actions);
     li.classList.toggle("unseen", unseen.has(inc.incident_id));
+    li.hidden = !visibleInList(inc);
     $("incident-count").textContent = String([...incidents.values()].filter((i) => i.status !== "resolved").length);
   }
   function button(label, inc, action) {
@@ -218,6 +252,7 @@
     $("signin").hidden = true; $("board").hidden = false;
     authToken = token;
     const c = window.towercoTransports.claims(token);
+    me = c.sub || null;
     store = `towerco.${c.tenant_id || tenantOf(token)}.${c.sub || "unknown"}`;
     restore();
     // resume from where this browser left off: missed events first, then live
@@ -259,6 +294,11 @@
   }
 
   $("unread").onclick = () => { unseen.clear(); renderUnread(); };
+  for (const [id, key] of [["filter-severity", "severity"], ["filter-status", "status"]]) {
+    $(id).onchange = (e) => { filter[key] = e.target.value; applyFilters(); };
+  }
+  $("filter-mine").onchange = (e) => { filter.mine = e.target.checked; applyFilters(); };
+  $("filter-text").oninput = (e) => { filter.text = e.target.value.trim().toLowerCase(); applyFilters(); };
   $("mute").onclick = () => { muted = !muted; localStorage.setItem("towerco.muted", muted ? "1" : "0"); renderMute(); };
   renderMute(); renderUnread();
   $("signin-form").onsubmit = (e) => { e.preventDefault(); const t = $("token-input").value.trim(); if (t) { localStorage.setItem("towerco.token", t); connect(t); } };
