@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.snapshot_follower import FollowedSnapshot
+from notify_core.snapshot_follower import UNCHANGED, FollowedSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,12 @@ class Revocations(FollowedSnapshot):
             self._entries[r.key()] = r
             self.generation += 1
             return
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._hash, r.key(), orjson.dumps(r._asdict()))
-        pipe.incr(self._version_key)
-        await pipe.execute()
+        await self._write(r.key(), orjson.dumps(r._asdict()))
         await self.refresh()
 
     async def refresh(self) -> None:
         """Read the store again if it changed (one GET when it did not)."""
-        if self._redis is None:
-            return
-        version = await self._redis.get(self._version_key)
-        if version == self._version and self._version is not None:
+        if self._redis is None or (version := await self._changed()) is UNCHANGED:
             return
         raw: Any = await self._redis.hgetall(self._hash)
         now = time.time()

@@ -12,17 +12,37 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 REFRESH_S = 1.0
+UNCHANGED: Any = object()
 
 
 class FollowedSnapshot:
-    """Subclasses set `_redis` (None: memory only, nothing to follow) and `refresh()`."""
+    """Subclasses set `_redis` (None: memory only, nothing to follow), `_hash` and
+    `_version_key`, and implement `refresh()` (starting with `_changed()`)."""
 
     _redis: Any
+    _hash: str
+    _version_key: str
+    _version: Any = None
     _follow_task: asyncio.Task[None] | None = None
     what = "shared state"
 
     async def refresh(self) -> None:
         raise NotImplementedError
+
+    async def _changed(self) -> Any:
+        """The store's version when it changed since the last read, else UNCHANGED. The
+        caller notes it (`_version`) once it has read the store: a failed read is retried."""
+        version = await self._redis.get(self._version_key)
+        if version == self._version and self._version is not None:
+            return UNCHANGED
+        return version
+
+    async def _write(self, field: str, value: bytes) -> None:
+        """Set one field of the shared hash and bump the version everyone follows."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._hash, field, value)
+        pipe.incr(self._version_key)
+        await pipe.execute()
 
     async def start(self) -> None:
         await self.refresh()

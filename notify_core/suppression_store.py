@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.snapshot_follower import FollowedSnapshot
+from notify_core.snapshot_follower import UNCHANGED, FollowedSnapshot
 from notify_core.suppression import Muted, Notice, Silence, State, Window, mutes
 from notify_core.suppression_config import Suppression
 
@@ -112,19 +112,12 @@ class SuppressionStore(FollowedSnapshot):
         return previous
 
     async def _set(self, field: str, value: bytes) -> None:
-        if self._redis is None:
-            return
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._hash, field, value)
-        pipe.incr(self._version_key)
-        await pipe.execute()
+        if self._redis is not None:
+            await self._write(field, value)
 
     # -- following ---------------------------------------------------------------------
     async def refresh(self) -> None:
-        if self._redis is None:
-            return
-        version = await self._redis.get(self._version_key)
-        if version == self._version and self._version is not None:
+        if self._redis is None or (version := await self._changed()) is UNCHANGED:
             return
         raw: Any = await self._redis.hgetall(self._hash)
         statuses: Any = await self._redis.hgetall(self._status_hash)
