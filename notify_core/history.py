@@ -24,7 +24,6 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from notify_core.ids import IdMinter, format_id, parse_id
 from notify_core.redis_scripts import call_in_chunks
@@ -79,9 +78,6 @@ class History(Protocol):
 
     async def last_id(self, tenant: str) -> str | None:
         """The newest id of `tenant`."""
-
-    async def trimmed_through(self, tenant: str) -> str | None:
-        """The newest id ever trimmed away for `tenant`; None if nothing was trimmed."""
 
     async def read_before(
         self, tenant: str, before: str | None, limit: int
@@ -172,10 +168,6 @@ class MemoryHistory:
     async def last_id(self, tenant: str) -> str | None:
         ring = self._rings.get(tenant)
         return format_id(ring[-1][0]) if ring else None
-
-    async def trimmed_through(self, tenant: str) -> str | None:
-        pos = self._trimmed.get(tenant)
-        return format_id(pos) if pos else None
 
     async def read_before(
         self, tenant: str, before: str | None, limit: int
@@ -342,13 +334,6 @@ class RedisHistory:
     async def last_id(self, tenant: str) -> str | None:
         rows: Any = await self._redis.xrevrange(self.stream_key(tenant), count=1)
         return _text(rows[0][0]) if rows else None
-
-    async def trimmed_through(self, tenant: str) -> str | None:
-        try:
-            info: Any = await self._redis.xinfo_stream(self.stream_key(tenant))
-        except ResponseError:  # no such stream yet
-            return None
-        return _trimmed(info)
 
     async def read_before(
         self, tenant: str, before: str | None, limit: int

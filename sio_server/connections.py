@@ -27,15 +27,14 @@ from typing import Any, Protocol
 import orjson
 
 from notify_core import metrics
-from notify_core.events import connection_established
 from notify_core.history import History
-from notify_core.ids import format_id, parse_id
+from notify_core.ids import parse_id
 from sio_server.auth import Principal
 from sio_server.client_events import ClientError
 from sio_server.deliveries import Deliveries
 from sio_server.presence import Presence
 from sio_server.ratelimit import TokenBucket
-from sio_server.recovery import resume
+from sio_server.recovery import hello, resume
 
 log = logging.getLogger(__name__)
 
@@ -231,15 +230,11 @@ class ConnectionHub:
             self.join(conn, room)
         p = conn.principal
         try:
-            position = await self.history.position(p.tenant_id)
-            head = format_id(position.last_id) if position.last_id else None
-            hello = connection_established(
-                p.tenant_id, p.user_id, p.roles, p.sites, head, position.epoch, conn.transport
-            )
+            greeting, head = await hello(self.history, p, conn.transport)
             # on a resume the head is not where this client stands: the replay is
-            conn.send(hello, resume_point=last_id is None)
+            conn.send(greeting, resume_point=last_id is None)
             if last_id is None:
-                conn.release(position.last_id)
+                conn.release(head)
                 return None
             return await self.resume(conn, last_id, epoch)
         except BaseException:

@@ -20,7 +20,7 @@ import orjson
 import socketio
 
 from notify_core import metrics
-from notify_core.events import sync_complete
+from notify_core.events import connection_established, sync_complete
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, format_id, parse_id
 from notify_core.resume import decide
@@ -140,6 +140,20 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class Resumed(NamedTuple):
     done: dict[str, Any]  # the `sync_complete` event to send after the replay
     last: tuple[int, int] | None  # the newest id replayed past (held live events after it)
+
+
+async def hello(
+    history: History, p: Principal, transport: str
+) -> tuple[dict[str, Any], tuple[int, int] | None]:
+    """`connection_established` for `p` on `transport`, where its tenant's history stands
+    now (its head and epoch), and the head's position (what a fresh connection goes live
+    after). Every transport greets through here."""
+    position = await history.position(p.tenant_id)
+    head = format_id(position.last_id) if position.last_id else None
+    event = connection_established(
+        p.tenant_id, p.user_id, p.roles, p.sites, head, position.epoch, transport
+    )
+    return event, position.last_id
 
 
 async def resume(

@@ -14,9 +14,7 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from notify_core.events import connection_established
 from notify_core.history import History
-from notify_core.ids import format_id
 from notify_core.snapshots import SnapshotStore
 from sio_server.admission import Admission, Refused
 from sio_server.auth import Principal
@@ -24,7 +22,7 @@ from sio_server.client_events import ClientError, ClientEvents
 from sio_server.follower import LogFollower
 from sio_server.presence import Presence
 from sio_server.ratelimit import TokenBucket
-from sio_server.recovery import DeliveryGate, Recovery
+from sio_server.recovery import DeliveryGate, Recovery, hello
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +136,10 @@ class SocketHandlers:
         self, sid: str, eio_sid: str, p: Principal, last_id: Any, epoch: Any
     ) -> None:
         try:
-            position = await self.history.position(p.tenant_id)
-            head = format_id(position.last_id) if position.last_id else None
-            hello = connection_established(
-                p.tenant_id,
-                p.user_id,
-                p.roles,
-                p.sites,
-                head,
-                position.epoch,
-                self.sio.transport(sid),
-            )
-            await self.gate.send(eio_sid, "connection_established", hello)
+            greeting, head = await hello(self.history, p, self.sio.transport(sid))
+            await self.gate.send(eio_sid, "connection_established", greeting)
             if last_id is None:
-                await self.gate.open(eio_sid, position.last_id)
+                await self.gate.open(eio_sid, head)
                 return
             snapshot = None
             if p.sites is not None and self.snapshots is not None:
