@@ -32,7 +32,7 @@ from pydantic import (
 # Ids used inside room names and Redis keys: no ':' or spaces, so that
 # `site:{tenant}:{site}` can never be forged by a crafted id.
 IDENT_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
-_IDENT_RE = re.compile(IDENT_PATTERN)
+_IDENT_RE = re.compile(IDENT_PATTERN.replace("$", r"\Z"))  # as pydantic's: no final \n
 Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 # a naive timestamp is taken as UTC
 EventTime = Annotated[datetime, AfterValidator(lambda t: t if t.tzinfo else t.replace(tzinfo=UTC))]

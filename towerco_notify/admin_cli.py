@@ -131,39 +131,14 @@ def audit(args: argparse.Namespace) -> int:
 
 async def read_audit(bootstrap: str, since_ms: int, idle_s: float = 1.5) -> list[dict[str, Any]]:
     """Every audit record produced since `since_ms`, oldest first (no group, no commit)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
     from notify_core.events import TOPIC_AUDIT
+    from towerco_notify.topic_reader import read_topic
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [
-            TopicPartition(TOPIC_AUDIT, p) for p in consumer.partitions_for_topic(TOPIC_AUDIT) or ()
-        ]
-        if not parts:
-            await consumer.topics()
-            parts = [
-                TopicPartition(TOPIC_AUDIT, p)
-                for p in consumer.partitions_for_topic(TOPIC_AUDIT) or ()
-            ]
-        consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
-        for tp in parts:
-            consumer.seek(tp, 0)
-        out = []
-        while True:
-            batch = await consumer.getmany(timeout_ms=int(idle_s * 1000))
-            for records in batch.values():
-                for r in records:
-                    if r.timestamp >= since_ms:
-                        try:
-                            out.append(orjson.loads(r.value))
-                        except orjson.JSONDecodeError:
-                            continue
-            positions = [await consumer.position(tp) for tp in parts]
-            if not batch or all(pos >= ends[tp] for pos, tp in zip(positions, parts, strict=True)):
-                break
-        return sorted(out, key=lambda rec: rec.get("at", ""))
-    finally:
-        await consumer.stop()
+    out = []
+    async for records in read_topic(bootstrap, TOPIC_AUDIT, since_ms, idle_s):
+        for r in records:
+            try:
+                out.append(orjson.loads(r.value))
+            except orjson.JSONDecodeError:
+                continue
+    return sorted(out, key=lambda rec: rec.get("at", ""))

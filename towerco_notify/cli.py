@@ -1,5 +1,5 @@
 """`towerco-notify` command line: run | pipeline | server | simulate | token | check-config |
-explain | revoke | audit.
+explain | backtest | revoke | audit.
 
 Every daemon setting is a `NOTIFY_*` variable with a `--flag` twin (see --help).
 """
@@ -18,7 +18,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from notify_core.settings import Settings, SettingsError, env_name, flag_name, load_settings
-from towerco_notify import admin_cli
+from towerco_notify import admin_cli, backtest_cli
 
 log = logging.getLogger("towerco_notify")
 
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--site", default=None)
     exp.add_argument("--kpi", required=True)
     exp.add_argument("--value", required=True, type=float)
+    backtest_cli.add_parser(sub)
     admin_cli.add_parsers(sub)
     return parser
 
@@ -181,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "backtest":
+            return backtest_cli.run(args)
         if args.command == "revoke":
             return admin_cli.revoke(args)
         if args.command == "audit":
