@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from escalation.policy import Policy
+from escalation.targets import secret_problems
 from notify_core.rules import ConfigInvalid, ConfigProblem, YamlLines
 
 ESCALATION_FILE = "escalation.yaml"
@@ -26,7 +28,11 @@ def load_policies(path: Path) -> list[Policy]:
     return parse_policies(text, str(path))
 
 
-def parse_policies(text: str, name: str = ESCALATION_FILE) -> list[Policy]:
+def parse_policies(
+    text: str, name: str = ESCALATION_FILE, environ: Mapping[str, str] | None = None
+) -> list[Policy]:
+    """Validate a policies file; a receiver's secret must be readable now (`environ`,
+    default the process environment), or the file is refused like any other error."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data: Any = yaml.safe_load(text) if node is not None else {}
@@ -93,6 +99,19 @@ def parse_policies(text: str, name: str = ESCALATION_FILE) -> list[Policy]:
             )
             continue
         seen[policy.name] = lines.line(("policies", i)) or 0
+        for li, level in enumerate(policy.levels):
+            for ti, target in enumerate(level.targets):
+                for field, message in secret_problems(target, environ):
+                    at = ("policies", i, "levels", li, "targets", ti, field.split(".")[0])
+                    problems.append(
+                        _problem(
+                            name,
+                            lines.line(at),
+                            policy.name,
+                            f"levels.{li}.targets.{ti}.{field}",
+                            message,
+                        )
+                    )
         policies.append(policy)
     if problems:
         raise ConfigInvalid(problems)

@@ -15,11 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from escalation.policy import EscalationState, Policy, Step, advance, select_policy
+from escalation.receivers.delivery import Deliveries
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore
-from escalation.webhooks import WebhookSender
 from notify_core import events, metrics
-from notify_core.redact import url_origin
 from notify_core.suppression import Muted, Notice
 from notify_core.timeline import Timeline
 from notify_core.write_behind import UNREACHABLE
@@ -49,7 +48,7 @@ class EscalationEngine:
         timeline: Timeline,
         publish: Publish,
         scheduler: TimerScheduler,
-        webhooks: WebhookSender,
+        deliveries: Deliveries | None = None,
         clock: Callable[[], float] = time.time,
         muter: Callable[[Notice], Muted | None] | None = None,
     ) -> None:
@@ -59,9 +58,8 @@ class EscalationEngine:
         self.timeline = timeline
         self.publish = publish
         self.scheduler = scheduler
-        self.webhooks = webhooks
+        self.deliveries = deliveries
         self.clock = clock
-        self._background: set[asyncio.Task[Any]] = set()
         self._ticks = asyncio.Semaphore(MAX_CONCURRENT_TICKS)
         # escalation state of the incidents a pipeline batch is about to alert (read_ahead)
         self._ahead: dict[tuple[str, str], EscalationState | None] = {}
@@ -220,6 +218,8 @@ class EscalationEngine:
         if state is None or state.status == "resolved":
             return
         now = self.clock()
+        if status in ("acknowledged", "resolved") and state.fired:
+            await self._tell_receivers(tenant, incident_id, state, status)
         if state.group is not None:
             if status in ("acknowledged", "resolved"):
                 state.status = status
@@ -398,9 +398,12 @@ class EscalationEngine:
                 "title": f"{len(state.members)} incidents at {state.site or 'the tenant'}",
             }
         # Publish first: its dedupe key makes a re-run (after a crash, or by a racing
-        # process) store and emit nothing new. Then claim: the one process that wins
-        # records the step and calls the webhooks.
+        # process) store and emit nothing new. Then the receivers' jobs, idempotent per
+        # step, into the durable outbox: a crash after this point still delivers them
+        # once. Then claim: the one process that wins records the step.
         await self.publish(event, f"esc/{incident_id}/{step.key}")
+        if self.deliveries is not None:
+            await self.deliveries.page(policy, step.level, step.key, event, state.severity)
         if not await self.store.claim(tenant, incident_id, step.key):
             return
         metrics.ESCALATIONS.inc()
@@ -414,22 +417,21 @@ class EscalationEngine:
             targets=targets,
             delay_s=round(now - step.due, 3),
         )
-        for target in level.targets:
-            if target.webhook:
-                task = asyncio.create_task(
-                    self._webhook(tenant, incident_id, target.webhook, event)
-                )
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+        if self.deliveries is not None:
+            self.deliveries.wake()
 
-    async def _webhook(
-        self, tenant: str, incident_id: str, url: str, event: dict[str, Any]
+    async def _tell_receivers(
+        self, tenant: str, incident_id: str, state: EscalationState, status: str
     ) -> None:
-        result = await self.webhooks.send(url, event)
-        await self.timeline.add(
-            tenant, incident_id, "webhook", url=url_origin(url), level=event["level"], **result
-        )
+        """PagerDuty hears of the acknowledgement or resolution of what it was paged for."""
+        policy = self._policy(state.policy)
+        if self.deliveries is None or policy is None:
+            return
+        fired = {int(key.rsplit(":", 1)[1]) for key in state.fired}
+        fired = {i for i in fired if i < len(policy.levels)}
+        run = "final" if status == "resolved" else str(int(state.epoch * 1000))
+        action = "resolve" if status == "resolved" else "acknowledge"
+        await self.deliveries.change(policy, tenant, incident_id, action, fired, run)
 
     async def stop(self) -> None:
-        for task in list(self._background):
-            task.cancel()
+        """Nothing of the engine runs in the background (deliveries are the worker's)."""

@@ -11,43 +11,20 @@ where `epoch` is when the incident opened, or when an acknowledgement timed out
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
-    model_validator,
 )
 
+from escalation.targets import Target
 from notify_core.events import Ident
-from notify_core.redact import url_origin
 from notify_core.rules import parse_duration
 
-
-class Target(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    oncall: bool | None = None
-    user: Ident | None = None
-    role: Literal["operator", "oncall", "admin"] | None = None
-    webhook: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Target:
-        set_fields = [k for k, v in self.model_dump().items() if v not in (None, False)]
-        if len(set_fields) != 1:
-            raise ValueError("each target names exactly one of oncall, user, role, webhook")
-        return self
-
-    def describe(self) -> dict[str, Any]:
-        """What events and timelines say of this target: a webhook only by its origin
-        (its path and query are often the secret)."""
-        described = {k: v for k, v in self.model_dump().items() if v not in (None, False)}
-        if "webhook" in described:
-            described["webhook"] = url_origin(described["webhook"])
-        return described
+__all__ = ["EscalationState", "Level", "Match", "Policy", "Step", "Target", "advance"]
 
 
 class Level(BaseModel):
@@ -86,6 +63,19 @@ class Policy(BaseModel):
     # share one chain, whose pages list them all (Alertmanager's group_by / group_wait)
     group_by: list[Literal["site"]] = Field(default_factory=list)
     group_wait: float = 0.0
+    # the text of its pages per receiver type (escalation/receivers/page.py)
+    templates: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, value: dict[str, str]) -> dict[str, str]:
+        from escalation.receivers.page import template_problem
+
+        for key, text in value.items():
+            problem = template_problem(key, text)
+            if problem is not None:
+                raise ValueError(f"{key}: {problem}")
+        return value
 
     @field_validator("ack_timeout", "group_wait", mode="before")
     @classmethod

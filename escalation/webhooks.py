@@ -32,6 +32,29 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return f"sha256={mac}"
 
 
+class HttpClient:
+    """One aiohttp session for the receivers, opened and closed by the lifecycle owner;
+    `session` may be handed out before `start` (it is created lazily, on the loop)."""
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def start(self) -> None:
+        _ = self.session
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class WebhookSender:
     def __init__(
         self, secret: bytes, attempts: int = 4, max_backoff_s: float = 5.0, timeout_s: float = 5.0

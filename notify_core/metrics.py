@@ -131,6 +131,12 @@ RECOVERIES = Counter("notify_recoveries_total", "Recoveries from last_id, by res
 REPLAYED = Counter("notify_replayed_events_total", "Events sent by recovery")
 WEBHOOKS = Counter("notify_webhooks_total", "Webhook deliveries, by result", ["result"])
 ESCALATIONS = Counter("notify_escalations_total", "Escalation levels notified")
+RECEIVER_DELIVERIES = Counter(
+    "notify_receiver_deliveries_total",
+    "Receiver delivery attempts (email, slack, teams, pagerduty, webpush, webhook), by result:"
+    " ok, failed (retried later), gave_up",
+    ["type", "result"],
+)
 ESCALATION_DELAY = Histogram(
     "notify_escalation_delay_seconds",
     "From a level's due time to its delivery",

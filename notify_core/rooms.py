@@ -110,6 +110,8 @@ def rooms_for(event: Mapping[str, Any]) -> list[str]:
         return rooms
     if site:
         return [scope_room(tenant), scope_room(tenant, site)]
+    if kind == "system_notification" and event.get("target_roles"):
+        return [role_room(tenant, role) for role in event["target_roles"]]
     if site_scoped_to_unknown(event):
         return [scope_room(tenant)]
     return [tenant_room(tenant)]

@@ -86,6 +86,34 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC-SHA256 key for webhook signatures (default: derived from the JWT secret)",
     )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="email receiver: smtp://[user:pass@]host:port (STARTTLS when offered) "
+        "or smtps:// (TLS)",
+    )
+    smtp_from: str = Field(default="towerco-notify@localhost", description="email From:")
+    pagerduty_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue",
+        description="PagerDuty Events API v2 endpoint",
+    )
+    vapid_private_key: SecretStr | None = Field(
+        default=None,
+        description="Web Push VAPID private key: a PEM file or its base64url raw key "
+        "(default: generated once, kept in Redis)",
+    )
+    vapid_subject: str = Field(
+        default="mailto:noc@localhost", description="Web Push VAPID `sub` claim (mailto: or URL)"
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="the dashboard's address in pages (links); default http://host:port",
+    )
+    receiver_attempts: int = Field(
+        default=8, ge=1, le=50, description="delivery attempts per receiver page"
+    )
+    receiver_max_backoff_s: float = Field(
+        default=300, gt=0, description="longest wait between two delivery attempts"
+    )
     http_host: str = Field(default="127.0.0.1", description="address the HTTP server binds")
     http_port: int = Field(default=8080, ge=0, le=65535, description="port (0: pick a free one)")
     config_dir: Path = Field(default=Path("config"), description="thresholds/escalation files")
@@ -265,7 +293,7 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
             value = err.get("input")
-            if field in ("jwt_secret", "webhook_secret"):
+            if field in ("jwt_secret", "webhook_secret", "smtp_url", "vapid_private_key"):
                 value = "<hidden>"
             elif field == "redis_url" and isinstance(value, str):
                 value = mask_password(value)

@@ -183,6 +183,37 @@ class SilenceList(BaseModel):
     silences: list[dict[str, Any]]
 
 
+class PushKeys(_Model):
+    p256dh: str = Field(min_length=16, max_length=200, pattern=r"^[A-Za-z0-9_\-=]+$")
+    auth: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_\-=]+$")
+
+
+class PushSubscriptionBody(_Model):
+    """`POST /api/v1/push/subscriptions`: the browser's `PushSubscription.toJSON()`."""
+
+    endpoint: str = Field(min_length=8, max_length=2000)
+    expirationTime: float | None = None
+    keys: PushKeys
+
+
+class PushUnsubscribeBody(_Model):
+    endpoint: str = Field(min_length=8, max_length=2000)
+
+
+class PushCreated(BaseModel):
+    ok: bool
+    id: str
+    user_id: str
+
+
+class PushSubscriptionList(BaseModel):
+    subscriptions: list[dict[str, Any]]
+
+
+class VapidPublicKey(BaseModel):
+    public_key: str
+
+
 class Route(NamedTuple):
     method: str
     path: str
@@ -260,6 +291,23 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/silences", "Silence what matches", Created, SilenceBody),
     Route("GET", "/api/v1/silences", "Silences", SilenceList),
     Route("DELETE", "/api/v1/silences/{id}", "Expire a silence", Deleted),
+    Route("GET", "/api/v1/push/vapid-public-key", "Web Push application key", VapidPublicKey),
+    Route(
+        "POST",
+        "/api/v1/push/subscriptions",
+        "Register this browser for Web Push pages",
+        PushCreated,
+        PushSubscriptionBody,
+    ),
+    Route("GET", "/api/v1/push/subscriptions", "My push subscriptions", PushSubscriptionList),
+    Route(
+        "DELETE",
+        "/api/v1/push/subscriptions",
+        "Remove a push subscription by endpoint",
+        Deleted,
+        PushUnsubscribeBody,
+    ),
+    Route("DELETE", "/api/v1/push/subscriptions/{id}", "Remove a push subscription", Deleted),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),
     Route("GET", "/static/{name}", "Dashboard and client module files", None, auth=False),

@@ -16,6 +16,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
+from escalation.receivers.push import PushStore, VapidKeys
 from notify_core.audit import AuditLog
 from notify_core.history import History, RedisHistory
 from notify_core.incidents import IncidentStore
@@ -39,6 +40,7 @@ from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.origin import OriginPolicy
 from sio_server.plain_ws import PlainWebSocket
 from sio_server.presence import Presence
+from sio_server.push_api import PushApi
 from sio_server.recovery import DeliveryGate
 from sio_server.sockets import SocketHandlers
 from sio_server.sse import EventStream
@@ -122,6 +124,7 @@ class SocketServer:
         http_rate: HttpRateLimiter | None = None,
         shared: tuple[Redis, str] | None = None,
         suppression: SuppressionStore | None = None,
+        push: tuple[PushStore, VapidKeys] | None = None,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
@@ -211,6 +214,8 @@ class SocketServer:
         api.add_routes(self.app)
         if suppression is not None:
             SuppressionApi(api, suppression, audit).add_routes(self.app)
+        if push is not None:
+            PushApi(api, push[0], push[1], audit).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

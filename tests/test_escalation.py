@@ -308,7 +308,6 @@ async def test_read_ahead_state_never_hides_a_resolve_from_a_later_alert_of_the_
     from escalation.engine import EscalationEngine
     from escalation.scheduler import TimerScheduler
     from escalation.store import MemoryEscalationStore
-    from escalation.webhooks import WebhookSender
     from notify_core.timeline import MemoryTimeline
 
     policy = Policy.model_validate(
@@ -334,7 +333,6 @@ async def test_read_ahead_state_never_hides_a_resolve_from_a_later_alert_of_the_
         timeline,
         publish,
         TimerScheduler(None, "test:"),
-        WebhookSender(b"x" * 32),
     )
     await engine.on_alert("t", "I1", "s1", "critical", "Mains failure")
     # the next batch: a resolve, then the same alert again

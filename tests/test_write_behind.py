@@ -18,7 +18,6 @@ from escalation.engine import EscalationEngine
 from escalation.policy import EscalationState, Policy
 from escalation.scheduler import TimerScheduler
 from escalation.store import RedisEscalationStore
-from escalation.webhooks import WebhookSender
 from notify_core.incidents import IncidentState, RedisIncidentStore
 from notify_core.timeline import RedisTimeline
 from notify_core.write_behind import ABSENT, WriteBehind
@@ -141,7 +140,6 @@ def _engine(
         RedisTimeline(redis, prefix, writes),
         publish,
         scheduler,
-        WebhookSender(b"x" * 32),
         clock=lambda: 1000.0,
     )
 

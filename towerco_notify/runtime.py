@@ -23,9 +23,20 @@ from escalation import jobs as escalation_jobs
 from escalation.config import ESCALATION_FILE, load_policies
 from escalation.engine import EscalationEngine
 from escalation.leader import LeaderLock
+from escalation.receivers.delivery import Deliveries, DeliveryWorker
+from escalation.receivers.outbox import MemoryOutbox, Outbox, RedisOutbox
+from escalation.receivers.push import MemoryPushStore, PushStore, RedisPushStore, VapidKeys
+from escalation.receivers.senders import (
+    ChatSender,
+    EmailSender,
+    PagerDutySender,
+    Sender,
+    WebhookJobSender,
+    WebPushSender,
+)
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
-from escalation.webhooks import WebhookSender
+from escalation.webhooks import HttpClient, WebhookSender
 from notify_core.audit import (
     AuditCopy,
     AuditLog,
@@ -210,6 +221,16 @@ class Runtime:
             revocations=revocations,
         )
 
+        self.push_store: PushStore = (
+            RedisPushStore(self.redis, s.redis_prefix)
+            if self.redis is not None
+            else MemoryPushStore()
+        )
+        self.vapid = VapidKeys(
+            s.vapid_private_key.get_secret_value() if s.vapid_private_key else None,
+            self.redis,
+            s.redis_prefix,
+        )
         actions: ActionProducer | None = None
         copy: AuditCopy = (
             RedisAuditCopy(self.redis, s.redis_prefix)
@@ -258,6 +279,7 @@ class Runtime:
             http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
             shared=(self.redis, s.redis_prefix) if self.redis is not None else None,
             suppression=suppression,
+            push=(self.push_store, self.vapid),
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -287,6 +309,7 @@ class Runtime:
             else hashlib.sha256(b"towerco-webhook:" + self.jwt_secret.encode()).digest()
         )
         webhooks = WebhookSender(secret)
+        worker, deliveries = self._build_receivers(publisher, webhooks)
         scheduler = TimerScheduler(s.redis_url, s.redis_prefix)
         store: EscalationStore = (
             RedisEscalationStore(self.redis, s.redis_prefix, self.writes)
@@ -299,7 +322,7 @@ class Runtime:
             self.timeline,
             publisher.publish,
             scheduler,
-            webhooks,
+            deliveries,
             muter=self.suppression.mutes,
         )
         engine = self.escalation
@@ -310,6 +333,7 @@ class Runtime:
 
         add(_Part("escalation jobs", _noop, release_jobs))
         add(_Part("webhooks", webhooks.start, webhooks.stop))
+        add(_Part("receiver deliveries", worker.start, worker.stop))
         add(_Part("escalation scheduler", scheduler.start, scheduler.stop))
         add(_Part("escalation engine", _noop, self.escalation.stop))
         if self.redis is not None:
@@ -323,6 +347,42 @@ class Runtime:
             add(_Part("escalation leader lock", lock.start, lock.stop))
         else:
             add(_Part("escalation (single process)", _as_async(scheduler.activate), _noop))
+
+    def _build_receivers(
+        self, publisher: Publisher, webhooks: WebhookSender
+    ) -> tuple[DeliveryWorker, Deliveries]:
+        """The outbox and the worker that sends pages to email, chat, PagerDuty, Web Push
+        and webhooks (escalation/receivers/)."""
+        s, add = self.settings, self._parts.append
+        outbox: Outbox = (
+            RedisOutbox(self.redis, s.redis_prefix) if self.redis is not None else MemoryOutbox()
+        )
+        http = HttpClient(timeout_s=10.0)
+        add(_Part("receiver http client", http.start, http.stop))
+
+        def link() -> str:  # the port is known once the server listens
+            host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::") else s.http_host
+            return s.public_url or f"http://{host}:{self.http_port or s.http_port}"
+
+        senders: dict[str, Sender] = {
+            "email": EmailSender(
+                s.smtp_url.get_secret_value() if s.smtp_url else None, s.smtp_from, link
+            ),
+            "slack": ChatSender("slack", http, link),
+            "teams": ChatSender("teams", http, link),
+            "pagerduty": PagerDutySender(http, s.pagerduty_url, link),
+            "webpush": WebPushSender(http, self.push_store, self.vapid, s.vapid_subject, link),
+            "webhook": WebhookJobSender(webhooks),
+        }
+        worker = DeliveryWorker(
+            outbox,
+            senders,
+            self.timeline,
+            publisher.publish,
+            max_attempts=s.receiver_attempts,
+            max_backoff_s=s.receiver_max_backoff_s,
+        )
+        return worker, Deliveries(outbox, worker.wake)
 
     async def _ensure_topics(self) -> None:
         s = self.settings

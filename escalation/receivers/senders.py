@@ -1,0 +1,315 @@
+"""Each receiver's protocol: one `send(job) -> Sent` per type, no retries here (the
+worker retries with backoff, durably); what may leave the process is only the payload.
+
+- email: SMTP (aiosmtplib), STARTTLS when offered (`smtps://` for implicit TLS), auth when
+  the URL has a user; a plain-text and an HTML part.
+- slack: incoming-webhook `{"text", "blocks"}`.
+- teams: incoming-webhook (Workflows) message with one Adaptive Card.
+- pagerduty: Events API v2, `dedup_key` stable per (tenant, incident): trigger on a page,
+  acknowledge and resolve when the incident is.
+- webpush: VAPID-signed, aes128gcm-encrypted (pywebpush) to each registered subscription
+  of the target's role or user; a 404/410 drops the subscription.
+- webhook: the signed JSON POST (`escalation.webhooks`, which retries on its own).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import orjson
+
+from escalation.receivers.outbox import Job
+from escalation.receivers.page import page_fields, render
+from escalation.receivers.push import PushStore, VapidKeys
+from escalation.targets import Target, read_secret
+from escalation.webhooks import HttpClient, WebhookSender
+from notify_core.redact import url_origin
+
+log = logging.getLogger(__name__)
+
+PD_SEVERITY = {"critical": "critical", "major": "error", "minor": "warning", "warning": "warning"}
+
+
+@dataclass
+class Sent:
+    """One attempt's result. `retry`: worth trying again later (else final)."""
+
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+    retry: bool = True
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    async def send(self, job: Job) -> Sent: ...
+
+
+def dedup_key(tenant: str, incident_id: str) -> str:
+    """PagerDuty's incident key: the same for every page and change of one incident."""
+    return f"towerco-notify/{tenant}/{incident_id}"
+
+
+def _fields(job: Job, link_base: Callable[[], str]) -> dict[str, str]:
+    link = f"{link_base().rstrip('/')}/#incident={job.incident_id}"
+    return page_fields(job.event, job.severity, link)
+
+
+async def _post_json(session: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> Sent:
+    try:
+        async with session.post(
+            url, data=orjson.dumps(payload), headers={"Content-Type": "application/json"}
+        ) as resp:
+            body = (await resp.read())[:300].decode("utf-8", "replace")
+            if resp.status < 300:
+                return Sent(True, resp.status)
+            # 4xx but 408/429: the payload or the key is wrong, trying again cannot help
+            retry = resp.status >= 500 or resp.status in (408, 429)
+            return Sent(False, resp.status, f"HTTP {resp.status}: {body}", retry)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # an error's text may quote the URL: only its origin leaves the process
+        return Sent(False, None, f"{type(exc).__name__}: {exc}".replace(url, url_origin(url)))
+
+
+class ChatSender:
+    """Slack and Teams incoming webhooks; the URL is read from its env var or file now."""
+
+    def __init__(self, kind: str, http: HttpClient, link_base: Callable[[], str]) -> None:
+        self.kind, self.http, self.link_base = kind, http, link_base
+
+    async def send(self, job: Job) -> Sent:
+        target = Target.model_validate(job.target)
+        ref = getattr(target, self.kind)
+        url = read_secret(ref.source()) if ref is not None else None
+        if not url:
+            return Sent(False, None, f"{self.kind} webhook URL is unset ({ref.source()[1]})")
+        f = _fields(job, self.link_base)
+        text = render(self.kind, f, job.templates)
+        payload = slack_payload(text, f) if self.kind == "slack" else teams_payload(text, f)
+        return await _post_json(self.http.session, url, payload)
+
+
+def slack_payload(text: str, f: dict[str, str]) -> dict[str, Any]:
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"incident {f['incident_id']} · policy {f['policy']} · "
+                        f"cycle {f['cycle']}",
+                    }
+                ],
+            },
+        ],
+    }
+
+
+def teams_payload(text: str, f: dict[str, str]) -> dict[str, Any]:
+    facts = [
+        {"title": "Site", "value": f["site"]},
+        {"title": "Severity", "value": f["severity"]},
+        {"title": "Level", "value": f["level"]},
+        {"title": "Incidents", "value": f["incidents"]},
+    ]
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": text, "weight": "Bolder", "wrap": True},
+            {"type": "FactSet", "facts": facts},
+        ],
+        "actions": [{"type": "Action.OpenUrl", "title": "Open", "url": f["link"]}],
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+        ],
+    }
+
+
+class PagerDutySender:
+    def __init__(self, http: HttpClient, url: str, link_base: Callable[[], str]) -> None:
+        self.http, self.url, self.link_base = http, url, link_base
+
+    async def send(self, job: Job) -> Sent:
+        target = Target.model_validate(job.target)
+        assert target.pagerduty is not None
+        key = read_secret(target.pagerduty.source())
+        if not key:
+            return Sent(False, None, f"routing key unset ({target.pagerduty.source()[1]})")
+        return await _post_json(
+            self.http.session, self.url, pagerduty_payload(job, key, self.link_base)
+        )
+
+
+def pagerduty_payload(job: Job, routing_key: str, link_base: Callable[[], str]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": job.action,
+        "dedup_key": dedup_key(job.tenant_id, job.incident_id),
+    }
+    if job.action != "trigger":
+        return body
+    f = _fields(job, link_base)
+    body["payload"] = {
+        "summary": f"{f['title']} at {f['site']} (level {f['level']})"[:1024],
+        "source": f["site"],
+        "severity": PD_SEVERITY.get(f["severity"], "info"),
+        "component": f["site"],
+        "group": f["tenant"],
+        "custom_details": {
+            "tenant_id": f["tenant"],
+            "incident_id": f["incident_id"],
+            "title": f["title"],
+            "level": int(f["level"]),
+            "policy": f["policy"],
+            "incidents": job.event.get("incidents") or [job.incident_id],
+        },
+    }
+    body["links"] = [{"href": f["link"], "text": "towerco-notify dashboard"}]
+    body["client"] = "towerco-notify"
+    body["client_url"] = f["link"]
+    return body
+
+
+class EmailSender:
+    def __init__(self, smtp_url: str | None, sender: str, link_base: Callable[[], str]) -> None:
+        self.smtp_url, self.sender, self.link_base = smtp_url, sender, link_base
+
+    async def send(self, job: Job) -> Sent:
+        import aiosmtplib
+
+        if not self.smtp_url:
+            return Sent(False, None, "NOTIFY_SMTP_URL is not set", retry=False)
+        target = Target.model_validate(job.target)
+        msg = email_message(job, str(target.email), self.sender, self.link_base)
+        url = urlsplit(self.smtp_url)
+        implicit_tls = url.scheme == "smtps"
+        try:
+            await aiosmtplib.send(
+                msg,
+                hostname=url.hostname or "localhost",
+                port=url.port or (465 if implicit_tls else 25),
+                username=unquote(url.username) if url.username else None,
+                password=unquote(url.password) if url.password else None,
+                use_tls=implicit_tls,
+                start_tls=None if not implicit_tls else False,  # STARTTLS when offered
+                timeout=10,
+            )
+        except aiosmtplib.SMTPResponseException as exc:
+            return Sent(False, exc.code, f"SMTP {exc.code}: {exc.message}", exc.code >= 400)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return Sent(False, None, f"{type(exc).__name__}: {exc}")
+        return Sent(True, 250)
+
+
+def email_message(job: Job, to: str, sender: str, link_base: Callable[[], str]) -> EmailMessage:
+    f = _fields(job, link_base)
+    msg = EmailMessage()
+    msg["Subject"] = render("email_subject", f, job.templates).replace("\n", " ")[:200]
+    msg["From"] = sender
+    msg["To"] = to
+    msg["X-Towerco-Incident"] = f"{job.tenant_id}/{job.incident_id}"
+    text = render("email", f, job.templates)
+    msg.set_content(text)
+    escaped = html.escape(text).replace("\n", "<br>\n")
+    link = html.escape(f["link"], quote=True)
+    msg.add_alternative(
+        f'<html><body><p>{escaped}</p><p><a href="{link}">Open the incident</a></p></body></html>',
+        subtype="html",
+    )
+    return msg
+
+
+class WebhookJobSender:
+    """The signed webhook through the outbox (it retries within one attempt)."""
+
+    def __init__(self, webhooks: WebhookSender) -> None:
+        self.webhooks = webhooks
+
+    async def send(self, job: Job) -> Sent:
+        url = str(job.target["webhook"])
+        result = await self.webhooks.send(url, job.event)
+        return Sent(
+            bool(result["ok"]),
+            result.get("status"),
+            result.get("error"),
+            retry=False,
+            info={"attempts": result["attempts"], "url": url_origin(url)},
+        )
+
+
+class WebPushSender:
+    def __init__(
+        self,
+        http: HttpClient,
+        store: PushStore,
+        keys: VapidKeys,
+        subject: str,
+        link_base: Callable[[], str],
+    ) -> None:
+        self.http, self.store, self.keys = http, store, keys
+        self.subject, self.link_base = subject, link_base
+
+    async def send(self, job: Job) -> Sent:
+        from pywebpush import WebPushException, webpush_async
+
+        target = Target.model_validate(job.target)
+        assert target.webpush is not None
+        subs = await self.store.for_target(job.tenant_id, target.webpush.role, target.webpush.user)
+        if "pending" in job.state:
+            subs = {k: v for k, v in subs.items() if k in job.state["pending"]}
+        f = _fields(job, self.link_base)
+        data = orjson.dumps(
+            {
+                "title": f"[{f['severity']}] {f['title']}",
+                "body": render("webpush", f, job.templates),
+                "incident_id": job.incident_id,
+                "site_id": job.event.get("site_id"),
+                "severity": f["severity"],
+                "level": job.event.get("level"),
+                "url": f["link"],
+            }
+        ).decode()
+        vapid = await self.keys.vapid()
+        failed, dropped, sent = [], 0, 0
+        for sub_id, sub in subs.items():
+            try:
+                await webpush_async(
+                    sub["subscription"],
+                    data=data,
+                    vapid_private_key=vapid,
+                    vapid_claims={"sub": self.subject},
+                    ttl=3600,
+                    timeout=10,
+                    aiohttp_session=self.http.session,
+                    headers={"Urgency": "high"},
+                )
+                sent += 1
+            except WebPushException as exc:
+                status = getattr(exc.response, "status", None)
+                if status in (404, 410):
+                    await self.store.remove(job.tenant_id, sub_id)  # expired or unsubscribed
+                    dropped += 1
+                else:
+                    failed.append(sub_id)
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                failed.append(sub_id)
+        job.state["pending"] = failed
+        info = {"sent": sent, "dropped": dropped, "failed": len(failed)}
+        if failed:
+            return Sent(False, None, f"{len(failed)} subscription(s) failed", info=info)
+        return Sent(True, 201 if sent else None, None if sent else "no subscription", info=info)
