@@ -20,6 +20,7 @@ from notify_core.settings import load_settings
 from pipeline.topics import ensure_topics
 from sio_server.auth import mint_token
 from tests.helpers import TEST_SECRET
+from tests.receiver_sinks import ReceiverSinks
 from towerco_notify.embedded_broker import EmbeddedBroker
 from towerco_notify.runtime import Runtime
 
@@ -176,22 +177,77 @@ policies:
 """
 
 
+@pytest_asyncio.fixture(scope="session")
+async def sinks() -> AsyncIterator[ReceiverSinks]:
+    """SMTP, chat, PagerDuty and Web Push stand-ins (tests/receiver_sinks.py)."""
+    found = ReceiverSinks()
+    await found.start()
+    yield found
+    await found.stop()
+
+
+RECEIVER_POLICIES = """\
+  - name: receivers
+    match: {{severities: [critical, major], sites: [rcv-site]}}
+    templates:
+      email_subject: "NOC page: $title at $site, level $level"
+    levels:
+      - wait: 300ms
+        targets:
+          - oncall: true
+          - email: oncall@example.com
+          - slack: {{url_file: {dir}/slack-url}}
+          - teams: {{url_file: {dir}/teams-url}}
+          - pagerduty: {{routing_key_file: {dir}/pd-key}}
+          - webpush: {{role: oncall}}
+  - name: receiver-down
+    match: {{severities: [critical], sites: [rcv-down-site]}}
+    levels:
+      - wait: 300ms
+        targets:
+          - teams: {{url_file: {dir}/down-url}}
+          - slack: {{url_file: {dir}/slack-url}}
+"""
+
+
 @pytest.fixture(scope="session")
-def config_dir(tmp_path_factory: pytest.TempPathFactory, hooks: HookReceiver) -> Any:
+def config_dir(
+    tmp_path_factory: pytest.TempPathFactory, hooks: HookReceiver, sinks: ReceiverSinks
+) -> Any:
     from towerco_notify.embedded_broker import free_port
 
     path = tmp_path_factory.mktemp("config")
     (path / "thresholds.yaml").write_text(TEST_THRESHOLDS)
+    for name, value in {
+        "slack-url": f"{sinks.base}/slack",
+        "teams-url": f"{sinks.base}/teams",
+        "down-url": f"{sinks.base}/down/teams",
+        "pd-key": "R0UT1NGKEY",
+    }.items():
+        (path / name).write_text(value + "\n")
     (path / "escalation.yaml").write_text(
         escalation_policies(hooks.port, free_port()).replace("/flaky/{}", "/flaky/hook")
+        + RECEIVER_POLICIES.format(dir=path)
     )
     return path
 
 
 @pytest_asyncio.fixture(scope="session")
-async def daemon(broker: str, redis_url: str, config_dir: Any) -> AsyncIterator[Runtime]:
+async def daemon(
+    broker: str, redis_url: str, config_dir: Any, sinks: ReceiverSinks
+) -> AsyncIterator[Runtime]:
     """`run` mode against the session broker and Redis: the whole path in one process."""
-    runtime = Runtime(daemon_settings(broker, redis_url, config_dir=config_dir), mode="run")
+    settings = daemon_settings(
+        broker,
+        redis_url,
+        config_dir=config_dir,
+        smtp_url=f"smtp://127.0.0.1:{sinks.smtp_port}",
+        smtp_from="noc@towerco.example",
+        pagerduty_url=f"{sinks.base}/pd",
+        receiver_attempts=3,
+        public_url="http://noc.example:8080",
+    )
+    runtime = Runtime(settings, mode="run")
     await runtime.start()
     await runtime.wait_ready(60)
     yield runtime
