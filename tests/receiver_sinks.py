@@ -60,7 +60,7 @@ class _Mailbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[dict[str, Any]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.envelopes.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos)})
         self.messages.append(
             message_from_bytes(envelope.original_content, policy=policy.default)  # type: ignore[arg-type]
