@@ -102,7 +102,9 @@ class Settings(BaseSettings):
         "(default: generated once, kept in Redis)",
     )
     vapid_subject: str = Field(
-        default="mailto:noc@localhost", description="Web Push VAPID `sub` claim (mailto: or URL)"
+        default="mailto:noc@localhost",
+        pattern=r"^(mailto:[^@\s]+@[A-Za-z0-9.\-]+|https://\S+)$",
+        description="Web Push VAPID `sub` claim: mailto:address or an https URL",
     )
     public_url: str | None = Field(
         default=None,

@@ -41,7 +41,8 @@ INCIDENTS_DEFAULT, INCIDENTS_MAX = 1000, 50_000
 # (a token in its localStorage must not be reachable by injected or framing content).
 DASHBOARD_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "img-src 'self' data:; connect-src 'self'; worker-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; "
     "form-action 'self'; object-src 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -502,6 +503,8 @@ class HttpApi:
             "notify-client.d.ts": "application/typescript",
             "dashboard.js": "application/javascript",
             "dashboard-transports.js": "application/javascript",
+            "dashboard-push.js": "application/javascript",
+            "sw.js": "application/javascript",
             "dashboard.css": "text/css",
         }
         if name not in allowed:

@@ -74,6 +74,7 @@ class ReceiverSinks:
         self.requests: list[dict[str, Any]] = []  # {path, headers, json | body}
         self.browsers: dict[str, Browser] = {}  # push endpoint name -> its keys
         self.pushed: list[dict[str, Any]] = []  # {name, claims, data}
+        self.flags: set[str] = set()
         self.mailbox = _Mailbox()
         self.smtp_port = free_port()
         self._smtp = Controller(self.mailbox, hostname="127.0.0.1", port=self.smtp_port)
@@ -100,8 +101,13 @@ class ReceiverSinks:
         self.requests.append(entry)
         if request.path.startswith("/down"):
             return web.Response(status=503, text="down for maintenance")
-        if request.path == "/pd":
-            key = entry.get("json", {}).get("dedup_key")
+        key = entry.get("json", {}).get("dedup_key") if "json" in entry else None
+        if request.path == "/pd-flaky" and f"refused:{key}" not in self.flags:
+            self.flags.add(f"refused:{key}")  # the first event of each incident: 503
+            entry["status"] = 503
+            return web.Response(status=503, text="try later")
+        if request.path.startswith("/pd"):
+            entry["status"] = 202
             return web.json_response({"status": "success", "dedup_key": key}, status=202)
         return web.Response(status=200, text="ok")
 

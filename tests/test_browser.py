@@ -26,11 +26,11 @@ class Browser:
         self.proc = proc
 
     @classmethod
-    async def start(cls) -> Browser:
+    async def start(cls, permissions: list[str] | None = None) -> Browser:
         proc = await asyncio.create_subprocess_exec(
             node_bin(),
             str(NODE_DIR / "browser.mjs"),
-            json.dumps({"executable": CHROMIUM}),
+            json.dumps({"executable": CHROMIUM, "permissions": permissions}),
             cwd=str(NODE_DIR),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -183,5 +183,54 @@ async def test_toasts_unread_badge_mute_and_sparklines(base_url, produce, token)
                 break
             await asyncio.sleep(0.1)
         assert "-80" in text
+    finally:
+        await browser.close()
+
+
+async def test_a_critical_incident_raises_an_os_notification_while_the_tab_is_hidden(
+    base_url, produce, token
+):
+    tenant = new_tenant()
+    browser = await Browser.start(permissions=["notifications"])
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token(tenant, 'noc-push')}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await browser.do("click", selector="#push")
+        await browser.do("wait", selector="#push[data-state]")
+        state = await browser.do("eval", js="() => document.querySelector('#push').dataset.state")
+        # headless Chromium has no vendor push service: OS notifications while open remain
+        assert state["value"] in ("subscribed", "notifications-only")
+        registered = await browser.do(
+            "eval",
+            js="async () => { const r = await navigator.serviceWorker.getRegistration('/static/');"
+            " return !!r && !!(r.active || r.installing || r.waiting); }",
+        )
+        assert registered["value"] is True
+        shown = (
+            "async () => { const r = await navigator.serviceWorker.getRegistration('/static/');"
+            " return (await r.getNotifications()).map((n) => n.title); }"
+        )
+        # the tab is visible: the screen shows the incident, no OS notification
+        await produce(
+            TOPIC_ALERTS, alert(tenant, "N-1", "critical", site="s1", title="Seen on screen")
+        )
+        await browser.do("wait", selector="#incidents li[data-id='N-1']")
+        await asyncio.sleep(0.5)
+        assert (await browser.do("eval", js=shown))["value"] == []
+        await browser.do(
+            "eval",
+            js="() => { Object.defineProperty(document, 'visibilityState', "
+            "{ value: 'hidden', configurable: true }); return true; }",
+        )
+        await produce(TOPIC_ALERTS, alert(tenant, "N-2", "critical", site="s1", title="Tower down"))
+        await produce(TOPIC_ALERTS, alert(tenant, "N-3", "minor", site="s1", title="Door open"))
+        await browser.do("wait", selector="#incidents li[data-id='N-3']")
+        titles: list[str] = []
+        for _ in range(50):
+            titles = (await browser.do("eval", js=shown))["value"]
+            if titles:
+                break
+            await asyncio.sleep(0.1)
+        assert titles == ["[critical] Tower down"]  # a minor one stays on the screen only
     finally:
         await browser.close()

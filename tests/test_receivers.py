@@ -246,3 +246,81 @@ def test_templates_and_backoff():
     assert render("slack", fields, {"slack": "$title costs $$5"}) == "Mains costs $5"
     waits = [backoff_s(n, 1.0, 20.0) for n in range(1, 8)]
     assert waits == [1, 2, 4, 8, 16, 20, 20]  # doubling, capped
+
+
+PD_POLICY = """\
+policies:
+  - name: pd
+    match: {{severities: [critical]}}
+    levels:
+      - wait: 500ms
+        targets:
+          - oncall: true
+          - pagerduty: {{routing_key_file: {key}}}
+"""
+
+
+async def test_a_trigger_refused_before_its_sender_is_killed_is_sent_once_by_the_survivor(
+    broker, redis_url, token, tmp_path, sinks
+):
+    """Two pipeline processes, PagerDuty answers the first trigger 503: the process that
+    tried is SIGKILLed during its backoff; the other takes the durable job over and
+    PagerDuty accepts exactly one trigger (and the level fired once)."""
+    from tests.test_processes import cluster_env, spawn, stop, wait_ready
+    from towerco_notify.embedded_broker import free_port
+
+    (tmp_path / "pd-key").write_text("KILLTESTKEY")
+    (tmp_path / "escalation.yaml").write_text(PD_POLICY.format(key=tmp_path / "pd-key"))
+    env = cluster_env(
+        broker,
+        redis_url,
+        "pd",
+        NOTIFY_CONFIG_DIR=str(tmp_path),
+        NOTIFY_PAGERDUTY_URL=f"{sinks.base}/pd-flaky",
+    )
+    ports = [free_port(), free_port()]
+    procs = [await spawn("pipeline", "--http-port", str(p), env=env) for p in ports]
+    tenant = new_tenant()
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_ready(port, proc)
+        import orjson
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=broker)
+        await producer.start()
+        await producer.send_and_wait(
+            TOPIC_ALERTS, orjson.dumps(alert(tenant, "K-1", site="k-site")), key=tenant.encode()
+        )
+        await producer.stop()
+        dedup = f"towerco-notify/{tenant}/K-1"
+
+        def triggers() -> list[dict[str, Any]]:
+            return [r for r in sinks.of("/pd-flaky") if r["json"].get("dedup_key") == dedup]
+
+        await eventually(lambda: triggers(), timeout=30)  # the first, refused
+        tl = await eventually(
+            lambda: _deliveries(f"http://127.0.0.1:{ports[0]}", token(tenant), "K-1", 1), 10
+        )
+        sender_pid = int(tl[0]["process"].rsplit(":", 1)[1])
+        (victim,) = [p for p in procs if p.pid == sender_pid]
+        victim.kill()  # SIGKILL during its backoff: the job is only in the outbox
+        await victim.wait()
+        survivor = ports[procs.index(victim) ^ 1]
+        await eventually(lambda: len(triggers()) >= 2, timeout=30)
+        await asyncio.sleep(2.0)  # anything more would be a duplicate
+        found = triggers()
+        assert [r["status"] for r in found] == [503, 202]
+        assert all(r["json"]["event_action"] == "trigger" for r in found)
+        entries = await _deliveries(f"http://127.0.0.1:{survivor}", token(tenant), "K-1", 2)
+        assert entries is not None
+        assert [(e["attempt"], e["ok"]) for e in entries] == [(1, False), (2, True)]
+        assert entries[1]["process"] != entries[0]["process"]
+        _, body = await call(
+            "GET", f"http://127.0.0.1:{survivor}/api/v1/incidents/K-1/timeline", token(tenant)
+        )
+        assert [e["level"] for e in body["timeline"] if e["kind"] == "notified"] == [1]
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                await stop(proc)

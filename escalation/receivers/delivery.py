@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -131,6 +133,7 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._busy: set[str] = set()
+        self.process = f"{socket.gethostname()}:{os.getpid()}"  # who sent, in the timeline
 
     def wake(self) -> None:
         self._woken.set()
@@ -220,6 +223,7 @@ class DeliveryWorker:
             "receiver": job.type,
             "target": Target.model_validate(job.target).describe(),
             "attempt": job.attempts,
+            "process": self.process,
             "ok": sent.ok,
             "status": sent.status,
             **sent.info,

@@ -308,6 +308,8 @@ class WebPushSender:
                     failed.append(sub_id)
             except (aiohttp.ClientError, TimeoutError, OSError):
                 failed.append(sub_id)
+            except Exception as exc:  # the key or the claims (configuration): not retried
+                return Sent(False, None, f"{type(exc).__name__}: {exc}", retry=False)
         job.state["pending"] = failed
         info = {"sent": sent, "dropped": dropped, "failed": len(failed)}
         if failed:

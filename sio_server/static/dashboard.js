@@ -162,7 +162,7 @@
       // a suppressed incident (maintenance, silence, inhibition) is shown quietly
       const loud = !replaying && !ev.suppressed;
       if (loud && (ev.priority === "critical" || ev.priority === "major")) toast(ev);
-      if (loud && ev.priority === "critical") beep();
+      if (loud && ev.priority === "critical") { beep(); window.TowercoPush.notify(ev).catch(() => {}); }
       if (ev.requires_acknowledgment) socket.emit("received", { id: ev.id }, () => {});
     },
     incident_update(ev) {
@@ -299,6 +299,12 @@
   }
   $("filter-mine").onchange = (e) => { filter.mine = e.target.checked; applyFilters(); };
   $("filter-text").oninput = (e) => { filter.text = e.target.value.trim().toLowerCase(); applyFilters(); };
+  $("push").onclick = async () => {
+    const b = $("push"); b.disabled = true;
+    const state = await window.TowercoPush.enable(authToken).catch(() => "unsupported");
+    b.dataset.state = state; b.disabled = false;
+    b.textContent = { subscribed: "notifying", "notifications-only": "notify (while open)", denied: "notifications blocked", unsupported: "no notifications" }[state] || state;
+  };
   $("mute").onclick = () => { muted = !muted; localStorage.setItem("towerco.muted", muted ? "1" : "0"); renderMute(); };
   renderMute(); renderUnread();
   $("signin-form").onsubmit = (e) => { e.preventDefault(); const t = $("token-input").value.trim(); if (t) { localStorage.setItem("towerco.token", t); connect(t); } };
