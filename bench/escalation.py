@@ -30,7 +30,6 @@ from escalation.engine import EscalationEngine  # noqa: E402
 from escalation.policy import Policy  # noqa: E402
 from escalation.scheduler import TimerScheduler  # noqa: E402
 from escalation.store import RedisEscalationStore  # noqa: E402
-from escalation.webhooks import WebhookSender  # noqa: E402
 from notify_core.timeline import RedisTimeline  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -56,17 +55,14 @@ async def main() -> None:
         {"name": "b", "levels": [{"wait": args.wait, "targets": [{"oncall": True}]}]}
     )
     scheduler = TimerScheduler(REDIS_URL, prefix)
-    webhooks = WebhookSender(b"x")
     engine = EscalationEngine(
         [policy],
         RedisEscalationStore(redis, prefix),
         RedisTimeline(redis, prefix),
         publish,
         scheduler,
-        webhooks,
     )
     jobs.install(engine)
-    await webhooks.start()
     await scheduler.start()
     scheduler.activate()
     t0 = time.perf_counter()
@@ -94,7 +90,6 @@ async def main() -> None:
         f"max {ordered[-1] * 1000:.0f} ms"
     )
     await scheduler.stop()
-    await webhooks.stop()
     async for key in redis.scan_iter(match=f"{prefix}*"):
         await redis.delete(key)
     await redis.aclose()

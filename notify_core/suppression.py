@@ -114,31 +114,71 @@ class State(NamedTuple):
     site_down: bool = True  # the shipped inhibition rule (suppression.yaml `inhibit`)
 
 
-def mutes(n: Notice, state: State, now: float) -> Muted | None:
-    """Why `n` is quiet at `now` (the first reason, in the module doc's order), or None."""
-    site = n.site_id
-    status = state.site_status.get((n.tenant_id, site)) if site else None
-    if site is not None:
-        if status == "maintenance":
-            return Muted("maintenance", f"status:{site}", None)
-        ends = [
-            (until, w.id)
-            for w in state.windows
-            if w.tenant_id == n.tenant_id
-            and site in w.site_ids
-            and (until := w.active_until(now)) is not None
+class Index:
+    """A `State` arranged for the alert path: windows by (tenant, site), silences by
+    (tenant, site matcher) and by tenant, so one decision looks only at what can apply
+    (measured: 730 µs -> a few µs with 1 000 windows and 1 000 silences,
+    docs/performance.md). Built once per change of windows, silences or config; site
+    statuses are read from the state's dict as they are."""
+
+    __slots__ = ("_silences_at", "_silences_for", "_silences_of", "_windows_at", "state")
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._windows_at: dict[tuple[str, str], list[Window]] = {}
+        for w in state.windows:
+            for site in w.site_ids:
+                self._windows_at.setdefault((w.tenant_id, site), []).append(w)
+        self._silences_at: dict[tuple[str, str], list[Silence]] = {}
+        self._silences_for: dict[tuple[str, str], list[Silence]] = {}  # by incident id
+        self._silences_of: dict[str, list[Silence]] = {}  # neither: the tenant's
+        for sl in state.silences:
+            site, incident = sl.matchers.get("site_id"), sl.matchers.get("incident_id")
+            if site is not None:
+                self._silences_at.setdefault((sl.tenant_id, site), []).append(sl)
+            elif incident is not None:
+                self._silences_for.setdefault((sl.tenant_id, incident), []).append(sl)
+            else:
+                self._silences_of.setdefault(sl.tenant_id, []).append(sl)
+
+    def mutes(self, n: Notice, now: float) -> Muted | None:
+        """Why `n` is quiet at `now` (the first reason, in the module doc's order), or None."""
+        site, tenant = n.site_id, n.tenant_id
+        status = self.state.site_status.get((tenant, site)) if site else None
+        if site is not None:
+            if status == "maintenance":
+                return Muted("maintenance", f"status:{site}", None)
+            ends = [
+                (until, w.id)
+                for w in self._windows_at.get((tenant, site), ())
+                if (until := w.active_until(now)) is not None
+            ]
+            if ends:
+                until, ident = max(ends)  # overlapping windows: quiet until the last ends
+                return Muted("maintenance", ident, until)
+        found = [
+            sl
+            for group in (
+                self._silences_of.get(tenant, ()),
+                self._silences_for.get((tenant, n.incident_id), ()),
+                self._silences_at.get((tenant, site), ()) if site is not None else (),
+            )
+            for sl in group
+            if sl.matches(n, now)
         ]
-        if ends:
-            until, ident = max(ends)  # overlapping windows: quiet until the last ends
-            return Muted("maintenance", ident, until)
-    found = [s for s in state.silences if s.matches(n, now)]
-    if found:
-        latest = max(found, key=lambda s: s.ends_at)
-        return Muted("silence", latest.id, latest.ends_at)
-    if (
-        state.site_down
-        and status == "down"
-        and (n.source == "threshold" or n.severity != "critical")
-    ):
-        return Muted("inhibition", f"site-down:{site}", None)
-    return None
+        if found:
+            latest = max(found, key=lambda sl: sl.ends_at)
+            return Muted("silence", latest.id, latest.ends_at)
+        if (
+            self.state.site_down
+            and status == "down"
+            and (n.source == "threshold" or n.severity != "critical")
+        ):
+            return Muted("inhibition", f"site-down:{site}", None)
+        return None
+
+
+def mutes(n: Notice, state: State, now: float) -> Muted | None:
+    """Why `n` is quiet at `now` (the first reason, in the module doc's order), or None.
+    The pure decision; the stores keep an `Index` of their state between changes."""
+    return Index(state).mutes(n, now)

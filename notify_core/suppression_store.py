@@ -17,7 +17,7 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core.snapshot_follower import UNCHANGED, FollowedSnapshot
-from notify_core.suppression import Muted, Notice, Silence, State, Window, mutes
+from notify_core.suppression import Index, Muted, Notice, Silence, State, Window
 from notify_core.suppression_config import Suppression
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,17 @@ class SuppressionStore(FollowedSnapshot):
         self._windows: dict[str, Window] = {}  # "tenant:id" -> window (API-made)
         self._silences: dict[str, Silence] = {}
         self._status: dict[tuple[str, str], str] = {}
-        self.config: Suppression = Suppression()  # config/suppression.yaml, swapped on reload
+        self._config: Suppression = Suppression()
+        self._index: Index | None = None  # of the state, rebuilt after a change
+
+    @property
+    def config(self) -> Suppression:
+        """config/suppression.yaml (windows, inhibition), swapped on reload."""
+        return self._config
+
+    @config.setter
+    def config(self, value: Suppression) -> None:
+        self._config, self._index = value, None
 
     # -- deciding ------------------------------------------------------------------
     def state(self) -> State:
@@ -64,7 +74,11 @@ class SuppressionStore(FollowedSnapshot):
         return State(self._status, windows, tuple(self._silences.values()), self.config.site_down)
 
     def mutes(self, n: Notice, now: float | None = None) -> Muted | None:
-        return mutes(n, self.state(), time.time() if now is None else now)
+        """The pure decision (`notify_core.suppression`) on the current snapshot."""
+        index = self._index
+        if index is None:
+            index = self._index = Index(self.state())
+        return index.mutes(n, time.time() if now is None else now)
 
     def windows(self, tenant: str) -> list[Window]:
         every = (*self._windows.values(), *self.config.windows)
@@ -84,14 +98,17 @@ class SuppressionStore(FollowedSnapshot):
     async def put_window(self, w: Window) -> None:
         await self._set(f"w:{w.tenant_id}:{w.id}", window_to_json(w))
         self._windows[f"{w.tenant_id}:{w.id}"] = w
+        self._index = None
 
     async def put_silence(self, s: Silence) -> None:
         await self._set(f"s:{s.tenant_id}:{s.id}", orjson.dumps(s._asdict()))
         self._silences[f"{s.tenant_id}:{s.id}"] = s
+        self._index = None
 
     async def delete(self, kind: str, tenant: str, ident: str) -> bool:
         table: dict[str, Any] = self._windows if kind == "w" else self._silences
         found = table.pop(f"{tenant}:{ident}", None) is not None
+        self._index = None
         if self._redis is not None:
             pipe = self._redis.pipeline(transaction=True)
             pipe.hdel(self._hash, f"{kind}:{tenant}:{ident}")
@@ -136,4 +153,5 @@ class SuppressionStore(FollowedSnapshot):
             tenant, site = field.decode().split("/", 1)
             status[(tenant, site)] = value.decode()
         self._windows, self._silences, self._status = windows, silences, status
+        self._index = None
         self._version = version

@@ -228,3 +228,168 @@ async def test_a_storm_at_one_site_is_one_page_listing_every_incident(base_url, 
         assert len(client.events("escalation")) == 1, "acknowledging every incident stopped it"
     finally:
         await client.close()
+
+
+async def test_explain_says_what_quiets_an_incident_on_the_live_state(
+    base_url, token, daemon, redis_url
+):
+    """`explain --site` decides on the running deployment's windows and silences (Redis)."""
+    import subprocess
+
+    from tests.helpers import cli_env, python_bin
+
+    tenant = new_tenant()
+    op = token(tenant, "op", ["operator"])
+    status, silence = await _http(
+        base_url,
+        op,
+        "POST",
+        "/api/v1/silences",
+        {"matchers": {"site_id": "ex-1"}, "ends_at": "2099-01-01T00:00:00Z", "comment": "works"},
+    )
+    assert status == 201
+
+    def explain(site: str) -> str:
+        done = subprocess.run(
+            [
+                python_bin(), "-m", "towerco_notify.cli", "explain", "--tenant", tenant,
+                "--site", site, "--severity", "major", "--redis-url", redis_url,
+                "--redis-prefix", daemon.settings.redis_prefix,
+                "--config-dir", str(daemon.settings.config_dir),
+            ],
+            capture_output=True, text=True, env=cli_env(), timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    quiet = explain("ex-1")
+    assert f"suppressed by silence ({silence['id']}) until 2099-01-01T00:00:00Z" in quiet
+    assert "not suppressed" in explain("ex-2")  # the other site pages
+
+
+def test_the_index_decides_as_a_scan_of_every_window_and_silence():
+    """Property: the indexed decision (what the stores use) equals a plain scan."""
+    from notify_core.suppression import Index
+
+    sites = ["s1", "s2", "s3"]
+    windows = st.builds(
+        lambda i, ss, a, d: Window(f"w{i}", "t", frozenset(ss), a, a + d),
+        st.integers(0, 5), st.sets(st.sampled_from(sites), min_size=1), st.integers(0, 100),
+        st.integers(1, 100),
+    )  # fmt: skip
+    silences = st.builds(
+        lambda i, m, a, d: Silence(f"x{i}", "t", m, a, a + d),
+        st.integers(0, 5),
+        st.dictionaries(
+            st.sampled_from(["site_id", "incident_id", "severity"]),
+            st.sampled_from(["s1", "I1", "minor"]),
+            max_size=2,
+        ),
+        st.integers(0, 100), st.integers(1, 100),
+    )  # fmt: skip
+
+    @given(
+        st.lists(windows, max_size=4), st.lists(silences, max_size=4),
+        st.sampled_from([None, "s1", "s2"]), st.sampled_from(["I1", "I2"]),
+        st.sampled_from(["minor", "critical"]), st.integers(0, 200),
+    )  # fmt: skip
+    def check(ws, xs, site, incident, severity, now):
+        state = State({("t", "s2"): "down"}, tuple(ws), tuple(xs))
+        n = Notice("t", incident, site, severity)
+        got = Index(state).mutes(n, now)
+        covering = [(w.active_until(now), w.id) for w in ws if site in w.site_ids]
+        covering = [c for c in covering if c[0] is not None]
+        if site is not None and covering:
+            assert got is not None and got.by == "maintenance"
+            assert (got.until, got.id) == max(covering)
+            return
+        matching = [x for x in xs if x.matches(n, now)]
+        if matching:
+            assert got is not None and got.by == "silence"
+            assert got.until == max(x.ends_at for x in matching)
+            return
+        if site == "s2" and severity != "critical":
+            assert got is not None and got.by == "inhibition"
+        else:
+            assert got is None
+
+    check()
+
+
+MAINT_POLICY = """\
+policies:
+  - name: one-level
+    match: {severities: [critical]}
+    levels:
+      - {wait: 1s, targets: [{oncall: true}]}
+"""
+
+
+async def test_holder_killed_while_a_window_ends_one_level_1_afterwards(
+    broker, redis_url, token, tmp_path
+):
+    """Two pipelines share Redis; a critical incident arrives in a maintenance window, the
+    scheduler holder is SIGKILLed before the window ends: the survivor takes the chain
+    over and level 1 fires exactly once after the window."""
+    from tests.test_processes import _metric_value, cluster_env, spawn, stop, wait_ready
+    from towerco_notify.embedded_broker import free_port
+
+    (tmp_path / "escalation.yaml").write_text(MAINT_POLICY)
+    env = cluster_env(broker, redis_url, "maint", NOTIFY_CONFIG_DIR=str(tmp_path))
+    ports = [free_port(), free_port()]
+    procs = [await spawn("pipeline", "--http-port", str(p), env=env) for p in ports]
+    tenant = new_tenant()
+    op = token(tenant, "op", ["operator", "oncall"])
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_ready(port, proc)
+        leaders = []
+        for _ in range(50):
+            values = [await _metric_value(p, "notify_escalation_leader") for p in ports]
+            leaders = [i for i, v in enumerate(values) if v == 1.0]
+            if leaders:
+                break
+            await asyncio.sleep(0.2)
+        assert len(leaders) == 1
+        holder, survivor = leaders[0], 1 - leaders[0]
+        base = f"http://127.0.0.1:{ports[survivor]}"
+        ends = datetime.now(UTC).timestamp() + 8
+        status, _ = await _http(
+            base, op, "POST", "/api/v1/maintenance", {"site_ids": ["mk-1"], "ends_at": ends}
+        )
+        assert status == 201
+        await asyncio.sleep(1.5)
+        import orjson
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=broker)
+        await producer.start()
+        await producer.send_and_wait(
+            TOPIC_ALERTS, orjson.dumps(alert(tenant, "MK-1", site="mk-1")), key=tenant.encode()
+        )
+        await producer.stop()
+
+        async def kinds() -> list[str]:
+            _, body = await _http(base, op, "GET", "/api/v1/incidents/MK-1/timeline")
+            return [e["kind"] for e in body.get("timeline", [])]
+
+        for _ in range(100):  # held back by the window (the level was due after 1 s)
+            if "suppressed" in await kinds():
+                break
+            await asyncio.sleep(0.1)
+        assert "notified" not in await kinds()
+        procs[holder].kill()  # SIGKILL while suppressed, before the window ends
+        await procs[holder].wait()
+        for _ in range(300):
+            if "notified" in await kinds():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3.0)  # anything more would be a second level 1
+        found = await kinds()
+        assert found.count("notified") == 1, found
+        assert found.index("suppression_ended") < found.index("notified")
+        assert datetime.now(UTC).timestamp() >= ends
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                await stop(proc)

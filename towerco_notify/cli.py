@@ -18,7 +18,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from notify_core.settings import Settings, SettingsError, env_name, flag_name, load_settings
-from towerco_notify import admin_cli, backtest_cli
+from towerco_notify import admin_cli, backtest_cli, explain_cli
 
 log = logging.getLogger("towerco_notify")
 
@@ -150,17 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "present); report every error with file, line, rule and field.",
     )
     chk.add_argument("config_dir", nargs="?", default=os.environ.get("NOTIFY_CONFIG_DIR", "config"))
-    exp = sub.add_parser(
-        "explain",
-        help="show the effective rule and the level a value yields",
-        description="Resolve defaults -> tenant -> site for one KPI and "
-        "evaluate one value against it.",
-    )
-    exp.add_argument("--config-dir", default=os.environ.get("NOTIFY_CONFIG_DIR", "config"))
-    exp.add_argument("--tenant", required=True)
-    exp.add_argument("--site", default=None)
-    exp.add_argument("--kpi", required=True)
-    exp.add_argument("--value", required=True, type=float)
+    explain_cli.add_parser(sub)
     backtest_cli.add_parser(sub)
     admin_cli.add_parsers(sub)
     return parser
@@ -181,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check-config":
             return _check_config(args)
         if args.command == "explain":
-            return _explain(args)
+            return explain_cli.run(args)
         if args.command == "backtest":
             return backtest_cli.run(args)
         if args.command == "revoke":
@@ -245,41 +235,6 @@ def _check_config(args: argparse.Namespace) -> int:
         n = len(report["errors"])
         print(f"check-config: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
     return 0 if ok else 1
-
-
-def _explain(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, load_rules
-    from pipeline.thresholds import evaluate
-
-    try:
-        rules = load_rules(Path(args.config_dir) / THRESHOLDS_FILE)
-    except ConfigInvalid as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    rule = rules.effective(args.tenant, args.site, args.kpi)
-    where = f"tenant {args.tenant}" + (f", site {args.site}" if args.site else "")
-    if rule is None:
-        print(f"{args.kpi} for {where}: no rule; the value passes through untouched")
-        return 0
-    print(f"{args.kpi} for {where}: rule {rule.rule_id}")
-    for key, value in rule.as_dict().items():
-        if key not in ("rule_id", "kpi") and value not in (None, ""):
-            print(f"  {key:16} {value}")
-    level = rule.level_of(args.value)
-    verdict = level or (
-        "ok (past clear)"
-        if rule.past_clear(args.value)
-        else "ok (inside the hysteresis band: a firing alert would stay)"
-    )
-    print(f"value {args.value:g} -> {verdict}")
-    if level and rule.for_s:
-        print(f"  fires once sustained for {rule.for_s:g}s (pending until then)")
-    _, transitions = evaluate(rule, None, args.value, 0.0)
-    for t in transitions:
-        print(f"  from ok, one sample fires: {t.level} (threshold {t.record()['threshold']})")
-    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
