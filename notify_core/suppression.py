@@ -127,8 +127,8 @@ class Index:
         self.state = state
         self._windows_at: dict[tuple[str, str], list[Window]] = {}
         for w in state.windows:
-            for site in w.site_ids:
-                self._windows_at.setdefault((w.tenant_id, site), []).append(w)
+            for covered in w.site_ids:
+                self._windows_at.setdefault((w.tenant_id, covered), []).append(w)
         self._silences_at: dict[tuple[str, str], list[Silence]] = {}
         self._silences_for: dict[tuple[str, str], list[Silence]] = {}  # by incident id
         self._silences_of: dict[str, list[Silence]] = {}  # neither: the tenant's
