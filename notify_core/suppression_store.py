@@ -88,6 +88,10 @@ class SuppressionStore(FollowedSnapshot):
         now = time.time() if now is None else now
         return [s for s in self._silences.values() if s.tenant_id == tenant and s.ends_at > now]
 
+    def site_statuses(self, tenant: str) -> dict[str, str]:
+        """The last status each site of `tenant` reported (`towerco.sites.status`)."""
+        return {site: status for (t, site), status in self._status.items() if t == tenant}
+
     def window(self, tenant: str, ident: str) -> Window | None:
         return self._windows.get(f"{tenant}:{ident}")
 

@@ -214,6 +214,16 @@ class VapidPublicKey(BaseModel):
     public_key: str
 
 
+class SiteView(BaseModel):
+    site_id: str
+    status: str | None
+    maintenance: dict[str, Any] | None
+
+
+class SiteList(BaseModel):
+    sites: list[SiteView]
+
+
 class Route(NamedTuple):
     method: str
     path: str
@@ -291,6 +301,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/silences", "Silence what matches", Created, SilenceBody),
     Route("GET", "/api/v1/silences", "Silences", SilenceList),
     Route("DELETE", "/api/v1/silences/{id}", "Expire a silence", Deleted),
+    Route("GET", "/api/v1/sites", "The tenant's sites: status, maintenance now", SiteList),
     Route("GET", "/api/v1/push/vapid-public-key", "Web Push application key", VapidPublicKey),
     Route(
         "POST",

@@ -504,6 +504,9 @@ class HttpApi:
             "dashboard.js": "application/javascript",
             "dashboard-transports.js": "application/javascript",
             "dashboard-push.js": "application/javascript",
+            "dashboard-list.js": "application/javascript",
+            "dashboard-detail.js": "application/javascript",
+            "dashboard-ops.js": "application/javascript",
             "sw.js": "application/javascript",
             "dashboard.css": "text/css",
         }

@@ -23,9 +23,9 @@
     } catch { /* no audio device: the toast still shows */ }
   }
   function renderMute() { $("mute").textContent = muted ? "sound off" : "sound on"; $("mute").dataset.muted = muted ? "1" : "0"; }
-  function renderUnread() {
+  function renderUnread(now) {
     const b = $("unread"); b.textContent = `${unseen.size} unread`; b.classList.toggle("none", unseen.size === 0);
-    for (const li of document.querySelectorAll("#incidents li")) li.classList.toggle("unseen", unseen.has(li.dataset.id));
+    if (now) list.now(); else list.refresh();
   }
   // A burst (a storm at a site) folds into one summary toast instead of a wall of them.
   const burst = { events: [], timer: null };
@@ -59,13 +59,18 @@
     const hay = `${inc.title} ${inc.site_id || ""} ${inc.incident_id}`.toLowerCase();
     return !filter.text || hay.includes(filter.text);
   }
-  function applyFilters() {
-    for (const li of document.querySelectorAll("#incidents li")) {
-      const inc = incidents.get(li.dataset.id);
-      li.hidden = !!inc && !visibleInList(inc);
-    }
+  function applyFilters() { list.now(); }  // a user action: at once
+  const STATUS_RANK = { open: 0, snoozed: 1, acknowledged: 2, resolved: 3 };
+  const SEV_RANK = { critical: 0, major: 1, minor: 2, warning: 3, info: 4 };
+  let arrival = 0;
+  // open first, then the worst severity, then the newest
+  function compare(a, b) {
+    return (STATUS_RANK[a.status] ?? 9) - (STATUS_RANK[b.status] ?? 9) || (SEV_RANK[a.severity] ?? 9) - (SEV_RANK[b.severity] ?? 9) ||
+      (b.seq || 0) - (a.seq || 0);
   }
+  let selected = null;
   let me = null;
+  let deepLink = null;  // #incident=<id>: a page's link opens that incident
 
   const hash = new URLSearchParams(location.hash.slice(1));
   // `#transport=polling` forces Socket.IO's long-polling fallback (proxies that block
@@ -75,6 +80,7 @@
   function tokenFromPage() {
     const fromHash = hash.get("token");
     if (fromHash) { localStorage.setItem("towerco.token", fromHash); history.replaceState(null, "", location.pathname + (hash.get("transport") ? "#transport=" + hash.get("transport") : "")); }
+    deepLink = hash.get("incident");
     // the token stays out of the address bar and history; localStorage keeps it for reloads
     return fromHash || localStorage.getItem("towerco.token");
   }
@@ -96,9 +102,19 @@
   function el(tag, cls, text) { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
 
   function renderIncident(inc) {
-    let li = document.querySelector(`#incidents li[data-id="${CSS.escape(inc.incident_id)}"]`);
-    if (!li) { li = el("li"); li.dataset.id = inc.incident_id; $("incidents").prepend(li); }
-    li.className = `${inc.severity} ${inc.status}${inc.suppressed ? " suppressed" : ""}`;
+    if (!inc.seq) inc.seq = ++arrival;
+    list.update(inc);
+    if (detail) detail.changed(inc);
+    if (inc.site_id) { const t = sites.get(inc.site_id); if (t) scheduleTiles(); }
+    countSoon();
+  }
+  let countTimer = null;
+  function countSoon() {
+    if (countTimer) return;
+    countTimer = setTimeout(() => { countTimer = null; $("incident-count").textContent = String([...incidents.values()].filter((i) => i.status !== "resolved").length); }, 30);
+  }
+  function renderRow(li, inc) {
+    li.className = `${inc.severity} ${inc.status}${inc.suppressed ? " suppressed" : ""}${unseen.has(inc.incident_id) ? " unseen" : ""}${selected === inc.incident_id ? " selected" : ""}`;
     li.replaceChildren();
     li.append(el("span", "sev", inc.severity));
     const body = el("div");
@@ -110,16 +126,37 @@
     if (inc.status === "open") actions.append(button("Acknowledge", inc, "acknowledge"));
     if (inc.status !== "resolved") actions.append(button("Resolve", inc, "resolve"));
     li.append(actions);
-    li.classList.toggle("unseen", unseen.has(inc.incident_id));
-    li.hidden = !visibleInList(inc);
-    $("incident-count").textContent = String([...incidents.values()].filter((i) => i.status !== "resolved").length);
+    li.onclick = (e) => { if (e.target.tagName !== "BUTTON") { select(inc.incident_id); detail.open(inc); } };
+  }
+  function select(id) { selected = id; list.refresh(); if (id) setTimeout(() => list.reveal(id), 40); }
+  function act(id, action, extra) {
+    return new Promise((resolve) => socket.emit("incident_action", { incident_id: id, action, ...(extra || {}) }, (ack) => resolve(ack)));
+  }
+  async function api(method, path, body) {
+    try {
+      const r = await fetch(path, { method, headers: { Authorization: `Bearer ${authToken}`, "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: r.status, body: await r.json().catch(() => ({})) };
+    } catch { return { status: 0, body: {} }; }
   }
   function button(label, inc, action) {
     const b = el("button", "action-" + action, label);
-    b.onclick = () => socket.emit("incident_action", { incident_id: inc.incident_id, action }, (ack) => {
+    b.onclick = async () => {
+      const ack = await act(inc.incident_id, action);
       if (!ack || !ack.ok) alert("Action failed: " + (ack && ack.error));
-    });
+    };
     return b;
+  }
+  // Site grid: every site known (statuses, windows, incidents, KPIs) with its worst open severity
+  const siteInfo = new Map();
+  let tileTimer = null;
+  function scheduleTiles() { if (!tileTimer) tileTimer = setTimeout(() => { tileTimer = null; for (const id of sites.keys()) renderTile(id); }, 100); }
+  function worstAt(siteId) {
+    let worst = null;
+    for (const inc of incidents.values()) {
+      if (inc.site_id !== siteId || inc.status === "resolved") continue;
+      if (worst === null || (SEV_RANK[inc.severity] ?? 9) < (SEV_RANK[worst] ?? 9)) worst = inc.severity;
+    }
+    return worst;
   }
   function tile(siteId) {
     let t = sites.get(siteId);
@@ -139,8 +176,15 @@
   }
   function renderTile(siteId) {
     const t = tile(siteId);
+    const info = siteInfo.get(siteId) || {};
+    const status = t.status || info.status || "up";
+    const worst = worstAt(siteId);
     t.node.replaceChildren(el("strong", null, siteId));
-    t.node.className = "tile " + (t.status || "up");
+    t.node.className = "tile " + status + (worst ? " worst-" + worst : "") + (info.maintenance ? " in-maintenance" : "");
+    t.node.dataset.status = status;
+    t.node.dataset.worst = worst || "";
+    if (worst) t.node.append(el("span", "worst", worst));
+    if (info.maintenance) t.node.append(el("span", "maint-badge", "maintenance" + (info.maintenance.until ? " until " + new Date(info.maintenance.until).toLocaleTimeString() : "")));
     for (const [name, v] of Object.entries(t.kpis)) {
       const row = el("div", "kpi" + (t.breach && t.breach[name] ? " breach" : ""));
       row.append(el("span", null, name), el("span", null, String(v)));
@@ -170,13 +214,15 @@
       inc.status = ev.status; inc.by = ev.by;
       if ("suppressed" in ev) inc.suppressed = ev.suppressed;
       if ("assignee" in ev) inc.assignee = ev.assignee;
+      inc.snoozed_until = ev.status === "snoozed" ? (ev.until || inc.snoozed_until) : null;
       incidents.set(ev.incident_id, inc); renderIncident(inc); persist();
     },
+    incident_viewers(ev) { detail.viewers(ev); },
     escalation(ev) {
       const b = $("escalation"); b.hidden = false;
       b.textContent = `Escalation level ${ev.level}: ${ev.incident && ev.incident.title ? ev.incident.title : ev.incident_id} is not acknowledged`;
     },
-    site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); },
+    site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); if (ev.status === "maintenance" || t.wasMaint) ops.refresh(); t.wasMaint = ev.status === "maintenance"; },
     presence(ev) { $("presence").textContent = `${ev.users.length} online: ${ev.users.map((u) => u.user_id).join(", ")}`; },
     kpi_update(ev) {
       const t = tile(ev.site_id); Object.assign(t.kpis, ev.kpi_data);
@@ -210,7 +256,7 @@
   async function loadIncidents(replace) {
     let body;
     try {
-      const r = await fetch("/api/v1/incidents", { headers: { Authorization: `Bearer ${authToken}` } });
+      const r = await fetch("/api/v1/incidents?limit=20000", { headers: { Authorization: `Bearer ${authToken}` } });
       if (!r.ok) return;
       body = await r.json();
     } catch { return; }
@@ -220,16 +266,14 @@
       const known = incidents.get(inc.incident_id) || {};
       incidents.set(inc.incident_id, { ...known, incident_id: inc.incident_id, title: inc.title || known.title || inc.incident_id,
         severity: inc.severity, site_id: inc.site_id, status: inc.status, by: inc.acknowledged_by || known.by,
-        assignee: inc.assignee, suppressed: inc.suppressed });
+        assignee: inc.assignee, suppressed: inc.suppressed, snoozed_until: inc.snoozed_until, opened_at: inc.opened_at });
       renderIncident(incidents.get(inc.incident_id));
       if (inc.site_id) tile(inc.site_id);
     }
     if (replace) {
       for (const id of [...incidents.keys()]) {
         if (listed.has(id)) continue;
-        incidents.delete(id); unseen.delete(id);
-        const li = document.querySelector(`#incidents li[data-id="${CSS.escape(id)}"]`);
-        if (li) li.remove();
+        incidents.delete(id); unseen.delete(id); list.remove(id);
       }
       for (const siteId of sites.keys()) {  // KPI state again too: the snapshot
         socket.emit("subscribe_kpis", { site_ids: [siteId] }, (ack) => {
@@ -239,8 +283,12 @@
       }
       renderUnread();
     }
+    list.now();
     $("incident-count").textContent = String([...incidents.values()].filter((i) => i.status !== "resolved").length);
     persist();
+    ops.refresh();
+    const wanted = deepLink;
+    if (wanted && incidents.get(wanted)) { deepLink = null; select(wanted); detail.open(incidents.get(wanted)); }
     document.body.dataset.loaded = replace ? "reloaded" : "loaded";
   }
 
@@ -293,7 +341,34 @@
     }
   }
 
-  $("unread").onclick = () => { unseen.clear(); renderUnread(); };
+  const list = window.createIncidentList($("incident-scroll"), $("incidents"), { rowHeight: 64, renderRow, compare, visible: visibleInList,
+    rendered: (order) => { $("incidents").dataset.rows = String(order.length); } });
+  const detail = window.createDetail({ $, el, api: (m, p, b) => api(m, p, b), act, socket: () => socket });
+  const ops = window.createOps({ $, el, api: (m, p, b) => api(m, p, b), onSites: (found) => {
+    for (const s of found) { siteInfo.set(s.site_id, s); tile(s.site_id); }
+    scheduleTiles();
+  } });
+  setInterval(() => { if (authToken) ops.refresh(); }, 30000);
+  // Keyboard: j/k or arrows move, Enter opens, a acknowledges, r resolves, t takes, / searches, Esc closes
+  document.addEventListener("keydown", (e) => {
+    const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement && document.activeElement.tagName);
+    if (typing) { if (e.key === "Escape") document.activeElement.blur(); return; }
+    const order = list.order;
+    const at = order.findIndex((i) => i.incident_id === selected);
+    const pick = (i) => { const inc = order[Math.max(0, Math.min(order.length - 1, i))]; if (inc) { select(inc.incident_id); if (detail.current) detail.open(inc); } };
+    const cur = selected && incidents.get(selected);
+    if (e.key === "j" || e.key === "ArrowDown") pick(at + 1);
+    else if (e.key === "k" || e.key === "ArrowUp") pick(at - 1);
+    else if (e.key === "Enter" && cur) detail.open(cur);
+    else if (e.key === "Escape") detail.close();
+    else if (e.key === "/") { e.preventDefault(); $("filter-text").focus(); }
+    else if (cur && (e.key === "a" || e.key === "r" || e.key === "t")) {
+      const action = { a: "acknowledge", r: "resolve", t: cur.assignee ? "release" : "take" }[e.key];
+      act(cur.incident_id, action).then((ack) => { if (ack && ack.ok && e.key === "a") pick(at + 1); });
+    } else return;
+    e.preventDefault();
+  });
+  $("unread").onclick = () => { unseen.clear(); renderUnread(true); };
   for (const [id, key] of [["filter-severity", "severity"], ["filter-status", "status"]]) {
     $(id).onchange = (e) => { filter[key] = e.target.value; applyFilters(); };
   }

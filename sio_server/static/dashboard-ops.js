@@ -1,0 +1,55 @@
+// Maintenance windows and silences from the dashboard: the forms that create them, the
+// lists of what is active (with an End button), and the tenant's sites for the grid.
+//   const ops = createOps({ $, el, api, onSites })   ops.refresh()
+(function () {
+  "use strict";
+  const csv = (v) => v.split(",").map((s) => s.trim()).filter(Boolean);
+  const inMinutes = (m) => new Date(Date.now() + m * 60000).toISOString();
+  window.createOps = function ({ $, el, api, onSites }) {
+    async function refresh() {
+      const [w, s, sites] = await Promise.all([
+        api("GET", "/api/v1/maintenance"), api("GET", "/api/v1/silences"), api("GET", "/api/v1/sites"),
+      ]);
+      const now = Date.now() / 1000;
+      $("windows").replaceChildren(...((w.body && w.body.windows) || []).filter((x) => x.ends_at == null || Date.parse(x.ends_at) / 1000 > now || x.start).map((x) => {
+        const li = el("li", "window");
+        li.dataset.id = x.id;
+        const when = x.start ? `${(x.days || []).join(",") || "daily"} ${x.start}-${x.end} ${x.timezone}` : `until ${x.ends_at}`;
+        li.append(el("span", null, `${x.site_ids.join(", ")} · ${when}${x.reason ? " · " + x.reason : ""}`));
+        if (!x.start && !x.config) li.append(endButton(`/api/v1/maintenance/${encodeURIComponent(x.id)}`));
+        return li;
+      }));
+      $("silences").replaceChildren(...((s.body && s.body.silences) || []).map((x) => {
+        const li = el("li", "silence");
+        li.dataset.id = x.id;
+        const m = Object.entries(x.matchers).map(([k, v]) => `${k}=${v}`).join(" ");
+        li.append(el("span", null, `${m} · until ${x.ends_at}${x.comment ? " · " + x.comment : ""}`));
+        li.append(endButton(`/api/v1/silences/${encodeURIComponent(x.id)}`));
+        return li;
+      }));
+      if (sites.body && sites.body.sites) onSites(sites.body.sites);
+    }
+    function endButton(path) {
+      const b = el("button", "end", "End");
+      b.onclick = async () => { await api("DELETE", path); refresh(); };
+      return b;
+    }
+    function say(text) { $("ops-error").textContent = text; }
+    $("maint-form").onsubmit = async (e) => {
+      e.preventDefault();
+      const body = { site_ids: csv($("maint-sites").value), ends_at: inMinutes(Number($("maint-minutes").value)), reason: $("maint-reason").value };
+      const r = await api("POST", "/api/v1/maintenance", body);
+      say(r.status === 201 ? "" : `maintenance refused: ${r.body.error || r.status}`);
+      if (r.status === 201) { $("maint-form").reset(); refresh(); }
+    };
+    $("silence-form").onsubmit = async (e) => {
+      e.preventDefault();
+      const matchers = {};
+      for (const [id, key] of [["silence-site", "site_id"], ["silence-severity", "severity"], ["silence-kpi", "kpi"]]) if ($(id).value) matchers[key] = $(id).value;
+      const r = await api("POST", "/api/v1/silences", { matchers, ends_at: inMinutes(Number($("silence-minutes").value)), comment: $("silence-comment").value });
+      say(r.status === 201 ? "" : `silence refused: ${r.body.error || r.status}`);
+      if (r.status === 201) { $("silence-form").reset(); refresh(); }
+    };
+    return { refresh };
+  };
+})();
