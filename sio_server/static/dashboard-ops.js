@@ -5,16 +5,18 @@
   "use strict";
   const csv = (v) => v.split(",").map((s) => s.trim()).filter(Boolean);
   const inMinutes = (m) => new Date(Date.now() + m * 60000).toISOString();
+  const secs = (t) => (typeof t === "number" ? t : Date.parse(t) / 1000);
+  const iso = (t) => (t == null ? "" : new Date(secs(t) * 1000).toLocaleString());
   window.createOps = function ({ $, el, api, onSites }) {
     async function refresh() {
       const [w, s, sites] = await Promise.all([
         api("GET", "/api/v1/maintenance"), api("GET", "/api/v1/silences"), api("GET", "/api/v1/sites"),
       ]);
       const now = Date.now() / 1000;
-      $("windows").replaceChildren(...((w.body && w.body.windows) || []).filter((x) => x.ends_at == null || Date.parse(x.ends_at) / 1000 > now || x.start).map((x) => {
+      $("windows").replaceChildren(...((w.body && w.body.windows) || []).filter((x) => x.start || x.ends_at == null || secs(x.ends_at) > now).map((x) => {
         const li = el("li", "window");
         li.dataset.id = x.id;
-        const when = x.start ? `${(x.days || []).join(",") || "daily"} ${x.start}-${x.end} ${x.timezone}` : `until ${x.ends_at}`;
+        const when = x.start ? `${(x.days || []).join(",") || "daily"} ${x.start}-${x.end} ${x.timezone}` : `until ${iso(x.ends_at)}`;
         li.append(el("span", null, `${x.site_ids.join(", ")} · ${when}${x.reason ? " · " + x.reason : ""}`));
         if (!x.start && !x.config) li.append(endButton(`/api/v1/maintenance/${encodeURIComponent(x.id)}`));
         return li;
@@ -23,7 +25,7 @@
         const li = el("li", "silence");
         li.dataset.id = x.id;
         const m = Object.entries(x.matchers).map(([k, v]) => `${k}=${v}`).join(" ");
-        li.append(el("span", null, `${m} · until ${x.ends_at}${x.comment ? " · " + x.comment : ""}`));
+        li.append(el("span", null, `${m} · until ${iso(x.ends_at)}${x.comment ? " · " + x.comment : ""}`));
         li.append(endButton(`/api/v1/silences/${encodeURIComponent(x.id)}`));
         return li;
       }));

@@ -66,7 +66,7 @@
   // open first, then the worst severity, then the newest
   function compare(a, b) {
     return (STATUS_RANK[a.status] ?? 9) - (STATUS_RANK[b.status] ?? 9) || (SEV_RANK[a.severity] ?? 9) - (SEV_RANK[b.severity] ?? 9) ||
-      (b.seq || 0) - (a.seq || 0);
+      (b.t || 0) - (a.t || 0) || (b.seq || 0) - (a.seq || 0);
   }
   let selected = null;
   let me = null;
@@ -149,7 +149,13 @@
   // Site grid: every site known (statuses, windows, incidents, KPIs) with its worst open severity
   const siteInfo = new Map();
   let tileTimer = null;
-  function scheduleTiles() { if (!tileTimer) tileTimer = setTimeout(() => { tileTimer = null; for (const id of sites.keys()) renderTile(id); }, 100); }
+  function scheduleTiles() {
+    if (tileTimer) return;
+    tileTimer = setTimeout(() => {
+      tileTimer = null;
+      for (const id of [...sites.keys()].sort()) { renderTile(id); $("sites").append(sites.get(id).node); }  // in site order
+    }, 100);
+  }
   function worstAt(siteId) {
     let worst = null;
     for (const inc of incidents.values()) {
@@ -165,6 +171,7 @@
       t.node.dataset.site = siteId;
       sites.set(siteId, t);
       $("sites").append(t.node);
+      scheduleTiles();
       socket.emit("subscribe_kpis", { site_ids: [siteId] }, (ack) => {
         const snap = ack && ack.snapshot && ack.snapshot[siteId];
         if (snap) Object.assign(t.kpis, snap.kpi_data);
@@ -198,6 +205,7 @@
     incident_alert(ev) {
       const known = incidents.get(ev.incident.incident_id);
       incidents.set(ev.incident.incident_id, { ...ev.incident, severity: ev.priority, suppressed: ev.suppressed || null,
+        t: (known && known.t) || Date.parse(ev.timestamp) || Date.now(),
         status: known && known.status !== "resolved" ? known.status : "open" });
       renderIncident(incidents.get(ev.incident.incident_id));
       persist();
@@ -266,7 +274,8 @@
       const known = incidents.get(inc.incident_id) || {};
       incidents.set(inc.incident_id, { ...known, incident_id: inc.incident_id, title: inc.title || known.title || inc.incident_id,
         severity: inc.severity, site_id: inc.site_id, status: inc.status, by: inc.acknowledged_by || known.by,
-        assignee: inc.assignee, suppressed: inc.suppressed, snoozed_until: inc.snoozed_until, opened_at: inc.opened_at });
+        assignee: inc.assignee, suppressed: inc.suppressed, snoozed_until: inc.snoozed_until, opened_at: inc.opened_at,
+        t: typeof inc.opened_at === "number" ? inc.opened_at : Date.parse(inc.opened_at) || known.t || 0 });
       renderIncident(incidents.get(inc.incident_id));
       if (inc.site_id) tile(inc.site_id);
     }

@@ -2,7 +2,7 @@
 // argv[2]: JSON {executable?, permissions?}. stdin: JSON line commands, stdout: one JSON answer per command:
 //   {"cmd":"open","url":...}  {"cmd":"wait","selector":...,"text"?:...,"timeout"?:ms}
 //   {"cmd":"text","selector":...}  {"cmd":"count","selector":...}  {"cmd":"click","selector":...}
-//   {"cmd":"reload"}  {"cmd":"screenshot","path":...}  {"cmd":"eval","js":...}  {"cmd":"close"}
+//   {"cmd":"press","key":"j"}  {"cmd":"reload"}  {"cmd":"screenshot","path":...}  {"cmd":"eval","js":...}  {"cmd":"close"}
 import { chromium } from "playwright-core";
 import readline from "node:readline";
 
@@ -29,12 +29,13 @@ for await (const line of rl) {
     else if (c.cmd === "reload") { await page.reload(); out({ ok: true }); }
     else if (c.cmd === "wait") {
       const loc = c.text ? page.locator(c.selector, { hasText: c.text }) : page.locator(c.selector);
-      await loc.first().waitFor({ timeout: c.timeout || 15000 });
+      await loc.first().waitFor({ timeout: c.timeout || 15000, state: c.state || "visible" });
       out({ ok: true });
     }
     else if (c.cmd === "text") { out({ ok: true, text: await page.locator(c.selector).first().innerText() }); }
     else if (c.cmd === "count") { out({ ok: true, count: await page.locator(c.selector).count() }); }
     else if (c.cmd === "texts") { out({ ok: true, texts: await page.locator(c.selector).allInnerTexts() }); }
+    else if (c.cmd === "press") { await page.keyboard.press(c.key); out({ ok: true }); }
     else if (c.cmd === "click") { await page.locator(c.selector).first().click(); out({ ok: true }); }
     else if (c.cmd === "eval") { out({ ok: true, value: await page.evaluate(`(${c.js})()`) }); }  // js: a function
     else if (c.cmd === "screenshot") { await page.screenshot({ path: c.path, fullPage: true }); out({ ok: true }); }
