@@ -41,7 +41,8 @@ async def test_detail_pane_notes_comments_take_and_snooze_reach_another_operator
         # a comment from the pane reaches the other operator live and lands in the timeline
         await browser.do(
             "eval",
-            js="() => { document.getElementById('note').value = 'generator on its way'; return 1; }",
+            js="() => { document.getElementById('note').value = 'generator on its way';"
+            " return 1; }",
         )
         await browser.do("click", selector="#detail-comment")
         line = await other.wait_for(
