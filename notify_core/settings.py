@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     receiver_max_backoff_s: float = Field(
         default=300, gt=0, description="longest wait between two delivery attempts"
     )
+    presence_lease_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=600,
+        description="a dead server's users leave presence within this long (renewed every third)",
+    )
     http_host: str = Field(default="127.0.0.1", description="address the HTTP server binds")
     http_port: int = Field(default=8080, ge=0, le=65535, description="port (0: pick a free one)")
     config_dir: Path = Field(default=Path("config"), description="thresholds/escalation files")

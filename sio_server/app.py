@@ -125,12 +125,16 @@ class SocketServer:
         shared: tuple[Redis, str] | None = None,
         suppression: SuppressionStore | None = None,
         push: tuple[PushStore, VapidKeys] | None = None,
+        presence_lease_s: float = 30.0,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
         self.revocations = revocations
         self.presence = Presence(
-            shared[0] if shared else None, shared[1] if shared else "", self.emit
+            shared[0] if shared else None,
+            shared[1] if shared else "",
+            self.emit,
+            presence_lease_s,
         )
         # the contract's defaults when not given (counted in this process only)
         limits = limits or ConnectionLimits(None, "", 20, 10_000)

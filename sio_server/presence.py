@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 1.0
 LEASE_S = 30.0
-RENEW_S = 10.0
 
 Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
 
@@ -49,7 +48,13 @@ class _Mine:
 
 
 class Presence:
-    def __init__(self, redis: Redis | None, prefix: str, emit: Emit) -> None:
+    def __init__(
+        self, redis: Redis | None, prefix: str, emit: Emit, lease_s: float = LEASE_S
+    ) -> None:
+        """`lease_s`: how long a process's share outlives its last renewal (renewed every
+        third of it): a SIGKILLed process's users are gone from every view by then."""
+        self._lease = lease_s
+        self._announced: dict[str, tuple[str, ...]] = {}  # tenant -> users last told
         self._redis = redis
         self._prefix = prefix
         self._emit = emit
@@ -131,7 +136,7 @@ class Presence:
 
     async def _write(self, key: str) -> None:
         """Replace this process's fields of `key` with what it holds now."""
-        name, mine = self._hash(key), self._my_fields(key, time.time() + LEASE_S)
+        name, mine = self._hash(key), self._my_fields(key, time.time() + self._lease)
         if self._redis is None:
             table = self._memory.setdefault(name, {})
             for f in [f for f in table if f.startswith(f"{self._proc}|")]:
@@ -146,7 +151,7 @@ class Presence:
             pipe.hdel(name, *gone)
         if mine:
             pipe.hset(name, mapping=mine)  # type: ignore[arg-type]
-            pipe.expire(name, int(LEASE_S * 4))
+            pipe.expire(name, max(1, int(self._lease * 4)))
         pipe.publish(f"{self._prefix}presence", key)
         await pipe.execute()
 
@@ -211,12 +216,14 @@ class Presence:
             return
         if key not in self._users:
             return
+        users = await self.users(key)
+        self._announced[key] = tuple(u["user_id"] for u in users)
         event = {
             "id": None,
             "type": "presence",
             "tenant_id": key,
             "timestamp": now_iso(),
-            "users": await self.users(key),
+            "users": users,
         }
         await self._emit(event, [tenant_room(key)])
 
@@ -259,18 +266,29 @@ class Presence:
                 backoff = min(backoff * 2, 5.0)
 
     async def _renew(self) -> None:
+        """Renew this process's shares; and tell this process's connections when another
+        process's share lapsed (it died without saying goodbye)."""
         while True:
-            await asyncio.sleep(RENEW_S)
+            await asyncio.sleep(self._lease / 3)
             keys = list(self._users) + [f"{t}|{i}" for t, i in self._viewing]
             for key in keys:
                 try:
-                    name, mine = self._hash(key), self._my_fields(key, time.time() + LEASE_S)
+                    name, mine = self._hash(key), self._my_fields(key, time.time() + self._lease)
                     if mine and self._redis is not None:
                         await self._redis.hset(name, mapping=mine)  # type: ignore[arg-type]
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     log.warning("renewing presence failed (%s)", exc)
+            for tenant in list(self._users):
+                try:
+                    now_online = tuple(u["user_id"] for u in await self.users(tenant))
+                    if now_online != self._announced.get(tenant, now_online):
+                        await self._announce(tenant)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("presence check of %s failed (%s)", tenant, exc)
 
 
 def _iso(ts: float) -> str:

@@ -110,3 +110,53 @@ async def test_presence_and_viewers_across_two_processes(redis_url, token):
         async for key in redis.scan_iter(match=f"{prefix}*"):
             await redis.delete(key)
         await redis.aclose()
+
+
+async def test_a_sigkilled_servers_users_leave_presence_within_the_lease(broker, redis_url, token):
+    """Two `server` processes; the one holding amy's connection is SIGKILLed: within the
+    lease (3 s here, 30 s by default) bob's screen hears she is gone, and the API agrees."""
+    import asyncio
+
+    from tests.test_processes import cluster_env, spawn, stop, wait_ready
+    from towerco_notify.embedded_broker import free_port
+
+    env = cluster_env(broker, redis_url, "presence", NOTIFY_PRESENCE_LEASE_S="3")
+    ports = [free_port(), free_port()]
+    procs = [await spawn("server", "--http-port", str(p), env=env) for p in ports]
+    tenant = new_tenant()
+    a, b = (f"http://127.0.0.1:{p}" for p in ports)
+    amy = bob = None
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_ready(port, proc)
+        amy = await NodeClient.start(a, token(tenant, "amy"), ["websocket"])
+        bob = await NodeClient.start(b, token(tenant, "bob"), ["websocket"])
+        await amy.connected()
+        await bob.connected()
+        both = await bob.wait_for(
+            lambda m: (
+                m.get("name") == "presence"
+                and {u["user_id"] for u in m["data"]["users"]} == {"amy", "bob"}
+            ),
+            15,
+        )
+        assert both  # the positive twin: amy is seen from the other process
+        procs[0].kill()  # SIGKILL: no goodbye is written
+        await procs[0].wait()
+        gone = await bob.wait_for(
+            lambda m: (
+                m.get("name") == "presence"
+                and [u["user_id"] for u in m["data"]["users"]] == ["bob"]
+            ),
+            15,
+        )
+        assert gone["data"]["users"][0]["connections"] == 1
+        assert [u["user_id"] for u in await _presence(b, token(tenant, "bob"))] == ["bob"]
+        await asyncio.sleep(0)
+    finally:
+        for client in (amy, bob):
+            if client is not None:
+                await client.close()
+        for proc in procs:
+            if proc.returncode is None:
+                await stop(proc)

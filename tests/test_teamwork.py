@@ -189,3 +189,102 @@ async def test_snooze_stops_pages_and_unsnooze_rearms_from_level_1(base_url, pro
         assert bad["ok"] is False and "minutes" in bad["error"]
     finally:
         await oncall.close()
+
+
+SNOOZE_POLICY = """\
+policies:
+  - name: one-level
+    match: {severities: [critical]}
+    levels:
+      - {wait: 3s, targets: [{oncall: true}]}
+"""
+
+
+async def test_holder_sigkilled_while_snoozed_rearms_exactly_once(
+    broker, redis_url, token, tmp_path
+):
+    """Two pipelines and a server on one Redis: an incident is snoozed for a minute before
+    its first level, the scheduler holder is SIGKILLed, and at the snooze's end the
+    survivor re-arms the chain: one `snooze_ended`, one level 1 (a minute: the shortest
+    snooze the contract allows)."""
+    import asyncio
+
+    import aiohttp
+    import orjson
+    from aiokafka import AIOKafkaProducer
+
+    from notify_core.events import TOPIC_ALERTS
+    from tests.helpers import alert, new_tenant
+    from tests.test_processes import _metric_value, cluster_env, spawn, stop, wait_ready
+    from towerco_notify.embedded_broker import free_port
+
+    (tmp_path / "escalation.yaml").write_text(SNOOZE_POLICY)
+    env = cluster_env(broker, redis_url, "snooze", NOTIFY_CONFIG_DIR=str(tmp_path))
+    ports = [free_port(), free_port(), free_port()]
+    modes = ("pipeline", "pipeline", "server")
+    procs = [
+        await spawn(m, "--http-port", str(p), env=env) for m, p in zip(modes, ports, strict=True)
+    ]
+    tenant = new_tenant()
+    oc = token(tenant, "oc", ["oncall", "operator"])
+    server = f"http://127.0.0.1:{ports[2]}"
+
+    async def call(method: str, path: str, body: object = None) -> tuple[int, dict]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                method, f"{server}{path}", json=body, headers={"Authorization": f"Bearer {oc}"}
+            ) as r,
+        ):
+            return r.status, await r.json()
+
+    async def kinds() -> list[str]:
+        return [
+            e["kind"]
+            for e in (await call("GET", "/api/v1/incidents/SZ-1/timeline"))[1].get("timeline", [])
+        ]
+
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_ready(port, proc)
+        leaders: list[int] = []
+        for _ in range(50):
+            values = [await _metric_value(p, "notify_escalation_leader") for p in ports[:2]]
+            leaders = [i for i, v in enumerate(values) if v == 1.0]
+            if leaders:
+                break
+            await asyncio.sleep(0.2)
+        assert len(leaders) == 1
+        producer = AIOKafkaProducer(bootstrap_servers=broker)
+        await producer.start()
+        await producer.send_and_wait(
+            TOPIC_ALERTS, orjson.dumps(alert(tenant, "SZ-1", site="sz")), key=tenant.encode()
+        )
+        await producer.stop()
+        for _ in range(100):
+            if (await call("GET", "/api/v1/incidents?status=open"))[1].get("incidents"):
+                break
+            await asyncio.sleep(0.1)
+        status, _ = await call("POST", "/api/v1/incidents/SZ-1/snooze", {"minutes": 1})
+        assert status == 202
+        for _ in range(100):
+            if "snoozed" in await kinds():
+                break
+            await asyncio.sleep(0.1)
+        procs[leaders[0]].kill()  # SIGKILL while snoozed
+        await procs[leaders[0]].wait()
+        await asyncio.sleep(5)
+        assert "notified" not in await kinds(), "no level fires while snoozed"
+        for _ in range(900):  # the minute, then level 1's 3 s
+            if "notified" in await kinds():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(4.0)  # a second level 1 would be here by now
+        found = await kinds()
+        assert found.count("notified") == 1, found
+        assert found.count("snooze_ended") == 1
+        assert found.index("snooze_ended") < found.index("notified")
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                await stop(proc)

@@ -280,6 +280,7 @@ class Runtime:
             shared=(self.redis, s.redis_prefix) if self.redis is not None else None,
             suppression=suppression,
             push=(self.push_store, self.vapid),
+            presence_lease_s=s.presence_lease_s,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
