@@ -87,6 +87,9 @@ def epoch_ms(ts: datetime) -> int:
 Key = tuple[str, str]  # tenant, incident id
 
 
+Listing = list[tuple[str, "IncidentState"]]  # (incident id, state), newest opened first
+
+
 class IncidentStore(Protocol):
     async def get(self, tenant: str, incident_id: str) -> IncidentState | None: ...
 
@@ -99,8 +102,14 @@ class IncidentStore(Protocol):
         """The tenant's incidents not resolved (or, `resolved`, the latest resolved ones),
         newest opened first."""
 
+    async def page(
+        self, tenant: str, resolved: bool, offset: int, count: int
+    ) -> tuple[Listing, int | None]:
+        """One page of `list`'s order from `offset`: its incidents and the offset of the
+        next page (None: this was the last)."""
 
-def _order(items: Iterable[tuple[str, IncidentState]]) -> list[tuple[str, IncidentState]]:
+
+def _order(items: Iterable[tuple[str, IncidentState]]) -> Listing:
     return sorted(items, key=lambda kv: kv[1].opened_at_ms or 0, reverse=True)
 
 
@@ -132,6 +141,13 @@ class MemoryIncidentStore:
                 found.append((incident_id, state))
         ordered = _order(found)
         return ordered[:RESOLVED_KEPT] if resolved else ordered
+
+    async def page(
+        self, tenant: str, resolved: bool, offset: int, count: int
+    ) -> tuple[Listing, int | None]:
+        ordered = await self.list(tenant, resolved)
+        nxt = offset + count
+        return ordered[offset:nxt], nxt if nxt < len(ordered) else None
 
 
 class RedisIncidentStore(HashStore[IncidentState | None]):
@@ -174,8 +190,16 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
         )
 
     async def list(self, tenant: str, resolved: bool) -> list[tuple[str, IncidentState]]:
+        return (await self.page(tenant, resolved, 0, -1))[0]
+
+    async def page(
+        self, tenant: str, resolved: bool, offset: int, count: int
+    ) -> tuple[Listing, int | None]:
+        """`count` -1: to the end. Index entries whose hash expired are dropped here, and
+        the next offset accounts for them."""
         index = self._index(tenant, resolved)
-        members: Any = await self._redis.zrevrange(index, 0, -1)
+        stop = -1 if count < 0 else offset + count - 1
+        members: Any = await self._redis.zrevrange(index, offset, stop)
         ids = [m.decode() if isinstance(m, bytes) else m for m in members]
         states = await self.get_many([(tenant, i) for i in ids])
         found, gone = [], []
@@ -187,7 +211,9 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
                 found.append((incident_id, state))
         if gone:
             await self._redis.zrem(index, *gone)
-        return found
+        if count < 0 or len(ids) < count:
+            return found, None
+        return found, offset + len(ids) - len(gone)
 
 
 def _state(raw: dict[Any, Any]) -> IncidentState | None:
@@ -242,6 +268,11 @@ class ReadAhead:
 
     async def list(self, tenant: str, resolved: bool) -> list[tuple[str, IncidentState]]:
         return await self.store.list(tenant, resolved)
+
+    async def page(
+        self, tenant: str, resolved: bool, offset: int, count: int
+    ) -> tuple[Listing, int | None]:
+        return await self.store.page(tenant, resolved, offset, count)
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         await self.store.put(tenant, incident_id, state)

@@ -324,21 +324,30 @@ class HttpApi:
             return _error(400, problem or "bad request")
         out: list[dict[str, Any]] = []
         if self.incidents is not None:
-            found = []
-            if wanted - {"resolved"}:
-                found += await self.incidents.list(principal.tenant_id, resolved=False)
-            if "resolved" in wanted:
-                found += await self.incidents.list(principal.tenant_id, resolved=True)
             now_ms = int(time.time() * 1000)
-            for incident_id, stored in found:
-                state = stored.current(now_ms)
-                if state.status not in wanted or (site is not None and state.site_id != site):
+            for resolved in (False, True):
+                if (resolved and "resolved" not in wanted) or (
+                    not resolved and not wanted - {"resolved"}
+                ):
                     continue
-                if not principal.can_see_site(state.site_id):
-                    continue
-                out.append(state.view(incident_id))
-                if len(out) == limit:
-                    break
+                # page through the index, newest first, until `limit` are found: a screen's
+                # first page does not read a 50 000-incident tenant whole
+                offset: int | None = 0
+                while offset is not None and len(out) < limit:
+                    found, offset = await self.incidents.page(
+                        principal.tenant_id, resolved, offset, max(2 * limit, 500)
+                    )
+                    for incident_id, stored in found:
+                        state = stored.current(now_ms)
+                        if state.status not in wanted or (
+                            site is not None and state.site_id != site
+                        ):
+                            continue
+                        if not principal.can_see_site(state.site_id):
+                            continue
+                        out.append(state.view(incident_id))
+                        if len(out) == limit:
+                            break
         metrics.HTTP_REQUESTS.labels(route, "200").inc()
         return _json({"incidents": out})
 

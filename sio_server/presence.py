@@ -31,6 +31,7 @@ from sio_server.auth import Principal
 log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 1.0
+EVENT_USERS = 100  # users listed in a `presence` event (`count` says how many there are)
 LEASE_S = 30.0
 
 Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
@@ -223,8 +224,13 @@ class Presence:
             "type": "presence",
             "tenant_id": key,
             "timestamp": now_iso(),
-            "users": users,
+            "count": len(users),
+            # every connection of the tenant gets this: past EVENT_USERS the list is cut (a
+            # full list to N connections is N^2; GET /api/v1/presence has them all)
+            "users": users[:EVENT_USERS],
         }
+        if len(users) > EVENT_USERS:
+            event["truncated"] = True
         await self._emit(event, [tenant_room(key)])
 
     # -- lifecycle ---------------------------------------------------------------------

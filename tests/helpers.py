@@ -125,8 +125,16 @@ class NodeClient(NodeProcess):
         query: dict[str, str] | None = None,
         count: int = 1,
         headers: dict[str, str] | None = None,
+        tokens: list[str] | None = None,
     ) -> NodeClient:
+        """`tokens`: one per connection (`count` of them), instead of `token` for all."""
         cfg: dict[str, Any] = {"url": url, "count": count, "headers": headers or {}}
+        if tokens is not None:  # a file: a thousand tokens do not fit in argv
+            import tempfile
+
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+                json.dump(tokens, fh)
+            cfg["tokens_file"] = fh.name
         if token is not None:
             cfg["token"] = token
         if transports is not None:

@@ -231,7 +231,12 @@
       b.textContent = `Escalation level ${ev.level}: ${ev.incident && ev.incident.title ? ev.incident.title : ev.incident_id} is not acknowledged`;
     },
     site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); if (ev.status === "maintenance" || t.wasMaint) ops.refresh(); t.wasMaint = ev.status === "maintenance"; },
-    presence(ev) { $("presence").textContent = `${ev.users.length} online: ${ev.users.map((u) => u.user_id).join(", ")}`; },
+    presence(ev) {
+      const n = ev.count ?? ev.users.length;
+      const names = ev.users.slice(0, 8).map((u) => u.user_id).join(", ");
+      $("presence").textContent = `${n} online: ${names}${n > 8 ? ", …" : ""}`;
+      $("presence").dataset.count = String(n);
+    },
     kpi_update(ev) {
       const t = tile(ev.site_id); Object.assign(t.kpis, ev.kpi_data);
       t.series = t.series || {};

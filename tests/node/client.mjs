@@ -1,17 +1,21 @@
 // One (or many) official socket.io-client connections driven by the Python tests.
-// argv[2]: JSON {url, token?, auth?, query?, transports?, count?}
+// argv[2]: JSON {url, token?, tokens_file? (a JSON list, one per connection), auth?, query?,
+//   transports?, count?}
 // stdout: one JSON line per thing seen: connect, connect_error, event, ack, disconnect.
 // stdin: JSON lines {"req": n, "emit": name, "data": any, "client": i?} or {"close": true}.
 import { io } from "socket.io-client";
 import readline from "node:readline";
+import fs from "node:fs";
 
 const cfg = JSON.parse(process.argv[2]);
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const count = cfg.count || 1;
+if (cfg.tokens_file) cfg.tokens = JSON.parse(fs.readFileSync(cfg.tokens_file, "utf8"));
 const sockets = [];
 
 for (let i = 0; i < count; i++) {
-  const auth = cfg.auth !== undefined ? cfg.auth : (cfg.token ? { token: cfg.token } : {});
+  const token = cfg.tokens ? cfg.tokens[i] : cfg.token;  // tokens: one per connection
+  const auth = cfg.auth !== undefined ? cfg.auth : (token ? { token } : {});
   const socket = io(cfg.url, {
     forceNew: true,
     reconnection: false,
