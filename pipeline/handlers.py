@@ -406,7 +406,18 @@ class MessageHandler:
         if d.topic == TOPIC_SITES:
             assert isinstance(d.payload, SiteStatusPayload)
             if self.suppression is not None and env.site_id:  # maintenance, site-down
-                await self.suppression.site_status(env.tenant_id, env.site_id, d.payload.status)
+                status = d.payload.status
+                before = await self.suppression.site_status(env.tenant_id, env.site_id, status)
+                entered = status == "maintenance" and before != "maintenance"
+                left = before == "maintenance" and status != "maintenance"
+                if self.audit is not None and (entered or left):
+                    # a site entering or leaving maintenance from the site topic
+                    action = "maintenance_start" if entered else "maintenance_end"
+                    await self.audit.record(
+                        audit_record(
+                            env.tenant_id, None, action, f"status:{env.site_id}", "ok", "kafka"
+                        )
+                    )
             return (events.site_status(env, d.payload), key, ts_ms), None
         if d.topic == TOPIC_ACTIONS:
             assert isinstance(d.payload, ActionPayload)

@@ -393,3 +393,27 @@ async def test_holder_killed_while_a_window_ends_one_level_1_afterwards(
         for proc in procs:
             if proc.returncode is None:
                 await stop(proc)
+
+
+async def test_maintenance_from_the_site_topic_is_in_the_audit_trail(base_url, produce, token):
+    tenant = new_tenant()
+    admin = token(tenant, "boss", ["admin"])
+    await produce(TOPIC_SITES, envelope(tenant, {"status": "maintenance"}, site="au-1"))
+    await produce(TOPIC_SITES, envelope(tenant, {"status": "maintenance"}, site="au-1"))
+    await produce(TOPIC_SITES, envelope(tenant, {"status": "up"}, site="au-1"))
+    await produce(TOPIC_SITES, envelope(tenant, {"status": "down"}, site="au-2"))
+    records: list = []
+    for _ in range(100):
+        _, body = await _http(base_url, admin, "GET", "/api/v1/audit")
+        records = [r for r in body["records"] if r["action"].startswith("maintenance_")]
+        if len(records) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    _, body = await _http(base_url, admin, "GET", "/api/v1/audit")
+    records = [r for r in body["records"] if r["action"].startswith("maintenance_")]
+    # one start (a repeated status is not a new window), one end; au-2 going down is neither
+    assert [(r["action"], r["target"], r["source"]) for r in records] == [
+        ("maintenance_start", "status:au-1", "kafka"),
+        ("maintenance_end", "status:au-1", "kafka"),
+    ]
