@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from escalation.policy import Policy
 from escalation.targets import secret_problems
-from notify_core.rules import ConfigInvalid, ConfigProblem, YamlLines
+from notify_core.config_yaml import (
+    ConfigInvalid,
+    ConfigProblem,
+    parse_yaml,
+    read_text,
+    validation_problems,
+)
 
 ESCALATION_FILE = "escalation.yaml"
 
@@ -21,11 +25,7 @@ def _problem(file: str, line: int | None, policy: str, field: str, message: str)
 
 
 def load_policies(path: Path) -> list[Policy]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigInvalid([_problem(str(path), None, "-", "-", f"cannot read: {exc}")]) from None
-    return parse_policies(text, str(path))
+    return parse_policies(read_text(path, "policy"), str(path))
 
 
 def parse_policies(
@@ -33,31 +33,8 @@ def parse_policies(
 ) -> list[Policy]:
     """Validate a policies file; a receiver's secret must be readable now (`environ`,
     default the process environment), or the file is refused like any other error."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text) if node is not None else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigInvalid([_problem(name, line, "-", "-", f"invalid YAML: {exc}")]) from None
-    lines = YamlLines()
-    if node is not None:
-        lines.walk(node)
-    problems = [
-        _problem(name, line, "/".join(map(str, path[:-1])) or "-", str(path[-1]), "duplicate key")
-        for path, line in lines.duplicates
-    ]
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigInvalid(
-            [_problem(name, 1, "-", "-", "top level must be a mapping with 'policies'")]
-        )
-    for key in sorted(set(data) - {"version", "policies"}, key=str):
-        problems.append(
-            _problem(
-                name, lines.line((key,)), "-", str(key), "unknown key; expected version, policies"
-            )
-        )
+    parsed = parse_yaml(text, name, "policy", ("version", "policies"), "a mapping with 'policies'")
+    data, lines, problems = parsed.data, parsed.lines, parsed.problems
     raw = data.get("policies") or []
     if not isinstance(raw, list):
         raise ConfigInvalid(
@@ -75,17 +52,7 @@ def parse_policies(
         try:
             policy = Policy.model_validate(item)
         except ValidationError as exc:
-            for err in exc.errors():
-                loc = [p for p in err["loc"]]
-                field = ".".join(str(p) for p in loc) or "-"
-                msg = err["msg"].removeprefix("Value error, ")
-                if err["type"] == "extra_forbidden":
-                    msg = "unknown field"
-                if "(got " not in msg:
-                    msg += f" (got {err.get('input')!r})"
-                problems.append(
-                    _problem(name, lines.line(("policies", i, *loc)), str(label), field, msg)
-                )
+            problems += validation_problems(exc, name, lines, ("policies", i), str(label), "policy")
             continue
         if policy.name in seen:
             problems.append(

@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from notify_core.config_yaml import (
+    ConfigInvalid,
+    ConfigProblem,
+    YamlLines,
+    parse_yaml,
+    read_text,
+)
 from notify_core.events import is_ident
+
+__all__ = ["ConfigInvalid", "ConfigProblem", "Rule", "RuleSet", "RulesHolder", "YamlLines"]
 
 THRESHOLDS_FILE = "thresholds.yaml"
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -185,26 +193,6 @@ def complete(
     ), []
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    file: str
-    line: int | None
-    rule: str
-    field: str
-    message: str
-    kind: str = "rule"
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.kind} {self.rule}: {self.field}: {self.message}"
-
-
-class ConfigInvalid(ValueError):
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
-
-
 @dataclass
 class RuleSet:
     """Validated rules; `effective()` resolves defaults -> tenant -> site."""
@@ -262,93 +250,21 @@ class RuleSet:
 # -- loading -------------------------------------------------------------------
 
 
-class YamlLines:
-    """Line numbers of every mapping key and sequence item, by path."""
-
-    def __init__(self) -> None:
-        self.lines: dict[tuple[Any, ...], int] = {}
-        self.duplicates: list[tuple[tuple[Any, ...], int]] = []
-
-    def walk(self, node: yaml.Node, path: tuple[Any, ...] = ()) -> None:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, value_node in node.value:
-                key = key_node.value
-                if key in seen:
-                    self.duplicates.append(((*path, key), key_node.start_mark.line + 1))
-                seen.add(key)
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                self.walk(value_node, (*path, key))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self.walk(item, (*path, i))
-
-    def line(self, path: tuple[Any, ...]) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return self.lines.get(())
-
-
 def load_rules(path: Path) -> RuleSet:
     """Load and validate one thresholds file; raise ConfigInvalid with every problem."""
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigInvalid([ConfigProblem(name, None, "-", "-", f"cannot read: {exc}")]) from None
-    return parse_rules(text, name)
+    return parse_rules(read_text(path, "rule"), str(path))
 
 
 def parse_rules(text: str, name: str = THRESHOLDS_FILE) -> RuleSet:
-    problems: list[ConfigProblem] = []
-    lines = YamlLines()
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) if node is not None else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigInvalid([ConfigProblem(name, line, "-", "-", f"invalid YAML: {exc}")]) from None
-    if node is not None:
-        lines.walk(node)
-    for dup_path, line in lines.duplicates:
-        problems.append(
-            ConfigProblem(
-                name,
-                line,
-                _rule_name(dup_path),
-                str(dup_path[-1]),
-                "duplicate key (the rule is defined twice)",
-            )
-        )
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigInvalid(
-            [
-                ConfigProblem(
-                    name,
-                    1,
-                    "-",
-                    "-",
-                    "top level must be a mapping with 'kpis' and optional 'overrides'",
-                )
-            ]
-        )
-    unknown = set(data) - {"version", "kpis", "overrides"}
-    for key in sorted(unknown, key=str):
-        problems.append(
-            ConfigProblem(
-                name,
-                lines.line((key,)),
-                "-",
-                str(key),
-                "unknown key; expected version, kpis, overrides",
-            )
-        )
+    parsed = parse_yaml(
+        text,
+        name,
+        "rule",
+        ("version", "kpis", "overrides"),
+        "a mapping with 'kpis' and optional 'overrides'",
+        duplicate=lambda path: (_rule_name(path), "duplicate key (the rule is defined twice)"),
+    )
+    data, lines, problems = parsed.data, parsed.lines, parsed.problems
     rules = RuleSet(source=name)
     rules.defaults = _parse_layer(data.get("kpis") or {}, ("kpis",), "", name, lines, problems)
     overrides = data.get("overrides") or []

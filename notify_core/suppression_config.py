@@ -25,14 +25,19 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from notify_core.config_yaml import (
+    ConfigInvalid,
+    ConfigProblem,
+    parse_yaml,
+    read_text,
+    validation_problems,
+)
 from notify_core.events import Ident
-from notify_core.rules import ConfigInvalid, ConfigProblem, YamlLines
 from notify_core.suppression import DAYS, Window
 
 SUPPRESSION_FILE = "suppression.yaml"
@@ -106,38 +111,12 @@ def _problem(file: str, line: int | None, what: str, field: str, message: str) -
 
 
 def load_suppression(path: Path) -> Suppression:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigInvalid([_problem(str(path), None, "-", "-", f"cannot read: {exc}")]) from None
-    return parse_suppression(text, str(path))
+    return parse_suppression(read_text(path, "window"), str(path))
 
 
 def parse_suppression(text: str, name: str = SUPPRESSION_FILE) -> Suppression:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text) if node is not None else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigInvalid(
-            [_problem(name, mark.line + 1 if mark else None, "-", "-", f"invalid YAML: {exc}")]
-        ) from None
-    lines = YamlLines()
-    if node is not None:
-        lines.walk(node)
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigInvalid([_problem(name, 1, "-", "-", "top level must be a mapping")])
-    problems = [
-        _problem(
-            name,
-            lines.line((key,)),
-            "-",
-            str(key),
-            "unknown key; expected version, windows, inhibit",
-        )
-        for key in sorted(set(data) - {"version", "windows", "inhibit"}, key=str)
-    ]
+    parsed = parse_yaml(text, name, "window", ("version", "windows", "inhibit"), "a mapping")
+    data, lines, problems = parsed.data, parsed.lines, parsed.problems
     windows: list[Window] = []
     seen: set[str] = set()
     raw = data.get("windows") or []
@@ -153,23 +132,9 @@ def parse_suppression(text: str, name: str = SUPPRESSION_FILE) -> Suppression:
         try:
             spec = WindowSpec.model_validate(item)
         except ValidationError as exc:
-            for err in exc.errors():
-                loc = [("from" if p == "from_" else p) for p in err["loc"]]
-                field = ".".join(str(p) for p in loc) or "-"
-                msg = err["msg"].removeprefix("Value error, ")
-                if err["type"] == "extra_forbidden":
-                    msg = "unknown field"
-                if "(got " not in msg:
-                    msg += f" (got {err.get('input')!r:.80})"
-                problems.append(
-                    _problem(
-                        name,
-                        lines.line(("windows", i, *loc)) or lines.line(("windows", i)),
-                        label,
-                        field,
-                        msg,
-                    )
-                )
+            problems += validation_problems(
+                exc, name, lines, ("windows", i), label, "window", {"from_": "from"}
+            )
             continue
         if spec.name in seen:
             problems.append(
@@ -184,18 +149,7 @@ def parse_suppression(text: str, name: str = SUPPRESSION_FILE) -> Suppression:
     try:
         inhibit = InhibitSpec.model_validate(data.get("inhibit") or {})
     except ValidationError as exc:
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "-"
-            problems.append(
-                ConfigProblem(
-                    name,
-                    lines.line(("inhibit", *err["loc"])),
-                    "inhibit",
-                    field,
-                    err["msg"],
-                    kind="rule",
-                )
-            )
+        problems += validation_problems(exc, name, lines, ("inhibit",), "inhibit", "rule")
     if problems:
         raise ConfigInvalid(problems)
     return Suppression(tuple(windows), inhibit.site_down)
