@@ -88,6 +88,13 @@ class SuppressionStore(FollowedSnapshot):
         now = time.time() if now is None else now
         return [s for s in self._silences.values() if s.tenant_id == tenant and s.ends_at > now]
 
+    def all_windows(self) -> list[Window]:
+        """Every tenant's windows: made over HTTP and from suppression.yaml."""
+        return [*self._windows.values(), *self.config.windows]
+
+    def all_silences(self) -> list[Silence]:
+        return list(self._silences.values())
+
     def site_statuses(self, tenant: str) -> dict[str, str]:
         """The last status each site of `tenant` reported (`towerco.sites.status`)."""
         return {site: status for (t, site), status in self._status.items() if t == tenant}

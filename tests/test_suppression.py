@@ -417,3 +417,34 @@ async def test_maintenance_from_the_site_topic_is_in_the_audit_trail(base_url, p
         ("maintenance_start", "status:au-1", "kafka"),
         ("maintenance_end", "status:au-1", "kafka"),
     ]
+
+
+async def test_windows_and_silences_that_lapse_are_in_the_audit_trail(base_url, token):
+    """Nobody ends them: the daemon records the end once (source config), beside the
+    records of their creation."""
+    tenant = new_tenant()
+    op, admin = token(tenant, "op", ["operator"]), token(tenant, "boss", ["admin"])
+    soon = datetime.now(UTC).timestamp() + 2
+    status, window = await _http(
+        base_url, op, "POST", "/api/v1/maintenance", {"site_ids": ["lp-1"], "ends_at": soon}
+    )
+    assert status == 201
+    status, silence = await _http(
+        base_url, op, "POST", "/api/v1/silences", {"matchers": {"site_id": "lp-2"}, "ends_at": soon}
+    )
+    assert status == 201
+    wanted = {("maintenance_end", window["id"]), ("silence_expire", silence["id"])}
+    found: list = []
+    for _ in range(150):
+        _, body = await _http(base_url, admin, "GET", "/api/v1/audit")
+        found = body["records"]
+        if wanted <= {(r["action"], r["target"]) for r in found}:
+            break
+        await asyncio.sleep(0.1)
+    got = [(r["action"], r["target"], r["source"]) for r in found]
+    assert ("maintenance_start", window["id"], "http") in got
+    assert ("silence_create", silence["id"], "http") in got
+    assert ("maintenance_end", window["id"], "config") in got
+    assert ("silence_expire", silence["id"], "config") in got
+    lapsed = [r for r in found if r["source"] == "config"]
+    assert len(lapsed) == 2 and all(r["reason"] == "ended on schedule" for r in lapsed)

@@ -52,6 +52,7 @@ from notify_core.revocations import Revocations
 from notify_core.rules import RulesHolder
 from notify_core.settings import Settings
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
+from notify_core.suppression_audit import ExpiryAudit
 from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
 from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import MemoryTimeline, RedisTimeline, Timeline
@@ -335,6 +336,9 @@ class Runtime:
         add(_Part("escalation jobs", _noop, release_jobs))
         add(_Part("webhooks", webhooks.start, webhooks.stop))
         add(_Part("receiver deliveries", worker.start, worker.stop))
+        if self.audit is not None:
+            lapsed = ExpiryAudit(self.suppression, self.audit, self.redis, s.redis_prefix)
+            add(_Part("suppression expiry audit", lapsed.start, lapsed.stop))
         add(_Part("escalation scheduler", scheduler.start, scheduler.stop))
         add(_Part("escalation engine", _noop, self.escalation.stop))
         if self.redis is not None:

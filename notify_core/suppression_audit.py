@@ -1,0 +1,90 @@
+"""The audit records of suppression that ends on its own: a one-time maintenance window
+past its `ends_at`, a silence past its `ends_at`.
+
+Made or ended by a person, they are audited where that happens (the HTTP API, the site
+topic); nobody acts when they lapse, so this loop notices. Every pipeline process runs it;
+a Redis `SET NX` per (kind, tenant, id) makes one of them write the record (memory in the
+embedded mode, one process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from redis.asyncio import Redis
+
+from notify_core.audit import AuditLog, audit_record
+from notify_core.suppression_store import SuppressionStore
+
+log = logging.getLogger(__name__)
+
+KEEP_S = 7 * 86400
+
+
+class ExpiryAudit:
+    def __init__(
+        self,
+        store: SuppressionStore,
+        audit: AuditLog,
+        redis: Redis | None,
+        prefix: str,
+        every_s: float = 5.0,
+    ) -> None:
+        self.store, self.audit, self.redis = store, audit, redis
+        self._prefix, self.every_s = prefix, every_s
+        self._told: set[str] = set()
+        self._since = time.time()  # what ended before we started is not ours to report
+        self._task: asyncio.Task[None] | None = None
+
+    def ended(self, now: float) -> list[tuple[str, str, str]]:
+        """(action, tenant, id) of what lapsed in (`_since`, `now`]."""
+        out = []
+        for w in self.store.all_windows():
+            if w.start is None and w.ends_at is not None and self._since < w.ends_at <= now:
+                out.append(("maintenance_end", w.tenant_id, w.id))
+        for s in self.store.all_silences():
+            if self._since < s.ends_at <= now:
+                out.append(("silence_expire", s.tenant_id, s.id))
+        return out
+
+    async def sweep(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        told = 0
+        for action, tenant, ident in self.ended(now):
+            key = f"{action}:{tenant}:{ident}"
+            if key in self._told:
+                continue
+            self._told.add(key)
+            if self.redis is not None:
+                first = await self.redis.set(
+                    f"{self._prefix}audit-lapsed:{key}", b"1", nx=True, ex=KEEP_S
+                )
+                if not first:
+                    continue  # another process wrote it
+            await self.audit.record(
+                audit_record(tenant, None, action, ident, "ok", "config", "ended on schedule")
+            )
+            told += 1
+        self._since = now
+        return told
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("auditing lapsed windows and silences failed (%s)", exc)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="suppression expiry audit")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
