@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+
 from redis.asyncio import Redis
 
 from notify_core.audit import AuditLog, audit_record
