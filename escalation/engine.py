@@ -36,10 +36,6 @@ def _epoch_s(iso_text: str) -> float:
     return datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp()
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 class EscalationEngine:
     def __init__(
         self,
@@ -372,31 +368,19 @@ class EscalationEngine:
         now: float,
     ) -> None:
         level = policy.levels[step.level]
-        targets = [t.describe() for t in level.targets]
-        event: dict[str, Any] = {
-            "id": None,
-            "type": "escalation",
-            "tenant_id": tenant,
-            "timestamp": _iso(now),
-            "incident_id": incident_id,
-            "level": step.level + 1,
-            "cycle": step.cycle + 1,
-            "policy": policy.name,
-            "targets": targets,
-            "oncall": any(t.oncall for t in level.targets),
-            "target_users": [t.user for t in level.targets if t.user],
-            "target_roles": [t.role for t in level.targets if t.role],
-            "incident": {"incident_id": incident_id, "title": state.title},
-        }
-        if state.site:
-            event["site_id"] = state.site
-        if state.members:  # a storm's chain: one page for all its incidents
-            event["incident_id"] = state.members[0]
-            event["incidents"] = list(state.members)
-            event["incident"] = {
-                "incident_id": state.members[0],
-                "title": f"{len(state.members)} incidents at {state.site or 'the tenant'}",
-            }
+        event = events.escalation(
+            tenant,
+            incident_id,
+            datetime.fromtimestamp(now, UTC),
+            step.level + 1,
+            step.cycle + 1,
+            policy.name,
+            list(level.targets),
+            state.title,
+            state.site,
+            state.members,
+        )
+        targets = event["targets"]
         # Publish first: its dedupe key makes a re-run (after a crash, or by a racing
         # process) store and emit nothing new. Then the receivers' jobs, idempotent per
         # step, into the durable outbox: a crash after this point still delivers them

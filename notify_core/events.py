@@ -349,11 +349,75 @@ def incident_update(
     return event
 
 
-def system_notification(notice: SystemNotice) -> dict[str, Any]:
+def system_notification(
+    notice: SystemNotice, target_roles: list[str] | None = None, incident_id: str | None = None
+) -> dict[str, Any]:
+    """A notice to the tenant (or, `target_roles`, to those roles only)."""
     event = _base("system_notification", notice.tenant_id, notice.timestamp or datetime.now(UTC))
     event["title"] = notice.title
     event["message"] = notice.message
     event["priority"] = notice.priority
+    if target_roles:
+        event["target_roles"] = target_roles
+    if incident_id:
+        event["incident_id"] = incident_id
+    return event
+
+
+def escalation(
+    tenant_id: str,
+    incident_id: str,
+    timestamp: datetime,
+    level: int,
+    cycle: int,
+    policy: str,
+    targets: list[Any],
+    title: str,
+    site_id: str | None = None,
+    members: list[str] | None = None,
+) -> dict[str, Any]:
+    """A page: `level`/`cycle` 1-based; `targets` as described (secrets never); who it is
+    for (`oncall`, `target_users`, `target_roles`, which the one routing function reads);
+    a storm's chain pages once for its `members` (`incidents`)."""
+    event = _base("escalation", tenant_id, timestamp)
+    described = [t.describe() for t in targets]
+    event.update(
+        incident_id=incident_id,
+        level=level,
+        cycle=cycle,
+        policy=policy,
+        targets=described,
+        oncall=any(t.oncall for t in targets),
+        target_users=[t.user for t in targets if t.user],
+        target_roles=[t.role for t in targets if t.role],
+        incident={"incident_id": incident_id, "title": title},
+    )
+    if site_id:
+        event["site_id"] = site_id
+    if members:
+        event["incident_id"] = members[0]
+        event["incidents"] = list(members)
+        event["incident"] = {
+            "incident_id": members[0],
+            "title": f"{len(members)} incidents at {site_id or 'the tenant'}",
+        }
+    return event
+
+
+def presence(tenant_id: str, users: list[dict[str, Any]], listed: int) -> dict[str, Any]:
+    """Who of the tenant is online: `count`, and at most `listed` of them (`truncated`)."""
+    event = _base("presence", tenant_id, datetime.now(UTC))
+    event["count"] = len(users)
+    event["users"] = users[:listed]
+    if len(users) > listed:
+        event["truncated"] = True
+    return event
+
+
+def incident_viewers(tenant_id: str, incident_id: str, users: list[str]) -> dict[str, Any]:
+    event = _base("incident_viewers", tenant_id, datetime.now(UTC))
+    event["incident_id"] = incident_id
+    event["users"] = users
     return event
 
 

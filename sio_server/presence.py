@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.events import now_iso
+from notify_core import events
 from notify_core.rooms import tenant_room
 from sio_server.auth import Principal
 
@@ -205,32 +205,16 @@ class Presence:
         """Tell this process's connections what changed (`key`: tenant or tenant|incident)."""
         if "|" in key:
             tenant, incident = key.split("|", 1)
-            event: dict[str, Any] = {
-                "id": None,
-                "type": "incident_viewers",
-                "tenant_id": tenant,
-                "timestamp": now_iso(),
-                "incident_id": incident,
-                "users": await self.viewers(tenant, incident),
-            }
+            event = events.incident_viewers(tenant, incident, await self.viewers(tenant, incident))
             await self._emit(event, [viewers_room(tenant, incident)])
             return
         if key not in self._users:
             return
         users = await self.users(key)
         self._announced[key] = tuple(u["user_id"] for u in users)
-        event = {
-            "id": None,
-            "type": "presence",
-            "tenant_id": key,
-            "timestamp": now_iso(),
-            "count": len(users),
-            # every connection of the tenant gets this: past EVENT_USERS the list is cut (a
-            # full list to N connections is N^2; GET /api/v1/presence has them all)
-            "users": users[:EVENT_USERS],
-        }
-        if len(users) > EVENT_USERS:
-            event["truncated"] = True
+        # every connection of the tenant gets this: past EVENT_USERS the list is cut (a
+        # full list to N connections is N^2 bytes; GET /api/v1/presence has them all)
+        event = events.presence(key, users, EVENT_USERS)
         await self._emit(event, [tenant_room(key)])
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -247,7 +247,5 @@ class DeliveryWorker:
             priority="error",
             timestamp=datetime.now(UTC),
         )
-        event = events.system_notification(notice)
-        event["target_roles"] = ["admin"]
-        event["incident_id"] = job.incident_id
+        event = events.system_notification(notice, ["admin"], job.incident_id)
         await self.publish(event, f"receiver-down/{job.id}")
