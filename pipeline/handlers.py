@@ -6,7 +6,6 @@ in; the decision of what to publish is made from the decoded input alone.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -33,6 +32,7 @@ from notify_core.events import (
 )
 from notify_core.history import Dedupe, SourcePosition
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead, epoch_ms
+from notify_core.retry import until_done
 from notify_core.suppression import Notice
 from notify_core.suppression_store import SuppressionStore
 from notify_core.write_behind import UNREACHABLE, WriteBehind
@@ -147,15 +147,7 @@ class MessageHandler:
         waits, as for the history append): a Redis blip must not dead-letter alerts or
         lose their escalation. Steps are safe to repeat: state writes are idempotent,
         notifications are deduped by key, the escalation hooks take redelivery."""
-        delay = 0.05
-        while True:
-            try:
-                return await step()
-            except UNREACHABLE as exc:
-                metrics.STORE_RETRIES.inc()
-                log.warning("%s failed (%s); retrying in %.2fs", what, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
+        return await until_done(what, step, UNREACHABLE, log, 0.05, self.max_backoff_s)
 
     async def _reject(
         self,

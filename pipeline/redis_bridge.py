@@ -14,6 +14,7 @@ import logging
 from redis.asyncio import Redis
 
 from notify_core import metrics
+from notify_core.retry import Backoff
 from pipeline.envelope import BadInput
 from pipeline.handlers import dedupe_key, system_notice_event
 from pipeline.publisher import Publisher
@@ -48,13 +49,13 @@ class SystemChannelBridge:
         return await self._publisher.publish(event, dedupe_key(self._channel, raw))
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(f"Redis channel {self._channel}", log)
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
                 self.subscribed = True
-                backoff = 0.1
+                backoff.ok()
                 log.info("subscribed to Redis channel %s", self._channel)
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
@@ -66,15 +67,13 @@ class SystemChannelBridge:
                         raise
                     except Exception:
                         log.exception("system notification failed")
+                error: Exception = ConnectionError("subscription ended")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning(
-                    "Redis channel %s lost (%s); retry in %.1fs", self._channel, exc, backoff
-                )
+                error = exc
             finally:
                 self.subscribed = False
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            await backoff.failed(error)

@@ -21,6 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from notify_core.history import RedisHistory, decode_entry
+from notify_core.retry import Backoff
 from notify_core.rooms import rooms_for
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class LogFollower:
                 await self._task
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff("following the history", log)
         while True:
             self.running = True
             try:
@@ -88,11 +89,9 @@ class LogFollower:
                         if tenant in self._cursors:
                             self._cursors[tenant] = event["id"]
                             await self._emit(event, rooms_for(event))
-                backoff = 0.1
+                backoff.ok()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.running = False
-                log.warning("following the history failed (%s); retry in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.failed(exc)

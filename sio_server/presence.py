@@ -25,6 +25,7 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core import events
+from notify_core.retry import Backoff
 from notify_core.rooms import tenant_room
 from sio_server.auth import Principal
 
@@ -235,12 +236,12 @@ class Presence:
 
     async def _listen(self) -> None:
         assert self._redis is not None
-        backoff = 0.1
+        backoff = Backoff("presence channel", log)
         while True:
             try:
                 pubsub = self._redis.pubsub()
                 await pubsub.subscribe(f"{self._prefix}presence")
-                backoff = 0.1
+                backoff.ok()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -251,9 +252,7 @@ class Presence:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("presence channel lost (%s); retry in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.failed(exc)
 
     async def _renew(self) -> None:
         """Renew this process's shares; and tell this process's connections when another

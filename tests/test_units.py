@@ -913,3 +913,45 @@ async def test_the_embedded_engines_per_incident_stores_are_bounded():
     assert [n for n in range(5) if await timeline.get("t", f"I{n}")] == [2, 3, 4]
     assert await escalations.claim("t", "I4", "step-1") is True
     assert await escalations.claim("t", "I1", "step-1") is False  # forgotten: nothing fires
+
+
+def test_the_one_backoff_doubles_from_its_first_wait_to_its_cap_and_starts_over():
+    import logging
+
+    from notify_core.retry import Backoff
+
+    b = Backoff("test", logging.getLogger("test"), first_s=0.1, cap_s=1.0)
+    waits = []
+    for _ in range(6):
+        b.attempts += 1
+        waits.append(round(b.next_wait(), 3))
+    assert waits == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    b.ok()
+    b.attempts += 1
+    assert b.next_wait() == 0.1
+
+
+async def test_until_done_retries_only_what_it_is_told_to():
+    import logging
+
+    import pytest
+
+    from notify_core.retry import until_done
+
+    calls = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("down")
+        return "stored"
+
+    log = logging.getLogger("test")
+    assert await until_done("step", flaky, (ConnectionError,), log, 0.001, 0.01) == "stored"
+    assert len(calls) == 3
+
+    async def broken() -> None:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError):
+        await until_done("step", broken, (ConnectionError,), log, 0.001, 0.01)
