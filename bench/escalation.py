@@ -62,7 +62,7 @@ async def main() -> None:
         publish,
         scheduler,
     )
-    jobs.install(engine)
+    jobs.install(engine, scheduler.deployment)
     await scheduler.start()
     scheduler.activate()
     t0 = time.perf_counter()

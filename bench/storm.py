@@ -61,7 +61,7 @@ async def storm(args: argparse.Namespace, grouped: bool) -> dict[str, Any]:
         publish,
         scheduler,
     )
-    jobs.install(engine)
+    jobs.install(engine, scheduler.deployment)
     await scheduler.start()
     scheduler.activate()
     gap = args.seconds / args.incidents
@@ -80,7 +80,7 @@ async def storm(args: argparse.Namespace, grouped: bool) -> dict[str, Any]:
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # anything more would be an extra page
     await scheduler.stop()
-    jobs.uninstall(engine)
+    jobs.uninstall(engine, scheduler.deployment)
     async for key in redis.scan_iter(match=f"{prefix}*"):
         await redis.delete(key)
     await redis.aclose()

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import pickle
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -111,6 +112,9 @@ class _Scheduler(AsyncIOScheduler):
 
 class TimerScheduler:
     def __init__(self, redis_url: str | None, prefix: str) -> None:
+        # what its jobs carry to find their engine (escalation/jobs.py): the Redis key
+        # prefix, or for jobs in memory (they die with the process) this scheduler alone
+        self.deployment = prefix if redis_url else f"memory-{uuid.uuid4().hex[:8]}"
         jobstore: Any
         if redis_url:
             args = parse_url(redis_url)
@@ -136,7 +140,7 @@ class TimerScheduler:
             JOB_FUNC,
             "date",
             run_date=datetime.fromtimestamp(at, UTC),
-            args=[tenant, incident_id],
+            args=[tenant, incident_id, self.deployment],
             id=f"esc:{tenant}:{incident_id}",
             replace_existing=True,
         )

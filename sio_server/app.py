@@ -159,8 +159,10 @@ class SocketServer:
         self.deliveries = Deliveries(principals.get, ack_tracking_pairs)
         actions = IncidentActions(action_sink, incidents, audit)
         self.events = ClientEvents(actions, snapshots, timeline, self.deliveries, self.presence)
-        gate = DeliveryGate(self.sio)
-        gate.observer = self.deliveries.on_packet
+        # the fan-out is built below, from the gate: the flush is looked up when it runs
+        gate = DeliveryGate(
+            self.sio, observer=self.deliveries.on_packet, before_hold=lambda: self.fanout.flush()
+        )
         self.follower: LogFollower | None = None
         if follow is not None:
             # live events come from the tenant streams, not from the pipelines' emits
@@ -190,7 +192,6 @@ class SocketServer:
             enabled=direct_writes,
             coalesce_s=emit_coalesce_ms / 1000,
         )
-        gate.before_hold = self.fanout.flush
         self.hub = ConnectionHub(
             history, self.deliveries, self.presence, buffer_limit=client_buffer_bytes
         )

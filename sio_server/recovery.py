@@ -49,12 +49,19 @@ def _event_id(pkt: Any) -> tuple[int, int] | None:
 class DeliveryGate:
     """Holds live packets for connections that are being recovered."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        observer: Callable[[str, Any], None] | None = None,
+        before_hold: Callable[[], None] | None = None,
+    ) -> None:
+        """`observer` sees every packet sent (acknowledgement tracking); `before_hold`
+        flushes frames already emitted before a connection is held (the fan-out's)."""
         self._sio = sio
         self._held: dict[str, list[Any]] = {}
         self._encoded: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
-        self.observer: Callable[[str, Any], None] | None = None
-        self.before_hold: Callable[[], None] | None = None  # flushes frames already emitted
+        self.observer = observer
+        self.before_hold = before_hold
         self._send_raw: SendRaw = sio._send_eio_packet
         # every emit to a room or sid ends in this coroutine (python-socketio 5.x)
         sio._send_eio_packet = self._gated

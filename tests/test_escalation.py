@@ -366,8 +366,8 @@ async def test_redis_job_store_replaces_a_timer_and_a_burst_of_timers_all_fire(
             fired.append(incident_id)
 
     engine = Engine()
-    jobs.install(engine)
     scheduler = TimerScheduler(redis_url, prefix)
+    jobs.install(engine, scheduler.deployment)
     await scheduler.start()
     try:
         now = time.time()
@@ -388,5 +388,34 @@ async def test_redis_job_store_replaces_a_timer_and_a_burst_of_timers_all_fire(
         assert await redis_client.hlen(f"{prefix}apscheduler.jobs") == 0
     finally:
         await scheduler.stop()
-        jobs.uninstall(engine)
+        jobs.uninstall(engine, scheduler.deployment)
         await redis_client.delete(f"{prefix}apscheduler.jobs", f"{prefix}apscheduler.run_times")
+
+
+async def test_jobs_find_the_engine_of_their_own_deployment():
+    """Two runtimes in one process: a job runs on the engine of the scheduler that stored it
+    (its key prefix), not on whichever started last; a job stored before the prefix was an
+    argument runs on the newest."""
+    from escalation import jobs
+
+    ran: list[tuple[str, str]] = []
+
+    class Engine:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def tick(self, tenant: str, incident_id: str) -> None:
+            ran.append((self.name, incident_id))
+
+    a, b = Engine("a"), Engine("b")
+    jobs.install(a, "deploy-a:")
+    jobs.install(b, "deploy-b:")
+    try:
+        await jobs.fire("t", "I-1", "deploy-a:")
+        await jobs.fire("t", "I-2", "deploy-b:")
+        await jobs.fire("t", "I-old")  # stored before: the newest
+        await jobs.fire("t", "I-gone", "deploy-c:")  # no such engine: logged, not run
+        assert ran == [("a", "I-1"), ("b", "I-2"), ("b", "I-old")]
+    finally:
+        jobs.uninstall(a, "deploy-a:")
+        jobs.uninstall(b, "deploy-b:")

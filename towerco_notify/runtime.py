@@ -328,10 +328,10 @@ class Runtime:
             muter=self.suppression.mutes,
         )
         engine = self.escalation
-        escalation_jobs.install(engine)
+        escalation_jobs.install(engine, scheduler.deployment)
 
         async def release_jobs() -> None:
-            escalation_jobs.uninstall(engine)
+            escalation_jobs.uninstall(engine, scheduler.deployment)
 
         add(_Part("escalation jobs", _noop, release_jobs))
         add(_Part("webhooks", webhooks.start, webhooks.stop))
