@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from notify_core.events import TOPIC_KPIS  # noqa: E402
 from notify_core.history import MemoryHistory, RedisHistory  # noqa: E402
 from notify_core.incidents import MemoryIncidentStore, ReadAhead, RedisIncidentStore  # noqa: E402
-from notify_core.rules import RulesHolder, load_rules  # noqa: E402
+from notify_core.rules_file import load_rules  # noqa: E402
+from notify_core.rules_holder import RulesHolder  # noqa: E402
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots  # noqa: E402
 from notify_core.write_behind import WriteBehind  # noqa: E402
 from pipeline.handlers import MessageHandler  # noqa: E402

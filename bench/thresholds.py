@@ -33,7 +33,7 @@ CONFIG = str(ROOT / "config")
 sys.path.insert(0, str(ROOT))
 
 from notify_core.events import ALL_TOPICS, TOPIC_ALERTS, TOPIC_KPIS  # noqa: E402
-from notify_core.rules import load_rules  # noqa: E402
+from notify_core.rules_file import load_rules  # noqa: E402
 from notify_core.settings import load_settings  # noqa: E402
 from pipeline.thresholds import evaluate  # noqa: E402
 from pipeline.topics import ensure_topics  # noqa: E402

@@ -19,7 +19,7 @@ from notify_core import metrics
 from notify_core.audit import AuditLog
 from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
 from notify_core.incidents import IncidentStore, ReadAhead
-from notify_core.rules import RulesHolder
+from notify_core.rules_holder import RulesHolder
 from notify_core.settings import Settings
 from notify_core.suppression_store import SuppressionStore
 from notify_core.write_behind import WriteBehind

@@ -22,7 +22,8 @@ from notify_core import events, metrics
 from notify_core.events import IncidentPayload, KpiMessage, Origin
 from notify_core.history import Dedupe
 from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
-from notify_core.rules import Rule, RuleSet, RulesHolder
+from notify_core.rules import Rule, RuleSet
+from notify_core.rules_holder import RulesHolder
 from notify_core.suppression import Notice
 from notify_core.suppression_store import SuppressionStore
 from pipeline.listener import IncidentListener

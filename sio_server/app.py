@@ -22,7 +22,7 @@ from notify_core.history import History, RedisHistory
 from notify_core.incidents import IncidentStore
 from notify_core.readiness import Readiness
 from notify_core.revocations import Revocations
-from notify_core.rules import RulesHolder
+from notify_core.rules_holder import RulesHolder
 from notify_core.snapshots import SnapshotStore
 from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import Timeline

@@ -22,7 +22,7 @@ from notify_core.ids import InvalidEventId, parse_id
 from notify_core.incidents import STATUSES, IncidentStore
 from notify_core.readiness import Readiness
 from notify_core.revocations import DEFAULT_KEEP_S, Revocation, Revocations
-from notify_core.rules import RulesHolder
+from notify_core.rules_holder import RulesHolder
 from notify_core.timeline import Timeline
 from sio_server.api_models import RevocationBody, openapi
 from sio_server.auth import Authenticator, AuthError, Principal

@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 
 from notify_core.events import TOPIC_KPIS, KpiMessage
-from notify_core.rules import parse_rules
+from notify_core.rules_file import parse_rules
 from pipeline.backtest import Backtest
 from pipeline.envelope import decode_kpi
 from tests.conftest import TEST_THRESHOLDS, eventually

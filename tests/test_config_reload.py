@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from notify_core.config_yaml import ConfigInvalid
 from notify_core.events import TOPIC_ALERTS
-from notify_core.rules import ConfigInvalid
 from notify_core.suppression import Notice, State, mutes
 from notify_core.suppression_config import parse_suppression
 from tests.conftest import eventually

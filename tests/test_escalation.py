@@ -12,8 +12,8 @@ import pytest
 
 from escalation.config import parse_policies
 from escalation.policy import EscalationState, Policy, advance
+from notify_core.config_yaml import ConfigInvalid
 from notify_core.events import TOPIC_ALERTS
-from notify_core.rules import ConfigInvalid
 from tests.conftest import eventually
 from tests.helpers import TEST_SECRET, NodeClient, alert, new_tenant
 

@@ -14,8 +14,8 @@ import pytest
 from escalation.config import parse_policies
 from escalation.receivers.delivery import backoff_s
 from escalation.receivers.page import render
+from notify_core.config_yaml import ConfigInvalid
 from notify_core.events import TOPIC_ALERTS
-from notify_core.rules import ConfigInvalid
 from tests.conftest import eventually
 from tests.helpers import NodeClient, alert, new_tenant
 

@@ -143,7 +143,7 @@ def test_generator_produces_valid_envelopes_of_every_kind():
 def test_generator_holds_faults_long_enough_for_sustained_rules():
     from pathlib import Path
 
-    from notify_core.rules import load_rules
+    from notify_core.rules_file import load_rules
 
     rules = load_rules(Path(__file__).resolve().parent.parent / "config" / "thresholds.yaml")
     gen = Generator(["demo"], 3, seed=3)
@@ -180,7 +180,8 @@ def _kpi(site: str, second: int, **values: float) -> bytes:
 async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce):
     from pathlib import Path
 
-    from notify_core.rules import RulesHolder, parse_rules
+    from notify_core.rules_file import parse_rules
+    from notify_core.rules_holder import RulesHolder
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -237,7 +238,8 @@ async def test_a_reloaded_threshold_applies_to_sites_already_evaluated():
     """The engine remembers each site's rules between samples; a reload must replace them."""
     from pathlib import Path
 
-    from notify_core.rules import RulesHolder, parse_rules
+    from notify_core.rules_file import parse_rules
+    from notify_core.rules_holder import RulesHolder
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -312,7 +314,8 @@ async def test_a_long_mixed_fetch_is_published_once_in_order(engine, redis_clien
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from notify_core.history import RedisHistory
-    from notify_core.rules import RulesHolder, parse_rules
+    from notify_core.rules_file import parse_rules
+    from notify_core.rules_holder import RulesHolder
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -428,7 +431,8 @@ def test_a_fetch_is_handled_in_record_time_order_keeping_each_partition_in_order
 async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_the_rest_kept():
     from pathlib import Path
 
-    from notify_core.rules import RulesHolder, parse_rules
+    from notify_core.rules_file import parse_rules
+    from notify_core.rules_holder import RulesHolder
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -462,7 +466,8 @@ async def test_a_batch_whose_joint_publish_fails_is_published_one_by_one():
     tried alone: the one that cannot be stored is dead-lettered, the rest keep order."""
     from pathlib import Path
 
-    from notify_core.rules import RulesHolder, parse_rules
+    from notify_core.rules_file import parse_rules
+    from notify_core.rules_holder import RulesHolder
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -530,7 +535,8 @@ async def _run_handler(
     from pathlib import Path
     from types import SimpleNamespace
 
-    from notify_core.rules import RulesHolder, parse_rules
+    from notify_core.rules_file import parse_rules
+    from notify_core.rules_holder import RulesHolder
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 

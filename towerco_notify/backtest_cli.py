@@ -20,8 +20,10 @@ from typing import Any
 
 import orjson
 
+from notify_core.config_yaml import ConfigInvalid
 from notify_core.events import TOPIC_KPIS, KpiMessage
-from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, RuleSet, load_rules, parse_duration
+from notify_core.rules import THRESHOLDS_FILE, RuleSet, parse_duration
+from notify_core.rules_file import load_rules
 from pipeline.backtest import Backtest, Series
 from pipeline.envelope import BadInput, decode_kpi
 

@@ -256,7 +256,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from notify_core.rules import ConfigInvalid
+    from notify_core.config_yaml import ConfigInvalid
     from towerco_notify.runtime import ConfigurationError, Runtime
 
     try:

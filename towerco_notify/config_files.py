@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from escalation.config import ESCALATION_FILE, load_policies
-from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, load_rules
+from notify_core.config_yaml import ConfigInvalid
+from notify_core.rules import THRESHOLDS_FILE
+from notify_core.rules_file import load_rules
 from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
 
 

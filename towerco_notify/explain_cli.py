@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, Rule, load_rules
+from notify_core.config_yaml import ConfigInvalid
+from notify_core.rules import THRESHOLDS_FILE, Rule
+from notify_core.rules_file import load_rules
 from notify_core.suppression import Notice
 from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
 from notify_core.suppression_store import SuppressionStore

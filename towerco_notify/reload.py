@@ -20,7 +20,10 @@ from watchfiles import awatch
 from escalation.config import ESCALATION_FILE, load_policies
 from escalation.policy import Policy
 from notify_core import metrics
-from notify_core.rules import THRESHOLDS_FILE, ConfigInvalid, RuleSet, RulesHolder, load_rules
+from notify_core.config_yaml import ConfigInvalid
+from notify_core.rules import THRESHOLDS_FILE, RuleSet
+from notify_core.rules_file import load_rules
+from notify_core.rules_holder import RulesHolder
 from notify_core.suppression_config import SUPPRESSION_FILE, Suppression, load_suppression
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
 from notify_core.readiness import Readiness
 from notify_core.revocations import Revocations
-from notify_core.rules import RulesHolder
+from notify_core.rules_holder import RulesHolder
 from notify_core.settings import Settings
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
 from notify_core.suppression_audit import ExpiryAudit
