@@ -194,8 +194,8 @@ class MessageHandler:
         timers the batch sets are written after them, also in one round trip.
         """
         counts: dict[str, int] = {}
-        for message in batch:
-            counts[message[0]] = counts.get(message[0], 0) + 1
+        for topic, _raw, _ts, _partition, _offset in batch:
+            counts[topic] = counts.get(topic, 0) + 1
         for topic, n in counts.items():
             metrics.EVENTS_CONSUMED.labels(topic).inc(n)
         writes = self.writes
@@ -223,13 +223,12 @@ class MessageHandler:
         decoded: list[Decoded | Exception | None] = []
         keys: list[tuple[str, str]] = []
         alerted: list[tuple[str, str]] = []
-        for message in batch:
-            topic = message[0]
+        for topic, raw, _ts, _partition, _offset in batch:
             if topic == TOPIC_KPIS:
                 decoded.append(None)
                 continue
             try:
-                d = decode(topic, message[1])
+                d = decode(topic, raw)
             except Exception as exc:  # raised again in turn, so it is dead-lettered in order
                 decoded.append(exc)
                 continue

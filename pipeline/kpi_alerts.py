@@ -28,7 +28,7 @@ from notify_core.suppression import Notice
 from notify_core.suppression_store import SuppressionStore
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
-from pipeline.thresholds import AlertState, Transition, evaluate, stale
+from pipeline.thresholds import LAST_SEEN, AlertState, Transition, evaluate, stale
 
 log = logging.getLogger(__name__)
 
@@ -159,14 +159,14 @@ class KpiAlerts:
                 stale_reported.discard(skey)
             if (
                 prev is None
-                or prev[:5] != new[:5]  # anything but the last sample's time and value
-                or prev[7] != new[7]
+                or prev[:LAST_SEEN] != new[:LAST_SEEN]  # all but the last sample's time, value
+                or prev.incident_open != new.incident_open
                 or (wall - persisted >= self.persist_every_s)
             ):
                 a.writes.append((skey, {**new.to_dict(), "seen_wall": wall}))
                 persisted = wall
             cache[skey] = (new, wall, persisted)
-            if new[0] == "firing":
+            if new.state == "firing":
                 if firing is None:
                     firing = self._firing[(tenant, site)] = set()
                 firing.add(name)

@@ -146,12 +146,13 @@ def evaluate(
 
 
 _new_tuple = tuple.__new__
+LAST_SEEN = AlertState._fields.index("last_seen")  # the fields before it: the state proper
 
 
 def _seen(s: AlertState, now: float, value: float, incident_open: bool) -> AlertState:
     # runs per sample: built as a tuple, without the NamedTuple's generated `__new__`
     # (a Python call, a third of the cost) or `_replace` (2.5x as much)
-    return _new_tuple(AlertState, (s[0], s[1], s[2], s[3], s[4], now, value, incident_open))
+    return _new_tuple(AlertState, (*s[:LAST_SEEN], now, value, incident_open))
 
 
 def stale(
