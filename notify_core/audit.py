@@ -14,7 +14,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -22,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from notify_core import metrics
+from notify_core.clock import iso_s
 from notify_core.events import TOPIC_AUDIT
 from notify_core.history import decode_entry
 from notify_core.ids import format_id, parse_id
@@ -45,9 +45,7 @@ def audit_record(
     at: float | None = None,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "at": datetime.fromtimestamp(time.time() if at is None else at, UTC)
-        .isoformat()
-        .replace("+00:00", "Z"),
+        "at": iso_s(time.time() if at is None else at),
         "tenant_id": tenant_id,
         "actor": actor,
         "action": action,

@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from notify_core import clock
+
 # Ids used inside room names and Redis keys: no ':' or spaces, so that
 # `site:{tenant}:{site}` can never be forged by a crafted id.
 IDENT_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
@@ -255,7 +257,7 @@ def describe_error(exc: ValidationError, prefix: str = "") -> str:
 def iso(ts: datetime) -> str:
     """UTC ISO 8601 with `Z`; cached, since the sites of a network report on the same
     collection instants (a burst of samples shares a few timestamps)."""
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return clock.iso(ts)
 
 
 def now_iso() -> str:

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from notify_core.clock import iso_ms
 from notify_core.redis_hashes import HashStore
 from notify_core.write_behind import IndexMove, WriteBehind
 
@@ -76,8 +77,7 @@ class IncidentState:
         )
 
 
-def _iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+_iso_ms = iso_ms
 
 
 def epoch_ms(ts: datetime) -> int:

@@ -21,6 +21,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
+from notify_core.clock import iso_s
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -96,11 +98,7 @@ class Muted(NamedTuple):
     until: float | None
 
     def view(self) -> dict[str, Any]:
-        until = (
-            datetime.fromtimestamp(self.until, UTC).isoformat().replace("+00:00", "Z")
-            if self.until is not None
-            else None
-        )
+        until = iso_s(self.until) if self.until is not None else None
         return {"by": self.by, "id": self.id, "until": until}
 
 

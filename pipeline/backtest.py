@@ -20,9 +20,9 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from notify_core.clock import iso_s
 from notify_core.events import KpiMessage
 from notify_core.rules import Rule, RuleSet
 from pipeline.thresholds import AlertState, Transition, evaluate
@@ -239,7 +239,7 @@ class Backtest:
 def _iso(t: float | None) -> str | None:
     if t is None:
         return None
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+    return iso_s(t)
 
 
 def _alerts(out: Outcome) -> int:

@@ -10,9 +10,9 @@ what nobody took, anything but a comment on a resolved incident) is not broadcas
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from notify_core.clock import iso_ms
 from notify_core.events import ActionPayload
 from notify_core.incidents import IncidentState
 
@@ -24,8 +24,7 @@ class Applied(NamedTuple):
     kind: str  # the timeline entry's kind
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+_iso = iso_ms
 
 
 def apply_action(known: IncidentState | None, act: ActionPayload, at_ms: int) -> Applied | None:

@@ -11,9 +11,9 @@ and its next sample reports it back. The clock is passed in; nothing here does I
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
+from notify_core.clock import iso_s
 from notify_core.rules import Rule
 
 State = Literal["ok", "pending", "firing"]
@@ -71,7 +71,7 @@ class Transition:
             "threshold": threshold,
             "direction": self.rule.direction,
             "unit": self.rule.unit,
-            "since": datetime.fromtimestamp(self.since, UTC).isoformat().replace("+00:00", "Z"),
+            "since": iso_s(self.since),
             "previous_state": self.previous,
         }
 

@@ -25,6 +25,7 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core import events
+from notify_core.clock import iso_s
 from notify_core.retry import Backoff
 from notify_core.rooms import tenant_room
 from sio_server.auth import Principal
@@ -281,6 +282,4 @@ class Presence:
 
 
 def _iso(ts: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return iso_s(ts)

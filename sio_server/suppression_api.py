@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from notify_core import metrics
 from notify_core.audit import AuditLog, audit_record
+from notify_core.clock import iso_s
 from notify_core.events import describe_error
 from notify_core.suppression import Notice, Silence, Window
 from notify_core.suppression_store import SuppressionStore, window_view
@@ -40,9 +41,7 @@ def silence_view(s: Silence) -> dict[str, Any]:
 
 
 def _iso(ts: float) -> str:
-    from datetime import UTC
-
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return iso_s(ts)
 
 
 class SuppressionApi:

@@ -13,10 +13,11 @@ import asyncio
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from notify_core.clock import iso_s
 from notify_core.config_yaml import ConfigInvalid
 from notify_core.rules import THRESHOLDS_FILE, Rule
 from notify_core.rules_file import load_rules
@@ -100,7 +101,7 @@ def explain_value(rules: Any, args: argparse.Namespace) -> None:
 def _iso(ts: float | None) -> str:
     if ts is None:
         return "until the site reports another status"
-    return "until " + datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return "until " + iso_s(ts)
 
 
 async def explain_suppression(config: Path, args: argparse.Namespace) -> int:
@@ -125,7 +126,7 @@ async def explain_suppression(config: Path, args: argparse.Namespace) -> int:
             args.tenant, args.incident_id, args.site, args.severity, args.kpi, args.source
         )
         muted = store.mutes(notice, now)
-        at = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+        at = iso_s(now)
         what = f"a {args.severity} incident" + (f" at site {args.site}" if args.site else "")
         source = "live state from Redis and " if redis is not None else ""
         print(

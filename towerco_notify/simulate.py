@@ -12,11 +12,11 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from notify_core.clock import iso_s
 from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
 
 SEVERITIES = ("critical", "major", "minor", "warning", "info")
@@ -69,7 +69,7 @@ class Generator:
         """One (topic, envelope) pair: mostly KPIs, some status changes and incidents."""
         tenant = self.rng.choice(self.tenants)
         site = self.rng.choice(self.site_ids(tenant))
-        ts = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+        ts = iso_s(now)
         roll = self.rng.random()
         if roll < 0.80:
             payload: dict[str, object] = {}

@@ -1,0 +1,19 @@
+"""Times as every event, record and answer writes them: UTC ISO 8601 with a `Z`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_s(seconds: float) -> str:
+    """From unix seconds."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_ms(ms: int) -> str:
+    """From unix milliseconds."""
+    return iso_s(ms / 1000)
