@@ -4,12 +4,12 @@ does nothing."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
 from escalation.policy import EscalationState
+from notify_core.bounded import Bounded
 from notify_core.redis_hashes import HashStore
 from notify_core.write_behind import ABSENT, WriteBehind
 
@@ -36,8 +36,7 @@ class MemoryEscalationStore:
     stops. Redis keeps them for TTL_S instead."""
 
     def __init__(self, maxsize: int = 200_000) -> None:
-        self._data: OrderedDict[tuple[str, str], EscalationState] = OrderedDict()
-        self._maxsize = maxsize
+        self._data: Bounded[tuple[str, str], EscalationState] = Bounded(maxsize)
 
     async def get(self, tenant: str, incident_id: str) -> EscalationState | None:
         return self._data.get((tenant, incident_id))
@@ -49,10 +48,7 @@ class MemoryEscalationStore:
         current = self._data.get((tenant, incident_id))
         fired = current.fired if current is not None and current.epoch == state.epoch else set()
         state.fired = fired | state.fired
-        self._data[(tenant, incident_id)] = state
-        self._data.move_to_end((tenant, incident_id))
-        if len(self._data) > self._maxsize:
-            self._data.popitem(last=False)
+        self._data.put((tenant, incident_id), state)
 
     async def claim(self, tenant: str, incident_id: str, step_key: str) -> bool:
         state = self._data.get((tenant, incident_id))

@@ -18,13 +18,14 @@ from __future__ import annotations
 import bisect
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.bounded import Bounded
 from notify_core.ids import IdMinter, format_id, parse_id
 from notify_core.redis_scripts import call_in_chunks
 from notify_core.resume import EMPTY, HistoryPosition
@@ -107,8 +108,7 @@ class MemoryHistory:
         self._trimmed: dict[str, tuple[int, int]] = {}
         self._rings: dict[str, deque[tuple[tuple[int, int], dict[str, Any]]]] = {}
         self._minters: dict[str, IdMinter] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._dedupe_size = dedupe_size
+        self._seen: Bounded[str, None] = Bounded(dedupe_size)
         self._positions: dict[str, int] = {}
         # one epoch per tenant history and process: a restart begins a new history
         self._epochs: dict[str, str] = {}
@@ -133,9 +133,7 @@ class MemoryHistory:
             key = f"{tenant}\x00{dedupe_key}"
             if key in self._seen:
                 return None
-            self._seen[key] = None
-            if len(self._seen) > self._dedupe_size:
-                self._seen.popitem(last=False)
+            self._seen.put(key, None)
         minter = self._minters.get(tenant)
         if minter is None:
             minter = self._minters[tenant] = IdMinter()

@@ -10,7 +10,6 @@ shared by every pipeline process whichever partition carried the alert.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from notify_core.bounded import Bounded
 from notify_core.clock import iso_ms
 from notify_core.redis_hashes import HashStore
 from notify_core.write_behind import IndexMove, WriteBehind
@@ -115,9 +115,8 @@ def _order(items: Iterable[tuple[str, IncidentState]]) -> Listing:
 
 class MemoryIncidentStore:
     def __init__(self, maxsize: int = 200_000) -> None:
-        self._items: OrderedDict[tuple[str, str], IncidentState] = OrderedDict()
+        self._items: Bounded[tuple[str, str], IncidentState] = Bounded(maxsize)
         self._by_tenant: dict[str, dict[str, None]] = {}
-        self._maxsize = maxsize
 
     async def get(self, tenant: str, incident_id: str) -> IncidentState | None:
         return self._items.get((tenant, incident_id))
@@ -126,11 +125,8 @@ class MemoryIncidentStore:
         return {key: self._items.get(key) for key in keys}
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
-        self._items[(tenant, incident_id)] = state
-        self._items.move_to_end((tenant, incident_id))
         self._by_tenant.setdefault(tenant, {})[incident_id] = None
-        if len(self._items) > self._maxsize:
-            (old_tenant, old_id), _ = self._items.popitem(last=False)
+        for (old_tenant, old_id), _ in self._items.put((tenant, incident_id), state):
             self._by_tenant.get(old_tenant, {}).pop(old_id, None)
 
     async def list(self, tenant: str, resolved: bool) -> list[tuple[str, IncidentState]]:

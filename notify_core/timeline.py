@@ -5,12 +5,12 @@ HTTP API for the caller's tenant only."""
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Any, Protocol
 
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.bounded import Bounded
 from notify_core.write_behind import ListAppend, WriteBehind
 
 TIMELINE_TTL_S = 30 * 24 * 3600
@@ -29,16 +29,16 @@ def _entry(kind: str, details: dict[str, Any]) -> dict[str, Any]:
 
 class MemoryTimeline:
     def __init__(self, max_incidents: int = 50_000) -> None:
-        self._data: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
-        self._max = max_incidents
+        self._data: Bounded[tuple[str, str], list[dict[str, Any]]] = Bounded(max_incidents)
 
     async def add(self, tenant: str, incident_id: str, kind: str, **details: Any) -> None:
-        entries = self._data.setdefault((tenant, incident_id), [])
+        entries = self._data.get((tenant, incident_id))
+        if entries is None:
+            entries = []
+            self._data.put((tenant, incident_id), entries)
         entries.append(_entry(kind, details))
         if len(entries) > MAX_ENTRIES:  # the latest are kept: late acks and resolves matter
             del entries[0]
-        if len(self._data) > self._max:
-            self._data.popitem(last=False)
 
     async def get(self, tenant: str, incident_id: str) -> list[dict[str, Any]]:
         return list(self._data.get((tenant, incident_id), []))

@@ -12,7 +12,6 @@ process the client lands on, since the history is shared.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -20,6 +19,7 @@ import orjson
 import socketio
 
 from notify_core import metrics
+from notify_core.bounded import Bounded
 from notify_core.events import connection_established, sync_complete
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, format_id, parse_id
@@ -59,7 +59,7 @@ class DeliveryGate:
         flushes frames already emitted before a connection is held (the fan-out's)."""
         self._sio = sio
         self._held: dict[str, list[Any]] = {}
-        self._encoded: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
+        self._encoded: Bounded[tuple[str, str], list[Any]] = Bounded(ENCODED_CACHE)
         self.observer = observer
         self.before_hold = before_hold
         self._send_raw: SendRaw = sio._send_eio_packet
@@ -109,9 +109,8 @@ class DeliveryGate:
         key = (event["tenant_id"], event["id"])
         packets = self._encoded.get(key)
         if packets is None:
-            packets = self._encoded[key] = self._encode(event["type"], event)
-            if len(self._encoded) > ENCODED_CACHE:
-                self._encoded.popitem(last=False)
+            packets = self._encode(event["type"], event)
+            self._encoded.put(key, packets)
         for raw in packets:
             if self.observer is not None:
                 self.observer(eio_sid, raw)
