@@ -47,7 +47,10 @@ def window_view(w: Window) -> dict[str, Any]:
 class SuppressionStore(FollowedSnapshot):
     what = "suppression"
 
-    def __init__(self, redis: Redis | None, prefix: str = "") -> None:
+    def __init__(
+        self, redis: Redis | None, prefix: str = "", config: Suppression | None = None
+    ) -> None:
+        """`config`: suppression.yaml's windows and inhibition (swapped on reload)."""
         self._redis = redis
         self._hash = f"{prefix}suppression"
         self._status_hash = f"{prefix}site-status"
@@ -56,7 +59,7 @@ class SuppressionStore(FollowedSnapshot):
         self._windows: dict[str, Window] = {}  # "tenant:id" -> window (API-made)
         self._silences: dict[str, Silence] = {}
         self._status: dict[tuple[str, str], str] = {}
-        self._config: Suppression = Suppression()
+        self._config: Suppression = config if config is not None else Suppression()
         self._index: Index | None = None  # of the state, rebuilt after a change
 
     @property

@@ -105,16 +105,15 @@ def _iso(ts: float | None) -> str:
 
 
 async def explain_suppression(config: Path, args: argparse.Namespace) -> int:
+    path = config / SUPPRESSION_FILE
+    from_file = load_suppression(path) if path.exists() else None  # invalid: named, exit 1
     redis = None
     if args.redis_url:
         from redis.asyncio import Redis
 
         redis = Redis.from_url(args.redis_url)
-    store = SuppressionStore(redis, args.redis_prefix)
+    store = SuppressionStore(redis, args.redis_prefix, from_file)
     try:
-        path = config / SUPPRESSION_FILE
-        if path.exists():
-            store.config = load_suppression(path)
         if redis is not None:
             await store.refresh()
         now = (

@@ -197,9 +197,9 @@ class Runtime:
         )
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
-        suppression = self.suppression = SuppressionStore(self.redis, s.redis_prefix)
-        if self._suppression_config is not None:
-            suppression.config = self._suppression_config
+        suppression = self.suppression = SuppressionStore(
+            self.redis, s.redis_prefix, self._suppression_config
+        )
         add(_Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
         if self.mode != "pipeline":
