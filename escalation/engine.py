@@ -94,7 +94,7 @@ class EscalationEngine:
         if not held:
             return
         try:
-            self.scheduler.apply(held)
+            await self.scheduler.apply(held)
         except UNREACHABLE:
             self._held = held
             raise
@@ -262,6 +262,9 @@ class EscalationEngine:
         async with self._ticks:
             try:
                 await self._tick(tenant, incident_id)
+                # the timers the tick set are in the store before the job counts as run
+                # (APScheduler removed this job before running it)
+                await self.scheduler.drain()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -293,7 +296,7 @@ class EscalationEngine:
         if due:
             # APScheduler removed this job before running it: persist a retry first, so a
             # crash in the middle of delivering runs this tick again instead of losing it.
-            self.scheduler.schedule(tenant, incident_id, now + RETRY_AFTER_CRASH_S)
+            await self.scheduler.ensure(tenant, incident_id, now + RETRY_AFTER_CRASH_S)
         if new.epoch != state.epoch:
             await self._put(tenant, incident_id, new)
             if state.status == "snoozed":

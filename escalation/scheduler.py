@@ -6,8 +6,9 @@ job store. `misfire_grace_time=None`: a job that came due while the daemon was d
 runs right after start, never skipped; `coalesce=True`: once, never twice (and the
 step claim in the store makes the delivery itself exactly-once).
 
-The Redis job store is synchronous: its calls use their own connection with short
-timeouts, and block the loop for a round trip. So a job is written in one (an upsert,
+The Redis job store is synchronous: every call to it runs on one job-store thread, in
+order (escalation/apscheduler_adapter.py moves APScheduler's own reads there too), so a
+slow or paused Redis stalls no socket. A job is written in one (an upsert,
 not APScheduler's check-then-write of two to four); the timers a pipeline batch sets are
 written together (`apply`: one round trip for the batch, the latest time per incident), and
 a burst of new jobs is followed by one scan of the store, not one each.
@@ -22,8 +23,10 @@ import asyncio
 import contextlib
 import logging
 import pickle
+import time
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,15 +34,18 @@ from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.redis import RedisJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.util import datetime_to_utc_timestamp
+from redis import exceptions as redis_exceptions
 from redis.connection import parse_url
 
+from escalation.apscheduler_adapter import OffLoopScheduler
 from notify_core import metrics
+from notify_core.retry import RETRIES
 
 log = logging.getLogger(__name__)
 
 JOB_FUNC = "escalation.jobs:fire"
+REDIS_DOWN = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, OSError)
 
 
 class UpsertRedisJobStore(RedisJobStore):
@@ -90,26 +96,6 @@ class UpsertRedisJobStore(RedisJobStore):
             pipe.execute()
 
 
-class _Scheduler(AsyncIOScheduler):
-    """An AsyncIOScheduler whose wake-ups, asked for many times before the loop gets to
-    them (one per `add_job`), scan the job store once."""
-
-    _wakeup_queued = False
-
-    def wakeup(self) -> None:
-        if self._wakeup_queued or self._eventloop is None:
-            return
-        self._wakeup_queued = True
-        self._eventloop.call_soon_threadsafe(self._wake_now)
-
-    def _wake_now(self) -> None:
-        self._wakeup_queued = False
-        if self._eventloop is None or not self.running:
-            return
-        self._stop_timer()
-        self._start_timer(self._process_jobs())
-
-
 class TimerScheduler:
     def __init__(self, redis_url: str | None, prefix: str) -> None:
         # what its jobs carry to find their engine (escalation/jobs.py): the Redis key
@@ -127,7 +113,11 @@ class TimerScheduler:
         else:
             jobstore = MemoryJobStore()
         self._store = jobstore
-        self.scheduler = _Scheduler(
+        # every job-store call runs here, in order, never on the event loop
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="escalation-jobstore")
+        self._closing = False
+        self.scheduler = OffLoopScheduler(
+            self._io,
             jobstores={"default": jobstore},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone=UTC,
@@ -135,7 +125,47 @@ class TimerScheduler:
         self._waker: asyncio.Task[None] | None = None
         self.active = False
 
-    def schedule(self, tenant: str, incident_id: str, at: float) -> None:
+    # -- writes: on the job-store thread ---------------------------------------------
+    def schedule(self, tenant: str, incident_id: str, at: float) -> Future[None]:
+        """Set the timer (written in the background, in order, retried while the store is
+        unreachable); `await ensure(...)` or `drain()` to know it is stored."""
+        return self._write(self._schedule_now, tenant, incident_id, at)
+
+    def cancel(self, tenant: str, incident_id: str) -> Future[None]:
+        return self._write(self._cancel_now, tenant, incident_id)
+
+    async def ensure(self, tenant: str, incident_id: str, at: float) -> None:
+        """Set the timer and return once it is in the store."""
+        await asyncio.wrap_future(self.schedule(tenant, incident_id, at))
+
+    async def apply(self, timers: Mapping[tuple[str, str], float | None]) -> None:
+        """Set (a time) or cancel (None) the timer of each (tenant, incident), in one round
+        trip to the Redis job store. Raises what the Redis client raises if it cannot
+        reach Redis; nothing is written then, and applying the same again is safe."""
+        await asyncio.wrap_future(self._io.submit(self._apply_now, dict(timers)))
+
+    async def drain(self) -> None:
+        """Return once every write asked for so far is done."""
+        await asyncio.wrap_future(self._io.submit(lambda: None))
+
+    def _write(self, fn: Any, *args: Any) -> Future[None]:
+        def until_written() -> None:
+            wait = 0.1
+            while True:
+                try:
+                    fn(*args)
+                    return
+                except REDIS_DOWN as exc:
+                    if self._closing:
+                        raise
+                    RETRIES.labels("escalation timer write").inc()
+                    log.warning("escalation timer write failed (%s); retrying in %.1fs", exc, wait)
+                    time.sleep(wait)
+                    wait = min(wait * 2, 5.0)
+
+        return self._io.submit(until_written)
+
+    def _schedule_now(self, tenant: str, incident_id: str, at: float) -> None:
         self.scheduler.add_job(
             JOB_FUNC,
             "date",
@@ -145,23 +175,20 @@ class TimerScheduler:
             replace_existing=True,
         )
 
-    def cancel(self, tenant: str, incident_id: str) -> None:
+    def _cancel_now(self, tenant: str, incident_id: str) -> None:
         with contextlib.suppress(JobLookupError):
             self.scheduler.remove_job(f"esc:{tenant}:{incident_id}")
 
-    def apply(self, timers: Mapping[tuple[str, str], float | None]) -> None:
-        """Set (a time) or cancel (None) the timer of each (tenant, incident), in one round
-        trip to the Redis job store. Raises what the Redis client raises if it cannot
-        reach Redis; nothing is written then, and applying the same again is safe."""
+    def _apply_now(self, timers: Mapping[tuple[str, str], float | None]) -> None:
         store = self._store
         with (
             store.batched() if isinstance(store, UpsertRedisJobStore) else contextlib.nullcontext()
         ):
             for (tenant, incident_id), at in timers.items():
                 if at is None:
-                    self.cancel(tenant, incident_id)
+                    self._cancel_now(tenant, incident_id)
                 else:
-                    self.schedule(tenant, incident_id, at)
+                    self._schedule_now(tenant, incident_id, at)
 
     async def start(self) -> None:
         self.scheduler.start(paused=True)
@@ -197,4 +224,8 @@ class TimerScheduler:
         if self._waker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._waker
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), 5.0)  # what was asked is written
+        self._closing = True
         self.scheduler.shutdown(wait=False)
+        await asyncio.to_thread(self._io.shutdown, wait=True, cancel_futures=True)

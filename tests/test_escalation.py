@@ -377,6 +377,7 @@ async def test_redis_job_store_replaces_a_timer_and_a_burst_of_timers_all_fire(
         scheduler.cancel("t", "cancelled")
         for i in range(20):
             scheduler.schedule("t", f"burst{i}", now + 0.3)
+        await scheduler.drain()  # the writes run, in order, on the job-store thread
         stored = await redis_client.hkeys(f"{prefix}apscheduler.jobs")
         assert sorted(k.decode() for k in stored) == sorted(
             ["esc:t:moved", *(f"esc:t:burst{i}" for i in range(20))]
@@ -419,3 +420,63 @@ async def test_jobs_find_the_engine_of_their_own_deployment():
     finally:
         jobs.uninstall(a, "deploy-a:")
         jobs.uninstall(b, "deploy-b:")
+
+
+async def test_the_loop_keeps_answering_while_the_job_store_is_paused(redis_url, redis_client):
+    """`CLIENT PAUSE` on Redis while timers are written and due jobs are processed: the job
+    store's calls wait on their own thread, the event loop keeps answering (heartbeats go
+    on), and once Redis is back every timer is stored and fires, on the loop."""
+    import threading
+    import time
+    import uuid
+
+    from escalation import jobs
+    from escalation.scheduler import TimerScheduler
+
+    prefix = f"testpause-{uuid.uuid4().hex[:8]}:"
+    fired: list[tuple[str, bool]] = []
+    loop_thread = threading.current_thread()
+
+    class Engine:
+        async def tick(self, tenant: str, incident_id: str) -> None:
+            fired.append((incident_id, threading.current_thread() is loop_thread))
+
+    engine = Engine()
+    scheduler = TimerScheduler(redis_url, prefix)
+    jobs.install(engine, scheduler.deployment)
+    await scheduler.start()
+    scheduler.activate()
+    beats: list[float] = []
+    stop = asyncio.Event()
+
+    async def heartbeat() -> None:
+        while not stop.is_set():
+            beats.append(time.monotonic())
+            await asyncio.sleep(0.05)
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        await scheduler.ensure("t", "before", time.time() + 0.2)  # the positive twin
+        await eventually(lambda: ("before", True) in fired)
+        await redis_client.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
+        paused_at = time.monotonic()
+        for i in range(5):
+            scheduler.schedule("t", f"during{i}", time.time() + 0.5)
+        applying = asyncio.create_task(scheduler.apply({("t", "batch"): time.time() + 0.5}))
+        await asyncio.sleep(1.5)
+        answered = [b for b in beats if b > paused_at]
+        assert len(answered) >= 10, "the loop stalled while Redis was paused"
+        assert not applying.done(), "the batch waits for Redis (on its thread)"
+        await applying
+        await eventually(lambda: len(fired) == 7, timeout=15)
+        assert sorted(i for i, _ in fired) == sorted(
+            ["before", "batch", *(f"during{i}" for i in range(5))]
+        )
+        assert all(on_loop for _, on_loop in fired)  # jobs run on the event loop
+    finally:
+        stop.set()
+        await beating
+        await redis_client.execute_command("CLIENT", "UNPAUSE")
+        await scheduler.stop()
+        jobs.uninstall(engine, scheduler.deployment)
+        await redis_client.delete(f"{prefix}apscheduler.jobs", f"{prefix}apscheduler.run_times")

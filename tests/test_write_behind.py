@@ -164,6 +164,7 @@ async def test_an_acknowledge_in_the_same_batch_as_its_alert_sees_the_escalation
     assert (state.status, state.acked_at, state.policy) == ("acknowledged", 1000.0, "p")
     kinds = [e["kind"] for e in await engine.timeline.get("t", "I1")]
     assert kinds == ["raised", "escalation_started", "acknowledged"]
+    await scheduler.drain()  # timer writes run on the job-store thread
     job = scheduler.scheduler.get_job("esc:t:I1")
     assert job is not None and job.next_run_time.timestamp() == 1600.0  # the ack timeout
     await scheduler.stop()
@@ -245,7 +246,7 @@ async def test_a_batchs_timers_are_written_after_its_state_and_kept_while_redis_
     engine = _engine(redis_client, prefix, writes, scheduler)
     jobs_key = f"{prefix}apscheduler.jobs"
     try:
-        scheduler.schedule("t", "I0", 5000.0)  # from before the batch
+        await scheduler.ensure("t", "I0", 5000.0)  # from before the batch
         engine.hold_timers()
         writes.open()
         await engine.on_alert("t", "I1", "s1", "critical", "Mains failure")
