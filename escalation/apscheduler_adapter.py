@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import logging
 import sys
+import threading
 from typing import Any
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
@@ -56,6 +57,11 @@ class OffLoopScheduler(AsyncIOScheduler):
     def __init__(self, io: concurrent.futures.ThreadPoolExecutor, **options: Any) -> None:
         self._io = io
         self._wakeup_queued = False
+        # one scan of the store at a time: wake-ups during a scan ask for one more after it
+        # (a burst of add_job must not queue a scan each on the job-store thread)
+        self._scan = threading.Lock()
+        self._scanning = False
+        self._again = False
         super().__init__(**options)
 
     def _create_default_executor(self) -> LoopExecutor:
@@ -73,14 +79,25 @@ class OffLoopScheduler(AsyncIOScheduler):
         if self._eventloop is None or not self.running:
             return
         self._stop_timer()
+        with self._scan:
+            if self._scanning:
+                self._again = True
+                return
+            self._scanning = True
         self._io.submit(self._process_off_loop)
 
     def _process_off_loop(self) -> None:
-        try:
-            wait_seconds = self._process_jobs()
-        except Exception:
-            log.exception("processing due escalation jobs failed; trying again in 1 s")
-            wait_seconds = 1.0
+        while True:
+            try:
+                wait_seconds = self._process_jobs()
+            except Exception:
+                log.exception("processing due escalation jobs failed; trying again in 1 s")
+                wait_seconds = 1.0
+            with self._scan:
+                if not self._again:
+                    self._scanning = False
+                    break
+                self._again = False
         loop = self._eventloop
         if loop is not None and not loop.is_closed() and self.running:
             loop.call_soon_threadsafe(self._start_timer, wait_seconds)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -102,13 +103,15 @@ class EscalationEngine:
             metrics.STATE_WRITE_ERRORS.inc(len(held))
             log.exception("%d escalation timer(s) could not be written; dropped", len(held))
 
-    def _set_timer(self, tenant: str, incident_id: str, at: float | None) -> None:
+    def _set_timer(self, tenant: str, incident_id: str, at: float | None) -> Future[None] | None:
+        """Held during a pipeline batch (written with it), else written in the background:
+        the future says when it is stored (a tick awaits it)."""
         if self._held is not None:
             self._held[(tenant, incident_id)] = at
-        elif at is None:
-            self.scheduler.cancel(tenant, incident_id)
-        else:
-            self.scheduler.schedule(tenant, incident_id, at)
+            return None
+        if at is None:
+            return self.scheduler.cancel(tenant, incident_id)
+        return self.scheduler.schedule(tenant, incident_id, at)
 
     async def _put(self, tenant: str, incident_id: str, state: EscalationState) -> None:
         self._ahead.pop((tenant, incident_id), None)
@@ -262,9 +265,6 @@ class EscalationEngine:
         async with self._ticks:
             try:
                 await self._tick(tenant, incident_id)
-                # the timers the tick set are in the store before the job counts as run
-                # (APScheduler removed this job before running it)
-                await self.scheduler.drain()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -311,9 +311,9 @@ class EscalationEngine:
         for step in due:
             await self._deliver(tenant, incident_id, policy, new, step, now)
         if next_at is not None:
-            self.scheduler.schedule(tenant, incident_id, next_at)
+            await self.scheduler.ensure(tenant, incident_id, next_at)  # stored before done
         elif due:
-            self.scheduler.cancel(tenant, incident_id)
+            await asyncio.wrap_future(self.scheduler.cancel(tenant, incident_id))
 
     async def _held_back(
         self, tenant: str, incident_id: str, policy: Policy, state: EscalationState, now: float
@@ -333,7 +333,7 @@ class EscalationEngine:
                 await self._put(tenant, incident_id, state)
                 await self.timeline.add(tenant, incident_id, "suppressed", **muted.view())
             until = muted.until if muted.until is not None else now + MUTE_RECHECK_S
-            self.scheduler.schedule(tenant, incident_id, min(until, now + MUTE_RECHECK_S))
+            await self.scheduler.ensure(tenant, incident_id, min(until, now + MUTE_RECHECK_S))
             return True
         if not state.muted:
             return False
@@ -350,16 +350,17 @@ class EscalationEngine:
             {"suppressed": None},
         )
         await self.publish(update, f"unmuted/{incident_id}/{int(now * 1000)}")
-        self._reschedule(tenant, incident_id, policy, fresh, now)
+        pending = self._reschedule(tenant, incident_id, policy, fresh, now)
+        if pending is not None:
+            await asyncio.wrap_future(pending)
         return True
 
     def _reschedule(
         self, tenant: str, incident_id: str, policy: Policy, state: EscalationState, now: float
-    ) -> None:
+    ) -> Future[None] | None:
         _, due, next_at = advance(policy, state, now)
         at = now if due else next_at
-        if at is not None:
-            self._set_timer(tenant, incident_id, at)
+        return self._set_timer(tenant, incident_id, at) if at is not None else None
 
     async def _deliver(
         self,
