@@ -309,6 +309,19 @@ async def _metric_value(port: int, name: str) -> float | None:
     return None
 
 
+async def escalation_leaders(ports: list[int], tries: int = 50) -> list[int]:
+    """The indexes of `ports` whose process holds the escalation leader lock (waits for
+    one to take it)."""
+    leaders: list[int] = []
+    for _ in range(tries):
+        values = [await _metric_value(p, "notify_escalation_leader") for p in ports]
+        leaders = [i for i, v in enumerate(values) if v == 1.0]
+        if leaders:
+            break
+        await asyncio.sleep(0.2)
+    return leaders
+
+
 async def test_escalation_fires_each_level_once_across_processes_and_a_kill(
     broker, redis_url, token, tmp_path
 ):
@@ -327,13 +340,7 @@ async def test_escalation_fires_each_level_once_across_processes_and_a_kill(
     try:
         for port, proc in zip(ports, procs, strict=True):
             await wait_ready(port, proc)
-        leaders: list[int] = []
-        for _ in range(50):
-            values = [await _metric_value(p, "notify_escalation_leader") for p in ports[:2]]
-            leaders = [i for i, v in enumerate(values) if v == 1.0]
-            if leaders:
-                break
-            await asyncio.sleep(0.2)
+        leaders = await escalation_leaders(ports[:2])
         assert len(leaders) == 1, "exactly one active scheduler"
         client = await NodeClient.start(
             f"http://127.0.0.1:{ports[2]}", token(tenant, "oc", ["oncall"]), ["websocket"]

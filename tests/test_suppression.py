@@ -331,7 +331,7 @@ async def test_holder_killed_while_a_window_ends_one_level_1_afterwards(
     """Two pipelines share Redis; a critical incident arrives in a maintenance window, the
     scheduler holder is SIGKILLed before the window ends: the survivor takes the chain
     over and level 1 fires exactly once after the window."""
-    from tests.test_processes import _metric_value, cluster_env, spawn, stop, wait_ready
+    from tests.test_processes import cluster_env, escalation_leaders, spawn, stop, wait_ready
     from towerco_notify.embedded_broker import free_port
 
     (tmp_path / "escalation.yaml").write_text(MAINT_POLICY)
@@ -343,13 +343,7 @@ async def test_holder_killed_while_a_window_ends_one_level_1_afterwards(
     try:
         for port, proc in zip(ports, procs, strict=True):
             await wait_ready(port, proc)
-        leaders = []
-        for _ in range(50):
-            values = [await _metric_value(p, "notify_escalation_leader") for p in ports]
-            leaders = [i for i, v in enumerate(values) if v == 1.0]
-            if leaders:
-                break
-            await asyncio.sleep(0.2)
+        leaders = await escalation_leaders(ports)
         assert len(leaders) == 1
         holder, survivor = leaders[0], 1 - leaders[0]
         base = f"http://127.0.0.1:{ports[survivor]}"

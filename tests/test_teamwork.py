@@ -215,7 +215,7 @@ async def test_holder_sigkilled_while_snoozed_rearms_exactly_once(
 
     from notify_core.events import TOPIC_ALERTS
     from tests.helpers import alert, new_tenant
-    from tests.test_processes import _metric_value, cluster_env, spawn, stop, wait_ready
+    from tests.test_processes import cluster_env, escalation_leaders, spawn, stop, wait_ready
     from towerco_notify.embedded_broker import free_port
 
     (tmp_path / "escalation.yaml").write_text(SNOOZE_POLICY)
@@ -247,13 +247,7 @@ async def test_holder_sigkilled_while_snoozed_rearms_exactly_once(
     try:
         for port, proc in zip(ports, procs, strict=True):
             await wait_ready(port, proc)
-        leaders: list[int] = []
-        for _ in range(50):
-            values = [await _metric_value(p, "notify_escalation_leader") for p in ports[:2]]
-            leaders = [i for i, v in enumerate(values) if v == 1.0]
-            if leaders:
-                break
-            await asyncio.sleep(0.2)
+        leaders = await escalation_leaders(ports[:2])
         assert len(leaders) == 1
         producer = AIOKafkaProducer(bootstrap_servers=broker)
         await producer.start()
