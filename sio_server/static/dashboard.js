@@ -51,15 +51,23 @@
   }
 
   // Filters: severity, status, mine (taken by me), and a text search over title/site/id.
-  const filter = { severity: "", status: "", mine: false, text: "" };
+  const filter = { severity: "", status: "", mine: false, text: "", site: "" };
   function visibleInList(inc) {
     if (filter.severity && inc.severity !== filter.severity) return false;
     if (filter.status && inc.status !== filter.status) return false;
     if (filter.mine && inc.assignee !== me) return false;
+    if (filter.site && inc.site_id !== filter.site) return false;
     const hay = `${inc.title} ${inc.site_id || ""} ${inc.incident_id}`.toLowerCase();
     return !filter.text || hay.includes(filter.text);
   }
   function applyFilters() { list.now(); }  // a user action: at once
+  function setSite(siteId) {
+    filter.site = siteId;
+    $("filter-site").hidden = !siteId;
+    $("filter-site").textContent = siteId ? `site ${siteId} ×` : "";
+    for (const t of sites.values()) t.node.classList.toggle("chosen", t.node.dataset.site === siteId);
+    applyFilters();
+  }
   const STATUS_RANK = { open: 0, snoozed: 1, acknowledged: 2, resolved: 3 };
   const SEV_RANK = { critical: 0, major: 1, minor: 2, warning: 3, info: 4 };
   let arrival = 0;
@@ -169,6 +177,8 @@
     if (!t) {
       t = { node: el("div", "tile"), kpis: {} };
       t.node.dataset.site = siteId;
+      t.node.title = "Show only this site's incidents (click again: all sites)";
+      t.node.onclick = () => setSite(filter.site === siteId ? "" : siteId);
       sites.set(siteId, t);
       $("sites").append(t.node);
       scheduleTiles();
@@ -387,6 +397,7 @@
     $(id).onchange = (e) => { filter[key] = e.target.value; applyFilters(); };
   }
   $("filter-mine").onchange = (e) => { filter.mine = e.target.checked; applyFilters(); };
+  $("filter-site").onclick = () => setSite("");
   $("filter-text").oninput = (e) => { filter.text = e.target.value.trim().toLowerCase(); applyFilters(); };
   $("push").onclick = async () => {
     const b = $("push"); b.disabled = true;
