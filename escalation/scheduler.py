@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import pickle
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,7 +39,7 @@ from redis.connection import parse_url
 
 from escalation.apscheduler_adapter import OffLoopScheduler
 from notify_core import metrics
-from notify_core.retry import RETRIES
+from notify_core.retry import until_done_blocking
 
 log = logging.getLogger(__name__)
 
@@ -149,21 +148,14 @@ class TimerScheduler:
         await asyncio.wrap_future(self._io.submit(lambda: None))
 
     def _write(self, fn: Any, *args: Any) -> Future[None]:
-        def until_written() -> None:
-            wait = 0.1
-            while True:
-                try:
-                    fn(*args)
-                    return
-                except REDIS_DOWN as exc:
-                    if self._closing:
-                        raise
-                    RETRIES.labels("escalation timer write").inc()
-                    log.warning("escalation timer write failed (%s); retrying in %.1fs", exc, wait)
-                    time.sleep(wait)
-                    wait = min(wait * 2, 5.0)
-
-        return self._io.submit(until_written)
+        return self._io.submit(
+            until_done_blocking,
+            "escalation timer write",
+            lambda: fn(*args),
+            REDIS_DOWN,
+            log,
+            lambda: self._closing,
+        )
 
     def _schedule_now(self, tenant: str, incident_id: str, at: float) -> None:
         self.scheduler.add_job(

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 
 from escalation.config import parse_policies
-from escalation.receivers.delivery import backoff_s
 from escalation.receivers.page import render
 from notify_core.config_yaml import ConfigInvalid
 from notify_core.events import TOPIC_ALERTS
+from notify_core.retry import wait_s
 from tests.conftest import eventually
 from tests.helpers import NodeClient, alert, new_tenant
 
@@ -244,7 +244,7 @@ def test_templates_and_backoff():
     fields = {"title": "Mains", "site": "s1", "level": "2", "severity": "major"}
     assert render("webpush", fields) == "Mains at s1 (level 2)"
     assert render("slack", fields, {"slack": "$title costs $$5"}) == "Mains costs $5"
-    waits = [backoff_s(n, 1.0, 20.0) for n in range(1, 8)]
+    waits = [wait_s(n, 1.0, 20.0) for n in range(1, 8)]  # the receivers' retries
     assert waits == [1, 2, 4, 8, 16, 20, 20]  # doubling, capped
 
 

@@ -27,16 +27,12 @@ from escalation.receivers.outbox import Job, Outbox
 from escalation.receivers.senders import Sender, Sent
 from escalation.targets import Target
 from notify_core import events, metrics
+from notify_core.retry import wait_s
 from notify_core.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
-
-
-def backoff_s(attempt: int, base_s: float, cap_s: float) -> float:
-    """Wait before attempt `attempt + 1` (attempt >= 1): base * 2^(attempt-1), capped."""
-    return float(min(cap_s, base_s * 2 ** (attempt - 1)))
 
 
 class Deliveries:
@@ -191,7 +187,7 @@ class DeliveryWorker:
         metrics.RECEIVER_DELIVERIES.labels(job.type, result).inc()
         await self._record(job, sent)
         if not final:
-            at = time.time() + backoff_s(job.attempts, self.base_backoff_s, self.max_backoff_s)
+            at = time.time() + wait_s(job.attempts, self.base_backoff_s, self.max_backoff_s)
             await self.outbox.retry(job, at)
             return
         await self.outbox.done(job.id)
