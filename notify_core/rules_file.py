@@ -10,7 +10,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from notify_core.config_yaml import ConfigInvalid, ConfigProblem, YamlLines, parse_yaml, read_text
+from notify_core.config_yaml import (
+    ConfigInvalid,
+    ConfigProblem,
+    YamlLines,
+    parse_yaml,
+    read_text,
+    validation_problems,
+)
 from notify_core.events import is_ident
 from notify_core.rules import THRESHOLDS_FILE, RuleFields, RuleSet, complete
 
@@ -182,16 +189,7 @@ def _parse_layer(
         try:
             layer[kpi] = RuleFields.model_validate(body).set_fields()
         except ValidationError as exc:
-            for err in exc.errors():
-                fld = str(err["loc"][0]) if err["loc"] else "-"
-                msg = err["msg"].removeprefix("Value error, ")
-                if err["type"] == "extra_forbidden":
-                    msg = "unknown field"
-                if "(got " not in msg:
-                    msg = f"{msg} (got {err.get('input')!r})"
-                problems.append(
-                    ConfigProblem(name, lines.line((*path, kpi, fld)), rule_name, fld, msg)
-                )
+            problems += validation_problems(exc, name, lines, (*path, kpi), rule_name, "rule")
     return layer
 
 
