@@ -58,11 +58,11 @@ class IncidentState:
             "severity": self.severity,
             "site_id": self.site_id,
             "title": self.title,
-            "opened_at": _iso_ms(opened) if opened is not None else None,
+            "opened_at": iso_ms(opened) if opened is not None else None,
             "acknowledged_by": self.acknowledged_by,
             "assignee": self.assignee,
             "suppressed": None,
-            "snoozed_until": _iso_ms(self.snoozed_until_ms) if self.snoozed_until_ms else None,
+            "snoozed_until": iso_ms(self.snoozed_until_ms) if self.snoozed_until_ms else None,
             "escalation_level": None,
             "last_event_id": self.last_event_id,
         }
@@ -75,9 +75,6 @@ class IncidentState:
             and self.resolved_at_ms is not None
             and raised_at_ms <= self.resolved_at_ms
         )
-
-
-_iso_ms = iso_ms
 
 
 def epoch_ms(ts: datetime) -> int:

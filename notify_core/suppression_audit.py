@@ -68,7 +68,10 @@ class ExpiryAudit:
                 audit_record(tenant, None, action, ident, "ok", "config", "ended on schedule")
             )
             told += 1
+        # what ended up to `now` is never listed again: only a sweep that failed half-way
+        # repeats its interval, and needs to know what it already told
         self._since = now
+        self._told.clear()
         return told
 
     async def _loop(self) -> None:

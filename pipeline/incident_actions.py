@@ -24,9 +24,6 @@ class Applied(NamedTuple):
     kind: str  # the timeline entry's kind
 
 
-_iso = iso_ms
-
-
 def apply_action(known: IncidentState | None, act: ActionPayload, at_ms: int) -> Applied | None:
     """The outcome of `act` at `at_ms` on an incident in state `known`; None: no change."""
     a, user = act.action, act.user_id
@@ -66,7 +63,7 @@ def apply_action(known: IncidentState | None, act: ActionPayload, at_ms: int) ->
     if a == "snooze":
         assert act.minutes is not None  # the payload model requires it
         until = at_ms + act.minutes * 60_000
-        changed["until"] = _iso(until)
+        changed["until"] = iso_ms(until)
         new = replace(known, status="snoozed", snoozed_until_ms=until)
         return Applied(new, "snoozed", changed, "snoozed")
     # unsnooze
