@@ -56,25 +56,25 @@ class HttpClient:
 
 
 class WebhookSender:
+    """Signs and posts on the receivers' one HTTP session (`http`, whose lifecycle the
+    composition root owns), each attempt within `timeout_s`."""
+
     def __init__(
-        self, secret: bytes, attempts: int = 4, max_backoff_s: float = 5.0, timeout_s: float = 5.0
+        self,
+        secret: bytes,
+        http: HttpClient,
+        attempts: int = 4,
+        max_backoff_s: float = 5.0,
+        timeout_s: float = 5.0,
     ) -> None:
         self._secret = secret
+        self._http = http
         self._attempts = attempts
         self._max_backoff = max_backoff_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
-
-    async def stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     async def send(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST until a 2xx or the attempts run out; returns {ok, status, attempts, error}."""
-        assert self._session is not None, "WebhookSender not started"
         body = orjson.dumps(payload)
         attempts, status, error = 0, None, None
         try:
@@ -92,7 +92,9 @@ class WebhookSender:
                         "X-Towerco-Timestamp": ts,
                         "X-Towerco-Signature": sign(self._secret, ts, body),
                     }
-                    async with self._session.post(url, data=body, headers=headers) as resp:
+                    async with self._http.session.post(
+                        url, data=body, headers=headers, timeout=self._timeout
+                    ) as resp:
                         status = resp.status
                         if status >= 300:
                             raise WebhookFailed(f"HTTP {status}")

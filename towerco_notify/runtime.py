@@ -310,8 +310,7 @@ class Runtime:
             if s.webhook_secret
             else hashlib.sha256(b"towerco-webhook:" + self.jwt_secret.encode()).digest()
         )
-        webhooks = WebhookSender(secret)
-        worker, deliveries = self._build_receivers(publisher, webhooks)
+        worker, deliveries = self._build_receivers(publisher, secret)
         scheduler = TimerScheduler(s.redis_url, s.redis_prefix)
         store: EscalationStore = (
             RedisEscalationStore(self.redis, s.redis_prefix, self.writes)
@@ -334,7 +333,6 @@ class Runtime:
             escalation_jobs.uninstall(engine, scheduler.deployment)
 
         add(_Part("escalation jobs", _noop, release_jobs))
-        add(_Part("webhooks", webhooks.start, webhooks.stop))
         add(_Part("receiver deliveries", worker.start, worker.stop))
         if self.audit is not None:
             lapsed = ExpiryAudit(self.suppression, self.audit, self.redis, s.redis_prefix)
@@ -354,7 +352,7 @@ class Runtime:
             add(_Part("escalation (single process)", _as_async(scheduler.activate), _noop))
 
     def _build_receivers(
-        self, publisher: Publisher, webhooks: WebhookSender
+        self, publisher: Publisher, webhook_secret: bytes
     ) -> tuple[DeliveryWorker, Deliveries]:
         """The outbox and the worker that sends pages to email, chat, PagerDuty, Web Push
         and webhooks (escalation/receivers/)."""
@@ -362,8 +360,9 @@ class Runtime:
         outbox: Outbox = (
             RedisOutbox(self.redis, s.redis_prefix) if self.redis is not None else MemoryOutbox()
         )
-        http = HttpClient(timeout_s=10.0)
+        http = HttpClient(timeout_s=10.0)  # one session: webhooks and every receiver
         add(_Part("receiver http client", http.start, http.stop))
+        webhooks = WebhookSender(webhook_secret, http)
 
         def link() -> str:  # the port is known once the server listens
             host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::") else s.http_host
