@@ -84,6 +84,18 @@ def authenticated(
     return wrap
 
 
+async def audit_http(
+    audit: AuditLog | None, p: Principal, action: str, target: str, request: web.Request
+) -> None:
+    """What a principal did over the HTTP API, in the audit trail (when there is one)."""
+    if audit is not None:
+        await audit.record(
+            audit_record(
+                p.tenant_id, p.user_id, action, target, "ok", "http", remote_addr=request.remote
+            )
+        )
+
+
 def revocation_from(body: Any, principal: Principal, now: float | None = None) -> Revocation:
     """A revocation request's body, validated (ValueError names the field at fault)."""
     now = time.time() if now is None else now
@@ -453,19 +465,8 @@ class HttpApi:
         if self.revocations is None:
             return _error(503, "revocation is not available on this server")
         await self.revocations.add(revocation)
-        if self.audit is not None:
-            target = f"jti:{revocation.jti}" if revocation.jti else f"user:{revocation.user_id}"
-            await self.audit.record(
-                audit_record(
-                    principal.tenant_id,
-                    principal.user_id,
-                    "revoke",
-                    target,
-                    "ok",
-                    "http",
-                    remote_addr=request.remote,
-                )
-            )
+        target = f"jti:{revocation.jti}" if revocation.jti else f"user:{revocation.user_id}"
+        await audit_http(self.audit, principal, "revoke", target, request)
         metrics.HTTP_REQUESTS.labels(route, "201").inc()
         return _json({"ok": True, "revocation": revocation.view()}, 201)
 

@@ -17,11 +17,11 @@ from pydantic import ValidationError
 
 from escalation.receivers.push import PushStore, VapidKeys, subscription_id
 from notify_core import metrics
-from notify_core.audit import AuditLog, audit_record
+from notify_core.audit import AuditLog
 from notify_core.events import describe_error
 from sio_server.api_models import PushSubscriptionBody, PushUnsubscribeBody
 from sio_server.auth import Principal
-from sio_server.http_api import HttpApi, _error, _json, authenticated
+from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
 
 
 def endpoint_problem(endpoint: str) -> str | None:
@@ -75,13 +75,7 @@ class PushApi:
             return _error(400, problem)
         sub = body.model_dump(exclude_none=True, by_alias=True)
         sid = await self.store.add(p.tenant_id, p.user_id, sorted(p.roles), sub)
-        if self.audit is not None:
-            await self.audit.record(
-                audit_record(
-                    p.tenant_id, p.user_id, "push_subscribe", sid, "ok", "http", None,
-                    request.remote,
-                )
-            )  # fmt: skip
+        await audit_http(self.audit, p, "push_subscribe", sid, request)
         metrics.HTTP_REQUESTS.labels("push", "201").inc()
         return _json({"ok": True, "id": sid, "user_id": p.user_id}, 201)
 
@@ -98,13 +92,7 @@ class PushApi:
     async def _remove(self, request: web.Request, p: Principal, sid: str) -> web.Response:
         if not await self.store.remove(p.tenant_id, sid, user=p.user_id):
             return _error(404, "no such subscription of yours")
-        if self.audit is not None:
-            await self.audit.record(
-                audit_record(
-                    p.tenant_id, p.user_id, "push_unsubscribe", sid, "ok", "http", None,
-                    request.remote,
-                )
-            )  # fmt: skip
+        await audit_http(self.audit, p, "push_unsubscribe", sid, request)
         return _json({"ok": True, "id": sid})
 
     @authenticated("push")

@@ -16,14 +16,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from notify_core import metrics
-from notify_core.audit import AuditLog, audit_record
+from notify_core.audit import AuditLog
 from notify_core.clock import iso_s
 from notify_core.events import describe_error
 from notify_core.suppression import Notice, Silence, Window
 from notify_core.suppression_store import SuppressionStore, window_view
 from sio_server.api_models import MaintenanceBody, SilenceBody
 from sio_server.auth import Principal
-from sio_server.http_api import HttpApi, _error, _json, authenticated
+from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
 
 MAKERS = ("operator", "admin")
 
@@ -59,12 +59,6 @@ class SuppressionApi:
         app.router.add_get("/api/v1/silences", self.list_silences)
         app.router.add_delete("/api/v1/silences/{id}", self.delete_silence)
         app.router.add_get("/api/v1/sites", self.list_sites)
-
-    async def _audit(self, p: Principal, action: str, target: str, remote: str | None) -> None:
-        if self.audit is not None:
-            await self.audit.record(
-                audit_record(p.tenant_id, p.user_id, action, target, "ok", "http", None, remote)
-            )
 
     async def _body(self, request: web.Request, model: Any) -> Any:
         try:
@@ -127,7 +121,7 @@ class SuppressionApi:
             reason=body.reason,
         )
         await self.store.put_window(window)
-        await self._audit(p, "maintenance_start", window.id, request.remote)
+        await audit_http(self.audit, p, "maintenance_start", window.id, request)
         metrics.HTTP_REQUESTS.labels("maintenance", "201").inc()
         return _json({"ok": True, **window_view(window), "by": p.user_id}, 201)
 
@@ -149,7 +143,7 @@ class SuppressionApi:
         if window is None or (p.sites is not None and not window.site_ids <= p.sites):
             return _error(404, "no such maintenance window")
         await self.store.delete("w", p.tenant_id, ident)
-        await self._audit(p, "maintenance_end", ident, request.remote)
+        await audit_http(self.audit, p, "maintenance_end", ident, request)
         return _json({"ok": True, "id": ident})
 
     @authenticated("silences")
@@ -177,7 +171,7 @@ class SuppressionApi:
             uuid.uuid4().hex[:12], p.tenant_id, matchers, starts, ends, body.comment, p.user_id
         )
         await self.store.put_silence(silence)
-        await self._audit(p, "silence_create", silence.id, request.remote)
+        await audit_http(self.audit, p, "silence_create", silence.id, request)
         metrics.HTTP_REQUESTS.labels("silences", "201").inc()
         return _json({"ok": True, **silence_view(silence)}, 201)
 
@@ -201,5 +195,5 @@ class SuppressionApi:
         ):
             return _error(404, "no such silence")
         await self.store.delete("s", p.tenant_id, ident)
-        await self._audit(p, "silence_expire", ident, request.remote)
+        await audit_http(self.audit, p, "silence_expire", ident, request)
         return _json({"ok": True, "id": ident})
