@@ -19,7 +19,7 @@ from notify_core.events import ALL_TOPICS
 from notify_core.settings import load_settings
 from pipeline.topics import ensure_topics
 from sio_server.auth import mint_token
-from tests.helpers import TEST_SECRET
+from tests.helpers import TEST_SECRET, serve_app
 from tests.receiver_sinks import ReceiverSinks
 from towerco_notify.embedded_broker import EmbeddedBroker
 from towerco_notify.runtime import Runtime
@@ -122,11 +122,7 @@ class HookReceiver:
 
         app = web.Application()
         app.router.add_post("/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app)
 
     async def stop(self) -> None:
         await self._runner.cleanup()

@@ -25,6 +25,17 @@ Line = dict[str, Any]
 NOT_STORED = frozenset({"connection_established", "presence", "incident_viewers"})
 
 
+async def serve_app(app: Any) -> tuple[Any, int]:
+    """Serve an aiohttp `app` on a free loopback port: (its runner, to clean up; the port)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
 def new_tenant() -> str:
     return "t" + uuid.uuid4().hex[:10]
 

@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.helpers import serve_app
 from towerco_notify.embedded_broker import free_port
 
 
@@ -141,11 +142,7 @@ class ReceiverSinks:
         app = web.Application()
         app.router.add_post("/push/{name}", self._push)
         app.router.add_post("/{tail:.*}", self._record)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app)
 
     async def stop(self) -> None:
         self._smtp.stop()
