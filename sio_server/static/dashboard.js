@@ -157,20 +157,21 @@
   // Site grid: every site known (statuses, windows, incidents, KPIs) with its worst open severity
   const siteInfo = new Map();
   let tileTimer = null;
+  // worst open severity per site: one pass over the incidents per tile refresh (batched),
+  // read by every tile render (a KPI update re-renders its tile, many a second)
+  let worstBySite = new Map();
   function scheduleTiles() {
     if (tileTimer) return;
     tileTimer = setTimeout(() => {
       tileTimer = null;
+      worstBySite = new Map();
+      for (const inc of incidents.values()) {
+        if (!inc.site_id || inc.status === "resolved") continue;
+        const w = worstBySite.get(inc.site_id);
+        if (w === undefined || (SEV_RANK[inc.severity] ?? 9) < (SEV_RANK[w] ?? 9)) worstBySite.set(inc.site_id, inc.severity);
+      }
       for (const id of [...sites.keys()].sort()) { renderTile(id); $("sites").append(sites.get(id).node); }  // in site order
     }, 100);
-  }
-  function worstAt(siteId) {
-    let worst = null;
-    for (const inc of incidents.values()) {
-      if (inc.site_id !== siteId || inc.status === "resolved") continue;
-      if (worst === null || (SEV_RANK[inc.severity] ?? 9) < (SEV_RANK[worst] ?? 9)) worst = inc.severity;
-    }
-    return worst;
   }
   function tile(siteId) {
     let t = sites.get(siteId);
@@ -195,7 +196,7 @@
     const t = tile(siteId);
     const info = siteInfo.get(siteId) || {};
     const status = t.status || info.status || "up";
-    const worst = worstAt(siteId);
+    const worst = worstBySite.get(siteId) || null;
     t.node.replaceChildren(el("strong", null, siteId));
     t.node.className = "tile " + status + (worst ? " worst-" + worst : "") + (info.maintenance ? " in-maintenance" : "");
     t.node.dataset.status = status;
