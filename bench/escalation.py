@@ -30,6 +30,7 @@ from escalation.engine import EscalationEngine  # noqa: E402
 from escalation.policy import Policy  # noqa: E402
 from escalation.scheduler import TimerScheduler  # noqa: E402
 from escalation.store import RedisEscalationStore  # noqa: E402
+from notify_core.redis_factory import connect_sync  # noqa: E402
 from notify_core.timeline import RedisTimeline  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -54,7 +55,7 @@ async def main() -> None:
     policy = Policy.model_validate(
         {"name": "b", "levels": [{"wait": args.wait, "targets": [{"oncall": True}]}]}
     )
-    scheduler = TimerScheduler(REDIS_URL, prefix)
+    scheduler = TimerScheduler(connect_sync(REDIS_URL), prefix)
     engine = EscalationEngine(
         [policy],
         RedisEscalationStore(redis, prefix),

@@ -30,6 +30,7 @@ from escalation.engine import EscalationEngine  # noqa: E402
 from escalation.policy import Policy  # noqa: E402
 from escalation.scheduler import TimerScheduler  # noqa: E402
 from escalation.store import RedisEscalationStore  # noqa: E402
+from notify_core.redis_factory import connect_sync  # noqa: E402
 from notify_core.timeline import RedisTimeline  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -53,7 +54,7 @@ async def storm(args: argparse.Namespace, grouped: bool) -> dict[str, Any]:
     }
     if grouped:
         spec |= {"group_by": ["site"], "group_wait": args.group_wait}
-    scheduler = TimerScheduler(REDIS_URL, prefix)
+    scheduler = TimerScheduler(connect_sync(REDIS_URL), prefix)
     engine = EscalationEngine(
         [Policy.model_validate(spec)],
         RedisEscalationStore(redis, prefix),

@@ -34,11 +34,12 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.redis import RedisJobStore
 from apscheduler.util import datetime_to_utc_timestamp
+from redis import Redis as SyncRedis
 from redis import exceptions as redis_exceptions
-from redis.connection import parse_url
 
 from escalation.apscheduler_adapter import OffLoopScheduler
 from notify_core import metrics
+from notify_core.redis_keys import RedisKeys
 from notify_core.retry import until_done_blocking
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class UpsertRedisJobStore(RedisJobStore):
     second check and write of `update_job`) would only cost round trips."""
 
     _batch: Any = None  # a pipeline while `batched`: writes wait in it
+
+    def __init__(self, client: SyncRedis, **kwargs: Any) -> None:
+        """On `client` (a single server's, a cluster's or Sentinel's master's), not on a
+        client of APScheduler's own making from connection arguments."""
+        super().__init__(**kwargs)
+        self.redis = client
 
     def add_job(self, job: Job) -> None:
         state = pickle.dumps(job.__getstate__(), self.pickle_protocol)
@@ -96,18 +103,19 @@ class UpsertRedisJobStore(RedisJobStore):
 
 
 class TimerScheduler:
-    def __init__(self, redis_url: str | None, prefix: str) -> None:
+    def __init__(self, redis: SyncRedis | None, prefix: str) -> None:
+        """`redis`: the job store's synchronous client (notify_core/redis_factory.py), or
+        None to keep jobs in memory."""
         # what its jobs carry to find their engine (escalation/jobs.py): the Redis key
         # prefix, or for jobs in memory (they die with the process) this scheduler alone
-        self.deployment = prefix if redis_url else f"memory-{uuid.uuid4().hex[:8]}"
+        self.deployment = prefix if redis else f"memory-{uuid.uuid4().hex[:8]}"
         jobstore: Any
-        if redis_url:
-            args = parse_url(redis_url)
-            args.update(socket_timeout=2, socket_connect_timeout=2)
+        if redis is not None:
             jobstore = UpsertRedisJobStore(
-                jobs_key=f"{prefix}apscheduler.jobs",
-                run_times_key=f"{prefix}apscheduler.run_times",
-                **args,
+                redis,
+                # one slot: a change writes both in one transaction
+                jobs_key=RedisKeys(prefix).shared("apscheduler", "jobs"),
+                run_times_key=RedisKeys(prefix).shared("apscheduler", "run_times"),
             )
         else:
             jobstore = MemoryJobStore()

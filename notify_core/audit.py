@@ -25,6 +25,7 @@ from notify_core.clock import iso_s
 from notify_core.events import TOPIC_AUDIT
 from notify_core.history import decode_entry
 from notify_core.ids import format_id, parse_id
+from notify_core.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +102,14 @@ class MemoryAuditCopy:
 
 
 class RedisAuditCopy:
-    """A capped stream per tenant, `{prefix}audit:{tenant}`."""
+    """A capped stream per tenant, `{prefix}audit:{{tenant}}`."""
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
 
     def _key(self, tenant: str | None) -> str:
-        return f"{self._prefix}audit:{tenant or NO_TENANT}"
+        return self._keys.audit(tenant or NO_TENANT)
 
     async def keep(self, record: dict[str, Any]) -> None:
         await self._redis.xadd(

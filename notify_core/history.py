@@ -27,7 +27,8 @@ from redis.asyncio import Redis
 
 from notify_core.bounded import Bounded
 from notify_core.ids import IdMinter, format_id, parse_id
-from notify_core.redis_scripts import call_in_chunks
+from notify_core.redis_keys import RedisKeys
+from notify_core.redis_scripts import KeyTable, ScriptArgs, call_per_item
 from notify_core.resume import EMPTY, HistoryPosition
 
 DEDUPE_TTL_S = 24 * 3600
@@ -193,63 +194,65 @@ class MemoryHistory:
 
 
 # For each event: check its dedupe (a key claimed with SET NX, or a position against the
-# last one stored for its partition; either seen: a redelivery, dropped), append it to its
-# tenant stream (a stream that did not exist begins a history: its meta hash
-# `<stream>:meta` gets the epoch ARGV[9] and the first id, in the same atomic call); then
-# record the partitions' new positions and trim each stream written
-# by age. ARGV: maxlen, dedupe TTL, max age (ms), positions hash, redelivery window,
-# positions TTL, the events as one JSON list of [stream, body length, 'k', key name] (a
-# key), [stream, body length, 'p', partition field, offset] (a position) or [stream, body
-# length], then their bodies end to end. One call (atomic) per chunk of events: redis-py
-# spends more packing each argument and reading each reply than Redis spends on the
-# append. The bodies stay out of the JSON list so that they are not escaped here and
-# unescaped by cjson there.
+# last one stored for its partition and tenant; either seen: a redelivery, dropped),
+# append it to its tenant stream (a stream that did not exist begins a history: its meta
+# hash gets the epoch ARGV[7] and the first id, in the same atomic call); then record the
+# partitions' new positions and trim each stream written by age. Every key is in KEYS
+# (a Redis Cluster routes the call by them; one call's keys share a tenant's slot there):
+# the events, one JSON list in ARGV[5], name them by index: [stream, body length, 'k',
+# dedupe key], [stream, body length, 'p', partition field, offset, positions hash] or
+# [stream, body length]; a stream's meta hash is the key after it. ARGV: maxlen, dedupe
+# TTL, max age (ms), redelivery window, the events, their bodies end to end, the epoch,
+# positions TTL. One call (atomic) per chunk of events: redis-py spends more packing each
+# argument and reading each reply than Redis spends on the append. The bodies stay out of
+# the JSON list so that they are not escaped here and unescaped by cjson there.
 _APPEND_LUA = """
 local maxlen, ttl, age = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local pkey, window, pttl = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local bodies, at, epoch = ARGV[8], 1, ARGV[9]
+local window, pttl = tonumber(ARGV[4]), ARGV[8]
+local bodies, at, epoch = ARGV[6], 1, ARGV[7]
 local ids, last, pos, moved, known = {}, {}, {}, {}, {}
-for i, e in ipairs(cjson.decode(ARGV[7])) do
-  local stream, mode = e[1], e[3]
+for i, e in ipairs(cjson.decode(ARGV[5])) do
+  local s, mode = e[1], e[3]
+  local stream = KEYS[s]
   local body = string.sub(bodies, at, at + e[2] - 1)
   at = at + e[2]
   local fresh = true
   if mode == 'k' then
-    fresh = redis.call('SET', e[4], 1, 'NX', 'EX', ttl)
+    fresh = redis.call('SET', KEYS[e[4]], 1, 'NX', 'EX', ttl)
   elseif mode == 'p' then
-    local field, offset = e[4], e[5]
-    local seen = pos[field]
+    local pkey, offset = KEYS[e[6]], e[5]
+    local slot = pkey .. ' ' .. e[4]
+    local seen = pos[slot]
     if seen == nil then
-      seen = tonumber(redis.call('HGET', pkey, field)) or false
-      pos[field] = seen
+      seen = tonumber(redis.call('HGET', pkey, e[4])) or false
+      pos[slot] = seen
     end
     if seen and offset <= seen and offset > seen - window then
       fresh = false
     else
-      pos[field], moved[field] = offset, true
+      pos[slot], moved[slot] = offset, {pkey, e[4]}
     end
   end
   local id = false
   if fresh then
     local begins = false
-    if known[stream] == nil then
+    if known[s] == nil then
       begins = redis.call('EXISTS', stream) == 0
-      known[stream] = true
+      known[s] = true
     end
     id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
     last[stream] = id
     if begins then
-      redis.call('DEL', stream .. ':meta')
-      redis.call('HSET', stream .. ':meta', 'epoch', epoch, 'first', id)
+      local meta = KEYS[s + 1]
+      redis.call('DEL', meta)
+      redis.call('HSET', meta, 'epoch', epoch, 'first', id)
     end
   end
   ids[i] = id
 end
-if next(moved) then
-  for field in pairs(moved) do
-    redis.call('HSET', pkey, field, string.format('%d', pos[field]))
-  end
-  redis.call('EXPIRE', pkey, pttl)
+for slot, where in pairs(moved) do
+  redis.call('HSET', where[1], where[2], string.format('%d', pos[slot]))
+  redis.call('EXPIRE', where[1], pttl)
 end
 if age ~= 0 then  -- by age, once per stream: ids grow, so the newest bounds them all
   for stream, id in pairs(last) do
@@ -263,7 +266,8 @@ EVENTS_PER_CALL = 500
 
 
 class RedisHistory:
-    """History in Redis streams `{prefix}history:{tenant}`; ids are the stream ids."""
+    """History in Redis streams `{prefix}history:{{tenant}}` (notify_core/redis_keys.py);
+    ids are the stream ids."""
 
     store_part = EVENTS_PER_CALL  # one script call: no pipeline (whose SCRIPT EXISTS costs a turn)
 
@@ -274,10 +278,11 @@ class RedisHistory:
         self._prefix = prefix
         self._maxlen = maxlen
         self._max_age_ms = int(max_age_s * 1000) if max_age_s else 0
+        self._keys = RedisKeys(prefix)
         self._append = redis.register_script(_APPEND_LUA)
 
     def stream_key(self, tenant: str) -> str:
-        return f"{self._prefix}history:{tenant}"
+        return self._keys.stream(tenant)
 
     async def append(self, event: dict[str, Any], dedupe_key: Dedupe = None) -> str | None:
         return (await self.append_many([(event, dedupe_key)]))[0]
@@ -285,38 +290,44 @@ class RedisHistory:
     async def append_many(self, items: list[tuple[dict[str, Any], Dedupe]]) -> list[str | None]:
         """One round trip for a batch (one script call per chunk of events). Each call is
         atomic; a retry after a lost reply finds the stored ones by their dedupe."""
-        replies = await call_in_chunks(
-            self._redis, self._append, items, EVENTS_PER_CALL, self._append_args
+        raws = await call_per_item(
+            self._redis, self._append, items, EVENTS_PER_CALL, self._append_args, _tenant_of
         )
-        raws = [raw for reply in replies for raw in reply]
         return [_set_id(event, raw) for (event, _), raw in zip(items, raws, strict=True)]
 
-    def _append_args(self, items: Sequence[tuple[dict[str, Any], Dedupe]]) -> list[Any]:
+    def _append_args(self, items: Sequence[tuple[dict[str, Any], Dedupe]]) -> ScriptArgs:
+        keys, at = self._keys, KeyTable()
         events: list[tuple[Any, ...]] = []
         bodies: list[bytes] = []
+        streams: dict[str, int] = {}
         for event, dedupe in items:
             tenant = event["tenant_id"]
-            stream = self.stream_key(tenant)
+            stream = streams.get(tenant)
+            if stream is None:  # the stream, then its meta hash: the script's convention
+                stream = streams[tenant] = at(keys.stream(tenant))
+                at(keys.stream_meta(tenant))
             body = _body(event)
             bodies.append(body)
             if isinstance(dedupe, SourcePosition):
-                events.append((stream, len(body), "p", dedupe.field, dedupe.offset))
+                where = at(keys.positions(tenant))
+                events.append((stream, len(body), "p", dedupe.field, dedupe.offset, where))
             elif dedupe:
-                key = f"{self._prefix}dedupe:{tenant}:{dedupe}"
-                events.append((stream, len(body), "k", key))
+                events.append((stream, len(body), "k", at(keys.dedupe(tenant, dedupe))))
             else:
                 events.append((stream, len(body)))
-        return [
-            self._maxlen,
-            DEDUPE_TTL_S,
-            self._max_age_ms,
-            f"{self._prefix}positions",
-            REDELIVERY_WINDOW,
-            POSITIONS_TTL_S,
-            orjson.dumps(events),
-            b"".join(bodies),
-            new_epoch(),
-        ]
+        return ScriptArgs(
+            at.keys,
+            [
+                self._maxlen,
+                DEDUPE_TTL_S,
+                self._max_age_ms,
+                REDELIVERY_WINDOW,
+                orjson.dumps(events),
+                b"".join(bodies),
+                new_epoch(),
+                POSITIONS_TTL_S,
+            ],
+        )
 
     async def read_after(self, tenant: str, after: str | None, limit: int) -> list[dict[str, Any]]:
         start = "-" if after is None else f"({format_id(parse_id(after))}"
@@ -347,7 +358,7 @@ class RedisHistory:
         a meta hash (written before epochs existed) gets one now, its first id the oldest
         it holds: nothing older can be proved."""
         stream = self.stream_key(tenant)
-        meta_key = f"{stream}:meta"
+        meta_key = self._keys.stream_meta(tenant)
         pipe = self._redis.pipeline(transaction=False)
         pipe.hmget(meta_key, "epoch", "first")
         pipe.xinfo_stream(stream)
@@ -372,6 +383,10 @@ class RedisHistory:
 
 
 _NO_ID = b'{"id":null,'
+
+
+def _tenant_of(item: tuple[dict[str, Any], Dedupe]) -> str:
+    return str(item[0]["tenant_id"])
 
 
 def _body(event: dict[str, Any]) -> bytes:

@@ -149,10 +149,9 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
 
     def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         super().__init__(redis, prefix, "incident", _state, INCIDENT_TTL_S, writes)
-        self._index_prefix = f"{prefix}incidents:"
 
     def _index(self, tenant: str, resolved: bool) -> str:
-        return f"{self._index_prefix}{'resolved' if resolved else 'active'}:{tenant}"
+        return self._keys.incident_index(tenant, resolved)
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         fields = {

@@ -10,21 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_scripts import call_in_chunks
+from notify_core.redis_keys import RedisKeys, slot_tag
+from notify_core.redis_scripts import ScriptArgs, call_per_item
 from notify_core.write_behind import ABSENT, HashWrite, WriteBehind
 
 T = TypeVar("T")
 Key = tuple[str, str]  # tenant, id
 
-# HGETALL of many keys as one command (the keys as one JSON argument) and one reply:
+# HGETALL of many keys as one command and one reply:
 # redis-py spends more per command and reply (packing in Python, a timeout context, the
 # parse, the dict) than Redis spends reading a small hash.
 _HGETALL_MANY_LUA = """
 local rows = {}
-for i, key in ipairs(cjson.decode(ARGV[1])) do rows[i] = redis.call('HGETALL', key) end
+for i, key in ipairs(KEYS) do rows[i] = redis.call('HGETALL', key) end
 return rows
 """
 KEYS_PER_CALL = 500
@@ -36,10 +36,10 @@ async def hgetall_many(redis: Redis, keys: list[str]) -> list[dict[Any, Any]]:
     if not keys:
         return []
     script = redis.register_script(_HGETALL_MANY_LUA)
-    replies = await call_in_chunks(
-        redis, script, keys, KEYS_PER_CALL, lambda chunk: [orjson.dumps(list(chunk))]
+    rows = await call_per_item(
+        redis, script, keys, KEYS_PER_CALL, lambda chunk: ScriptArgs(list(chunk), []), slot_tag
     )
-    return [dict(zip(row[::2], row[1::2], strict=True)) for reply in replies for row in reply]
+    return [dict(zip(row[::2], row[1::2], strict=True)) for row in rows]
 
 
 async def read_hashes(
@@ -64,7 +64,7 @@ async def read_hashes(
 
 
 class HashStore(Generic[T]):
-    """One hash per (tenant, id), at `{prefix}{kind}:{tenant}:{id}`, decoded by `parse`.
+    """One hash per (tenant, id), at `{prefix}{kind}:{{tenant}}:{id}`, decoded by `parse`.
     Written through `writes` (during a pipeline batch, sent with the batch's other writes);
     reads return what was written and not sent yet."""
 
@@ -78,13 +78,14 @@ class HashStore(Generic[T]):
         writes: WriteBehind | None = None,
     ) -> None:
         self._redis = redis
-        self._prefix = f"{prefix}{kind}:"
+        self._keys = RedisKeys(prefix)
+        self._kind = kind
         self._parse = parse
         self._ttl_s = ttl_s
         self._writes = writes or WriteBehind(redis)
 
     def _key(self, tenant: str, ident: str) -> str:
-        return f"{self._prefix}{tenant}:{ident}"
+        return self._keys.thing(self._kind, tenant, ident)
 
     async def get(self, tenant: str, ident: str) -> T:
         names = [self._key(tenant, ident)]

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.redis_keys import RedisKeys
 from notify_core.snapshot_follower import UNCHANGED, FollowedSnapshot
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,9 @@ class Revocations(FollowedSnapshot):
 
     def __init__(self, redis: Redis | None, prefix: str = "") -> None:
         self._redis = redis
-        self._hash = f"{prefix}revocations"
-        self._version_key = f"{prefix}revocations:v"
+        keys = RedisKeys(prefix)  # one slot: a change sets both in one transaction
+        self._hash = keys.shared("revocations")
+        self._version_key = keys.shared("revocations", "v")
         self._entries: dict[str, Revocation] = {}
         self._version: Any = None
         self.generation = 0  # bumped when the snapshot changes

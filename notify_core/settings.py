@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from notify_core.redact import mask_password
+from notify_core.redis_factory import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
 
 ENV_PREFIX = "NOTIFY_"
 
@@ -38,7 +39,12 @@ class Settings(BaseSettings):
         description="host:port[,host:port] of Kafka; unset: `run` starts the embedded broker",
     )
     redis_url: str | None = Field(
-        default=None, description="redis://host:port/db; unset: in-process memory engine"
+        default=None,
+        description="redis://host:port/db, or redis+sentinel://host:port[,...]/service[/db];"
+        " unset: in-process memory engine",
+    )
+    redis_cluster: bool = Field(
+        default=False, description="the Redis URL names a seed node of a Redis Cluster"
     )
     redis_prefix: str = Field(
         default="towerco:", description="prefix of every Redis key and internal channel"
@@ -242,9 +248,18 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if value and not value.startswith(SCHEMES):
+            raise ValueError("must start with " + ", ".join(SCHEMES))
+        if value and value.startswith(SENTINEL_SCHEME):
+            parse_sentinel_url(value)
         return value or None
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix_braces(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("must not contain { or } (the keys' hash tags use them)")
+        return value
 
     @field_validator("jwt_secret")
     @classmethod

@@ -8,6 +8,7 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core.redis_hashes import hgetall_many
+from notify_core.redis_keys import RedisKeys
 from notify_core.write_behind import HashWrite, WriteBehind
 
 SNAPSHOT_TTL_S = 7 * 24 * 3600
@@ -59,11 +60,11 @@ class RedisSnapshots:
 
     def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
         self._writes = writes or WriteBehind(redis)
 
     def _key(self, tenant: str, site: str) -> str:
-        return f"{self._prefix}kpi:{tenant}:{site}"
+        return self._keys.thing("kpi", tenant, site)
 
     async def update(self, event: dict[str, Any]) -> None:
         await self.update_many([event])

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.redis_keys import RedisKeys
 from notify_core.snapshot_follower import UNCHANGED, FollowedSnapshot
 from notify_core.suppression import Index, Muted, Notice, Silence, State, Window
 from notify_core.suppression_config import Suppression
@@ -52,9 +53,10 @@ class SuppressionStore(FollowedSnapshot):
     ) -> None:
         """`config`: suppression.yaml's windows and inhibition (swapped on reload)."""
         self._redis = redis
-        self._hash = f"{prefix}suppression"
-        self._status_hash = f"{prefix}site-status"
-        self._version_key = f"{prefix}suppression:v"
+        keys = RedisKeys(prefix)  # one slot: the transactions below touch them together
+        self._hash = keys.shared("suppression")
+        self._status_hash = keys.shared("suppression", "site-status")
+        self._version_key = keys.shared("suppression", "v")
         self._version: Any = None
         self._windows: dict[str, Window] = {}  # "tenant:id" -> window (API-made)
         self._silences: dict[str, Silence] = {}

@@ -11,6 +11,7 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core.bounded import Bounded
+from notify_core.redis_keys import RedisKeys
 from notify_core.write_behind import ListAppend, WriteBehind
 
 TIMELINE_TTL_S = 30 * 24 * 3600
@@ -50,11 +51,11 @@ class RedisTimeline:
 
     def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
         self._writes = writes or WriteBehind(redis)
 
     def _key(self, tenant: str, incident_id: str) -> str:
-        return f"{self._prefix}timeline:{tenant}:{incident_id}"
+        return self._keys.timeline(tenant, incident_id)
 
     async def add(self, tenant: str, incident_id: str, kind: str, **details: Any) -> None:
         entry = orjson.dumps(_entry(kind, details))

@@ -28,7 +28,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from notify_core import metrics
-from notify_core.redis_scripts import call_in_chunks
+from notify_core.redis_keys import slot_tag
+from notify_core.redis_scripts import KeyTable, ScriptArgs, call_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +74,20 @@ Write = HashWrite | ListAppend | IndexMove
 
 # The writes of a round as one script call with one argument (JSON) instead of 2-3
 # commands each: redis-py spends more packing each command and argument (in Python) and
-# reading each reply (with its timeout) than Redis spends applying them. pcall: a
-# refused write is counted, the rest still applied.
+# reading each reply (with its timeout) than Redis spends applying them. The writes name
+# their keys by index in KEYS (notify_core/redis_scripts.py). pcall: a refused write is
+# counted, the rest still applied.
 _APPLY_LUA = """
 local errors, first = 0, ''
 for _, w in ipairs(cjson.decode(ARGV[1])) do
-  local op, key, ttl = w[1], w[2], w[3]
+  local op, key, ttl = w[1], KEYS[w[2]], w[3]
   local r
   if op == 'h' then
     r = redis.pcall('HSET', key, unpack(w[4]))
   elseif op == 'z' then
     r = redis.pcall('ZADD', key, w[6], w[5])
     if type(r) ~= 'table' then
-      redis.pcall('ZREM', w[4], w[5])
+      redis.pcall('ZREM', KEYS[w[4]], w[5])
       if w[7] > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -w[7] - 1) end
     end
   else
@@ -197,9 +199,10 @@ class WriteBehind:
 
     async def _execute(self, writes: Sequence[Write]) -> None:
         try:
-            replies = await call_in_chunks(
-                self._redis, self._apply, writes, WRITES_PER_CALL, _script_args
+            chunks = await call_in_chunks(
+                self._redis, self._apply, writes, WRITES_PER_CALL, _script_args, _tag_of
             )
+            replies = [reply for _, reply in chunks]
         except ResponseError as exc:  # the script itself (not a write) failed
             replies = [[len(writes), str(exc).encode()]]
         for errors, first in replies:
@@ -212,13 +215,19 @@ class WriteBehind:
                 )
 
 
-def _script_args(writes: Sequence[Write]) -> list[Any]:
-    return [orjson.dumps([_encode(w) for w in writes])]
+def _tag_of(w: Write) -> str:
+    return slot_tag(w.key)  # an index move's two sets share it (notify_core/redis_keys.py)
 
 
-def _encode(w: Write) -> list[Any]:
+def _script_args(writes: Sequence[Write]) -> ScriptArgs:
+    at = KeyTable()
+    encoded = [_encode(w, at) for w in writes]
+    return ScriptArgs(at.keys, [orjson.dumps(encoded)])
+
+
+def _encode(w: Write, at: KeyTable) -> list[Any]:
     if isinstance(w, HashWrite):
-        return ["h", w.key, w.ttl_s, [x for field in w.fields.items() for x in field]]
+        return ["h", at(w.key), w.ttl_s, [x for field in w.fields.items() for x in field]]
     if isinstance(w, IndexMove):
-        return ["z", w.key, w.ttl_s, w.other, w.member, w.score, w.keep]
-    return ["l", w.key, w.ttl_s, w.keep, w.entry.decode()]
+        return ["z", at(w.key), w.ttl_s, at(w.other), w.member, w.score, w.keep]
+    return ["l", at(w.key), w.ttl_s, w.keep, w.entry.decode()]

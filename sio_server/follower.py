@@ -21,6 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from notify_core.history import RedisHistory, decode_entry
+from notify_core.redis_scripts import is_cluster
 from notify_core.retry import Backoff
 from notify_core.rooms import rooms_for
 
@@ -30,6 +31,10 @@ Emit = Callable[[dict[str, Any], list[str]], Awaitable[None]]
 
 
 class LogFollower:
+    """One reader per slot group: on a single Redis one XREAD follows every tenant; on a
+    Redis Cluster one XREAD may only name keys of one slot, so each tenant followed has
+    its own reader (a blocked connection to its node)."""
+
     def __init__(
         self,
         redis: Redis,
@@ -43,40 +48,71 @@ class LogFollower:
         self._emit = emit
         self._block_ms = block_ms
         self._batch = batch
+        self._per_tenant = is_cluster(redis)
         self._cursors: dict[str, str] = {}
         self._refs: Counter[str] = Counter()
-        self._task: asyncio.Task[None] | None = None
-        self.running = False
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._started = False
+        self._failing: set[str] = set()
+
+    @property
+    def running(self) -> bool:
+        """Started, and no reader is failing now (readiness)."""
+        return self._started and not self._failing
+
+    def _group(self, tenant: str) -> str:
+        return tenant if self._per_tenant else ""
 
     async def follow(self, tenant: str) -> None:
         self._refs[tenant] += 1
         if tenant not in self._cursors:
             self._cursors[tenant] = await self._history.last_id(tenant) or "0-0"
+            if self._started:
+                self._ensure_reader(self._group(tenant))
 
     def unfollow(self, tenant: str) -> None:
         self._refs[tenant] -= 1
         if self._refs[tenant] <= 0:
             del self._refs[tenant]
             self._cursors.pop(tenant, None)
+            group = self._group(tenant)
+            if self._per_tenant and group in self._readers:
+                self._readers.pop(group).cancel()
+                self._failing.discard(group)
+
+    def _ensure_reader(self, group: str) -> None:
+        if group not in self._readers:
+            name = f"history-follower {group}".rstrip()
+            self._readers[group] = asyncio.create_task(self._run(group), name=name)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="history-follower")
+        self._started = True
+        if not self._per_tenant:
+            self._ensure_reader("")
+        for tenant in list(self._cursors):
+            self._ensure_reader(self._group(tenant))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        self._started = False
+        readers, self._readers = list(self._readers.values()), {}
+        for task in readers:
+            task.cancel()
+        for task in readers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
-    async def _run(self) -> None:
+    def _tenants(self, group: str) -> list[str]:
+        return [group] if self._per_tenant else list(self._cursors)
+
+    async def _run(self, group: str) -> None:
         backoff = Backoff("following the history", log)
         while True:
-            self.running = True
             try:
-                if not self._cursors:
+                tenants = [t for t in self._tenants(group) if t in self._cursors]
+                if not tenants:
                     await asyncio.sleep(self._block_ms / 1000)
                     continue
-                keys = {self._history.stream_key(t): t for t in self._cursors}
+                keys = {self._history.stream_key(t): t for t in tenants}
                 streams: dict[Any, Any] = {k: self._cursors[t] for k, t in keys.items()}
                 reply: Any = await self._redis.xread(
                     streams, count=self._batch, block=self._block_ms
@@ -89,9 +125,10 @@ class LogFollower:
                         if tenant in self._cursors:
                             self._cursors[tenant] = event["id"]
                             await self._emit(event, rooms_for(event))
+                self._failing.discard(group)
                 backoff.ok()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.running = False
+                self._failing.add(group)
                 await backoff.failed(exc)

@@ -23,6 +23,7 @@ from cachetools import TTLCache
 from redis.asyncio import Redis
 
 from notify_core import metrics
+from notify_core.redis_keys import RedisKeys
 from sio_server.auth import Principal
 from sio_server.ratelimit import TokenBucket
 
@@ -50,7 +51,7 @@ return false
 class ConnectionLimits:
     def __init__(self, redis: Redis | None, prefix: str, per_user: int, per_tenant: int) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys_of = RedisKeys(prefix)
         self.per_user = per_user
         self.per_tenant = per_tenant
         self._admit = redis.register_script(_ADMIT_LUA) if redis is not None else None
@@ -60,10 +61,9 @@ class ConnectionLimits:
         self._task: asyncio.Task[None] | None = None
 
     def _keys(self, p: Principal) -> list[str]:
-        return [
-            f"{self._prefix}conns:user:{p.tenant_id}:{p.user_id}",
-            f"{self._prefix}conns:tenant:{p.tenant_id}",
-        ]
+        """The user's and the tenant's counts: one slot (the admit script takes both)."""
+        keys = self._keys_of
+        return [keys.user_connections(p.tenant_id, p.user_id), keys.tenant_connections(p.tenant_id)]
 
     async def acquire(self, p: Principal, conn_id: str) -> str | None:
         """Count a new connection in; the reason (`too many connections`) when over."""

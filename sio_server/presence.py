@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from notify_core import events
 from notify_core.clock import iso_s
+from notify_core.redis_keys import RedisKeys
 from notify_core.retry import Backoff
 from notify_core.rooms import tenant_room
 from sio_server.auth import Principal
@@ -59,7 +60,8 @@ class Presence:
         self._lease = lease_s
         self._announced: dict[str, tuple[str, ...]] = {}  # tenant -> users last told
         self._redis = redis
-        self._prefix = prefix
+        self._keys = RedisKeys(prefix)
+        self._channel = f"{prefix}presence"
         self._emit = emit
         self._proc = uuid.uuid4().hex[:12]
         self._users: dict[str, dict[str, _Mine]] = {}  # tenant -> user -> this process's
@@ -122,8 +124,8 @@ class Presence:
     def _hash(self, key: str) -> str:
         if "|" in key:
             tenant, incident = key.split("|", 1)
-            return f"{self._prefix}viewers:{tenant}:{incident}"
-        return f"{self._prefix}presence:{key}"
+            return self._keys.presence(tenant, "viewers", incident)
+        return self._keys.presence(key)
 
     def _my_fields(self, key: str, until: float) -> dict[str, bytes]:
         if "|" in key:
@@ -155,7 +157,7 @@ class Presence:
         if mine:
             pipe.hset(name, mapping=mine)  # type: ignore[arg-type]
             pipe.expire(name, max(1, int(self._lease * 4)))
-        pipe.publish(f"{self._prefix}presence", key)
+        pipe.publish(self._channel, key)
         await pipe.execute()
 
     async def _read(self, key: str) -> dict[str, list[dict[str, Any]]]:
@@ -241,7 +243,7 @@ class Presence:
         while True:
             try:
                 pubsub = self._redis.pubsub()
-                await pubsub.subscribe(f"{self._prefix}presence")
+                await pubsub.subscribe(self._channel)
                 backoff.ok()
                 async for message in pubsub.listen():
                     if message.get("type") != "message":

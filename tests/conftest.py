@@ -19,6 +19,7 @@ from notify_core.events import ALL_TOPICS
 from notify_core.settings import load_settings
 from pipeline.topics import ensure_topics
 from sio_server.auth import mint_token
+from tests import redis_cluster
 from tests.helpers import TEST_SECRET, serve_app
 from tests.receiver_sinks import ReceiverSinks
 from towerco_notify.embedded_broker import EmbeddedBroker
@@ -30,6 +31,14 @@ SESSION = uuid.uuid4().hex[:8]
 
 @pytest_asyncio.fixture(scope="session")
 async def redis_url() -> AsyncIterator[str]:
+    if redis_cluster.CLUSTER:  # TOWERCO_TEST_REDIS=cluster: a cluster of the session's own
+        local = redis_cluster.LocalCluster()
+        try:
+            await local.start()
+            yield local.url
+        finally:
+            local.stop()
+        return
     client = Redis.from_url(REDIS_URL)
     try:
         await client.ping()
@@ -55,6 +64,7 @@ def daemon_settings(bootstrap: str, redis_url: str | None, **extra: Any) -> Any:
     return load_settings(
         kafka_bootstrap=bootstrap,
         redis_url=redis_url,
+        redis_cluster=redis_cluster.CLUSTER and redis_url is not None,
         redis_prefix=f"test{SESSION}-{uuid.uuid4().hex[:6]}:",
         system_channel=f"test{SESSION}-system",
         jwt_secret=TEST_SECRET,
@@ -296,7 +306,7 @@ def token() -> Any:
 
 @pytest_asyncio.fixture(scope="session")
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+    client = redis_cluster.client(redis_url)
     yield client
     await client.aclose()
 

@@ -11,12 +11,12 @@ import asyncio
 
 import orjson
 import pytest
-from redis.asyncio import Redis
 
 from notify_core import events
 from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
 from pipeline.envelope import BadInput, decode, decode_kpi
 from pipeline.handlers import system_notice_event
+from tests import redis_cluster
 from tests.helpers import NodeClient, envelope, new_tenant
 
 TS = "2026-11-25T10:00:00Z"
@@ -108,7 +108,7 @@ async def test_adr010_producers_through_the_broker_and_redis(
 ) -> None:
     tenant = new_tenant()
     client = await NodeClient.start(base_url, token(tenant), ["websocket"])
-    redis = Redis.from_url(redis_url)
+    redis = redis_cluster.client(redis_url)
     try:
         await client.connected()
         await client.emit("subscribe_kpis", {"site_ids": ["s1"]})

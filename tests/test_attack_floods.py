@@ -8,7 +8,6 @@ import asyncio
 import uuid
 
 import aiohttp
-from redis.asyncio import Redis
 
 from notify_core.audit import MemoryAuditCopy
 from notify_core.history import MemoryHistory
@@ -16,6 +15,7 @@ from notify_core.readiness import Readiness
 from sio_server.app import SocketServer
 from sio_server.auth import Authenticator
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
+from tests import redis_cluster
 from tests.helpers import TEST_SECRET, NodeClient, WsClient, new_tenant
 from tests.test_plain_ws import ws_url
 
@@ -25,7 +25,7 @@ async def _outcome(client: NodeClient) -> dict:
 
 
 async def test_connection_limits_hold_across_server_processes(redis_url, token):
-    redis = Redis.from_url(redis_url)
+    redis = redis_cluster.client(redis_url)
     prefix = f"test-limits-{uuid.uuid4().hex[:6]}:"
     servers = [
         SocketServer(

@@ -77,7 +77,7 @@ async def test_recovered_false_reloads_the_open_incidents(
         await produce(TOPIC_ALERTS, alert(tenant, "K-3", "minor", title="raised while away"))
         await asyncio.sleep(1.5)
         # the tenant's history is lost (a failover to an empty replica, say)
-        await redis_client.delete(f"{daemon.settings.redis_prefix}history:{tenant}")
+        await redis_client.delete(f"{daemon.settings.redis_prefix}history:{{{tenant}}}")
         await produce(TOPIC_ALERTS, alert(tenant, "K-4", "minor", title="after the loss"))
         await asyncio.sleep(1.0)
         await browser.do("open", url=f"{base_url}/")  # its token and resume point are stored

@@ -72,7 +72,7 @@ async def test_client_module_reloads_after_recovered_false(
         assert done[-1]["data"]["recovered"] is True and not client.events("reload")
         await client.command({"cmd": "pause"})
         await client.wait_count(lambda m: m.get("kind") == "paused", 2)
-        await redis_client.delete(f"{daemon.settings.redis_prefix}history:{tenant}")
+        await redis_client.delete(f"{daemon.settings.redis_prefix}history:{{{tenant}}}")
         await produce(TOPIC_ALERTS, alert(tenant, "E-3", "critical"))
         await asyncio.sleep(1.0)
         await client.command({"cmd": "resume"})

@@ -23,6 +23,7 @@ from notify_core.readiness import Readiness
 from pipeline.publisher import Publisher
 from sio_server.app import SocketServer
 from sio_server.auth import Authenticator
+from tests import redis_cluster
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
 from towerco_notify.embedded_broker import free_port
 
@@ -124,7 +125,7 @@ async def test_embedded_restart_between_disconnect_and_resume(token) -> None:
 
 async def test_redis_stream_lost_between_disconnect_and_resume(redis_url, token) -> None:
     tenant, prefix = new_tenant(), f"test-epoch-{uuid.uuid4().hex[:6]}:"
-    client = Redis.from_url(redis_url)
+    client = redis_cluster.client(redis_url)
     daemon = await _started(RedisHistory(client, prefix))
     try:
         last_id, epoch = await _watch(daemon, tenant, token(tenant))
@@ -135,7 +136,7 @@ async def test_redis_stream_lost_between_disconnect_and_resume(redis_url, token)
             f"I-missed-{n}" for n in range(3)
         ]
         assert done["epoch"] == epoch
-        await client.delete(f"{prefix}history:{tenant}")  # lost
+        await client.delete(f"{prefix}history:{{{tenant}}}")  # lost
         done = await _resume(daemon, token(tenant), last_id, epoch)
         assert done["recovered"] is False and done["reason"].startswith("history is empty")
         await daemon.alert(tenant, "I-new")

@@ -14,6 +14,7 @@ from escalation.config import parse_policies
 from escalation.policy import EscalationState, Policy, advance
 from notify_core.config_yaml import ConfigInvalid
 from notify_core.events import TOPIC_ALERTS
+from tests import redis_cluster
 from tests.conftest import eventually
 from tests.helpers import TEST_SECRET, NodeClient, alert, new_tenant
 
@@ -366,7 +367,7 @@ async def test_redis_job_store_replaces_a_timer_and_a_burst_of_timers_all_fire(
             fired.append(incident_id)
 
     engine = Engine()
-    scheduler = TimerScheduler(redis_url, prefix)
+    scheduler = TimerScheduler(redis_cluster.sync_client(redis_url), prefix)
     jobs.install(engine, scheduler.deployment)
     await scheduler.start()
     try:
@@ -378,7 +379,7 @@ async def test_redis_job_store_replaces_a_timer_and_a_burst_of_timers_all_fire(
         for i in range(20):
             scheduler.schedule("t", f"burst{i}", now + 0.3)
         await scheduler.drain()  # the writes run, in order, on the job-store thread
-        stored = await redis_client.hkeys(f"{prefix}apscheduler.jobs")
+        stored = await redis_client.hkeys(f"{prefix}{{apscheduler}}:jobs")
         assert sorted(k.decode() for k in stored) == sorted(
             ["esc:t:moved", *(f"esc:t:burst{i}" for i in range(20))]
         )
@@ -386,11 +387,13 @@ async def test_redis_job_store_replaces_a_timer_and_a_burst_of_timers_all_fire(
         await eventually(lambda: len(fired) >= 21)
         await asyncio.sleep(0.3)  # nothing more may come
         assert sorted(fired) == sorted(["moved", *(f"burst{i}" for i in range(20))])
-        assert await redis_client.hlen(f"{prefix}apscheduler.jobs") == 0
+        assert await redis_client.hlen(f"{prefix}{{apscheduler}}:jobs") == 0
     finally:
         await scheduler.stop()
         jobs.uninstall(engine, scheduler.deployment)
-        await redis_client.delete(f"{prefix}apscheduler.jobs", f"{prefix}apscheduler.run_times")
+        await redis_client.delete(
+            f"{prefix}{{apscheduler}}:jobs", f"{prefix}{{apscheduler}}:run_times"
+        )
 
 
 async def test_jobs_find_the_engine_of_their_own_deployment():
@@ -442,7 +445,7 @@ async def test_the_loop_keeps_answering_while_the_job_store_is_paused(redis_url,
             fired.append((incident_id, threading.current_thread() is loop_thread))
 
     engine = Engine()
-    scheduler = TimerScheduler(redis_url, prefix)
+    scheduler = TimerScheduler(redis_cluster.sync_client(redis_url), prefix)
     jobs.install(engine, scheduler.deployment)
     await scheduler.start()
     scheduler.activate()
@@ -458,7 +461,7 @@ async def test_the_loop_keeps_answering_while_the_job_store_is_paused(redis_url,
     try:
         await scheduler.ensure("t", "before", time.time() + 0.2)  # the positive twin
         await eventually(lambda: ("before", True) in fired)
-        await redis_client.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
+        await redis_cluster.pause_writes(redis_client, 2000)
         paused_at = time.monotonic()
         for i in range(5):
             scheduler.schedule("t", f"during{i}", time.time() + 0.5)
@@ -476,7 +479,9 @@ async def test_the_loop_keeps_answering_while_the_job_store_is_paused(redis_url,
     finally:
         stop.set()
         await beating
-        await redis_client.execute_command("CLIENT", "UNPAUSE")
+        await redis_cluster.unpause(redis_client)
         await scheduler.stop()
         jobs.uninstall(engine, scheduler.deployment)
-        await redis_client.delete(f"{prefix}apscheduler.jobs", f"{prefix}apscheduler.run_times")
+        await redis_client.delete(
+            f"{prefix}{{apscheduler}}:jobs", f"{prefix}{{apscheduler}}:run_times"
+        )

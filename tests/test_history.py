@@ -17,6 +17,7 @@ from notify_core.history import (
     SourcePosition,
 )
 from notify_core.ids import IdMinter, InvalidEventId, format_id, parse_id
+from notify_core.redis_keys import RedisKeys
 
 
 @given(st.lists(st.integers(min_value=0, max_value=2**45), min_size=1, max_size=200))
@@ -150,11 +151,12 @@ async def test_kpi_updates_are_deduped_by_kafka_position_without_a_key_per_event
     if isinstance(history, RedisHistory):
         prefix = history.test_prefix  # type: ignore[attr-defined]
         assert [k async for k in redis_client.scan_iter(match=f"{prefix}dedupe:*")] == []
-        assert await redis_client.hgetall(f"{prefix}positions") == {
+        positions = RedisKeys(prefix).positions("k")
+        assert await redis_client.hgetall(positions) == {
             b"towerco.kpis.updates/0": b"1",
             b"towerco.kpis.updates/1": b"3",
         }
-        assert await redis_client.ttl(f"{prefix}positions") > 0
+        assert await redis_client.ttl(positions) > 0
 
 
 async def test_a_long_batch_is_published_part_by_part_in_order(redis_client, monkeypatch):

@@ -7,13 +7,13 @@ from __future__ import annotations
 import uuid
 
 import aiohttp
-from redis.asyncio import Redis
 
 from notify_core.history import MemoryHistory
 from notify_core.incidents import IncidentState, MemoryIncidentStore
 from notify_core.readiness import Readiness
 from sio_server.app import SocketServer
 from sio_server.auth import Authenticator
+from tests import redis_cluster
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
 
 
@@ -27,7 +27,7 @@ async def _presence(url: str, token: str) -> list[dict]:
 
 
 async def test_presence_and_viewers_across_two_processes(redis_url, token):
-    redis = Redis.from_url(redis_url)
+    redis = redis_cluster.client(redis_url)
     prefix = f"test-presence-{uuid.uuid4().hex[:6]}:"
     tenant = new_tenant()
     incidents = MemoryIncidentStore()

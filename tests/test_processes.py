@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
+from tests import redis_cluster
 from tests.conftest import SESSION
 from tests.helpers import TEST_SECRET, NodeClient, alert, cli_env, envelope, new_tenant
 from towerco_notify.embedded_broker import free_port
@@ -57,6 +58,7 @@ def cluster_env(broker: str, redis_url: str, name: str, **extra: str) -> dict[st
     return cli_env(
         NOTIFY_KAFKA_BOOTSTRAP=broker,
         NOTIFY_REDIS_URL=redis_url,
+        NOTIFY_REDIS_CLUSTER=str(redis_cluster.CLUSTER).lower(),
         NOTIFY_REDIS_PREFIX=prefix,
         NOTIFY_JWT_SECRET=TEST_SECRET,
         NOTIFY_APP_ID=f"{name}-{uuid.uuid4().hex[:6]}",

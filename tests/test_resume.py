@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from redis.asyncio import Redis
 
 from notify_core.history import MemoryHistory, RedisHistory
 from notify_core.ids import format_id
 from notify_core.resume import EMPTY, HistoryPosition, decide
+from tests import redis_cluster
 
 ids = st.tuples(st.integers(0, 50), st.integers(0, 3))
 
@@ -100,7 +100,7 @@ async def test_memory_history_keeps_its_first_id_when_trimmed() -> None:
 
 
 async def test_read_before_is_newest_first_on_both_engines(redis_url) -> None:
-    client = Redis.from_url(redis_url)
+    client = redis_cluster.client(redis_url)
     engines = [MemoryHistory(), RedisHistory(client, f"test-rb-{uuid.uuid4().hex[:6]}:")]
     try:
         for h in engines:
@@ -114,7 +114,7 @@ async def test_read_before_is_newest_first_on_both_engines(redis_url) -> None:
 
 
 async def test_redis_stream_lost_begins_a_new_epoch(redis_url) -> None:
-    client = Redis.from_url(redis_url)
+    client = redis_cluster.client(redis_url)
     prefix = f"test-ep-{uuid.uuid4().hex[:6]}:"
     h = RedisHistory(client, prefix)
     try:
@@ -140,7 +140,7 @@ async def test_redis_stream_lost_begins_a_new_epoch(redis_url) -> None:
 
 @pytest.mark.parametrize("engine", ["memory", "redis"])
 async def test_position_of_a_trimmed_redis_or_memory_history(redis_url, engine) -> None:
-    client = Redis.from_url(redis_url)
+    client = redis_cluster.client(redis_url)
     prefix = f"test-tr-{uuid.uuid4().hex[:6]}:"
     h: Any = MemoryHistory(maxlen=10) if engine == "memory" else RedisHistory(client, prefix, 10)
     try:

@@ -564,7 +564,7 @@ async def _run_handler(
     async def emit(event: dict[str, Any], rooms: list[str]) -> None:
         incident = (event.get("incident") or {}).get("incident_id")
         if redis is not None and incident:  # no client may hear of state not in Redis yet
-            if not await redis.exists(f"{prefix}incident:t:{incident}"):
+            if not await redis.exists(f"{prefix}incident:{{t}}:{incident}"):
                 unstored.append(incident)
         await rec.emit(event, rooms)
 
@@ -713,9 +713,9 @@ async def test_a_batch_over_redis_stores_sends_its_state_writes_together_with_th
     for run in (together, one_by_one):
         assert run.last_event_ids and set(run.last_event_ids.values()) <= set(run.ids)
     assert together.unstored == one_by_one.unstored == []
-    threshold = f"incident:t:{incident_id_for('t', 's1', 'temp_c')}"
+    threshold = f"incident:{{t}}:{incident_id_for('t', 's1', 'temp_c')}"
     assert together.in_redis[threshold][b"status"] == b"resolved"
-    assert together.in_redis["incident:t:I2"] == {
+    assert together.in_redis["incident:{t}:I2"] == {
         b"site_id": b"s2",
         b"severity": b"minor",
         b"status": b"open",
@@ -729,8 +729,8 @@ async def test_a_batch_over_redis_stores_sends_its_state_writes_together_with_th
         b"snoozed_until_ms": b"",
     }
     resolved_at = int(datetime(2026, 11, 25, 10, 0, 8, tzinfo=UTC).timestamp() * 1000)
-    assert together.in_redis["incident:t:I1"][b"status"] == b"resolved"  # the copy: no reopen
-    assert together.in_redis["incident:t:I1"][b"resolved_at_ms"] == str(resolved_at).encode()
+    assert together.in_redis["incident:{t}:I1"][b"status"] == b"resolved"  # the copy: no reopen
+    assert together.in_redis["incident:{t}:I1"][b"resolved_at_ms"] == str(resolved_at).encode()
 
 
 @pytest.mark.parametrize("engine", ["memory", "redis"])
@@ -777,7 +777,7 @@ async def test_an_alert_older_than_its_incidents_resolution_does_not_reopen_it(
         ("alert", "I1", "critical"),
     ]
     if engine == "redis":
-        assert got.in_redis["incident:t:I1"][b"status"] == b"open"
+        assert got.in_redis["incident:{t}:I1"][b"status"] == b"open"
 
 
 async def test_redis_incident_store_reads_many_as_it_reads_one(redis_client):

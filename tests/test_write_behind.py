@@ -19,8 +19,10 @@ from escalation.policy import EscalationState, Policy
 from escalation.scheduler import TimerScheduler
 from escalation.store import RedisEscalationStore
 from notify_core.incidents import IncidentState, RedisIncidentStore
+from notify_core.redis_factory import connect_sync
 from notify_core.timeline import RedisTimeline
 from notify_core.write_behind import ABSENT, WriteBehind
+from tests import redis_cluster
 
 
 @pytest_asyncio.fixture
@@ -46,8 +48,8 @@ async def test_writes_wait_for_the_flush_and_read_back_meanwhile(redis_client, p
     await incidents.put("t", "I0", IncidentState("s0", "minor", "resolved"))
     await timeline.add("t", "I1", "raised", severity="critical")
     await timeline.add("t", "I1", "acknowledged", by="op1")
-    assert await redis_client.exists(f"{prefix}incident:t:I1") == 0  # not sent yet
-    assert (await redis_client.hgetall(f"{prefix}incident:t:I0"))[b"status"] == b"open"
+    assert await redis_client.exists(f"{prefix}incident:{{t}}:I1") == 0  # not sent yet
+    assert (await redis_client.hgetall(f"{prefix}incident:{{t}}:I0"))[b"status"] == b"open"
     # ...but every read of this process sees the last value written
     assert await incidents.get("t", "I1") == IncidentState("s1", "critical", "acknowledged")
     many = await incidents.get_many([("t", "I0"), ("t", "I1"), ("t", "I9")])
@@ -58,8 +60,8 @@ async def test_writes_wait_for_the_flush_and_read_back_meanwhile(redis_client, p
     }
     writes.close()
     await writes.flush()
-    assert writes.queued == 0 and writes.pending(f"{prefix}incident:t:I1") is ABSENT
-    assert await redis_client.hgetall(f"{prefix}incident:t:I1") == {
+    assert writes.queued == 0 and writes.pending(f"{prefix}incident:{{t}}:I1") is ABSENT
+    assert await redis_client.hgetall(f"{prefix}incident:{{t}}:I1") == {
         b"site_id": b"s1",
         b"severity": b"critical",
         b"status": b"acknowledged",
@@ -71,20 +73,20 @@ async def test_writes_wait_for_the_flush_and_read_back_meanwhile(redis_client, p
         b"assignee": b"",
         b"snoozed_until_ms": b"",
     }
-    assert (await redis_client.hgetall(f"{prefix}incident:t:I0"))[b"status"] == b"resolved"
+    assert (await redis_client.hgetall(f"{prefix}incident:{{t}}:I0"))[b"status"] == b"resolved"
     # the tenant's indexes: I0 moved from the active set to the resolved one
-    assert await redis_client.zrange(f"{prefix}incidents:active:t", 0, -1) == [b"I1"]
-    assert await redis_client.zrange(f"{prefix}incidents:resolved:t", 0, -1) == [b"I0"]
-    assert 0 < await redis_client.ttl(f"{prefix}incident:t:I1")
+    assert await redis_client.zrange(f"{prefix}incidents:{{t}}:active", 0, -1) == [b"I1"]
+    assert await redis_client.zrange(f"{prefix}incidents:{{t}}:resolved", 0, -1) == [b"I0"]
+    assert 0 < await redis_client.ttl(f"{prefix}incident:{{t}}:I1")
     assert [e["kind"] for e in await timeline.get("t", "I1")] == ["raised", "acknowledged"]
-    assert 0 < await redis_client.ttl(f"{prefix}timeline:t:I1")
+    assert 0 < await redis_client.ttl(f"{prefix}timeline:{{t}}:I1")
 
 
 async def test_a_write_redis_refuses_is_counted_and_the_rest_still_applied(redis_client, prefix):
     writes = WriteBehind(redis_client)
     incidents = RedisIncidentStore(redis_client, prefix, writes)
     timeline = RedisTimeline(redis_client, prefix, writes)
-    await redis_client.set(f"{prefix}incident:t:BAD", "not a hash")  # WRONGTYPE for HSET
+    await redis_client.set(f"{prefix}incident:{{t}}:BAD", "not a hash")  # WRONGTYPE for HSET
     before = _refused()
     writes.open()
     await incidents.put("t", "A", IncidentState("s1", "major", "open"))
@@ -94,9 +96,9 @@ async def test_a_write_redis_refuses_is_counted_and_the_rest_still_applied(redis
     writes.close()
     await writes.flush()  # does not raise: one bad key must not hold the partition
     assert _refused() == before + 1
-    assert await redis_client.get(f"{prefix}incident:t:BAD") == b"not a hash"
-    assert (await redis_client.hgetall(f"{prefix}incident:t:A"))[b"severity"] == b"major"
-    assert (await redis_client.hgetall(f"{prefix}incident:t:B"))[b"site_id"] == b"s2"
+    assert await redis_client.get(f"{prefix}incident:{{t}}:BAD") == b"not a hash"
+    assert (await redis_client.hgetall(f"{prefix}incident:{{t}}:A"))[b"severity"] == b"major"
+    assert (await redis_client.hgetall(f"{prefix}incident:{{t}}:B"))[b"site_id"] == b"s2"
     assert [e["kind"] for e in await timeline.get("t", "A")] == ["raised"]
     assert writes.queued == 0
 
@@ -156,7 +158,7 @@ async def test_an_acknowledge_in_the_same_batch_as_its_alert_sees_the_escalation
     writes.open()
     await engine.on_alert("t", "I1", "s1", "critical", "Mains failure")
     await engine.on_action("t", "I1", "acknowledged", "op1")
-    assert await redis_client.exists(f"{prefix}esc:t:I1") == 0
+    assert await redis_client.exists(f"{prefix}esc:{{t}}:I1") == 0
     writes.close()
     await writes.flush()
     state = await engine.store.get("t", "I1")
@@ -229,7 +231,7 @@ async def test_a_write_that_cannot_be_encoded_is_counted_and_later_writes_still_
     await incidents.put("t", "I1", IncidentState("s1", "critical", "open"))
     await writes.flush()
     writes.close()
-    assert (await redis_client.hgetall(f"{prefix}incident:t:I1"))[b"status"] == b"open"
+    assert (await redis_client.hgetall(f"{prefix}incident:{{t}}:I1"))[b"status"] == b"open"
 
 
 async def test_a_batchs_timers_are_written_after_its_state_and_kept_while_redis_is_away(
@@ -241,10 +243,10 @@ async def test_a_batchs_timers_are_written_after_its_state_and_kept_while_redis_
     gone, an open one's is at its first level. If the job store cannot be reached, the
     release raises and keeps them for the handler's retry."""
     writes = WriteBehind(redis_client)
-    scheduler = TimerScheduler(redis_url, prefix)
+    scheduler = TimerScheduler(redis_cluster.sync_client(redis_url), prefix)
     await scheduler.start()
     engine = _engine(redis_client, prefix, writes, scheduler)
-    jobs_key = f"{prefix}apscheduler.jobs"
+    jobs_key = f"{prefix}{{apscheduler}}:jobs"
     try:
         await scheduler.ensure("t", "I0", 5000.0)  # from before the batch
         engine.hold_timers()
@@ -258,7 +260,7 @@ async def test_a_batchs_timers_are_written_after_its_state_and_kept_while_redis_
         await writes.flush()
 
         real = scheduler._store.redis
-        scheduler._store.redis = type(real)(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+        scheduler._store.redis = connect_sync("redis://127.0.0.1:1/0", timeout_s=0.2)
         with pytest.raises(RedisConnectionError):
             await engine.release_timers()
         scheduler._store.redis = real

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from notify_core import redis_factory
+
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -30,8 +32,7 @@ def add_parsers(sub: Any) -> None:
         description="Add to the revocation list in Redis that every server follows: live "
         "connections of the token are cut within 5 s, new ones refused.",
     )
-    rev.add_argument("--redis-url", default=os.environ.get("NOTIFY_REDIS_URL"))
-    rev.add_argument("--redis-prefix", default=os.environ.get("NOTIFY_REDIS_PREFIX", "towerco:"))
+    redis_factory.add_arguments(rev, "the Redis every server follows")
     rev.add_argument(
         "--kafka-bootstrap",
         default=os.environ.get("NOTIFY_KAFKA_BOOTSTRAP"),
@@ -82,9 +83,7 @@ def revoke(args: argparse.Namespace) -> int:
     )
 
     async def go() -> None:
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(args.redis_url)
+        redis = redis_factory.connect(args.redis_url, args.redis_cluster)
         try:
             await Revocations(redis, args.redis_prefix).add(entry)
         finally:

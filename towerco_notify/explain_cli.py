@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from notify_core import redis_factory
 from notify_core.clock import iso_s
 from notify_core.config_yaml import ConfigInvalid
 from notify_core.rules import THRESHOLDS_FILE, Rule
@@ -45,12 +46,7 @@ def add_parser(sub: Any) -> None:
     exp.add_argument(
         "--at", default=None, help="ISO time to decide at (default now), e.g. a window's start"
     )
-    exp.add_argument(
-        "--redis-url",
-        default=os.environ.get("NOTIFY_REDIS_URL"),
-        help="read live windows, silences and site statuses [NOTIFY_REDIS_URL]",
-    )
-    exp.add_argument("--redis-prefix", default=os.environ.get("NOTIFY_REDIS_PREFIX", "towerco:"))
+    redis_factory.add_arguments(exp, "read live windows, silences and site statuses")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,9 +105,7 @@ async def explain_suppression(config: Path, args: argparse.Namespace) -> int:
     from_file = load_suppression(path) if path.exists() else None  # invalid: named, exit 1
     redis = None
     if args.redis_url:
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(args.redis_url)
+        redis = redis_factory.connect(args.redis_url, args.redis_cluster)
     store = SuppressionStore(redis, args.redis_prefix, from_file)
     try:
         if redis is not None:

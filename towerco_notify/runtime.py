@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from escalation import jobs as escalation_jobs
 from escalation.config import ESCALATION_FILE, load_policies
@@ -37,6 +37,7 @@ from escalation.receivers.senders import (
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
 from escalation.webhooks import HttpClient, WebhookSender
+from notify_core import redis_factory
 from notify_core.audit import (
     AuditCopy,
     AuditLog,
@@ -165,18 +166,7 @@ class Runtime:
             add(_Part("embedded broker", self.broker.start, self.broker.stop))
         add(_Part("kafka topics", self._ensure_topics, _noop))
         if s.redis_url:
-            # a burst (1000 dashboards reconnecting after a restart) waits for a free
-            # connection instead of failing: redis-py's default pool raises past 100
-            pool = BlockingConnectionPool.from_url(
-                s.redis_url,
-                max_connections=100,
-                timeout=10,
-                socket_timeout=5,
-                socket_connect_timeout=5,
-                health_check_interval=30,
-            )
-            self.redis = Redis.from_pool(pool)
-            redis = self.redis
+            redis = self.redis = redis_factory.connect(s.redis_url, s.redis_cluster)
             add(_Part("redis", self._check_redis, redis.aclose))
             self.history = RedisHistory(
                 redis, s.redis_prefix, s.history_maxlen, s.history_max_age_s or None
@@ -311,7 +301,10 @@ class Runtime:
             else hashlib.sha256(b"towerco-webhook:" + self.jwt_secret.encode()).digest()
         )
         worker, deliveries = self._build_receivers(publisher, secret)
-        scheduler = TimerScheduler(s.redis_url, s.redis_prefix)
+        scheduler = TimerScheduler(
+            redis_factory.connect_sync(s.redis_url, s.redis_cluster) if s.redis_url else None,
+            s.redis_prefix,
+        )
         store: EscalationStore = (
             RedisEscalationStore(self.redis, s.redis_prefix, self.writes)
             if self.redis is not None

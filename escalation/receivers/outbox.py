@@ -20,6 +20,8 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.redis_keys import RedisKeys
+
 DONE_TTL_S = 7 * 86400.0
 
 
@@ -142,8 +144,8 @@ return 0
 class RedisOutbox:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
-        tag = f"{prefix}{{outbox}}"
-        self._keys = [f"{tag}:jobs", f"{tag}:due", f"{tag}:done"]
+        keys = RedisKeys(prefix)
+        self._keys = [keys.shared("outbox", part) for part in ("jobs", "due", "done")]
         self._put = redis.register_script(_PUT)
         self._take = redis.register_script(_TAKE)
         self._done = redis.register_script(_DONE)

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.redis_keys import RedisKeys
+
 MAX_PER_USER = 10
 
 
@@ -97,10 +99,10 @@ class MemoryPushStore:
 
 class RedisPushStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
-        self._redis, self._prefix = redis, prefix
+        self._redis, self._keys = redis, RedisKeys(prefix)
 
     def _key(self, tenant: str) -> str:
-        return f"{self._prefix}push:{{{tenant}}}:subscriptions"
+        return self._keys.push_subscriptions(tenant)
 
     async def add(
         self, tenant: str, user: str, roles: list[str], subscription: dict[str, Any]
