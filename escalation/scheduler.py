@@ -61,6 +61,9 @@ class UpsertRedisJobStore(RedisJobStore):
         super().__init__(**kwargs)
         self.redis = client
 
+    def shutdown(self) -> None:
+        self.redis.close()  # APScheduler's reaches for `connection_pool`, which a cluster lacks
+
     def add_job(self, job: Job) -> None:
         state = pickle.dumps(job.__getstate__(), self.pickle_protocol)
         with self._writes() as pipe:

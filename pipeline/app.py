@@ -17,7 +17,7 @@ from faust.streams import current_event
 
 from notify_core import metrics
 from notify_core.audit import AuditLog
-from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER
+from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER, TOPIC_KPIS
 from notify_core.incidents import IncidentStore, ReadAhead
 from notify_core.rules_holder import RulesHolder
 from notify_core.settings import Settings
@@ -143,9 +143,12 @@ class Pipeline:
 
     async def _on_assigned(self, sender: Any, assigned: Any, **kwargs: Any) -> None:
         self.joined = True
+        kpis = frozenset(tp.partition for tp in assigned if tp.topic == TOPIC_KPIS)
+        self.kpi_alerts.partitions_assigned(kpis)
         log.info("consumer group joined; %d partition(s) assigned", len(assigned))
 
     async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+        self.kpi_alerts.partitions_revoked()
         log.info("partitions revoked (rebalance)")
 
     def ready(self) -> bool:

@@ -105,6 +105,24 @@ class KpiAlerts:
         self._sites_for: RuleSet | None = None
         # per (tenant, site): the KPIs whose rule is firing (`kpi_data.threshold_breach`)
         self._firing: dict[tuple[str, str], set[str]] = {}
+        # the input partition of each state this worker wrote, and the partitions it holds
+        # now (None: all, no consumer group): a state of a partition that moved away is
+        # another worker's to sweep, whatever copy the table still holds here
+        self._partition_of: dict[str, int] = {}
+        self._held: frozenset[int] | None = None
+
+    def partitions_revoked(self) -> None:
+        """A rebalance took this worker's partitions: what it remembers of their states
+        may be stale when they come back (another worker moved them on meanwhile), so it
+        is forgotten and read again from the table, which recovery brings up to date."""
+        self._cache.clear()
+        self._firing.clear()
+        self._stale_reported.clear()
+        self._held = frozenset()
+
+    def partitions_assigned(self, partitions: frozenset[int]) -> None:
+        """The input partitions this worker holds after a rebalance."""
+        self._held = partitions
 
     def _site_rules(self, rules: RuleSet, tenant: str, site: str) -> dict[str, tuple[Rule, str]]:
         """The rules of one site's KPIs resolved so far (filled by `assess`); forgotten when
@@ -195,6 +213,8 @@ class KpiAlerts:
         message has no transitions)."""
         for skey, value in a.writes:
             self.states.set(skey, value, partition)
+            if partition is not None:
+                self._partition_of[skey] = partition
 
     async def finish(
         self,
@@ -270,7 +290,11 @@ class KpiAlerts:
         candidates: list[tuple[str, AlertState, float]] = [
             (k, s, seen) for k, (s, seen, _) in self._cache.items()
         ]
+        held, partition_of = self._held, self._partition_of
         for k, raw in self.states.items():
+            moved = partition_of.get(k)
+            if held is not None and moved is not None and moved not in held:
+                continue  # its partition is another worker's now
             if k not in seen_keys:
                 st = AlertState.from_dict(raw)
                 if st is not None:

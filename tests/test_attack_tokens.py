@@ -275,6 +275,7 @@ async def test_revoke_and_audit_from_the_shell(daemon, base_url, broker, redis_u
             "--user",
             "leaver",
             NOTIFY_REDIS_URL=redis_url,
+            NOTIFY_REDIS_CLUSTER=str(daemon.settings.redis_cluster).lower(),
             NOTIFY_REDIS_PREFIX=daemon.settings.redis_prefix,
             NOTIFY_KAFKA_BOOTSTRAP=broker,
         )
