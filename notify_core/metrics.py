@@ -47,6 +47,11 @@ STATE_WRITE_ERRORS = Counter(
 ESCALATION_LEADER = Gauge(
     "notify_escalation_leader", "1 while this process runs the escalation scheduler"
 )
+CONSUMER_LAG = Gauge(
+    "notify_kafka_consumer_lag",
+    "Records on the broker past the last one this worker handled, per input partition",
+    ["topic", "partition"],
+)
 READY = Gauge("notify_ready", "1 when every readiness check passes")
 CONFIG_RELOADS = Counter(
     "notify_config_reloads_total", "Config reloads, by result (ok, invalid)", ["result"]

@@ -27,6 +27,7 @@ from pipeline.batches import BatchRouting, Incoming
 from pipeline.handlers import MessageHandler
 from pipeline.kafka_tuning import faust_settings, tuned_transport
 from pipeline.kpi_alerts import KpiAlerts
+from pipeline.lag import ConsumerLag
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 
@@ -85,6 +86,8 @@ class Pipeline:
             audit=audit,
         )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
+        self.lag = ConsumerLag()
+        self.app.timer(interval=5.0, name="consumer-lag")(self._sample_lag)
         self.joined = False
         # the agents subscribe the topics; with batches on, the records skip their streams
         for name in INPUT_TOPICS:
@@ -99,13 +102,14 @@ class Pipeline:
         topic = self.app.topic(
             name, value_serializer="raw", key_serializer="raw", partitions=partitions
         )
-        handler = self.handler
+        handler, lag = self.handler, self.lag
 
         async def consume(stream: Any) -> None:
             async for event in stream.events():
                 msg = event.message
                 ts = int(msg.timestamp * 1000) if msg.timestamp else None
                 await handler.handle(msg.topic, msg.value, ts, msg.partition, msg.offset)
+                lag.handled(msg.topic, msg.partition, msg.offset)
 
         consume.__name__ = consume.__qualname__ = "agent_" + name.replace(".", "_")
         self.app.agent(topic, name=f"{name}-agent")(consume)
@@ -130,12 +134,20 @@ class Pipeline:
     async def _handle(self, messages: list[Incoming]) -> None:
         with metrics.PIPELINE_BATCH_SECONDS.time():
             await self.handler.handle_batch(messages)
+        self.lag.handled_batch(messages)
 
     async def _sweep(self, *_app: Any) -> None:
         try:
             await self.kpi_alerts.sweep_stale()
         except Exception:
             log.exception("stale KPI sweep failed")
+
+    async def _sample_lag(self, *_app: Any) -> None:
+        try:
+            consumer = self.app.consumer
+            self.lag.sample(consumer.assignment(), consumer.highwater)
+        except Exception:
+            log.exception("sampling the consumer lag failed")
 
     async def _send_deadletter(self, record: bytes) -> None:
         fut = await self._deadletter_topic.send(value=record)

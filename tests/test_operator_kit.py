@@ -29,7 +29,7 @@ def test_alert_rules_pass_promtool_check_and_their_unit_tests():
         text=True,
     )  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 9 rules found" in check.stdout
+    assert "SUCCESS: 10 rules found" in check.stdout
     test = subprocess.run(
         [PROMTOOL, "test", "rules", "notify-alerts.test.yml"], cwd=rules, capture_output=True,
         text=True,
@@ -64,3 +64,47 @@ async def test_every_metric_the_kit_names_is_served(base_url):
     named = set(METRIC.findall(rules)) | {m for e in exprs for m in METRIC.findall(e)}
     assert len(named) >= 15
     assert named <= served, sorted(named - served)
+
+
+def test_the_lag_counts_records_past_the_last_handled_and_forgets_revoked_partitions():
+    from collections import namedtuple
+
+    from prometheus_client import REGISTRY
+
+    from pipeline.lag import ConsumerLag
+
+    TP = namedtuple("TP", "topic partition")
+    ends = {TP("lag-test", 0): 10, TP("lag-test", 1): 4}
+    lag = ConsumerLag()
+    lag.handled_batch([("lag-test", b"", None, 0, 2), ("lag-test", b"", None, 0, 3)])
+    lag.handled("lag-test", 1, 3)
+    lag.sample(ends, ends.get)
+
+    def value(partition: int) -> float | None:
+        labels = {"topic": "lag-test", "partition": str(partition)}
+        return REGISTRY.get_sample_value("notify_kafka_consumer_lag", labels)
+
+    assert value(0) == 6  # offsets 4..9 wait
+    assert value(1) == 0  # caught up
+    lag.sample([TP("lag-test", 1)], ends.get)  # partition 0 went to another worker
+    assert value(0) is None and value(1) == 0
+
+
+async def test_the_daemon_serves_the_lag_of_the_partitions_it_consumes(base_url, produce):
+    from notify_core.events import TOPIC_KPIS
+    from tests.conftest import eventually
+    from tests.helpers import envelope, new_tenant
+
+    await produce(TOPIC_KPIS, envelope(new_tenant(), {"temp_c": 20}, "s1"))
+    line = re.compile(
+        r'^notify_kafka_consumer_lag\{partition="\d+",topic="towerco\.kpis\.updates"\} '
+        r"([0-9.]+)$",
+        re.M,
+    )
+
+    async def caught_up() -> bool:
+        async with aiohttp.ClientSession() as http, http.get(f"{base_url}/metrics") as resp:
+            values = [float(v) for v in line.findall(await resp.text())]
+        return bool(values) and max(values) == 0
+
+    await eventually(caught_up, timeout=20, interval=0.5)

@@ -256,6 +256,7 @@ async def test_explain_says_what_quiets_an_incident_on_the_live_state(
                 "--site", site, "--severity", "major", "--redis-url", redis_url,
                 "--redis-prefix", daemon.settings.redis_prefix,
                 "--config-dir", str(daemon.settings.config_dir),
+                *(["--redis-cluster"] if daemon.settings.redis_cluster else []),
             ],
             capture_output=True, text=True, env=cli_env(), timeout=60,
         )  # fmt: skip
