@@ -85,14 +85,24 @@ def connect(url: str, cluster: bool = False) -> Redis:
             **TIMEOUTS,
         )
     if cluster:
-        client = RedisCluster.from_url(
-            url, max_connections=MAX_CONNECTIONS, health_check_interval=30, **TIMEOUTS
-        )
+        # `initialize` before concurrent use; no health_check_interval (with it, calls
+        # running concurrently were seen sent on a connection not yet made)
+        client = RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **TIMEOUTS)
         return cast(Redis, client)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=10, health_check_interval=30, **TIMEOUTS
     )
     return Redis.from_pool(pool)
+
+
+async def initialize(client: Redis) -> None:
+    """Learn a cluster's slots before any concurrent use. redis-py 8's async cluster
+    client lets calls that race its lazy first initialisation go to the seed node: they
+    come back MOVED, the client rebuilds its node table and closes the connections other
+    calls are waiting on, and those are retried (a script that ran is then run again).
+    Nothing to do for a single server or Sentinel."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()
 
 
 class _TransactionalCluster(redis_sync.RedisCluster):

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from notify_core.events import ALL_TOPICS
+from notify_core.redis_factory import initialize
 from notify_core.settings import load_settings
 from pipeline.topics import ensure_topics
 from sio_server.auth import mint_token
@@ -307,6 +308,7 @@ def token() -> Any:
 @pytest_asyncio.fixture(scope="session")
 async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = redis_cluster.client(redis_url)
+    await initialize(client)
     yield client
     await client.aclose()
 

@@ -444,6 +444,7 @@ class Runtime:
         XINFO STREAM's `entries-added`, which older servers lack (it would claim
         recoveries it cannot prove)."""
         assert self.redis is not None
+        await redis_factory.initialize(self.redis)
         info: Any = await self.redis.info("server")
         version = str(info.get("redis_version", "0"))
         if int(version.split(".")[0] or 0) < 7:
