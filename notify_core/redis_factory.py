@@ -30,7 +30,10 @@ from redis.asyncio.sentinel import Sentinel
 SENTINEL_SCHEME = "redis+sentinel://"
 SCHEMES = ("redis://", "rediss://", "unix://", SENTINEL_SCHEME)
 SENTINEL_PORT = 26379
-MAX_CONNECTIONS = 100  # per node
+MAX_CONNECTIONS = 100  # a single server's pool: a burst waits for a free connection
+# redis-py's cluster client has no waiting pool (past its limit a call fails), so its
+# per-node limit is set for a reconnect storm of a thousand dashboards instead
+CLUSTER_MAX_CONNECTIONS = 1000
 TIMEOUTS: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
 
 
@@ -87,7 +90,7 @@ def connect(url: str, cluster: bool = False) -> Redis:
     if cluster:
         # `initialize` before concurrent use; no health_check_interval (with it, calls
         # running concurrently were seen sent on a connection not yet made)
-        client = RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **TIMEOUTS)
+        client = RedisCluster.from_url(url, max_connections=CLUSTER_MAX_CONNECTIONS, **TIMEOUTS)
         return cast(Redis, client)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=MAX_CONNECTIONS, timeout=10, health_check_interval=30, **TIMEOUTS
@@ -145,3 +148,22 @@ def add_arguments(parser: argparse.ArgumentParser, what: str) -> None:
         help="the URL names a seed node of a Redis Cluster [NOTIFY_REDIS_CLUSTER]",
     )
     parser.add_argument("--redis-prefix", default=os.environ.get("NOTIFY_REDIS_PREFIX", "towerco:"))
+
+
+async def pubsub(client: Redis, **kwargs: Any) -> Any:
+    """A PubSub for classic channels. On a cluster, on a plain connection to one node
+    (its first known primary): Redis Cluster delivers a PUBLISH on any node to the
+    subscribers of every node, and redis-py's cluster PubSub was seen failing to pick a
+    node while the client rebuilt its slot table. Closing the PubSub closes that
+    connection."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()  # a no-op once it knows its nodes
+        node = client.get_default_node()
+        args = {k: v for k, v in node.connection_kwargs.items() if k in _NODE_ARGS}
+        return Redis(**args).pubsub(**kwargs)
+    return client.pubsub(**kwargs)
+
+
+_NODE_ARGS = frozenset(
+    {"host", "port", "username", "password", "ssl", "socket_timeout", "socket_connect_timeout"}
+)

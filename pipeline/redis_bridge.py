@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from redis.asyncio import Redis
 
-from notify_core import metrics
+from notify_core import metrics, redis_factory
 from notify_core.retry import Backoff
 from pipeline.envelope import BadInput
 from pipeline.handlers import dedupe_key, system_notice_event
@@ -51,8 +52,9 @@ class SystemChannelBridge:
     async def _run(self) -> None:
         backoff = Backoff(f"Redis channel {self._channel}", log)
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub: Any = None
             try:
+                pubsub = await redis_factory.pubsub(self._redis, ignore_subscribe_messages=True)
                 await pubsub.subscribe(self._channel)
                 self.subscribed = True
                 backoff.ok()
@@ -74,6 +76,7 @@ class SystemChannelBridge:
                 error = exc
             finally:
                 self.subscribed = False
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
             await backoff.failed(error)

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from notify_core import events
+from notify_core import events, redis_factory
 from notify_core.clock import iso_s
 from notify_core.redis_keys import RedisKeys
 from notify_core.retry import Backoff
@@ -157,8 +157,8 @@ class Presence:
         if mine:
             pipe.hset(name, mapping=mine)  # type: ignore[arg-type]
             pipe.expire(name, max(1, int(self._lease * 4)))
-        pipe.publish(self._channel, key)
         await pipe.execute()
+        await self._redis.publish(self._channel, key)  # not pipelined: a cluster refuses it
 
     async def _read(self, key: str) -> dict[str, list[dict[str, Any]]]:
         """The live fields of `key` across processes, by user."""
@@ -242,7 +242,7 @@ class Presence:
         backoff = Backoff("presence channel", log)
         while True:
             try:
-                pubsub = self._redis.pubsub()
+                pubsub = await redis_factory.pubsub(self._redis)
                 await pubsub.subscribe(self._channel)
                 backoff.ok()
                 async for message in pubsub.listen():

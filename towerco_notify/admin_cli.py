@@ -85,6 +85,7 @@ def revoke(args: argparse.Namespace) -> int:
     async def go() -> None:
         redis = redis_factory.connect(args.redis_url, args.redis_cluster)
         try:
+            await redis_factory.initialize(redis)
             await Revocations(redis, args.redis_prefix).add(entry)
         finally:
             await redis.aclose()
