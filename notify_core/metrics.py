@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable
-
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
@@ -147,20 +144,3 @@ ESCALATION_DELAY = Histogram(
     "From a level's due time to its delivery",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-
-
-def observe_many(histogram: Histogram, values: Iterable[float]) -> None:
-    """`histogram.observe` of each value, with one locked increment per bucket and one
-    for the sum: a pipeline batch observes thousands of latencies, and prometheus_client
-    takes two locks per observation. Relies on the Histogram's `_upper_bounds`,
-    `_buckets` and `_sum` (tests/test_units.py checks it matches `observe`)."""
-    bounds: list[float] = histogram._upper_bounds
-    counts = [0] * len(bounds)
-    total = 0.0
-    for value in values:
-        counts[bisect_left(bounds, value)] += 1
-        total += value
-    for bucket, n in zip(histogram._buckets, counts, strict=True):
-        if n:
-            bucket.inc(n)
-    histogram._sum.inc(total)

@@ -23,6 +23,7 @@ from tenacity import (
 
 from notify_core import metrics
 from notify_core.history import Dedupe, History
+from notify_core.prometheus_adapter import observe_many
 from notify_core.rooms import rooms_for
 from notify_core.snapshots import SnapshotStore
 from notify_core.write_behind import UNREACHABLE, WriteBehind
@@ -173,7 +174,7 @@ class Publisher:
             stored[kind] = stored.get(kind, 0) + 1
             if ts_ms:
                 latencies.append(max(0.0, now - ts_ms / 1000.0))
-        metrics.observe_many(metrics.KAFKA_TO_EMIT, latencies)
+        observe_many(metrics.KAFKA_TO_EMIT, latencies)
         for kind, n in stored.items():
             metrics.NOTIFICATIONS.labels(kind).inc(n)
         for kind, n in dupes.items():

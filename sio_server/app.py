@@ -238,9 +238,8 @@ class SocketServer:
             self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024
         )
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
+        addresses = self._runner.addresses  # public: the bound sockets' names
+        self.port = int(addresses[0][1]) if addresses else self.requested_port
         with contextlib.suppress(ValueError):
             REGISTRY.register(self._collector)
         self._sweeper = asyncio.create_task(self._sweep_expired(), name="expire-sessions")

@@ -71,12 +71,16 @@ def daemon_settings(bootstrap: str, redis_url: str | None, **extra: Any) -> Any:
         jwt_secret=TEST_SECRET,
         http_port=0,
         app_id=f"test-{SESSION}-{uuid.uuid4().hex[:6]}",
-        kafka_offset_reset="latest",
         gc_freeze=False,
         tansu_compat=True,
         # the fan-out tests hold hundreds of connections of one test user, and every test
         # refusing bad tokens comes from 127.0.0.1: limits are tested on servers of their own
-        **{"max_connections_per_user": 1000, "auth_failures_per_min": 1_000_000, **extra},
+        **{
+            "kafka_offset_reset": "latest",
+            "max_connections_per_user": 1000,
+            "auth_failures_per_min": 1_000_000,
+            **extra,
+        },
     )
 
 

@@ -869,7 +869,7 @@ def test_observe_many_counts_exactly_as_observing_one_by_one():
     an upgrade that changes them must fail here, not skew the dashboards."""
     from prometheus_client import CollectorRegistry, Histogram
 
-    from notify_core.metrics import observe_many
+    from notify_core.prometheus_adapter import observe_many
 
     values = [0.0, 0.001, 0.0011, 0.02, 0.025, 0.7, 2.5, 9.99, 10.0, 11.0, 1e9, 0.003]
     one, many = CollectorRegistry(), CollectorRegistry()

