@@ -14,14 +14,16 @@ Redis paused (CLIENT PAUSE), a server SIGKILLed (restarted), the pipeline SIGKIL
 (restarted), the broker stopped and started.
 
 "Lost": (client, event) pairs produced in a fault's window that the client never got;
-"twice": pairs it got more than once; "live again": the latest, over clients, of the
-first event produced after the fault that reached each client, after the fault began.
+"twice": pairs it got more than once; "longest silence": over clients, the longest time a
+client went without a new event of the window (from the fault on; at a steady rate r the
+floor is about 1/r), which is how long the fault kept it from being live.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -97,7 +99,8 @@ async def redis_command(port: int, *args: str) -> None:
 
 
 class Stack:
-    def __init__(self, work: Path, clients: int, transport: str) -> None:
+    def __init__(self, work: Path, clients: int, transport: str, storage: str) -> None:
+        self.storage = storage
         self.work = work
         self.redis_port, self.s3_port, self.broker_port = free_port(), free_port(), free_port()
         self.p_port, self.s_ports = free_port(), [free_port(), free_port()]
@@ -143,7 +146,8 @@ class Stack:
         ]
 
     def _broker(self) -> EmbeddedBroker:
-        return EmbeddedBroker(port=self.broker_port, storage="s3://tansu/", env=self.s3_env)
+        storage = "s3://tansu/" if self.storage == "s3" else "memory://tansu/"
+        return EmbeddedBroker(port=self.broker_port, storage=storage, env=self.s3_env)
 
     async def start(self) -> None:
         self.redis.start()
@@ -200,7 +204,7 @@ class Stack:
 
 async def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="towerco-chaos-"))
-    stack = Stack(work, args.clients, args.transport)
+    stack = Stack(work, args.clients, args.transport, args.storage)
     tenant = "chaos" + uuid.uuid4().hex[:6]
     token = mint_token(SECRET, tenant, "bench", ["operator"], None, 7200)
     await stack.start()
@@ -216,13 +220,21 @@ async def run(args: argparse.Namespace) -> None:
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         cwd=str(ROOT / "bench" / "node"), limit=1 << 26,
     )  # fmt: skip
+    assert node.stdout is not None
+    await asyncio.wait_for(node.stdout.readline(), 60)  # every client connected
     producer = AIOKafkaProducer(
         bootstrap_servers=f"127.0.0.1:{stack.broker_port}", acks="all", request_timeout_ms=60000
     )
     await producer.start()
     produced: list[tuple[str, float]] = []  # incident id, wall time (ms) it was sent
     stop = asyncio.Event()
-    sending: set[asyncio.Future[Any]] = set()
+    # one send at a time: concurrent sends make multi-record batches, whose end offsets
+    # tansu misreports (NOTIFY_TANSU_COMPAT); a source that is down for a while queues up
+    outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def sender() -> None:
+        while (value := await outbox.get()) is not None:
+            await producer.send_and_wait("towerco.incidents.alerts", value, key=tenant.encode())
 
     async def produce() -> None:
         n = 0
@@ -234,12 +246,7 @@ async def run(args: argparse.Namespace) -> None:
                 "payload": {"incident_id": ident, "title": "chaos", "severity": "major"},
             }
             produced.append((ident, time.time() * 1000))
-            send = asyncio.ensure_future(
-                producer.send_and_wait("towerco.incidents.alerts", orjson.dumps(value),
-                                       key=tenant.encode())
-            )  # fmt: skip
-            sending.add(send)
-            send.add_done_callback(sending.discard)
+            outbox.put_nowait(orjson.dumps(value))
             n += 1
             await asyncio.sleep(1 / args.rate)
 
@@ -250,8 +257,12 @@ async def run(args: argparse.Namespace) -> None:
         ("pipeline SIGKILL + restart", stack.pipeline_killed),
         ("broker stop + start (S3)", stack.broker_restarted),
     ]
-    marks: list[tuple[str, float]] = []
+    if args.storage != "s3":  # a memory broker's topics do not survive its restart
+        faults = faults[:-1]
+    faults = [f for f in faults if not args.only or any(o in f[0] for o in args.only)]
     producing = asyncio.create_task(produce())
+    sending = asyncio.create_task(sender())
+    marks: list[tuple[str, float]] = [("(none: steady load)", time.time() * 1000)]
     try:
         await asyncio.sleep(args.settle)
         for name, fault in faults:
@@ -261,20 +272,43 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.sleep(args.settle)
         stop.set()
         await producing
-        await asyncio.gather(*sending)
+        outbox.put_nowait(None)
+        await sending
         await asyncio.sleep(args.drain)
         assert node.stdin is not None and node.stdout is not None
         node.stdin.write(b"report\n")
         await node.stdin.drain()
         report = json.loads(await node.stdout.readline())
+        if args.keep:
+            await inspect(stack, tenant)
     finally:
         stop.set()
         await producer.stop()
         if node.returncode is None:
             node.kill()
         await stack.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"[chaos] logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print_table(report, produced, marks, args)
+
+
+async def inspect(stack: Stack, tenant: str) -> None:
+    """What the history holds and what the pipeline counted (for a run that looks wrong)."""
+    xlen = await asyncio.create_subprocess_exec(
+        "redis-cli", "-p", str(stack.redis_port), "XLEN", f"towerco:history:{{{tenant}}}",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await xlen.communicate()
+    print(f"[chaos] history entries: {out.decode().strip()}")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{stack.p_port}/metrics") as resp,
+    ):
+        for line in (await resp.text()).splitlines():
+            if line.startswith(("notify_events", "notify_dead_letters", "notify_duplicates")):
+                print(f"[chaos] pipeline {line}")
 
 
 def print_table(
@@ -288,18 +322,19 @@ def print_table(
     print(f"\n{args.clients} clients ({args.transport}), {args.rate} alerts/s, "
           f"{len(produced)} alerts, {report['connects']} connects, "
           f"{report['recovered_false']} resumes answered recovered:false\n")  # fmt: skip
-    print("| fault | events in window | lost | twice | live again |")
+    print("| fault | events in window | lost | twice | longest silence |")
     print("|---|---|---|---|---|")
     for (name, start), end in zip(marks, ends, strict=True):
         window = [(k, t) for k, t in produced if start <= t < end]
         lost = sum(1 for c in clients for k, _ in window if k not in c)
         twice = sum(1 for c in clients for k, _ in window if c.get(k, (0, 0))[0] > 1)
-        live = []
+        silences = []
         for c in clients:
-            got = [c[k][1] for k, _ in window if k in c]
+            got = sorted(c[k][1] for k, _ in window if k in c)
             if got:
-                live.append(min(got) - start)
-        worst = f"{max(live) / 1000:.1f} s" if len(live) == len(clients) else "never"
+                marks_at = [start, *got]
+                silences.append(max(b - a for a, b in itertools.pairwise(marks_at)))
+        worst = f"{max(silences) / 1000:.1f} s" if len(silences) == len(clients) else "never"
         print(f"| {name} | {len(window)} | {lost} | {twice} | {worst} |")
 
 
@@ -310,6 +345,9 @@ def main() -> None:
     parser.add_argument("--transport", default="websocket", choices=["websocket", "polling"])
     parser.add_argument("--settle", type=float, default=8.0, help="seconds between faults")
     parser.add_argument("--drain", type=float, default=15.0, help="seconds to let it catch up")
+    parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
+    parser.add_argument("--storage", default="s3", choices=["s3", "memory"], help="the broker's")
+    parser.add_argument("--only", nargs="*", help="faults whose name holds one of these")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -25,7 +25,11 @@ from urllib.parse import unquote, urlsplit
 import redis as redis_sync
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 SENTINEL_SCHEME = "redis+sentinel://"
 SCHEMES = ("redis://", "rediss://", "unix://", SENTINEL_SCHEME)
@@ -35,6 +39,19 @@ MAX_CONNECTIONS = 100  # a single server's pool: a burst waits for a free connec
 # per-node limit is set for a reconnect storm of a thousand dashboards instead
 CLUSTER_MAX_CONNECTIONS = 1000
 TIMEOUTS: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5}
+
+
+def _retry() -> dict[str, Any]:
+    """A command that meets a dead pooled connection (Redis restarted since it was opened)
+    reconnects and is sent again, up to 3 times within about a second, instead of failing
+    at once: a pool built with `from_url` gives its connections no retry of their own (seen:
+    handshakes refused for 15 s after a Redis restart, until every stale connection of the
+    pool had failed once). What is sent twice is idempotent here: the scripts dedupe,
+    the rest sets or adds."""
+    return {
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
 
 
 class SentinelUrl(NamedTuple):
@@ -86,6 +103,7 @@ def connect(url: str, cluster: bool = False) -> Redis:
             password=where.password,
             health_check_interval=30,
             **TIMEOUTS,
+            **_retry(),
         )
     if cluster:
         # `initialize` before concurrent use; no health_check_interval (with it, calls
@@ -93,7 +111,12 @@ def connect(url: str, cluster: bool = False) -> Redis:
         client = RedisCluster.from_url(url, max_connections=CLUSTER_MAX_CONNECTIONS, **TIMEOUTS)
         return cast(Redis, client)
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=10, health_check_interval=30, **TIMEOUTS
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=10,
+        health_check_interval=30,
+        **TIMEOUTS,
+        **_retry(),
     )
     return Redis.from_pool(pool)
 

@@ -2,6 +2,7 @@
 // urls[i % urls.length]; when it is cut off it reconnects (after `retry_ms`) to the next
 // URL, resuming from its last id and epoch as the dashboard does.
 // argv[2]: JSON {urls, count, token, transports, retry_ms}
+// stdout: {"ready": true} once every client has been connected; then, on
 // stdin "report\n" -> one JSON line {clients: [[[incident_id, times, first_ms], ...], ...],
 //   connects, recovered_false}
 import { io } from "socket.io-client";
@@ -10,7 +11,7 @@ import readline from "node:readline";
 const cfg = JSON.parse(process.argv[2]);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const seen = [];   // per client: Map incident_id -> [times, first_ms]
-let connects = 0, recoveredFalse = 0;
+let connects = 0, recoveredFalse = 0, announced = false;
 
 function open(i, attempt) {
   const state = seen[i].state;
@@ -21,7 +22,10 @@ function open(i, attempt) {
                       auth, timeout: 5000 });
   const again = () => { s.removeAllListeners(); s.close();
                         setTimeout(() => open(i, attempt + 1), cfg.retry_ms); };
-  s.on("connect", () => { connects++; });
+  s.on("connect", () => {
+    connects++;
+    if (!announced && connects >= cfg.count) { announced = true; out({ ready: true }); }
+  });
   s.on("connect_error", again);
   s.on("disconnect", again);
   s.on("connection_established", (ev) => { if (ev.epoch) state.epoch = ev.epoch; });
