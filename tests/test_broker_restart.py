@@ -98,6 +98,7 @@ async def test_nothing_produced_before_or_during_a_broker_restart_is_lost(s3_env
         for i in range(10):  # before
             await send(i)
         await first.stop()
+
         async def in_order(numbers: range) -> None:
             for i in numbers:  # one at a time: tansu misreports multi-record batches' ends
                 await send(i)
