@@ -20,6 +20,7 @@ from escalation.receivers.delivery import Deliveries
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore
 from notify_core import events, metrics
+from notify_core.log_fields import about
 from notify_core.suppression import Muted, Notice
 from notify_core.timeline import Timeline
 from notify_core.write_behind import UNREACHABLE
@@ -273,6 +274,7 @@ class EscalationEngine:
                     tenant,
                     incident_id,
                     RETRY_AFTER_CRASH_S,
+                    extra=about(tenant, incident_id),
                 )
                 self.scheduler.schedule(tenant, incident_id, self.clock() + RETRY_AFTER_CRASH_S)
 
@@ -287,6 +289,7 @@ class EscalationEngine:
                 state.policy,
                 tenant,
                 incident_id,
+                extra=about(tenant, incident_id),
             )
             return
         now = self.clock()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from notify_core.log_fields import about
+
 log = logging.getLogger(__name__)
 
 _engines: dict[str, Any] = {}  # deployment (key prefix) -> its engine, in install order
@@ -43,6 +45,7 @@ async def fire(tenant: str, incident_id: str, deployment: str | None = None) -> 
             tenant,
             incident_id,
             deployment,
+            extra=about(tenant, incident_id),
         )
         return
     await engine.tick(tenant, incident_id)

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from notify_core import events, redis_factory
 from notify_core.clock import iso_s
+from notify_core.log_fields import about
 from notify_core.redis_keys import RedisKeys
 from notify_core.retry import Backoff
 from notify_core.rooms import tenant_room
@@ -280,7 +281,9 @@ class Presence:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.warning("presence check of %s failed (%s)", tenant, exc)
+                    log.warning(
+                        "presence check of %s failed (%s)", tenant, exc, extra=about(tenant)
+                    )
 
 
 def _iso(ts: float) -> str:

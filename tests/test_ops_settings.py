@@ -36,3 +36,16 @@ def test_json_log_lines_carry_tenant_and_incident():
     assert line["tenant_id"] == "acme" and line["incident_id"] == "INC-1"
     plain = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", (), None)
     assert "tenant_id" not in json.loads(JsonLogFormatter().format(plain))
+
+
+async def test_an_escalation_problem_is_logged_with_its_tenant_and_incident_as_fields(caplog):
+    """A due job whose deployment has no engine (APScheduler ran it in the wrong process):
+    the JSON line names the tenant and the incident as fields, not only in its text."""
+    from escalation import jobs
+
+    with caplog.at_level(logging.ERROR, logger="escalation.jobs"):
+        await jobs.fire("acme", "INC-7", "no-such-deployment")
+    (record,) = [r for r in caplog.records if r.name == "escalation.jobs"]
+    line = json.loads(JsonLogFormatter().format(record))
+    assert line["tenant_id"] == "acme" and line["incident_id"] == "INC-7"
+    assert "acme/INC-7" in line["message"] and "site_id" not in line

@@ -27,6 +27,7 @@ from escalation.receivers.outbox import Job, Outbox
 from escalation.receivers.senders import Sender, Sent
 from escalation.targets import Target
 from notify_core import events, metrics
+from notify_core.log_fields import about
 from notify_core.retry import wait_s
 from notify_core.timeline import Timeline
 
@@ -176,7 +177,11 @@ class DeliveryWorker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("delivery %s failed unexpectedly; it will be retried", job.id)
+            log.exception(
+                "delivery %s failed unexpectedly; it will be retried",
+                job.id,
+                extra=about(job.tenant_id, job.incident_id),
+            )
         finally:
             self._busy.discard(job.id)
 
@@ -199,6 +204,7 @@ class DeliveryWorker:
                 job.incident_id,
                 job.attempts,
                 sent.error,
+                extra=about(job.tenant_id, job.incident_id),
             )
             await self._tell_admins(job, sent)
 
