@@ -266,3 +266,19 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
     env.update(extra)
     return env
+
+
+async def history_of(base_url: str, token: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """`GET /api/v1/notifications` as `token` sees it: the stored events, oldest first."""
+    import aiohttp
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{base_url}/api/v1/notifications",
+            params={"limit": str(limit)},
+            headers={"Authorization": "Bearer " + token},
+        ) as resp,
+    ):
+        body = await resp.json()
+    return list(body["notifications"])

@@ -14,7 +14,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -22,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from notify_core.events import TOPIC_ALERTS
 from sio_server.auth import mint_token
 from tests.conftest import daemon_settings
-from tests.helpers import TEST_SECRET, alert, new_tenant
+from tests.helpers import TEST_SECRET, alert, history_of, new_tenant
 from towerco_notify.embedded_broker import EmbeddedBroker, free_port
 from towerco_notify.runtime import Runtime
 
@@ -111,16 +110,11 @@ async def test_nothing_produced_before_or_during_a_broker_restart_is_lost(s3_env
         for i in range(20, total):  # after
             await send(i)
 
+        token = mint_token(TEST_SECRET, tenant, "u", ["operator"], None, 3600)
+
         async def history() -> list[str]:
-            url = f"http://127.0.0.1:{runtime.http_port}/api/v1/notifications"
-            token = mint_token(TEST_SECRET, tenant, "u", ["operator"], None, 3600)
-            headers = {"Authorization": "Bearer " + token}
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(url, params={"limit": "1000"}, headers=headers) as resp,
-            ):
-                body = await resp.json()
-            return [e["incident"]["incident_id"] for e in body["notifications"]]
+            events = await history_of(f"http://127.0.0.1:{runtime.http_port}", token)
+            return [e["incident"]["incident_id"] for e in events]
 
         names: list[str] = []
         for _ in range(300):

@@ -21,7 +21,15 @@ from aiokafka import AIOKafkaProducer
 from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
 from tests import redis_cluster
 from tests.conftest import SESSION
-from tests.helpers import TEST_SECRET, NodeClient, alert, cli_env, envelope, new_tenant
+from tests.helpers import (
+    TEST_SECRET,
+    NodeClient,
+    alert,
+    cli_env,
+    envelope,
+    history_of,
+    new_tenant,
+)
 from towerco_notify.embedded_broker import free_port
 
 LOG_DIR = Path(tempfile.gettempdir()) / f"towerco-test-{SESSION}"
@@ -267,15 +275,7 @@ async def test_pipeline_killed_mid_stream_loses_and_duplicates_nothing(
         await wait_ready(p_port, pipeline, 90)
 
         async def history() -> list[dict]:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(
-                    f"http://127.0.0.1:{s_port}/api/v1/notifications",
-                    params={"limit": "1000"},
-                    headers={"Authorization": "Bearer " + token(tenant)},
-                ) as resp,
-            ):
-                return (await resp.json())["notifications"]
+            return await history_of(f"http://127.0.0.1:{s_port}", token(tenant))
 
         events: list[dict] = []
         for _ in range(300):

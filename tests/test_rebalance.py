@@ -14,7 +14,7 @@ import aiohttp
 from notify_core.events import TOPIC_KPIS
 from pipeline.kpi_alerts import incident_id_for
 from tests.conftest import TEST_THRESHOLDS
-from tests.helpers import envelope, new_tenant
+from tests.helpers import envelope, history_of, new_tenant
 from tests.test_processes import cluster_env, spawn, stop, wait_ready
 from towerco_notify.embedded_broker import free_port
 
@@ -63,15 +63,7 @@ async def test_partitions_moving_mid_episode_neither_repeat_nor_lose_an_alert(
 
     async def story() -> dict[str, list[str]]:
         """Per site, what its incident went through: raised / resolved, in history order."""
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(
-                f"http://127.0.0.1:{s_port}/api/v1/notifications",
-                params={"limit": "1000"},
-                headers={"Authorization": "Bearer " + token(tenant)},
-            ) as resp,
-        ):
-            events = (await resp.json())["notifications"]
+        events = await history_of(f"http://127.0.0.1:{s_port}", token(tenant))
         ids = {incident_id_for(tenant, site, "temp_c"): site for site in SITES}
         told: dict[str, list[str]] = defaultdict(list)
         for e in sorted(events, key=lambda e: tuple(map(int, e["id"].split("-")))):
