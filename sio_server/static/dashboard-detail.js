@@ -18,9 +18,12 @@
   }
   window.createDetail = function ({ $, el, api, act, socket }) {
     let current = null;
+    let asked = 0;        // the newest timeline request: an older answer arriving late is dropped
+    let again = null;     // the second look after a change (see `changed`)
     async function loadTimeline(id) {
+      const mine = ++asked;
       const r = await api("GET", `/api/v1/incidents/${encodeURIComponent(id)}/timeline`);
-      if (!current || current.incident_id !== id) return;
+      if (mine !== asked || !current || current.incident_id !== id) return;
       const entries = (r.body && r.body.timeline) || [];
       $("timeline").replaceChildren(...entries.map((e) => {
         const li = el("li", "entry " + e.kind);
@@ -78,7 +81,14 @@
     return {
       open, close, run,
       get current() { return current; },
-      changed(inc) { if (current && current.incident_id === inc.incident_id) { current = inc; render(); loadTimeline(inc.incident_id); } },
+      // an update is broadcast before the pipeline writes its timeline entry (the entry is
+      // written by the step that runs after publishing), so look again a moment later
+      changed(inc) {
+        if (!current || current.incident_id !== inc.incident_id) return;
+        current = inc; render(); loadTimeline(inc.incident_id);
+        clearTimeout(again);
+        again = setTimeout(() => { if (current && current.incident_id === inc.incident_id) loadTimeline(inc.incident_id); }, 600);
+      },
       viewers(ev) {
         if (!current || ev.incident_id !== current.incident_id) return;
         $("viewers").textContent = `looking: ${(ev.users || []).map((u) => u.user_id || u).join(", ")}`;
