@@ -114,11 +114,12 @@ class TimerScheduler:
         self.deployment = prefix if redis else f"memory-{uuid.uuid4().hex[:8]}"
         jobstore: Any
         if redis is not None:
+            keys = RedisKeys(prefix)
             jobstore = UpsertRedisJobStore(
                 redis,
                 # one slot: a change writes both in one transaction
-                jobs_key=RedisKeys(prefix).shared("apscheduler", "jobs"),
-                run_times_key=RedisKeys(prefix).shared("apscheduler", "run_times"),
+                jobs_key=keys.shared("apscheduler", "jobs"),
+                run_times_key=keys.shared("apscheduler", "run_times"),
             )
         else:
             jobstore = MemoryJobStore()

@@ -31,7 +31,7 @@ class RedisKeys:
 
     def __init__(self, prefix: str) -> None:
         if "{" in prefix or "}" in prefix:
-            raise ValueError(f"Redis key prefix {prefix!r} must not contain braces")
+            raise ValueError(f"{prefix!r} must not contain {{ or }} (the keys' hash tags use them)")
         self.prefix = prefix
 
     def tenant(self, kind: str, tenant: str, *rest: str) -> str:

@@ -50,15 +50,18 @@ def is_cluster(redis: Any) -> bool:
     return isinstance(redis, RedisCluster)
 
 
-def _chunks(
-    items: Sequence[T], per_call: int, tag_of: Callable[[T], str] | None
-) -> list[Sequence[T]]:
-    if tag_of is None:
-        return [items[i : i + per_call] for i in range(0, len(items), per_call)]
+def _split(items: Sequence[T], per_call: int) -> list[Sequence[T]]:
+    return [items[i : i + per_call] for i in range(0, len(items), per_call)]
+
+
+def _by_slot(
+    items: Sequence[T], per_call: int, tag_of: Callable[[T], str]
+) -> list[list[Sequence[T]]]:
+    """The chunks of each hash tag's items, in their order: one list per tag."""
     groups: dict[str, list[T]] = {}
     for item in items:
         groups.setdefault(tag_of(item), []).append(item)
-    return [g[i : i + per_call] for g in groups.values() for i in range(0, len(g), per_call)]
+    return [_split(group, per_call) for group in groups.values()]
 
 
 async def call_in_chunks(
@@ -76,14 +79,11 @@ async def call_in_chunks(
     if not items:
         return []
     cluster = is_cluster(redis)
-    chunks = _chunks(items, per_call, tag_of if cluster else None)
-    if len(chunks) == 1:
+    groups = _by_slot(items, per_call, tag_of) if cluster else [_split(items, per_call)]
+    if len(groups) == 1 and len(groups[0]) == 1:
         call = args_of(items)
         return [(items, await script(keys=call.keys, args=call.args))]
     if cluster:  # each group on its slot's node, concurrently; a group's chunks in order
-        groups: dict[str, list[Sequence[T]]] = {}
-        for chunk in chunks:
-            groups.setdefault(tag_of(chunk[0]), []).append(chunk)
 
         async def in_order(group: list[Sequence[T]]) -> list[tuple[Sequence[T], Any]]:
             done = []
@@ -92,8 +92,9 @@ async def call_in_chunks(
                 done.append((chunk, await script(keys=call.keys, args=call.args)))
             return done
 
-        per_group = await asyncio.gather(*(in_order(g) for g in groups.values()))
+        per_group = await asyncio.gather(*(in_order(g) for g in groups))
         return [pair for group in per_group for pair in group]
+    (chunks,) = groups
     async with redis.pipeline(transaction=False) as pipe:
         for chunk in chunks:
             call = args_of(chunk)

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from notify_core.redact import mask_password
 from notify_core.redis_factory import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
+from notify_core.redis_keys import RedisKeys
 
 ENV_PREFIX = "NOTIFY_"
 
@@ -257,8 +258,7 @@ class Settings(BaseSettings):
     @field_validator("redis_prefix")
     @classmethod
     def _prefix_braces(cls, value: str) -> str:
-        if "{" in value or "}" in value:
-            raise ValueError("must not contain { or } (the keys' hash tags use them)")
+        RedisKeys(value)  # raises ValueError on braces (the keys' hash tags use them)
         return value
 
     @field_validator("jwt_secret")

@@ -26,10 +26,8 @@ class ConsumerLag:
             self._handled[(topic, partition)] = offset + 1
 
     def handled_batch(self, messages: Iterable[Incoming]) -> None:
-        handled = self._handled
         for topic, _, _, partition, offset in messages:
-            if partition is not None and offset is not None:
-                handled[(topic, partition)] = offset + 1
+            self.handled(topic, partition, offset)
 
     def sample(self, assignment: Iterable[Any], highwater: Callable[[Any], int | None]) -> None:
         """Set the gauge for each assigned topic-partition (`tp.topic`, `tp.partition`);

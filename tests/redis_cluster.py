@@ -101,16 +101,21 @@ class LocalCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+async def until_answers(redis: Redis, what: str, tries: int = 100, every_s: float = 0.05) -> None:
+    """PING until `redis` answers (a server just started); raises naming `what` if not."""
+    for _ in range(tries):
+        try:
+            await redis.ping()
+            return
+        except Exception:
+            await asyncio.sleep(every_s)
+    raise RuntimeError(f"{what} did not answer PING")
+
+
 async def _until_up(port: int) -> None:
     probe = Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
     try:
-        for _ in range(100):
-            try:
-                await probe.ping()
-                return
-            except Exception:
-                await asyncio.sleep(0.05)
-        raise RuntimeError(f"redis-server on port {port} did not start")
+        await until_answers(probe, f"redis-server on port {port}")
     finally:
         await probe.aclose()
 

@@ -4,7 +4,6 @@ runs on a cluster too: `./dev test` runs it again with TOWERCO_TEST_REDIS=cluste
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +23,8 @@ from notify_core.redis_factory import connect, parse_sentinel_url
 from notify_core.redis_keys import RedisKeys, slot_tag
 from notify_core.settings import SettingsError, load_settings
 from tests import redis_cluster
-from tests.redis_cluster import _free_port
+from tests.redis_cluster import until_answers
+from towerco_notify.embedded_broker import free_port
 
 idents = st.from_regex(IDENT_PATTERN.replace("$", r"\Z"), fullmatch=True)
 
@@ -92,7 +92,7 @@ def sentinel(tmp_path: Path) -> Iterator[tuple[str, int]]:
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed")
-    master_port, sentinel_port = _free_port(), _free_port()
+    master_port, sentinel_port = free_port(), free_port()
     conf = tmp_path / "sentinel.conf"
     conf.write_text(
         f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor notify 127.0.0.1 {master_port} 1\n"
@@ -113,13 +113,8 @@ def sentinel(tmp_path: Path) -> Iterator[tuple[str, int]]:
 async def test_a_sentinel_url_reaches_the_master_sentinel_names(sentinel):
     url, master_port = sentinel
     client = connect(url)
-    for _ in range(100):
-        try:
-            await client.ping()
-            break
-        except Exception:
-            await asyncio.sleep(0.1)
     try:
+        await until_answers(client, "the master behind Sentinel", every_s=0.1)
         info = await client.info("server")
         assert int(info["tcp_port"]) == master_port
         history = RedisHistory(client, "sentinel-test:")

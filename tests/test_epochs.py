@@ -25,6 +25,7 @@ from sio_server.app import SocketServer
 from sio_server.auth import Authenticator
 from tests import redis_cluster
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
+from tests.redis_cluster import until_answers
 from towerco_notify.embedded_broker import free_port
 
 
@@ -174,13 +175,10 @@ class ScratchRedis:
             stdout=asyncio.subprocess.DEVNULL,
         )
         probe = Redis(port=self.port)
-        for _ in range(100):
-            try:
-                await probe.ping()
-                break
-            except Exception:
-                await asyncio.sleep(0.05)
-        await probe.aclose()
+        try:
+            await until_answers(probe, f"redis-server on port {self.port}")
+        finally:
+            await probe.aclose()
 
     async def stop(self) -> None:
         if self.proc is not None:
