@@ -151,7 +151,13 @@ class Clients:
 
     @classmethod
     async def start(
-        cls, url: str, count: int, transport: str, auth: dict[str, Any], processes: int
+        cls,
+        url: str,
+        count: int,
+        transport: str,
+        auth: dict[str, Any],
+        processes: int,
+        keepalive: bool = False,
     ) -> Clients:
         procs = []
         per = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
@@ -169,6 +175,7 @@ class Clients:
                 "tenant": TENANT,
                 "user": "bench",
                 "event": "incident_alert",
+                "keepalive": keepalive,
             }
             procs.append(
                 await asyncio.create_subprocess_exec(
@@ -299,7 +306,7 @@ async def run_target(
 ) -> list[dict[str, Any]]:
     rows = []
     for k in args.clients:
-        clients = await Clients.start(url, k, transport, auth, args.client_procs)
+        clients = await Clients.start(url, k, transport, auth, args.client_procs, args.keepalive)
         try:
             await asyncio.sleep(1.0)
             await clients.report()  # reset
@@ -496,6 +503,12 @@ async def main() -> None:
         "--client-procs", type=int, default=1, help="Node processes for the clients"
     )
     parser.add_argument("--daemon-args", default="", help="extra flags for towerco-notify run")
+    parser.add_argument(
+        "--keepalive",
+        action="store_true",
+        help="polling clients reuse one HTTP connection between polls, as browsers do (the"
+        " Node client's default is a new TCP connection per request)",
+    )
     parser.add_argument(
         "--fetch-wait-ms",
         type=int,

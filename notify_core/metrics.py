@@ -77,6 +77,13 @@ DELIVERIES = Counter(
     " (connection being recovered)",
     ["path"],
 )
+POLLING_REQUESTS = Counter(
+    "notify_polling_requests_total",
+    "HTTP requests at the listening socket's first look, by who answered: lean (a long-poll"
+    " GET answered by sio_server.polling) or aiohttp (everything else: handshakes, POSTs,"
+    " upgrades, the HTTP API)",
+    ["path"],
+)
 SOCKET_WRITES = Counter(
     "notify_socket_writes_total",
     "Writes to WebSocket transports on the direct path (events emitted in the same loop"

@@ -153,6 +153,17 @@ class Settings(BaseSettings):
         description="write each event as one pre-built WebSocket frame straight to the sockets"
         " (off: python-socketio's per-recipient tasks and queues)",
     )
+    lean_polling: bool = Field(
+        default=True,
+        description="answer Socket.IO long-poll GETs before aiohttp's request machinery (off:"
+        " every request through aiohttp and engine.io)",
+    )
+    http_keepalive_s: float = Field(
+        default=75.0,
+        gt=0,
+        le=3600,
+        description="an idle keep-alive HTTP connection is closed after this long",
+    )
     emit_coalesce_ms: float = Field(
         default=2.0,
         ge=0,

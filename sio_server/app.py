@@ -28,6 +28,7 @@ from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import Timeline
 from sio_server import websocket
 from sio_server.admission import Admission
+from sio_server.aiohttp_site import WrappedTCPSite
 from sio_server.auth import Authenticator, Principal
 from sio_server.client_events import ClientEvents
 from sio_server.connections import ConnectionHub
@@ -39,6 +40,7 @@ from sio_server.incident_actions import ActionSink, IncidentActions
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.origin import OriginPolicy
 from sio_server.plain_ws import PlainWebSocket
+from sio_server.polling import LeanPolling
 from sio_server.presence import Presence
 from sio_server.push_api import PushApi
 from sio_server.recovery import DeliveryGate
@@ -126,6 +128,8 @@ class SocketServer:
         suppression: SuppressionStore | None = None,
         push: tuple[PushStore, VapidKeys] | None = None,
         presence_lease_s: float = 30.0,
+        lean_polling: bool = True,
+        http_keepalive_s: float = 75.0,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
@@ -186,7 +190,7 @@ class SocketServer:
             self.direct,
             held_for=gate.held_for,
             send_queued=gate.send_raw,
-            on_ack_required=self.deliveries.on_packet,
+            deliveries=self.deliveries,
             buffer_limit=client_buffer_bytes,
             queue_limit=client_queue_packets,
             enabled=direct_writes,
@@ -196,6 +200,13 @@ class SocketServer:
             history, self.deliveries, self.presence, buffer_limit=client_buffer_bytes
         )
         self.app = web.Application(client_max_size=64 * 1024)
+        # long-poll GETs answered before aiohttp sees them (`sio_server.polling`)
+        self.polling = (
+            LeanPolling(self.sio.eio, self.origins, idle_timeout_s=http_keepalive_s)
+            if sockets_enabled and lean_polling
+            else None
+        )
+        self.http_keepalive_s = http_keepalive_s
         if sockets_enabled:
             self.sio.attach(self.app)
             PlainWebSocket(
@@ -232,12 +243,30 @@ class SocketServer:
         await self.fanout.emit(event, rooms)
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=2.0,
+            keepalive_timeout=self.http_keepalive_s,
+        )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024
+        site = (
+            WrappedTCPSite(
+                self._runner,
+                self.host,
+                self.requested_port,
+                self.polling.protocol_factory,
+                reuse_address=True,
+                backlog=1024,
+            )
+            if self.polling is not None
+            else web.TCPSite(
+                self._runner, self.host, self.requested_port, reuse_address=True, backlog=1024
+            )
         )
         await site.start()
+        if self.polling is not None:
+            await self.polling.start()
         addresses = self._runner.addresses  # public: the bound sockets' names
         self.port = int(addresses[0][1]) if addresses else self.requested_port
         with contextlib.suppress(ValueError):
@@ -301,6 +330,8 @@ class SocketServer:
         await self.presence.stop()
         with contextlib.suppress(KeyError):
             REGISTRY.unregister(self._collector)
+        if self.polling is not None:
+            await self.polling.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -41,29 +41,34 @@ class Deliveries:
             key = self._last_pkt[1]
         else:
             try:
-                body = orjson.loads(data[1:])[1]
-                key = (body["tenant_id"], body["id"])
-                incident = (body.get("incident") or {}).get("incident_id")
-                if incident:
-                    self.incident_of[key] = incident
+                key = self.event_key(orjson.loads(data[1:])[1])
             except (ValueError, KeyError, IndexError, TypeError):
                 key = None
             self._last_pkt = (id(pkt), key)
+        if key is not None:
+            self.delivered_to(key, eio_sid)
+
+    def event_key(self, event: dict[str, Any]) -> tuple[str, str]:
+        """The pairs' key of an event requiring acknowledgment (its incident noted)."""
+        key = (event["tenant_id"], event["id"])
+        incident = (event.get("incident") or {}).get("incident_id")
+        if incident:
+            self.incident_of[key] = incident
+        return key
+
+    def delivered_to(self, key: tuple[str, str], eio_sid: str) -> None:
+        """The event of `key` was handed to the Socket.IO connection `eio_sid` (the live
+        fan-out's call: it computes the key once per event, not per recipient)."""
         principal = self._principal_of(eio_sid)
-        if key is None or principal is None:
-            return
-        self._delivered(key, principal.user_id)
+        if principal is not None:
+            self._delivered(key, principal.user_id)
 
     def on_event(self, user_id: str, event: dict[str, Any]) -> None:
         """A stored event written to a connection of another transport (plain WebSocket,
         SSE): noted like a packet when it requires acknowledgment."""
         if not event.get("requires_acknowledgment") or not event.get("id"):
             return
-        key = (event["tenant_id"], event["id"])
-        incident = (event.get("incident") or {}).get("incident_id")
-        if incident:
-            self.incident_of[key] = incident
-        self._delivered(key, user_id)
+        self._delivered(self.event_key(event), user_id)
 
     def _delivered(self, key: tuple[str, str], user_id: str) -> None:
         users = self._events.get(key)

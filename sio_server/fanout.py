@@ -7,9 +7,10 @@ it: at 1000 clients that was half of the CPU per delivered message
 text frame (RFC 6455: unmasked, uncompressed), and written with `transport.write` to
 every WebSocket recipient whose engine.io writer is idle - nothing queued and nothing in
 flight, so order is kept. Everything else (polling, an upgrade in progress, a queue not
-yet flushed, compression negotiated) takes engine.io's own path, in the same loop and
-without a task per recipient. A connection being recovered has its packets held by the
-delivery gate, as before.
+yet flushed, compression negotiated) goes on engine.io's queue for that socket, in the
+same loop and without a task per recipient: put there directly when engine.io's `send`
+would just put it (`socket_queue.enqueue`), through `send` otherwise. A connection
+being recovered has its packets held by the delivery gate, as before.
 
 Backpressure: a client that does not read stops at a bound (unsent bytes on its socket,
 or queued packets for polling) and is cut off instead of growing memory or holding up
@@ -31,6 +32,8 @@ import socketio
 from engineio import packet as eio_packet
 
 from notify_core import metrics
+from sio_server.deliveries import Deliveries
+from sio_server.socket_queue import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ class Fanout:
         direct: dict[str, DirectSocket],
         held_for: Callable[[str], list[Any] | None],
         send_queued: Callable[[str, Any], Any],
-        on_ack_required: Callable[[str, Any], None] | None,
+        deliveries: Deliveries | None,
         buffer_limit: int,
         queue_limit: int,
         enabled: bool = True,
@@ -93,7 +96,7 @@ class Fanout:
         self._direct = direct
         self._held_for = held_for
         self._send_queued = send_queued
-        self._on_ack_required = on_ack_required
+        self._deliveries = deliveries
         self.buffer_limit = buffer_limit
         self.queue_limit = queue_limit
         self.enabled = enabled
@@ -113,17 +116,23 @@ class Fanout:
             return 0
         body, pkt = encode_event(event["type"], event)
         frame = text_frame(b"42" + body) if self.enabled else b""
-        observe = self._on_ack_required if event.get("requires_acknowledgment") else None
+        # (event, user) pairs noted for events requiring acknowledgment, keyed once here
+        track: Callable[[tuple[str, str], str], None] | None = None
+        ack_key = ("", "")
+        if self._deliveries is not None and event.get("requires_acknowledgment"):
+            ack_key = self._deliveries.event_key(event)
+            track = self._deliveries.delivered_to
         direct_n = queued_n = held_n = 0
         slow: list[tuple[str, str]] = []
+        sockets, now = self._sio.eio.sockets, time.time()
         for _sid, eio_sid in manager.get_participants("/", rooms):
             held = self._held_for(eio_sid)
             if held is not None:
                 held.append(pkt)  # the gate reports it when it lets it through
                 held_n += 1
                 continue
-            if observe is not None:
-                observe(eio_sid, pkt)
+            if track is not None:
+                track(ack_key, eio_sid)
             d = self._direct.get(eio_sid) if self.enabled else None
             if d is not None:
                 transport = d.transport
@@ -142,10 +151,14 @@ class Fanout:
                         corked.append(frame)
                     direct_n += 1
                     continue
-            socket = self._sio.eio.sockets.get(eio_sid)
-            if socket is not None and socket.queue.qsize() > self.queue_limit:
-                slow.append((eio_sid, "queue"))
-                continue
+            socket = sockets.get(eio_sid)
+            if socket is not None:
+                if socket.queue.qsize() > self.queue_limit:
+                    slow.append((eio_sid, "queue"))
+                    continue
+                if self.enabled and enqueue(socket, pkt, now):
+                    queued_n += 1
+                    continue
             await self._send_queued(eio_sid, pkt)
             queued_n += 1
         if direct_n:

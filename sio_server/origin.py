@@ -42,10 +42,15 @@ class OriginPolicy:
 
     def for_engineio(self, origin: str | None, environ: dict[str, Any]) -> bool:
         """python-engineio's `cors_allowed_origins` callable (it asks only when the request
-        has an Origin)."""
-        return self.check(
-            origin, environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_HOST"), "socketio"
-        )
+        has an Origin). engine.io asks twice for a refused request (the check, then the
+        answer's CORS headers): the verdict is kept in the request's environ so that a
+        refusal is counted once."""
+        verdict = environ.get("towerco.origin_allowed")
+        if verdict is None:
+            verdict = environ["towerco.origin_allowed"] = self.check(
+                origin, environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_HOST"), "socketio"
+            )
+        return bool(verdict)
 
     def cors_origin(self, origin: str | None) -> str | None:
         """The `Access-Control-Allow-Origin` for an HTTP API answer: only listed origins."""

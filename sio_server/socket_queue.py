@@ -51,18 +51,33 @@ class SocketQueue:
 
     def put_nowait(self, item: Any) -> None:
         self._unfinished += 1
-        getters = self._getters
-        while getters:  # hand it to the longest-waiting `get` still waiting
-            getter = getters.pop(0)
-            if not getter.done():
-                getter.set_result(item)
-                break
-        else:
+        if not self._hand(item):
             if self._items is None:
                 self._items = deque()
             self._items.append(item)
+
+    def put_back(self, item: Any) -> None:
+        """Return a packet taken by a `get` whose reader went away before using it: it
+        is the next one out (to a waiting `get`, or at the head of the queue)."""
+        self._unfinished += 1
+        if not self._hand(item):
+            if self._items is None:
+                self._items = deque()
+            self._items.appendleft(item)
+
+    def _hand(self, item: Any) -> bool:
+        """Give `item` to the longest-waiting `get` still waiting, if there is one."""
+        getters = self._getters
+        handed = False
+        while getters:
+            getter = getters.pop(0)
+            if not getter.done():
+                getter.set_result(item)
+                handed = True
+                break
         if not getters:
             self._getters = None
+        return handed
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
@@ -109,3 +124,21 @@ class SocketQueue:
         if self._joined is None:
             self._joined = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._joined)
+
+
+def enqueue(socket: Any, pkt: Any, now: float) -> bool:
+    """engine.io's `AsyncSocket.send` without its five coroutine layers (the gate, the
+    socket.io and engine.io servers' `send_packet`, `send`, `check_ping_timeout`): put
+    `pkt` on an open socket's `SocketQueue` and return True. False when engine.io must
+    decide (closing or closed, or its ping timeout passed, which closes it): the caller
+    then sends the slow way. `now` is `time.time()`, read once per fan-out."""
+    if socket.closed or socket.closing:
+        return False
+    last_ping = socket.last_ping
+    if last_ping and now - last_ping > socket.server.ping_timeout:
+        return False
+    queue = socket.queue
+    if type(queue) is not SocketQueue:
+        return False
+    queue.put_nowait(pkt)
+    return True

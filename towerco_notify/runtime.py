@@ -248,6 +248,8 @@ class Runtime:
             s.ws_compression,
             direct_writes=s.direct_writes,
             emit_coalesce_ms=s.emit_coalesce_ms,
+            lean_polling=s.lean_polling,
+            http_keepalive_s=s.http_keepalive_s,
             client_buffer_bytes=s.client_buffer_bytes,
             client_queue_packets=s.client_queue_packets,
             ack_tracking_pairs=s.ack_tracking_pairs,

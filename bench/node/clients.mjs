@@ -1,9 +1,10 @@
 // K official socket.io-client connections (forceNew each) that time every event.
-// argv[2]: JSON {url, count, transports, auth, event}
+// argv[2]: JSON {url, count, transports, auth, event, keepalive}
 // stdin "report\n" -> one JSON line {received, latencies summary} and a reset; "quit\n" -> exit.
 // Besides every delivery's latency, the first delivery of each event (to any of the K):
 // its latency is Kafka + server + one socket write, without the fan-out's spread.
 import { io } from "socket.io-client";
+import http from "node:http";
 import readline from "node:readline";
 
 const cfg = JSON.parse(process.argv[2]);
@@ -12,8 +13,11 @@ let connected = 0, failed = 0, received = 0;
 let lat = [];
 let first = new Map();
 const sockets = [];
+// keepalive: each client reuses its HTTP connection between polls, as a browser does (the
+// client's default in Node is a new TCP connection per request)
+const agentFor = () => (cfg.keepalive ? new http.Agent({ keepAlive: true, maxSockets: 2 }) : false);
 for (let i = 0; i < cfg.count; i++) {
-  const s = io(cfg.url, { forceNew: true, transports: cfg.transports, auth: cfg.auth, reconnection: false, timeout: 60000 });
+  const s = io(cfg.url, { forceNew: true, transports: cfg.transports, auth: cfg.auth, reconnection: false, timeout: 60000, agent: agentFor() });
   sockets.push(s);
   s.on("connect", () => { if (++connected + failed === cfg.count) out({ kind: "ready", connected, failed }); });
   s.on("connect_error", (e) => { if (connected + ++failed === cfg.count) out({ kind: "ready", connected, failed, error: e.message }); });
