@@ -57,11 +57,22 @@ class Deliveries:
         return key
 
     def delivered_to(self, key: tuple[str, str], eio_sid: str) -> None:
-        """The event of `key` was handed to the Socket.IO connection `eio_sid` (the live
-        fan-out's call: it computes the key once per event, not per recipient)."""
+        """The event of `key` was handed to the Socket.IO connection `eio_sid`."""
         principal = self._principal_of(eio_sid)
         if principal is not None:
             self._delivered(key, principal.user_id)
+
+    def delivered_to_many(self, key: tuple[str, str], eio_sids: list[str]) -> None:
+        """The live fan-out's call: one event handed to these connections (the key is
+        computed once per event, and a user with many connections is looked up once)."""
+        users = self._events.get(key)
+        principal_of = self._principal_of
+        for eio_sid in eio_sids:
+            principal = principal_of(eio_sid)
+            if principal is None or (users is not None and principal.user_id in users):
+                continue
+            self._delivered(key, principal.user_id)
+            users = self._events.get(key)
 
     def on_event(self, user_id: str, event: dict[str, Any]) -> None:
         """A stored event written to a connection of another transport (plain WebSocket,

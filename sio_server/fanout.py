@@ -116,12 +116,11 @@ class Fanout:
             return 0
         body, pkt = encode_event(event["type"], event)
         frame = text_frame(b"42" + body) if self.enabled else b""
-        # (event, user) pairs noted for events requiring acknowledgment, keyed once here
-        track: Callable[[tuple[str, str], str], None] | None = None
-        ack_key = ("", "")
-        if self._deliveries is not None and event.get("requires_acknowledgment"):
-            ack_key = self._deliveries.event_key(event)
-            track = self._deliveries.delivered_to
+        # the connections whose (event, user) pair is noted, for events requiring
+        # acknowledgment: noted together after the loop
+        tracked: list[str] | None = (
+            [] if self._deliveries is not None and event.get("requires_acknowledgment") else None
+        )
         direct_n = queued_n = held_n = 0
         slow: list[tuple[str, str]] = []
         sockets, now = self._sio.eio.sockets, time.time()
@@ -131,8 +130,8 @@ class Fanout:
                 held.append(pkt)  # the gate reports it when it lets it through
                 held_n += 1
                 continue
-            if track is not None:
-                track(ack_key, eio_sid)
+            if tracked is not None:
+                tracked.append(eio_sid)
             d = self._direct.get(eio_sid) if self.enabled else None
             if d is not None:
                 transport = d.transport
@@ -161,6 +160,8 @@ class Fanout:
                     continue
             await self._send_queued(eio_sid, pkt)
             queued_n += 1
+        if tracked and self._deliveries is not None:
+            self._deliveries.delivered_to_many(self._deliveries.event_key(event), tracked)
         if direct_n:
             metrics.DELIVERIES.labels("direct").inc(direct_n)
             if self._flush_handle is None:

@@ -335,3 +335,45 @@ def test_parse_poll_reads_connection_close():
     head = b"GET /socket.io/?sid=abc HTTP/1.1\r\nConnection: close"
     request = parse_poll(head)
     assert request is not None and not request.keep_alive and request.scheme == "http"
+
+
+async def _poll_then_hand_over(owned: list[Any]) -> tuple[bytes, int]:
+    server = await serve()
+    owned.append(server)
+    tenant = new_tenant()
+    sid = await handshake(server.port, mint_token(TEST_SECRET, tenant, "u1", ["operator"]))
+    reader, writer = await open_raw(server.port, owned)
+    writer.write(poll_request(sid))
+    await asyncio.sleep(0.05)
+    await emit_one(server, tenant, 1)
+    _, _, body = await read_response(reader)
+    # the same connection, now for aiohttp: the transport changes protocol mid-stream
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, _, _ = await read_response(reader)
+    return body, status
+
+
+def test_the_hand_over_works_on_uvloop_the_daemons_loop():
+    """The daemon runs on uvloop (its transports are not asyncio's classes)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> tuple[bytes, int]:
+        owned: list[Any] = []
+        try:
+            return await _poll_then_hand_over(owned)
+        finally:
+            for thing in reversed(owned):
+                with contextlib.suppress(Exception):
+                    if isinstance(thing, asyncio.StreamWriter):
+                        thing.close()
+                    else:
+                        await thing.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        body, status = runner.run(scenario())
+    assert body.startswith(b"42[") and status == 200
+
+
+async def test_the_hand_over_works_on_asyncios_loop(owned):
+    body, status = await _poll_then_hand_over(owned)
+    assert body.startswith(b"42[") and status == 200

@@ -193,3 +193,30 @@ async def test_offsets_are_committed_once_the_batch_is_handled(daemon, producer,
             await eventually(committed, 15, interval=0.2)
     finally:
         await watcher.stop()
+
+
+async def test_enqueue_puts_as_engineios_send_would_and_leaves_it_the_rest():
+    """`socket_queue.enqueue` stands in for engine.io's `AsyncSocket.send` on the fan-out
+    path: same queue, same order; a socket past its ping timeout is left to engine.io."""
+    import time
+
+    import engineio
+    from engineio import packet
+    from engineio.async_socket import AsyncSocket
+
+    from sio_server import websocket
+    from sio_server.socket_queue import SocketQueue, enqueue
+
+    eio = engineio.AsyncServer(async_mode="aiohttp")
+    websocket.install(eio, compress=False)
+    socket = AsyncSocket(eio, "sid-1")
+    assert type(socket.queue) is SocketQueue
+    first, second = packet.Packet(packet.MESSAGE, "2[1]"), packet.Packet(packet.MESSAGE, "2[2]")
+    assert enqueue(socket, first, time.time())
+    await socket.send(second)  # engine.io's own path, same queue behind it
+    assert [socket.queue.get_nowait(), socket.queue.get_nowait()] == [first, second]
+    socket.last_ping = time.time() - eio.ping_timeout - 1  # the client stopped answering
+    assert not enqueue(socket, first, time.time())
+    await socket.send(first)
+    assert socket.closed  # engine.io closed it, as it decides
+    assert not enqueue(socket, first, time.time())

@@ -402,6 +402,26 @@ def test_delivery_tracking_is_bounded_by_event_user_pairs():
     assert deliveries.confirm("t", "u3", "1-0") is None  # forgotten, not an error
 
 
+def test_the_fan_outs_batch_notes_the_same_pairs_as_one_packet_at_a_time():
+    from types import SimpleNamespace
+
+    from sio_server.deliveries import Deliveries
+
+    # two users, one with three connections, and a connection whose user left
+    users = {"a1": "alice", "a2": "alice", "a3": "alice", "b1": "bob"}
+    principals = {sid: SimpleNamespace(user_id=u) for sid, u in users.items()}
+    one, many = Deliveries(principals.get), Deliveries(principals.get)
+    event = {"id": "7-0", "tenant_id": "t", "requires_acknowledgment": True}
+    event["incident"] = {"incident_id": "INC-7"}
+    pkt = SimpleNamespace(data="2" + orjson.dumps(["incident_alert", event]).decode())
+    for sid in [*users, "gone"]:
+        one.on_packet(sid, pkt)
+    many.delivered_to_many(many.event_key(event), [*users, "gone"])
+    assert set(many.status("t", "7-0")) == set(one.status("t", "7-0")) == {"alice", "bob"}
+    assert many.delivered_total == one.delivered_total == 2
+    assert many.incident_of == one.incident_of == {("t", "7-0"): "INC-7"}
+
+
 def test_a_fetch_is_handled_in_record_time_order_keeping_each_partition_in_order():
 
     from pipeline.batches import in_time_order
