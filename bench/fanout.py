@@ -310,6 +310,8 @@ async def run_target(
         try:
             await asyncio.sleep(1.0)
             await clients.report()  # reset
+            if args.idle > 0:
+                rows.append(await idle_row(name, pid, transport, k, args.idle))
             scrape = name == "daemon"  # the reference has no metrics endpoint
             for rate in args.rates:
                 emits0 = await emit_latency_buckets(url) if scrape else None
@@ -371,6 +373,60 @@ async def run_target(
         finally:
             await clients.close()
     return rows
+
+
+async def idle_row(name: str, pid: int, transport: str, k: int, seconds: float) -> dict[str, Any]:
+    """The server's CPU with K connected clients and no traffic (engine.io's pings every
+    25 s included when `seconds` spans them)."""
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    pct = round(100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0), 2)
+    print(f"  {name:7} {transport:9} K={k:<5} idle for {seconds:g}s: cpu={pct}%", flush=True)
+    return {"target": name, "transport": transport, "clients": k, "rate": 0, "idle_cpu_pct": pct}
+
+
+def idle_table(rows: list[dict[str, Any]]) -> str:
+    idle = sorted(
+        (r for r in rows if "idle_cpu_pct" in r),
+        key=lambda r: (r["transport"], r["clients"], r["target"]),
+    )
+    return markdown_table(
+        ["transport", "K", "server", "idle CPU % of a core"],
+        [[r["transport"], r["clients"], r["target"], r["idle_cpu_pct"]] for r in idle],
+    )
+
+
+def versus_websocket_table(rows: list[dict[str, Any]], transport: str) -> str:
+    """One of the daemon's own transports (ws, sse) against its Socket.IO WebSocket, the
+    target it is measured by (the Node reference speaks neither)."""
+    by = {(r["transport"], r["clients"], r["rate"]): r for r in rows if r["target"] == "daemon"}
+    head = [
+        "K", "R/s", f"{transport} msg/s", "websocket msg/s", f"{transport} p50/p99 ms",
+        "websocket p50/p99 ms", f"{transport} µs/msg", "websocket µs/msg", "ratio",
+        f"{transport} loss", "websocket loss",
+    ]  # fmt: skip
+    cells = []
+    for (t, k, rate), d in sorted(by.items(), key=lambda x: (x[0][1], x[0][2])):
+        w = by.get(("websocket", k, rate))
+        if t != transport or w is None:
+            continue
+        ratio = f"{d['cpu_us_per_msg'] / w['cpu_us_per_msg']:.2f}" if w["cpu_us_per_msg"] else "-"
+        cells.append(
+            [
+                k,
+                rate,
+                d["delivered_per_s"],
+                w["delivered_per_s"],
+                f"{d['p50_ms']}/{d['p99_ms']}",
+                f"{w['p50_ms']}/{w['p99_ms']}",
+                d["cpu_us_per_msg"],
+                w["cpu_us_per_msg"],
+                ratio,
+                f"{d['loss_pct']}%",
+                f"{w['loss_pct']}%",
+            ]
+        )
+    return markdown_table(head, cells)
 
 
 def transports_table(rows: list[dict[str, Any]]) -> str:
@@ -517,10 +573,19 @@ async def main() -> None:
         " maxWaitTimeInMs): the latency floor when the broker holds a fetch that long",
     )
     parser.add_argument("--plot", default="", help="PNG path (default: next to the raw results)")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="seconds of no traffic measured per server and K before the rates (30 spans a"
+        " ping round)",
+    )
     args = parser.parse_args()
     unknown = set(args.transport) - {*SOCKETIO_TRANSPORTS, *STREAM_TRANSPORTS}
     if unknown:
         parser.error(f"--transport: unknown {sorted(unknown)}")
+    if set(args.transport) & set(STREAM_TRANSPORTS) and "websocket" not in args.transport:
+        args.transport.append("websocket")  # what ws and sse are measured against
     ensure_node_packages()
 
     broker = EmbeddedBroker()
@@ -581,13 +646,21 @@ async def main() -> None:
     print()
     kinds = ",".join(args.transport)
     print(f"transport={kinds} duration={args.duration}s per rate, machine: {os.cpu_count()} cores")
+    traffic = [r for r in rows if "idle_cpu_pct" not in r]
     for transport in args.transport:
         if transport in SOCKETIO_TRANSPORTS:
             print(f"\n{transport}: daemon vs Node socket.io")
-            print(table([r for r in rows if r["transport"] == transport]))
+            print(table([r for r in traffic if r["transport"] == transport]))
+    for transport in args.transport:
+        if transport in STREAM_TRANSPORTS:
+            print(f"\n{transport}: against the daemon's Socket.IO WebSocket")
+            print(versus_websocket_table(traffic, transport))
+    if args.idle > 0:
+        print("\nidle: K clients connected, no traffic")
+        print(idle_table(rows))
     if len(args.transport) > 1:
         print("\nthe daemon's transports side by side")
-        print(transports_table(rows))
+        print(transports_table(traffic))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     path = (
@@ -596,7 +669,7 @@ async def main() -> None:
     path.write_text(json.dumps(rows, indent=2))
     print(f"\nraw results: {path}")
     plot = Path(args.plot) if args.plot else path.with_suffix(".png")
-    if rows and write_plot(rows, plot):
+    if traffic and write_plot(traffic, plot):
         print(f"latency plot: {plot}")
 
 
