@@ -197,7 +197,11 @@ class SocketServer:
             coalesce_s=emit_coalesce_ms / 1000,
         )
         self.hub = ConnectionHub(
-            history, self.deliveries, self.presence, buffer_limit=client_buffer_bytes
+            history,
+            self.deliveries,
+            self.presence,
+            buffer_limit=client_buffer_bytes,
+            coalesce_s=emit_coalesce_ms / 1000,
         )
         self.app = web.Application(client_max_size=64 * 1024)
         # long-poll GETs answered before aiohttp sees them (`sio_server.polling`)

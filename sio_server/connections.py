@@ -9,8 +9,8 @@ connection, authenticates it, and feeds client frames in: rooms, visibility (`ro
 the same rooms as Socket.IO), resume (`sio_server.recovery.resume`) and client events
 (`sio_server.client_events`) are the same code for every transport.
 
-Writes go to the socket's transport, corked until the end of the loop iteration (a burst
-leaves in one write per socket): fan-out never awaits per recipient, and every write of a
+Writes go to the socket's transport, corked until the next flush (`sio_server.corking`: a
+burst leaves in one write per socket): fan-out never awaits per recipient, and every write of a
 connection, live or replayed, goes the same way, so events leave in the order written.
 A client that stops reading is cut off at a bound of unsent
 bytes; it reconnects with its last id and resumes from history.
@@ -31,6 +31,7 @@ from notify_core.history import History
 from notify_core.ids import parse_id
 from sio_server.auth import Principal
 from sio_server.client_events import ClientError
+from sio_server.corking import Corker
 from sio_server.deliveries import Deliveries
 from sio_server.presence import Presence
 from sio_server.ratelimit import TokenBucket
@@ -149,6 +150,10 @@ class StreamConnection:
             self._transport.close()
 
 
+def _open_transport(conn: StreamConnection) -> asyncio.Transport | None:
+    return None if conn.closed else conn._transport
+
+
 class ConnectionHub:
     """The room index of every StreamConnection of this process, and their fan-out."""
 
@@ -159,6 +164,7 @@ class ConnectionHub:
         presence: Presence,
         event_rate: tuple[float, float] = (20.0, 40.0),
         buffer_limit: int = 4 * 1024 * 1024,
+        coalesce_s: float = 0.002,
     ) -> None:
         self.history = history
         self.deliveries = deliveries
@@ -168,30 +174,15 @@ class ConnectionHub:
         self._rooms: dict[str, set[StreamConnection]] = {}
         self.connections: set[StreamConnection] = set()
         self._keepalive: asyncio.Task[None] | None = None
-        # bytes waiting for the end of this loop iteration, per connection: the events of
-        # a burst (and a replay) leave in one write per socket, in the order written
-        self._corked: dict[StreamConnection, list[bytes]] = {}
-        self._flush_handle: asyncio.Handle | None = None
-
-    def cork(self, conn: StreamConnection, data: bytes) -> None:
-        frames = self._corked.get(conn)
-        if frames is None:
-            self._corked[conn] = [data]
-            if self._flush_handle is None:
-                self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
-        else:
-            frames.append(data)
+        # bytes waiting for the next flush, per connection: the events of a burst (and a
+        # replay) leave in one write per socket, in the order written; a connection
+        # closed meanwhile gets nothing more
+        self._corker: Corker[StreamConnection] = Corker(_open_transport, coalesce_s)
+        self.cork = self._corker.cork  # (conn, bytes): one call less per recipient
 
     def flush(self) -> None:
         """Write what was corked, one write per socket."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        corked, self._corked = self._corked, {}
-        for conn, frames in corked.items():
-            t = conn._transport
-            if not conn.closed and not t.is_closing():
-                t.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        self._corker.flush()
 
     def join(self, conn: StreamConnection, room: str) -> None:
         if conn.closed:
@@ -269,7 +260,10 @@ class ConnectionHub:
             return 0
         body = orjson.dumps(event)
         frames: dict[Codec, bytes] = {}
-        ack = bool(event.get("requires_acknowledgment"))
+        # users whose (event, user) pair is noted, for events requiring acknowledgment
+        acked: list[str] | None = (
+            [] if event.get("requires_acknowledgment") and event.get("id") else None
+        )
         n = 0
         for conn in members:
             if conn.held is not None:
@@ -281,8 +275,10 @@ class ConnectionHub:
                 frame = frames[conn.codec] = conn.codec.frame(event, body)
             if conn.write(frame):
                 n += 1
-                if ack:
-                    self.deliveries.on_event(conn.principal.user_id, event)
+                if acked is not None:
+                    acked.append(conn.principal.user_id)
+        if acked:
+            self.deliveries.delivered_users(self.deliveries.event_key(event), acked)
         metrics.DELIVERIES.labels("stream").inc(n)
         return n
 

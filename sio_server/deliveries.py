@@ -63,15 +63,20 @@ class Deliveries:
             self._delivered(key, principal.user_id)
 
     def delivered_to_many(self, key: tuple[str, str], eio_sids: list[str]) -> None:
-        """The live fan-out's call: one event handed to these connections (the key is
-        computed once per event, and a user with many connections is looked up once)."""
-        users = self._events.get(key)
+        """The live fan-out's call: one event handed to these Socket.IO connections (the
+        key is computed once per event, not per recipient)."""
         principal_of = self._principal_of
-        for eio_sid in eio_sids:
-            principal = principal_of(eio_sid)
-            if principal is None or (users is not None and principal.user_id in users):
+        principals = [principal_of(sid) for sid in eio_sids]
+        self.delivered_users(key, [p.user_id for p in principals if p is not None])
+
+    def delivered_users(self, key: tuple[str, str], user_ids: list[str]) -> None:
+        """One event handed to connections of these users (a user with many connections
+        is noted once)."""
+        users = self._events.get(key)
+        for user_id in user_ids:
+            if users is not None and user_id in users:
                 continue
-            self._delivered(key, principal.user_id)
+            self._delivered(key, user_id)
             users = self._events.get(key)
 
     def on_event(self, user_id: str, event: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ import socketio
 from engineio import packet as eio_packet
 
 from notify_core import metrics
+from sio_server.corking import Corker
 from sio_server.deliveries import Deliveries
 from sio_server.socket_queue import enqueue
 
@@ -77,6 +78,10 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+def _itself(transport: asyncio.Transport) -> asyncio.Transport:
+    return transport
+
+
 class Fanout:
     """Delivers one event to the local members of a set of rooms."""
 
@@ -102,12 +107,8 @@ class Fanout:
         self.enabled = enabled
         self._cut: set[str] = set()
         # frames waiting for the next flush, per transport: events emitted close together
-        # leave in one write per socket (see `_schedule_flush`)
-        self._corked: dict[asyncio.Transport, list[bytes]] = {}
-        self._flush_handle: asyncio.Handle | None = None
-        self.coalesce_s = coalesce_s
-        self._last_flush = 0.0
-        self._flush_took = 0.0
+        # leave in one write per socket
+        self._corker: Corker[asyncio.Transport] = Corker(_itself, coalesce_s, metrics.SOCKET_WRITES)
 
     async def emit(self, event: dict[str, Any], rooms: list[str]) -> int:
         """Send `event` to every local connection in `rooms`; returns how many got it."""
@@ -124,6 +125,7 @@ class Fanout:
         direct_n = queued_n = held_n = 0
         slow: list[tuple[str, str]] = []
         sockets, now = self._sio.eio.sockets, time.time()
+        corker = self._corker
         for _sid, eio_sid in manager.get_participants("/", rooms):
             held = self._held_for(eio_sid)
             if held is not None:
@@ -135,7 +137,7 @@ class Fanout:
             d = self._direct.get(eio_sid) if self.enabled else None
             if d is not None:
                 transport = d.transport
-                corked = self._corked.get(transport)
+                corked = corker.corked(transport)
                 # frames already corked for it: this one follows them, whatever else
                 # engine.io has queued since (acks, pings) may leave first
                 if corked is not None or d.idle():
@@ -145,7 +147,7 @@ class Fanout:
                         slow.append((eio_sid, "websocket"))
                         continue
                     if corked is None:
-                        self._corked[transport] = [frame]
+                        corker.cork(transport, frame)
                     else:
                         corked.append(frame)
                     direct_n += 1
@@ -164,8 +166,6 @@ class Fanout:
             self._deliveries.delivered_to_many(self._deliveries.event_key(event), tracked)
         if direct_n:
             metrics.DELIVERIES.labels("direct").inc(direct_n)
-            if self._flush_handle is None:
-                self._schedule_flush()
         if queued_n:
             metrics.DELIVERIES.labels("queued").inc(queued_n)
         if held_n:
@@ -174,40 +174,14 @@ class Fanout:
             await self._cut_off(eio_sid, why)
         return direct_n + queued_n + held_n
 
-    def _schedule_flush(self) -> None:
-        """At the end of this loop iteration when idle; under load, `coalesce_s` after the
-        previous flush, so the events of a burst share one write per socket (the same
-        effect as Node's engine.io holding packets while a write is in flight)."""
-        loop = asyncio.get_running_loop()
-        due = self._last_flush + max(self.coalesce_s, self._flush_took)
-        if loop.time() >= due:
-            self._flush_handle = loop.call_soon(self.flush)
-        else:
-            self._flush_handle = loop.call_at(due, self.flush)
-
     def flush(self) -> None:
-        """Write the frames collected since the last flush, one write per socket.
+        """Write the frames corked since the last flush, one write per socket.
 
         Events keep their order: once a socket has corked frames, later events join
         them rather than engine.io's queue. The delivery gate calls this before holding a
         connection, so nothing emitted earlier can arrive after the replay it starts.
         """
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()  # when called directly; a no-op from the loop
-            self._flush_handle = None
-        corked, self._corked = self._corked, {}
-        if not corked:
-            return
-        started = time.perf_counter()
-        writes = 0
-        for transport, frames in corked.items():
-            if transport.is_closing():
-                continue
-            transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
-            writes += 1
-        metrics.SOCKET_WRITES.inc(writes)
-        self._flush_took = time.perf_counter() - started
-        self._last_flush = asyncio.get_running_loop().time()
+        self._corker.flush()
 
     async def _cut_off(self, eio_sid: str, why: str) -> None:
         """Disconnect a client that stopped reading; it will resume from history."""
