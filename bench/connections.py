@@ -1,13 +1,15 @@
-"""Idle connections: memory per WebSocket connection and connect rate, daemon vs Node.
+"""Idle connections: memory per connection and connect rate, per transport, daemon vs Node.
 
-Opens K official socket.io-client connections (`forceNew: true`, spread over several Node
-processes) to towerco-notify (`run` mode, memory engine) and then to the plain Node
-socket.io reference, and reports the server's resident memory per idle connection and
-how fast the connections were accepted (authentication, rooms and the
-`connection_established` handshake included for the daemon).
+Opens K connections (official socket.io-client ones with `forceNew: true` for
+`websocket` and `polling`, ADR-010's clients for `ws` and `sse`; spread over several Node
+processes) to towerco-notify (`run` mode, memory engine) and, for the Socket.IO
+transports, to the plain Node socket.io reference, each transport on a fresh server, and
+reports the server's resident memory per idle connection and how fast the connections
+were accepted (authentication, rooms and the `connection_established` handshake included
+for the daemon). A polling connection holds its waiting GET.
 
-    ./.venv/bin/python bench/connections.py                 # K=10000
-    ./.venv/bin/python bench/connections.py --clients 2000 --client-procs 2
+    ./.venv/bin/python bench/connections.py                 # K=10000, websocket
+    ./.venv/bin/python bench/connections.py --clients 2000 --transport websocket,polling,ws,sse
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from fanout import (  # type: ignore[import-not-found]
     SECRET,
+    STREAM_TRANSPORTS,
     TENANT,
     Clients,
     ensure_node_packages,
@@ -37,7 +40,12 @@ from towerco_notify.embedded_broker import EmbeddedBroker, free_port
 
 
 async def measure(
-    name: str, proc: asyncio.subprocess.Process, url: str, auth: dict[str, Any], args: Any
+    name: str,
+    proc: asyncio.subprocess.Process,
+    url: str,
+    auth: dict[str, Any],
+    args: Any,
+    transport: str,
 ) -> dict[str, Any]:
     await asyncio.sleep(1.0)
     before = rss_mb(proc.pid)
@@ -47,7 +55,7 @@ async def measure(
     parts = []
     for _ in range(args.client_procs):
         try:
-            parts.append(await Clients.start(url, per, "websocket", auth, 1))
+            parts.append(await Clients.start(url, per, transport, auth, 1))
         except RuntimeError as exc:
             print(f"  {name}: {exc}", flush=True)
             raise
@@ -57,6 +65,7 @@ async def measure(
     after = rss_mb(proc.pid)
     row = {
         "target": name,
+        "transport": transport,
         "clients": args.clients,
         "connect_per_s": round(args.clients / connect_s),
         "rss_before_mb": round(before, 1),
@@ -64,7 +73,7 @@ async def measure(
         "kb_per_connection": round((after - before) * 1024 / args.clients, 1),
     }
     print(
-        f"  {name:7} K={args.clients} connected in {connect_s:.1f}s "
+        f"  {name:7} {transport:9} K={args.clients} connected in {connect_s:.1f}s "
         f"({row['connect_per_s']}/s), RSS {before:.0f} -> {after:.0f} MiB = "
         f"{row['kb_per_connection']} KiB per idle connection",
         flush=True,
@@ -81,6 +90,12 @@ async def main() -> None:
     parser.add_argument("--client-procs", type=int, default=4)
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before reading RSS")
     parser.add_argument("--targets", default="daemon,node")
+    parser.add_argument(
+        "--transport",
+        type=lambda s: s.split(","),
+        default=["websocket"],
+        help="comma-separated: websocket, polling (the Node reference too), ws, sse",
+    )
     args = parser.parse_args()
     ensure_node_packages()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -92,30 +107,38 @@ async def main() -> None:
     await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
     rows = []
     try:
-        for target in args.targets.split(","):
-            port = free_port()
-            if target == "daemon":
-                proc = await start_daemon(broker.bootstrap, port, [])
-                auth: dict[str, Any] = {
-                    "token": mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=3600)
-                }
-            else:
-                proc = await start_reference(broker.bootstrap, port)
-                auth = {"tenant": TENANT}
-            try:
-                rows.append(await measure(target, proc, f"http://127.0.0.1:{port}", auth, args))
-            finally:
-                proc.terminate()
-                await proc.wait()
+        for transport in args.transport:
+            for target in args.targets.split(","):
+                if target != "daemon" and transport in STREAM_TRANSPORTS:
+                    continue  # the Node reference speaks Socket.IO only
+                port = free_port()
+                if target == "daemon":
+                    proc = await start_daemon(broker.bootstrap, port, [])
+                    auth: dict[str, Any] = {
+                        "token": mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=3600)
+                    }
+                else:
+                    proc = await start_reference(broker.bootstrap, port)
+                    auth = {"tenant": TENANT}
+                url = f"http://127.0.0.1:{port}"
+                try:
+                    rows.append(await measure(target, proc, url, auth, args, transport))
+                finally:
+                    proc.terminate()
+                    await proc.wait()
     finally:
         await broker.stop()
     print()
-    head = ["server", "K", "connect/s", "RSS before → after MiB", "KiB per idle connection"]
+    head = [
+        "transport", "server", "K", "connect/s", "RSS before → after MiB",
+        "KiB per idle connection",
+    ]  # fmt: skip
     print(
         markdown_table(
             head,
             [
                 [
+                    r["transport"],
                     r["target"],
                     r["clients"],
                     r["connect_per_s"],
