@@ -125,7 +125,12 @@ async def main() -> None:
                     rows.append(await measure(target, proc, url, auth, args, transport))
                 finally:
                     proc.terminate()
-                    await proc.wait()
+                    try:
+                        await asyncio.wait_for(proc.wait(), 60)
+                    except TimeoutError:
+                        print(f"  {target} did not exit within 60 s of SIGTERM", flush=True)
+                        proc.kill()
+                        await proc.wait()
     finally:
         await broker.stop()
     print()

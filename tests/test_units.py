@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -981,3 +982,26 @@ async def test_until_done_retries_only_what_it_is_told_to():
 
     with pytest.raises(ValueError):
         await until_done("step", broken, (ConnectionError,), log, 0.001, 0.01)
+
+
+async def test_shutdown_cancels_what_is_left_and_gives_up_on_a_task_that_ignores_it():
+    from towerco_notify.cli import cancel_leftovers
+
+    release = asyncio.Event()
+
+    async def obedient() -> None:
+        await asyncio.sleep(3600)
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await release.wait()  # swallows its cancellation, as a buggy library task may
+
+    a, b = asyncio.create_task(obedient()), asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    stuck = await cancel_leftovers([a, b], 0.2)
+    assert a.cancelled() and stuck == [b]
+    release.set()
+    await b
+    assert await cancel_leftovers([a, b], 0.2) == []
