@@ -90,6 +90,7 @@ async def main() -> None:
     parser.add_argument("--client-procs", type=int, default=4)
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before reading RSS")
     parser.add_argument("--targets", default="daemon,node")
+    parser.add_argument("--daemon-args", default="", help="extra flags for towerco-notify run")
     parser.add_argument(
         "--transport",
         type=lambda s: s.split(","),
@@ -113,7 +114,7 @@ async def main() -> None:
                     continue  # the Node reference speaks Socket.IO only
                 port = free_port()
                 if target == "daemon":
-                    proc = await start_daemon(broker.bootstrap, port, [])
+                    proc = await start_daemon(broker.bootstrap, port, args.daemon_args.split())
                     auth: dict[str, Any] = {
                         "token": mint_token(SECRET, TENANT, "bench", ["operator"], ttl_s=3600)
                     }

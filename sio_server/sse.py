@@ -115,7 +115,7 @@ class EventStream:
             await self.follower.follow(principal.tenant_id)
         try:
             await self.hub.open(conn, last_id, query.get("epoch"))
-            await conn.done.wait()
+            await conn.wait_closed()
         finally:
             conn.abort()
             await self.admission.leave(conn_id)

@@ -9,7 +9,7 @@ import readline from "node:readline";
 
 const cfg = JSON.parse(process.argv[2]);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
-let connected = 0, failed = 0, received = 0;
+let connected = 0, failed = 0, received = 0, firstError = null;
 let lat = [];
 let first = new Map();
 const sockets = [];
@@ -19,8 +19,8 @@ const agentFor = () => (cfg.keepalive ? new http.Agent({ keepAlive: true, maxSoc
 for (let i = 0; i < cfg.count; i++) {
   const s = io(cfg.url, { forceNew: true, transports: cfg.transports, auth: cfg.auth, reconnection: false, timeout: 60000, agent: agentFor() });
   sockets.push(s);
-  s.on("connect", () => { if (++connected + failed === cfg.count) out({ kind: "ready", connected, failed }); });
-  s.on("connect_error", (e) => { if (connected + ++failed === cfg.count) out({ kind: "ready", connected, failed, error: e.message }); });
+  s.on("connect", () => { if (++connected + failed === cfg.count) out({ kind: "ready", connected, failed, error: firstError }); });
+  s.on("connect_error", (e) => { firstError ??= e.message; if (connected + ++failed === cfg.count) out({ kind: "ready", connected, failed, error: firstError }); });
   s.on(cfg.event, (ev) => {
     const ms = Date.now() - Date.parse(ev.timestamp);
     received++; lat.push(ms);
