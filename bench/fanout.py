@@ -525,7 +525,8 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> bool:
     ax.set_ylabel("Kafka → client latency, ms")
     ax.axhline(1000, color="grey", linewidth=0.8, linestyle=":")
     kinds = ",".join(sorted({r["transport"] for r in rows}))
-    ax.set_title(f"towerco-notify vs Node socket.io ({kinds})")
+    vs = " vs Node socket.io" if any(r["target"] == "node" for r in rows) else ""
+    ax.set_title(f"towerco-notify{vs} ({kinds})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
