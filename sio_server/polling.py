@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 # a longer head goes to aiohttp, which applies its limits (8190 bytes a line) and answers
 MAX_HEAD_BYTES = 8190
+# control bytes, or CR and LF other than as a line's end: aiohttp's parser refuses them,
+# and an Origin echoed with a bare LF would split the answer
+_FORBIDDEN = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
 _WANTED = frozenset((b"origin", b"host", b"connection", b"x-forwarded-proto"))
 _REFUSED = frozenset((b"content-length", b"transfer-encoding", b"upgrade", b"expect"))
 
@@ -61,6 +65,8 @@ class PollRequest:
 def parse_poll(head: bytes, path: bytes = b"/socket.io/") -> PollRequest | None:
     """The long-poll a request head (up to, not including, the blank line) asks for, or
     None when it is anything else or anything unusual (aiohttp then answers it)."""
+    if _FORBIDDEN.search(head):
+        return None
     lines = head.split(b"\r\n")
     parts = lines[0].split(b" ")
     if len(parts) != 3 or parts[0] != b"GET" or parts[2] != b"HTTP/1.1":

@@ -232,6 +232,17 @@ async def test_malformed_split_and_oversized_requests(owned):
     status, _, _ = await read_response(reader)
     assert status in (400, 431)
 
+    # attack: an Origin with a bare LF, allowed by a Host carrying the same, would be
+    # echoed into the answer's headers; it goes to aiohttp, which refuses it
+    reader, writer = await open_raw(server.port, owned)
+    writer.write(
+        f"GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
+        "Host: 127.0.0.1\nSet-Cookie: owned=1\r\n"
+        "Origin: http://127.0.0.1\nSet-Cookie: owned=1\r\nConnection: close\r\n\r\n".encode()
+    )
+    status, headers, _ = await read_response(reader)
+    assert status == 400 and "set-cookie" not in headers
+
     # a body on a GET (request smuggling's raw material) is not taken on the lean path
     handed = lean_count("aiohttp")
     reader, writer = await open_raw(server.port, owned)
@@ -325,6 +336,9 @@ def test_parse_poll_takes_nothing_it_is_not_sure_of(junk):
         b"GET /socket.io/?sid=abc HTTP/1.1\r\nOrigin: a\r\nOrigin: b",
         b"GET /socket.io/?sid=abc HTTP/1.1\r\nHost : h",
         b"GET /socket.io/?sid=abc HTTP/1.1\r\nX-A: 1\r\n folded",
+        b"GET /socket.io/?sid=abc HTTP/1.1\r\nOrigin: http://h\nSet-Cookie: a=b\r\nHost: h",
+        b"GET /socket.io/?sid=abc HTTP/1.1\r\nHost: h\rX: 1",
+        b"GET /socket.io/?sid=abc HTTP/1.1\r\nHost: h\x00",
     ],
 )
 def test_parse_poll_hands_unusual_requests_to_aiohttp(head):
