@@ -77,6 +77,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+async def start_broker() -> tuple[EmbeddedBroker, AIOKafkaProducer]:
+    """A tansu broker with the daemon's topics, and a producer for the alerts."""
+    broker = EmbeddedBroker()
+    await broker.start()
+    await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=1)
+    await producer.start()
+    return broker, producer
+
+
 async def start_daemon(
     bootstrap: str, port: int, extra: list[str], mode: str = "run"
 ) -> asyncio.subprocess.Process:
@@ -589,11 +599,7 @@ async def main() -> None:
         args.transport.append("websocket")  # what ws and sse are measured against
     ensure_node_packages()
 
-    broker = EmbeddedBroker()
-    await broker.start()
-    await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=1)
-    await producer.start()
+    broker, producer = await start_broker()
     rows: list[dict[str, Any]] = []
     procs: list[asyncio.subprocess.Process] = []
     try:

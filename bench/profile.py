@@ -22,8 +22,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -35,13 +33,12 @@ from fanout import (  # noqa: E402
     cpu_seconds,
     ensure_node_packages,
     produce,
+    start_broker,
     start_daemon,
 )
 
-from notify_core.events import ALL_TOPICS  # noqa: E402
-from pipeline.topics import ensure_topics  # noqa: E402
 from sio_server.auth import mint_token  # noqa: E402
-from towerco_notify.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
+from towerco_notify.embedded_broker import free_port  # noqa: E402
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:]*)(?::\d+)?\)$")
 
@@ -102,11 +99,7 @@ async def main() -> None:
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     ensure_node_packages()
-    broker = EmbeddedBroker()
-    await broker.start()
-    await ensure_topics(broker.bootstrap, ALL_TOPICS, 4)
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=1)
-    await producer.start()
+    broker, producer = await start_broker()
     port = free_port()
     daemon = await start_daemon(broker.bootstrap, port, args.daemon_args.split())
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

@@ -39,9 +39,15 @@ def alert_event(tenant: str, n: int, pad: int = 0) -> dict[str, Any]:
     }
 
 
-async def serve(**options: Any) -> SocketServer:
+async def serve(origins: list[str] | None = None, **options: Any) -> SocketServer:
     server = SocketServer(
-        Authenticator(TEST_SECRET), MemoryHistory(), Readiness(), "127.0.0.1", 0, [], **options
+        Authenticator(TEST_SECRET),
+        MemoryHistory(),
+        Readiness(),
+        "127.0.0.1",
+        0,
+        origins or [],
+        **options,
     )
     await server.start()
     return server

@@ -17,41 +17,46 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from notify_core.history import MemoryHistory
-from notify_core.readiness import Readiness
 from notify_core.rooms import rooms_for
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator, mint_token
+from sio_server.auth import mint_token
 from sio_server.polling import parse_poll
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
-from tests.test_fanout import alert_event, ids_of
+from tests.test_fanout import alert_event, ids_of, serve
 
 
 def lean_count(path: str = "lean") -> float:
     return REGISTRY.get_sample_value("notify_polling_requests_total", {"path": path}) or 0.0
 
 
-async def serve(**options: Any) -> SocketServer:
-    origins = options.pop("origins", [])
-    server = SocketServer(
-        Authenticator(TEST_SECRET), MemoryHistory(), Readiness(), "127.0.0.1", 0, origins, **options
-    )
-    await server.start()
-    return server
+async def close_all(things: list[Any]) -> None:
+    for thing in reversed(things):
+        with contextlib.suppress(Exception):
+            if isinstance(thing, NodeClient):
+                await thing.close()
+            elif isinstance(thing, asyncio.StreamWriter):
+                thing.close()
+            else:
+                await thing.stop()
 
 
 @pytest.fixture
 async def owned() -> AsyncIterator[list[Any]]:
     things: list[Any] = []
     yield things
-    for thing in reversed(things):
-        with contextlib.suppress(Exception):
-            if isinstance(thing, NodeClient | aiohttp.ClientSession):
-                await thing.close()
-            elif isinstance(thing, asyncio.StreamWriter):
-                thing.close()
-            else:
-                await thing.stop()
+    await close_all(things)
+
+
+async def polling_session(owned: list[Any], **options: Any) -> tuple[SocketServer, str, str]:
+    """A server (owned) and one engine.io session of a new tenant on it: (server, tenant,
+    sid)."""
+    server = await serve(**options)
+    owned.append(server)
+    tenant = new_tenant()
+    token = mint_token(TEST_SECRET, tenant, "u1", ["operator"])
+    origin = options.get("origins") or []
+    headers = {"Origin": origin[0]} if origin else None
+    return server, tenant, await handshake(server.port, token, headers=headers)
 
 
 @pytest.mark.parametrize("lean", [True, False])
@@ -147,10 +152,7 @@ async def emit_one(server: SocketServer, tenant: str, n: int) -> str:
 
 
 async def test_keep_alive_polls_share_one_connection_and_wait_for_the_next_event(owned):
-    server = await serve()
-    owned.append(server)
-    tenant = new_tenant()
-    sid = await handshake(server.port, mint_token(TEST_SECRET, tenant, "u1", ["operator"]))
+    server, tenant, sid = await polling_session(owned)
     reader, writer = await open_raw(server.port, owned)
     before = lean_count()
     for n in range(3):
@@ -166,10 +168,7 @@ async def test_keep_alive_polls_share_one_connection_and_wait_for_the_next_event
 
 async def test_a_poll_whose_connection_drops_leaves_its_event_for_the_next_poll(owned):
     """engine.io over aiohttp would hand the event to the dead request; here it waits."""
-    server = await serve()
-    owned.append(server)
-    tenant = new_tenant()
-    sid = await handshake(server.port, mint_token(TEST_SECRET, tenant, "u1", ["operator"]))
+    server, tenant, sid = await polling_session(owned)
     _, writer = await open_raw(server.port, owned)
     writer.write(poll_request(sid))
     await asyncio.sleep(0.1)
@@ -184,11 +183,7 @@ async def test_a_poll_whose_connection_drops_leaves_its_event_for_the_next_poll(
 
 
 async def test_an_unknown_session_and_a_refused_origin_still_get_engineio_answers(owned):
-    server = await serve(origins=["https://noc.example"])
-    owned.append(server)
-    tenant = new_tenant()
-    token = mint_token(TEST_SECRET, tenant, "u1", ["operator"])
-    sid = await handshake(server.port, token, headers={"Origin": "https://noc.example"})
+    server, tenant, sid = await polling_session(owned, origins=["https://noc.example"])
     handed = lean_count("aiohttp")
     refused = REGISTRY.get_sample_value("notify_origin_refused_total", {"transport": "socketio"})
 
@@ -217,10 +212,7 @@ async def test_an_unknown_session_and_a_refused_origin_still_get_engineio_answer
 
 
 async def test_malformed_split_and_oversized_requests(owned):
-    server = await serve()
-    owned.append(server)
-    tenant = new_tenant()
-    sid = await handshake(server.port, mint_token(TEST_SECRET, tenant, "u1", ["operator"]))
+    server, tenant, sid = await polling_session(owned)
 
     # a header line without a colon, and a head larger than any poll: aiohttp refuses them
     reader, writer = await open_raw(server.port, owned)
@@ -267,11 +259,8 @@ async def test_malformed_split_and_oversized_requests(owned):
 
 
 async def test_an_idle_keep_alive_connection_is_closed(owned):
-    server = await serve(http_keepalive_s=1.0)
-    owned.append(server)
+    server, tenant, sid = await polling_session(owned, http_keepalive_s=1.0)
     idle_reader, _ = await open_raw(server.port, owned)  # connects and never sends
-    tenant = new_tenant()
-    sid = await handshake(server.port, mint_token(TEST_SECRET, tenant, "u1", ["operator"]))
     reader, writer = await open_raw(server.port, owned)
     writer.write(poll_request(sid))
     await asyncio.sleep(0.05)
@@ -352,10 +341,7 @@ def test_parse_poll_reads_connection_close():
 
 
 async def _poll_then_hand_over(owned: list[Any]) -> tuple[bytes, int]:
-    server = await serve()
-    owned.append(server)
-    tenant = new_tenant()
-    sid = await handshake(server.port, mint_token(TEST_SECRET, tenant, "u1", ["operator"]))
+    server, tenant, sid = await polling_session(owned)
     reader, writer = await open_raw(server.port, owned)
     writer.write(poll_request(sid))
     await asyncio.sleep(0.05)
@@ -376,12 +362,7 @@ def test_the_hand_over_works_on_uvloop_the_daemons_loop():
         try:
             return await _poll_then_hand_over(owned)
         finally:
-            for thing in reversed(owned):
-                with contextlib.suppress(Exception):
-                    if isinstance(thing, asyncio.StreamWriter):
-                        thing.close()
-                    else:
-                        await thing.stop()
+            await close_all(owned)
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         body, status = runner.run(scenario())
