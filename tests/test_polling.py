@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 from notify_core.rooms import rooms_for
 from sio_server.app import SocketServer
 from sio_server.auth import mint_token
-from sio_server.polling import parse_poll
+from sio_server.polling_request import parse_poll
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
 from tests.test_fanout import alert_event, ids_of, serve
 
