@@ -1005,3 +1005,41 @@ async def test_shutdown_cancels_what_is_left_and_gives_up_on_a_task_that_ignores
     release.set()
     await b
     assert await cancel_leftovers([a, b], 0.2) == []
+
+
+async def test_the_corker_writes_once_per_socket_in_order_and_batches_under_load():
+    from sio_server.corking import Corker
+
+    class Sink:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    a, b = Sink(), Sink()
+    sinks: dict[str, Any] = {"a": a, "b": b, "gone": None}  # "gone": closed meanwhile
+    corker: Corker[str] = Corker(sinks.get, coalesce_s=0.0)
+    for key, data in [("a", b"1"), ("b", b"x"), ("a", b"2"), ("gone", b"?"), ("a", b"3")]:
+        corker.cork(key, data)
+    await asyncio.sleep(0)  # the end of this loop iteration
+    await asyncio.sleep(0)
+    assert a.writes == [b"123"] and b.writes == [b"x"]
+    # events 10 ms apart: two writes without coalescing ...
+    corker.cork("a", b"4")
+    await asyncio.sleep(0.01)
+    corker.cork("a", b"5")
+    await asyncio.sleep(0.01)
+    assert a.writes[1:] == [b"4", b"5"]
+    # ... one, in order, within a 200 ms coalescing window after the last flush
+    batched: Corker[str] = Corker(sinks.get, coalesce_s=0.2)
+    batched.cork("b", b"y")
+    await asyncio.sleep(0.01)  # flushed: the first write after a quiet spell is not held
+    batched.cork("b", b"z")
+    await asyncio.sleep(0.01)
+    batched.cork("b", b"w")
+    batched.flush()  # as the delivery gate and shutdown do
+    assert b.writes[1:] == [b"y", b"zw"]
