@@ -286,9 +286,7 @@ class ConnectionHub:
         body = orjson.dumps(event)
         frames: dict[Codec, bytes] = {}
         # users whose (event, user) pair is noted, for events requiring acknowledgment
-        acked: list[str] | None = (
-            [] if event.get("requires_acknowledgment") and event.get("id") else None
-        )
+        acked: list[str] | None = [] if self.deliveries.wants(event) else None
         n = 0
         for conn in members:
             if conn.held is not None:
@@ -302,8 +300,8 @@ class ConnectionHub:
                 n += 1
                 if acked is not None:
                     acked.append(conn.principal.user_id)
-        if acked:
-            self.deliveries.delivered_users(self.deliveries.event_key(event), acked)
+        if acked and (ack_key := self.deliveries.key_of(event)) is not None:
+            self.deliveries.delivered_users(ack_key, acked)
         metrics.DELIVERIES.labels("stream").inc(n)
         return n
 

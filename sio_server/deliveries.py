@@ -41,30 +41,33 @@ class Deliveries:
             key = self._last_pkt[1]
         else:
             try:
-                key = self.event_key(orjson.loads(data[1:])[1])
-            except (ValueError, KeyError, IndexError, TypeError):
+                key = self.key_of(orjson.loads(data[1:])[1])
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 key = None
             self._last_pkt = (id(pkt), key)
         if key is not None:
-            self.delivered_to(key, eio_sid)
+            self.delivered_to_many(key, [eio_sid])
 
-    def event_key(self, event: dict[str, Any]) -> tuple[str, str]:
-        """The pairs' key of an event requiring acknowledgment (its incident noted)."""
+    @staticmethod
+    def wants(event: dict[str, Any]) -> bool:
+        """Whether deliveries of `event` are tracked (it requires acknowledgment): the one
+        rule, for every transport."""
+        return bool(event.get("requires_acknowledgment") and event.get("id"))
+
+    def key_of(self, event: dict[str, Any]) -> tuple[str, str] | None:
+        """The pairs' key of a tracked event, its incident noted (call it once the event
+        reached someone: `incident_of` is forgotten with the pairs); None for any other."""
+        if not self.wants(event):
+            return None
         key = (event["tenant_id"], event["id"])
         incident = (event.get("incident") or {}).get("incident_id")
         if incident:
             self.incident_of[key] = incident
         return key
 
-    def delivered_to(self, key: tuple[str, str], eio_sid: str) -> None:
-        """The event of `key` was handed to the Socket.IO connection `eio_sid`."""
-        principal = self._principal_of(eio_sid)
-        if principal is not None:
-            self._delivered(key, principal.user_id)
-
     def delivered_to_many(self, key: tuple[str, str], eio_sids: list[str]) -> None:
-        """The live fan-out's call: one event handed to these Socket.IO connections (the
-        key is computed once per event, not per recipient)."""
+        """One event handed to these Socket.IO connections (the live fan-out computes the
+        key once per event, not per recipient)."""
         principal_of = self._principal_of
         principals = [principal_of(sid) for sid in eio_sids]
         self.delivered_users(key, [p.user_id for p in principals if p is not None])
@@ -72,19 +75,15 @@ class Deliveries:
     def delivered_users(self, key: tuple[str, str], user_ids: list[str]) -> None:
         """One event handed to connections of these users (a user with many connections
         is noted once)."""
-        users = self._events.get(key)
-        for user_id in user_ids:
-            if users is not None and user_id in users:
-                continue
+        for user_id in dict.fromkeys(user_ids):
             self._delivered(key, user_id)
-            users = self._events.get(key)
 
     def on_event(self, user_id: str, event: dict[str, Any]) -> None:
         """A stored event written to a connection of another transport (plain WebSocket,
         SSE): noted like a packet when it requires acknowledgment."""
-        if not event.get("requires_acknowledgment") or not event.get("id"):
-            return
-        self._delivered(self.event_key(event), user_id)
+        key = self.key_of(event)
+        if key is not None:
+            self._delivered(key, user_id)
 
     def _delivered(self, key: tuple[str, str], user_id: str) -> None:
         users = self._events.get(key)

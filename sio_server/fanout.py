@@ -91,7 +91,7 @@ class Fanout:
         direct: dict[str, DirectSocket],
         held_for: Callable[[str], list[Any] | None],
         send_queued: Callable[[str, Any], Any],
-        deliveries: Deliveries | None,
+        deliveries: Deliveries,
         buffer_limit: int,
         queue_limit: int,
         enabled: bool = True,
@@ -119,9 +119,7 @@ class Fanout:
         frame = text_frame(b"42" + body) if self.enabled else b""
         # the connections whose (event, user) pair is noted, for events requiring
         # acknowledgment: noted together after the loop
-        tracked: list[str] | None = (
-            [] if self._deliveries is not None and event.get("requires_acknowledgment") else None
-        )
+        tracked: list[str] | None = [] if self._deliveries.wants(event) else None
         direct_n = queued_n = held_n = 0
         slow: list[tuple[str, str]] = []
         sockets, now = self._sio.eio.sockets, time.time()
@@ -146,10 +144,7 @@ class Fanout:
                     if transport.get_write_buffer_size() > self.buffer_limit:
                         slow.append((eio_sid, "websocket"))
                         continue
-                    if corked is None:
-                        corker.cork(transport, frame)
-                    else:
-                        corked.append(frame)
+                    corker.cork(transport, frame)
                     direct_n += 1
                     continue
             socket = sockets.get(eio_sid)
@@ -162,8 +157,8 @@ class Fanout:
                     continue
             await self._send_queued(eio_sid, pkt)
             queued_n += 1
-        if tracked and self._deliveries is not None:
-            self._deliveries.delivered_to_many(self._deliveries.event_key(event), tracked)
+        if tracked and (ack_key := self._deliveries.key_of(event)) is not None:
+            self._deliveries.delivered_to_many(ack_key, tracked)
         if direct_n:
             metrics.DELIVERIES.labels("direct").inc(direct_n)
         if queued_n:

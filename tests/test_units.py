@@ -417,7 +417,9 @@ def test_the_fan_outs_batch_notes_the_same_pairs_as_one_packet_at_a_time():
     pkt = SimpleNamespace(data="2" + orjson.dumps(["incident_alert", event]).decode())
     for sid in [*users, "gone"]:
         one.on_packet(sid, pkt)
-    many.delivered_to_many(many.event_key(event), [*users, "gone"])
+    key = many.key_of(event)
+    assert key is not None and many.key_of({**event, "requires_acknowledgment": False}) is None
+    many.delivered_to_many(key, [*users, "gone"])
     assert set(many.status("t", "7-0")) == set(one.status("t", "7-0")) == {"alice", "bob"}
     assert many.delivered_total == one.delivered_total == 2
     assert many.incident_of == one.incident_of == {("t", "7-0"): "INC-7"}
