@@ -66,6 +66,8 @@ class LeanPolling:
         self.clock = Clock()
         self.connections: set[PollingProtocol] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        # expiries under way (the loop keeps only a weak reference to a task)
+        self.expiring: set[asyncio.Task[None]] = set()
         self._lean = metrics.POLLING_REQUESTS.labels("lean")
         self._handed = metrics.POLLING_REQUESTS.labels("aiohttp")
 
@@ -233,7 +235,7 @@ class PollingProtocol(asyncio.Protocol):
             del eio.sockets[socket.sid]
         self._finish(request)
 
-    def _respond(self, status: bytes, ctype: bytes, body: bytes, request: Any) -> None:
+    def _respond(self, status: bytes, ctype: bytes, body: bytes, request: PollRequest) -> None:
         assert self._transport is not None
         head = [b"HTTP/1.1 ", status, b"\r\nContent-Type: ", ctype, b"\r\n"]
         if request.origin is not None:  # allowed, or it would not be here
@@ -273,7 +275,9 @@ class PollingProtocol(asyncio.Protocol):
                 self.close()
             return
         waiting.cancel()
-        asyncio.get_running_loop().create_task(self._expire())
+        task = asyncio.get_running_loop().create_task(self._expire())
+        self._shared.expiring.add(task)
+        task.add_done_callback(self._shared.expiring.discard)
 
     async def _expire(self) -> None:
         socket, request = self._socket, self._request
