@@ -275,6 +275,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"towerco-notify {args.command}: {exc}", file=sys.stderr)
         return 2
     demo: asyncio.Task[Any] | None = None
+    asked_to_stop = False
     try:
         await runtime.wait_ready(90)
         _banner(runtime, args)
@@ -286,6 +287,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 produce(runtime.bootstrap, gen, args.demo_rate, None, progress_every_s=60)
             )
         await stop.wait()
+        asked_to_stop = True
         log.info("stopping")
     finally:
         if demo is not None:
@@ -305,7 +307,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(0)
+            os._exit(0 if asked_to_stop else 1)  # a failure on the way stays a failure
     return 0
 
 
