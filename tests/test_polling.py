@@ -74,8 +74,7 @@ async def test_polling_clients_get_every_event_in_order_with_the_lean_path_on_an
     before = lean_count()
     total = 150
     for n in range(total):
-        event = alert_event(tenant, n)
-        await server.emit(event, rooms_for(event))
+        await emit_one(server, tenant, n)
         if n % 10 == 0:
             await asyncio.sleep(0.01)  # some polls carry one event, some many
     last = alert_event(tenant, total - 1)["id"]
