@@ -142,7 +142,7 @@ class _TransactionalCluster(redis_sync.RedisCluster):
 def connect_sync(url: str, cluster: bool = False, timeout_s: float = 2) -> redis_sync.Redis:
     """A synchronous client for APScheduler's job store (short timeouts: its thread must
     not hang on a dead Redis)."""
-    timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    timeouts: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
     if url.startswith(SENTINEL_SCHEME):
         where = parse_sentinel_url(url)
         sentinel = redis_sync.Sentinel(where.sentinels, **timeouts)

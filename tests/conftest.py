@@ -27,6 +27,17 @@ from towerco_notify.embedded_broker import EmbeddedBroker
 from towerco_notify.runtime import Runtime
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The install test's build and pip install (~40 s) start now, in the background, so
+    the rest of the suite overlaps them."""
+    if any(item.nodeid.startswith("tests/test_install.py") for item in session.items):
+        from tests.test_install import start_install_job
+
+        start_install_job()
+
+
 SESSION = uuid.uuid4().hex[:8]
 
 

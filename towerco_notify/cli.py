@@ -51,8 +51,25 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
+    from towerco_notify.config_files import effective_config_dir
+
     overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
-    return load_settings(**overrides)
+    settings = load_settings(**overrides)
+    config_dir = effective_config_dir(
+        settings.config_dir, "config_dir" in settings.model_fields_set
+    )
+    if config_dir != settings.config_dir:
+        return settings.model_copy(update={"config_dir": config_dir})
+    return settings
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("towerco-notify")
+    except PackageNotFoundError:  # a checkout run without installing
+        return "unknown (not installed)"
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -96,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="towerco-notify",
         description="Real-time NOC notification daemon: Kafka -> Faust -> Socket.IO.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for mode, text in DAEMON_HELP.items():
@@ -149,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate thresholds.yaml (and escalation.yaml when "
         "present); report every error with file, line, rule and field.",
     )
-    chk.add_argument("config_dir", nargs="?", default=os.environ.get("NOTIFY_CONFIG_DIR", "config"))
+    chk.add_argument(
+        "config_dir",
+        nargs="?",
+        default=os.environ.get("NOTIFY_CONFIG_DIR"),
+        help="default: NOTIFY_CONFIG_DIR, else ./config, else the shipped examples",
+    )
     explain_cli.add_parser(sub)
     backtest_cli.add_parser(sub)
     admin_cli.add_parsers(sub)
@@ -226,9 +251,11 @@ def _token(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from towerco_notify.config_files import check_dir
+    from towerco_notify.config_files import DEFAULT_CONFIG_DIR, check_dir, effective_config_dir
 
-    ok, report = check_dir(Path(args.config_dir))
+    explicit = args.config_dir is not None
+    config_dir = effective_config_dir(Path(args.config_dir or DEFAULT_CONFIG_DIR), explicit)
+    ok, report = check_dir(config_dir)
     print("\n".join(report["ok"]))
     if report["errors"]:
         print("\n".join(report["errors"]), file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from escalation.config import ESCALATION_FILE, load_policies
@@ -9,6 +10,23 @@ from notify_core.config_yaml import ConfigInvalid
 from notify_core.rules import THRESHOLDS_FILE
 from notify_core.rules_file import load_rules
 from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
+
+DEFAULT_CONFIG_DIR = Path("config")
+
+
+def shipped_config_dir() -> Path:
+    """The commented example configuration that ships inside the package (the checkout's
+    `config/`, installed as `towerco_notify.example_config`)."""
+    return Path(str(resources.files("towerco_notify") / "example_config"))
+
+
+def effective_config_dir(configured: Path, explicit: bool) -> Path:
+    """The directory to read: what the operator named (`NOTIFY_CONFIG_DIR` / `--config-dir`)
+    always; otherwise `./config` when it exists, else the shipped examples, so an installed
+    daemon started in an empty directory runs on the documented defaults."""
+    if explicit or configured != DEFAULT_CONFIG_DIR or configured.is_dir():
+        return configured
+    return shipped_config_dir()
 
 
 def check_dir(config_dir: Path) -> tuple[bool, dict[str, list[str]]]:

@@ -25,6 +25,7 @@ from notify_core.rules_file import load_rules
 from notify_core.suppression import Notice
 from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
 from notify_core.suppression_store import SuppressionStore
+from towerco_notify.config_files import DEFAULT_CONFIG_DIR, effective_config_dir
 
 
 def add_parser(sub: Any) -> None:
@@ -35,7 +36,11 @@ def add_parser(sub: Any) -> None:
         "against it (--kpi, --value); say whether an incident at a site would be suppressed "
         "now, by what and until when (maintenance status or window, silence, inhibition).",
     )
-    exp.add_argument("--config-dir", default=os.environ.get("NOTIFY_CONFIG_DIR", "config"))
+    exp.add_argument(
+        "--config-dir",
+        default=os.environ.get("NOTIFY_CONFIG_DIR"),
+        help="default: NOTIFY_CONFIG_DIR, else ./config, else the shipped examples",
+    )
     exp.add_argument("--tenant", required=True)
     exp.add_argument("--site", default=None)
     exp.add_argument("--kpi", default=None)
@@ -50,7 +55,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = Path(args.config_dir)
+    config = effective_config_dir(
+        Path(args.config_dir or DEFAULT_CONFIG_DIR), args.config_dir is not None
+    )
     if args.kpi is None and args.site is None:
         print("towerco-notify explain: give --kpi/--value, --site, or both", file=sys.stderr)
         return 2
