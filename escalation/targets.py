@@ -11,18 +11,16 @@ and the value is read only when a page is sent.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 
 from notify_core.events import Ident
 from notify_core.redact import url_origin
+from notify_core.secret_refs import EnvName, describe_missing, read_secret
 
-EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 _EMAIL = re.compile(r"^[^@\s<>,;\"]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}$")
 
 
@@ -146,18 +144,6 @@ class Target(BaseModel):
         return described
 
 
-def read_secret(source: tuple[str, str], environ: Mapping[str, str] | None = None) -> str | None:
-    """The secret a reference names, read now (a rotated file or variable is picked up)."""
-    kind, name = source
-    if kind == "env":
-        value = (os.environ if environ is None else environ).get(name)
-        return value.strip() if value else None
-    try:
-        return Path(name).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
-
-
 def secret_problems(
     target: Target, environ: Mapping[str, str] | None = None
 ) -> list[tuple[str, str]]:
@@ -169,7 +155,6 @@ def secret_problems(
             continue
         source = ref.source()
         if read_secret(source, environ) is None:
-            where = "environment variable" if source[0] == "env" else "file"
             field = f"{kind}.{'url' if kind != 'pagerduty' else 'routing_key'}_{source[0]}"
-            out.append((field, f"{where} {source[1]!r} is unset or empty"))
+            out.append((field, describe_missing(source)))
     return out

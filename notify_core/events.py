@@ -40,9 +40,21 @@ Ident = Annotated[str, StringConstraints(pattern=IDENT_PATTERN)]
 EventTime = Annotated[datetime, AfterValidator(lambda t: t if t.tzinfo else t.replace(tzinfo=UTC))]
 
 
+# Incident ids may also hold ':' (namespaced ids minted here: `am:<fingerprint>` from
+# Alertmanager, `heartbeat:<name>`): they never start a room name or a key's tenant part.
+INCIDENT_ID_PATTERN = r"^[A-Za-z0-9_.\-:]{1,128}$"
+_INCIDENT_ID_RE = re.compile(INCIDENT_ID_PATTERN.replace("$", r"\Z"))
+IncidentId = Annotated[str, StringConstraints(pattern=INCIDENT_ID_PATTERN)]
+
+
 def is_ident(value: object) -> TypeGuard[str]:
-    """True for a tenant, site, user, incident or KPI id (1-64 of [A-Za-z0-9_.-])."""
+    """True for a tenant, site, user or KPI id (1-64 of [A-Za-z0-9_.-])."""
     return isinstance(value, str) and _IDENT_RE.match(value) is not None
+
+
+def is_incident_id(value: object) -> TypeGuard[str]:
+    """True for an incident id: an id as above, or one namespaced with ':' (1-128)."""
+    return isinstance(value, str) and _INCIDENT_ID_RE.match(value) is not None
 
 
 TOPIC_ALERTS = "towerco.incidents.alerts"
@@ -123,7 +135,7 @@ class Envelope(_Strict):
 
 class IncidentPayload(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-    incident_id: Ident
+    incident_id: IncidentId
     title: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     description: Annotated[str, StringConstraints(max_length=10_000)] = ""
     severity: Annotated[Severity, _canonical(SEVERITY_ALIASES, DEFAULT_SEVERITY)] = DEFAULT_SEVERITY
@@ -138,7 +150,7 @@ Note = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NOTE)]
 
 
 class ActionPayload(_Strict):
-    incident_id: Ident
+    incident_id: IncidentId
     action: Action
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     note: Note | None = None  # with acknowledge/resolve; the text of a comment

@@ -139,6 +139,12 @@ ACK_CONFIRM_SECONDS = Histogram(
 RECOVERIES = Counter("notify_recoveries_total", "Recoveries from last_id, by result", ["result"])
 REPLAYED = Counter("notify_replayed_events_total", "Events sent by recovery")
 WEBHOOKS = Counter("notify_webhooks_total", "Webhook deliveries, by result", ["result"])
+INGEST = Counter(
+    "notify_ingest_total",
+    "Alerts from inbound integrations (ok: produced; unchanged: a repeat, skipped;"
+    " refused: bad key; invalid, too_large: bad body; unavailable: the broker did not ack)",
+    ["integration", "result"],
+)
 ESCALATIONS = Counter("notify_escalations_total", "Escalation levels notified")
 RECEIVER_DELIVERIES = Counter(
     "notify_receiver_deliveries_total",

@@ -129,6 +129,13 @@ class Settings(BaseSettings):
         le=600,
         description="a dead server's users leave presence within this long (renewed every third)",
     )
+    ingest_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="inbound integrations: how long an answer waits for the broker's acks"
+        " before it is 503 (the sender retries)",
+    )
     http_host: str = Field(default="127.0.0.1", description="address the HTTP server binds")
     http_port: int = Field(default=8080, ge=0, le=65535, description="port (0: pick a free one)")
     config_dir: Path = Field(default=Path("config"), description="thresholds/escalation files")

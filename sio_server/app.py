@@ -37,6 +37,7 @@ from sio_server.fanout import DirectSocket, Fanout
 from sio_server.follower import LogFollower
 from sio_server.http_api import HttpApi
 from sio_server.incident_actions import ActionSink, IncidentActions
+from sio_server.integrations_api import IntegrationsApi
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.origin import OriginPolicy
 from sio_server.plain_ws import PlainWebSocket
@@ -130,6 +131,7 @@ class SocketServer:
         presence_lease_s: float = 30.0,
         lean_polling: bool = True,
         http_keepalive_s: float = 75.0,
+        integrations: IntegrationsApi | None = None,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
@@ -236,6 +238,8 @@ class SocketServer:
             SuppressionApi(api, suppression, audit).add_routes(self.app)
         if push is not None:
             PushApi(api, push[0], push[1], audit).add_routes(self.app)
+        if integrations is not None:
+            integrations.add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from notify_core import metrics
 from notify_core.audit import Source
-from notify_core.events import ACTIONS, is_ident, now_iso
+from notify_core.events import ACTIONS, is_ident, is_incident_id, now_iso
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.rooms import oncall_room, site_room
 from notify_core.snapshots import SnapshotStore
@@ -220,7 +220,9 @@ class ClientEvents:
     async def view_incident(self, s: Session, data: Any) -> dict[str, Any]:
         """Join an incident's viewers (one it may see); they hear `incident_viewers`."""
         incident_id = data.get("incident_id") if isinstance(data, dict) else None
-        if not is_ident(incident_id) or not await self.actions.may_see(s.principal, incident_id):
+        if not is_incident_id(incident_id) or not await self.actions.may_see(
+            s.principal, incident_id
+        ):
             raise ClientError("no such incident")
         if incident_id not in s.viewing:
             s.viewing.add(incident_id)

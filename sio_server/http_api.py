@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from notify_core import metrics
 from notify_core.audit import AuditLog, audit_record
-from notify_core.events import NOTIFICATION_TYPES, describe_error, is_ident
+from notify_core.events import NOTIFICATION_TYPES, describe_error, is_ident, is_incident_id
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
 from notify_core.incidents import STATUSES, IncidentStore
@@ -397,7 +397,7 @@ class HttpApi:
         route = "timeline"
         incident_id = request.match_info["incident_id"]
         entries = []
-        if self.timeline is not None and is_ident(incident_id):
+        if self.timeline is not None and is_incident_id(incident_id):
             entries = await self.timeline.get(principal.tenant_id, incident_id)
         if entries and principal.sites is not None and self.incidents is not None:
             known = await self.incidents.get(principal.tenant_id, incident_id)

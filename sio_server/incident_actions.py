@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from notify_core.audit import AuditLog, Source, audit_record
-from notify_core.events import ACTIONS, SNOOZE_MINUTES, describe_error, is_ident
+from notify_core.events import ACTIONS, SNOOZE_MINUTES, describe_error, is_incident_id
 from notify_core.incidents import IncidentStore
 from sio_server.api_models import ActionBody
 from sio_server.auth import Principal
@@ -84,8 +84,8 @@ class IncidentActions:
     async def _decide(self, p: Principal, incident_id: object, action: object) -> Outcome:
         if action not in ACTIONS:
             return Outcome(False, 404, f"unknown action; use one of {', '.join(ACTIONS)}")
-        if not is_ident(incident_id):
-            return Outcome(False, 400, "incident_id: must be 1-64 of [A-Za-z0-9_.-]")
+        if not is_incident_id(incident_id):
+            return Outcome(False, 400, "incident_id: must be 1-128 of [A-Za-z0-9_.:-]")
         if not p.has_any_role(*ACTING_ROLES):
             return Outcome(False, 403, "forbidden: needs role operator, oncall or admin")
         if self._sink is None or self._incidents is None:

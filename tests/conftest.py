@@ -232,6 +232,24 @@ RECEIVER_POLICIES = """\
 """
 
 
+# inbound integrations of the session daemon (tests/test_integrations.py)
+INTEGRATION_KEY = "k3y-" + uuid.uuid4().hex
+INTEGRATIONS = """\
+version: 1
+integrations:
+  - {{name: prom, tenant: integ-am, kind: alertmanager, key_file: {dir}/integration-key}}
+  - {{name: nms, tenant: integ-gen, kind: generic, key_file: {dir}/integration-key,
+     default_severity: warning}}
+"""
+INTEGRATION_POLICIES = """\
+  - name: integrations
+    match: {severities: [critical], sites: [am-site]}
+    levels:
+      - wait: 300ms
+        targets: [{oncall: true}]
+"""
+
+
 @pytest.fixture(scope="session")
 def config_dir(
     tmp_path_factory: pytest.TempPathFactory, hooks: HookReceiver, sinks: ReceiverSinks
@@ -250,7 +268,10 @@ def config_dir(
     (path / "escalation.yaml").write_text(
         escalation_policies(hooks.port, free_port()).replace("/flaky/{}", "/flaky/hook")
         + RECEIVER_POLICIES.format(dir=path)
+        + INTEGRATION_POLICIES
     )
+    (path / "integration-key").write_text(INTEGRATION_KEY + "\n")
+    (path / "integrations.yaml").write_text(INTEGRATIONS.format(dir=path))
     return path
 
 

@@ -6,6 +6,7 @@ sees the same ordered stream of state changes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,9 @@ from sio_server.auth import Principal
 
 
 class ActionProducer:
-    """`bootstrap` is asked at start: the embedded broker's port is known only then."""
+    """The server's producer: incident actions taken by its users, and the records of
+    inbound integrations (`send_records`). `bootstrap` is asked at start: the embedded
+    broker's port is known only then."""
 
     def __init__(self, bootstrap: Callable[[], str], acks: int | str = "all") -> None:
         self._bootstrap = bootstrap
@@ -60,3 +63,10 @@ class ActionProducer:
         key = f"{principal.tenant_id}/{incident_id}".encode()
         assert self._producer is not None, "ActionProducer not started"
         await self._producer.send_and_wait(TOPIC_ACTIONS, orjson.dumps(envelope), key=key)
+
+    async def send_records(self, records: list[tuple[str, bytes, bytes]]) -> None:
+        """Produce (topic, key, value) records and return once the broker acknowledged
+        every one (with the producer's `acks`); raises when one was not."""
+        assert self._producer is not None, "ActionProducer not started"
+        sent = [await self._producer.send(topic, value, key=key) for topic, key, value in records]
+        await asyncio.gather(*sent)

@@ -1,6 +1,5 @@
 """Reload the operator config on file change (watchfiles) and on request (SIGHUP, which
-the process owner - the CLI - routes here): thresholds.yaml, escalation.yaml and
-suppression.yaml together.
+the process owner - the CLI - routes here): every file of `config_files.FILES` together.
 
 Everything that can fail is built before anything is swapped (Alertmanager's reloader):
 an invalid file is refused, every rule, policy and window in force stays, the error is
@@ -17,90 +16,54 @@ from pathlib import Path
 
 from watchfiles import awatch
 
-from escalation.config import ESCALATION_FILE, load_policies
-from escalation.policy import Policy
 from notify_core import metrics
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.rules import THRESHOLDS_FILE, RuleSet
-from notify_core.rules_file import load_rules
-from notify_core.rules_holder import RulesHolder
-from notify_core.suppression_config import SUPPRESSION_FILE, Suppression, load_suppression
+from towerco_notify.config_files import WATCHED, ConfigSet, load_config
 
 log = logging.getLogger(__name__)
-
-WATCHED = (THRESHOLDS_FILE, ESCALATION_FILE, SUPPRESSION_FILE)
-
-
-def load_config(config_dir: Path) -> tuple[RuleSet, list[Policy], Suppression]:
-    """All three files, validated (a missing one is empty); raises ConfigInvalid naming
-    every problem of every file."""
-    problems = []
-    rules, policies, suppression = (
-        RuleSet(source=str(config_dir / THRESHOLDS_FILE)),
-        [],
-        Suppression(),
-    )
-    for name in WATCHED:
-        path = config_dir / name
-        if not path.exists():
-            continue
-        try:
-            if name == THRESHOLDS_FILE:
-                rules = load_rules(path)
-            elif name == ESCALATION_FILE:
-                policies = load_policies(path)
-            else:
-                suppression = load_suppression(path)
-        except ConfigInvalid as exc:
-            problems += exc.problems
-    if problems:
-        raise ConfigInvalid(problems)
-    return rules, policies, suppression
 
 
 class ConfigReloader:
     def __init__(
         self,
-        holder: RulesHolder,
-        on_policies: Callable[[list[Policy]], None] | None = None,
-        on_suppression: Callable[[Suppression], None] | None = None,
+        config_dir: Path,
+        swap: Callable[[ConfigSet], None],
+        refused: Callable[[str], None] | None = None,
         watch: bool = True,
         tell: Callable[[str, str | None], None] | None = None,
     ) -> None:
-        """`tell(result, reason)`: each reload for the audit trail (`config_reload`)."""
+        """`swap(config)`: put a validated set in force; `refused(error)`: a reload was
+        refused (what is in force stays); `tell(result, reason)`: each reload for the
+        audit trail (`config_reload`)."""
         self._tell = tell
-        self.holder = holder
-        self.config_dir = holder.path.parent
-        self._on_policies = on_policies
-        self._on_suppression = on_suppression
+        self.config_dir = config_dir
+        self._swap = swap
+        self._refused = refused
         self._watch = watch
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     def reload(self, why: str) -> bool:
         try:
-            rules, policies, suppression = load_config(self.config_dir)
+            config = load_config(self.config_dir)
         except ConfigInvalid as exc:
-            self.holder.last_error = str(exc)
+            if self._refused is not None:
+                self._refused(str(exc))
             metrics.CONFIG_RELOADS.labels("invalid").inc()
             log.error("config reload (%s) refused, what is in force stays:\n%s", why, exc)
             if self._tell is not None:
                 self._tell("refused", str(exc.problems[0]) if exc.problems else why)
             return False
-        self.holder.swap(rules)
-        if self._on_policies is not None:
-            self._on_policies(policies)
-        if self._on_suppression is not None:
-            self._on_suppression(suppression)
+        self._swap(config)
         metrics.CONFIG_RELOADS.labels("ok").inc()
         if self._tell is not None:
             self._tell("ok", None)
         log.info(
-            "config reloaded (%s): thresholds generation %d, %d policies, %d windows",
+            "config reloaded (%s): %d policies, %d windows, %d integrations",
             why,
-            self.holder.generation,
-            len(policies),
-            len(suppression.windows),
+            len(config.policies),
+            len(config.suppression.windows),
+            len(config.integrations),
         )
         return True
 

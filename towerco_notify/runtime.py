@@ -20,7 +20,6 @@ import jwt
 from redis.asyncio import Redis
 
 from escalation import jobs as escalation_jobs
-from escalation.config import ESCALATION_FILE, load_policies
 from escalation.engine import EscalationEngine
 from escalation.leader import LeaderLock
 from escalation.receivers.delivery import Deliveries, DeliveryWorker
@@ -48,13 +47,14 @@ from notify_core.audit import (
 from notify_core.events import ALL_TOPICS
 from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
+from notify_core.integrations_config import Integrations
 from notify_core.readiness import Readiness
 from notify_core.revocations import Revocations
+from notify_core.rules import THRESHOLDS_FILE
 from notify_core.rules_holder import RulesHolder
 from notify_core.settings import Settings
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
 from notify_core.suppression_audit import ExpiryAudit
-from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
 from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import MemoryTimeline, RedisTimeline, Timeline
 from notify_core.write_behind import WriteBehind
@@ -64,8 +64,10 @@ from pipeline.redis_bridge import SystemChannelBridge
 from pipeline.topics import ensure_topics
 from sio_server.app import SocketServer
 from sio_server.auth import Authenticator
+from sio_server.integrations_api import IntegrationsApi
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from towerco_notify.actions import ActionProducer
+from towerco_notify.config_files import ConfigSet, load_config
 from towerco_notify.embedded_broker import EmbeddedBroker
 from towerco_notify.reload import ConfigReloader
 
@@ -133,14 +135,10 @@ class Runtime:
         self.writes: WriteBehind | None = None  # the Redis stores' batched writes
         self.history: History
         self.incidents: IncidentStore
-        # invalid rules at start are fatal (ConfigInvalid names every problem)
-        self.rules = RulesHolder.from_dir(s.config_dir)
-        policies_file = s.config_dir / ESCALATION_FILE
-        self.policies = load_policies(policies_file) if policies_file.exists() else []
-        suppression_file = s.config_dir / SUPPRESSION_FILE
-        self._suppression_config = (
-            load_suppression(suppression_file) if suppression_file.exists() else None
-        )
+        # an invalid config file at start is fatal (ConfigInvalid names every problem)
+        self.config = load_config(s.config_dir)
+        self.rules = RulesHolder(s.config_dir / THRESHOLDS_FILE, self.config.rules)
+        self.policies = self.config.policies
         self.escalation: EscalationEngine | None = None
         self.leader: LeaderLock | None = None
         self.audit: AuditLog | None = None
@@ -183,12 +181,12 @@ class Runtime:
             self.snapshots = MemorySnapshots()
             self.timeline = MemoryTimeline()
         reloader = self.reloader = ConfigReloader(
-            self.rules, self._swap_policies, self._swap_suppression, tell=self._audit_reload
+            s.config_dir, self._swap_config, self._reload_refused, tell=self._audit_reload
         )
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
         suppression = self.suppression = SuppressionStore(
-            self.redis, s.redis_prefix, self._suppression_config
+            self.redis, s.redis_prefix, self.config.suppression
         )
         add(_Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
@@ -230,9 +228,19 @@ class Runtime:
         )
         audit = self.audit = AuditLog(lambda: self.bootstrap, copy, s.producer_acks)
         add(_Part("audit log", audit.start, audit.stop))
+        guard = AddressGuard(s.auth_failures_per_min, s.auth_block_s)
+        integrations: IntegrationsApi | None = None
         if self.mode in ("run", "server"):
             actions = ActionProducer(lambda: self.bootstrap, s.producer_acks)
             add(_Part("action producer", actions.start, actions.stop))
+            integrations = IntegrationsApi(
+                self.current_integrations,
+                actions.send_records,
+                self.incidents,
+                audit,
+                guard,
+                s.ingest_timeout_s,
+            )
 
         follow = None
         if self.mode == "server":
@@ -268,12 +276,13 @@ class Runtime:
                 s.max_connections_per_user,
                 s.max_connections_per_tenant,
             ),
-            guard=AddressGuard(s.auth_failures_per_min, s.auth_block_s),
+            guard=guard,
             http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
             shared=(self.redis, s.redis_prefix) if self.redis is not None else None,
             suppression=suppression,
             push=(self.push_store, self.vapid),
             presence_lease_s=s.presence_lease_s,
+            integrations=integrations,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -409,12 +418,23 @@ class Runtime:
         if self.pipeline is not None:
             await self.pipeline.stop()
 
-    def _swap_policies(self, policies: list[Any]) -> None:
-        """A reloaded escalation.yaml: new incidents pick from it; running chains keep the
-        policy they started with (by name) while it exists."""
-        self.policies = policies
+    def _swap_config(self, config: ConfigSet) -> None:
+        """A reloaded, validated config directory, put in force whole. Escalation: new
+        incidents pick from the new policies; running chains keep the policy they started
+        with (by name) while it exists."""
+        self.config = config
+        self.rules.swap(config.rules)
+        self.policies = config.policies
         if self.escalation is not None:
-            self.escalation.policies = policies
+            self.escalation.policies = config.policies
+        self.suppression.config = config.suppression
+
+    def _reload_refused(self, error: str) -> None:
+        self.rules.last_error = error
+
+    def current_integrations(self) -> Integrations:
+        """The inbound integrations in force (integrations.yaml, swapped on reload)."""
+        return self.config.integrations
 
     def _audit_reload(self, result: str, reason: str | None) -> None:
         """A config reload in the audit trail (in the background: it runs from a file
@@ -437,9 +457,6 @@ class Runtime:
         task = loop.create_task(self.audit.record_quietly(record))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    def _swap_suppression(self, suppression: Any) -> None:
-        self.suppression.config = suppression
 
     async def _check_redis(self) -> None:
         """Reachable, and Redis 7 or later: recovery reads what trimming removed from

@@ -28,9 +28,10 @@ import orjson
 from escalation.receivers.outbox import Job
 from escalation.receivers.page import page_fields, render
 from escalation.receivers.push import PushStore, VapidKeys
-from escalation.targets import Target, read_secret
+from escalation.targets import Target
 from escalation.webhooks import HttpClient, WebhookSender
 from notify_core.redact import url_origin
+from notify_core.secret_refs import read_secret
 
 log = logging.getLogger(__name__)
 
