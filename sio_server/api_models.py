@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import models_json_schema
 
 from notify_core.events import ACTIONS, MAX_NOTE, SNOOZE_MINUTES
+from notify_core.ingest import AmWebhook, GenericAlert
 
 
 class _Model(BaseModel):
@@ -224,6 +225,17 @@ class SiteList(BaseModel):
     sites: list[SiteView]
 
 
+class IntegrationBody(RootModel[AmWebhook | GenericAlert | list[GenericAlert]]):
+    """What an inbound integration takes: Alertmanager's webhook (version 4) for
+    `kind: alertmanager`, the generic shape (one or a list) for `kind: generic`."""
+
+
+class IngestAccepted(BaseModel):
+    ok: Literal[True] = True
+    received: int = Field(description="alerts in the request")
+    produced: int = Field(description="records the broker acknowledged (repeats are skipped)")
+
+
 class Route(NamedTuple):
     method: str
     path: str
@@ -319,6 +331,15 @@ ROUTES: tuple[Route, ...] = (
         PushUnsubscribeBody,
     ),
     Route("DELETE", "/api/v1/push/subscriptions/{id}", "Remove a push subscription", Deleted),
+    Route(
+        "POST",
+        "/api/v1/integrations/{name}/alerts",
+        "Alerts from an inbound integration (its key as ?key= or Bearer; 401, 400, 413, 503)",
+        IngestAccepted,
+        IntegrationBody,
+        auth=False,
+        query=("key",),
+    ),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),
     Route("GET", "/static/{name}", "Dashboard and client module files", None, auth=False),
