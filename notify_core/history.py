@@ -138,7 +138,7 @@ class MemoryHistory:
         minter = self._minters.get(tenant)
         if minter is None:
             minter = self._minters[tenant] = IdMinter()
-            self._epochs[tenant] = new_epoch()
+            self._epochs.setdefault(tenant, new_epoch())
         pos = minter.next(now_ms)
         ring = self._rings.setdefault(tenant, deque())
         if tenant not in self._first:
@@ -180,9 +180,8 @@ class MemoryHistory:
         return [ring[i][1] for i in range(end - 1, max(-1, end - 1 - limit), -1)]
 
     async def position(self, tenant: str) -> HistoryPosition:
-        epoch = self._epochs.get(tenant)
-        if epoch is None:
-            return EMPTY
+        # a history that has not begun gets its epoch now: the first append keeps it
+        epoch = self._epochs.setdefault(tenant, new_epoch())
         ring = self._rings.get(tenant)
         return HistoryPosition(
             epoch,
@@ -244,8 +243,13 @@ for i, e in ipairs(cjson.decode(ARGV[5])) do
     last[stream] = id
     if begins then
       local meta = KEYS[s + 1]
-      redis.call('DEL', meta)
-      redis.call('HSET', meta, 'epoch', epoch, 'first', id)
+      local told = redis.call('HEXISTS', meta, 'epoch') == 1
+      if told and redis.call('HEXISTS', meta, 'first') == 0 then
+        redis.call('HSET', meta, 'first', id)  -- its epoch was told before its first event
+      else
+        redis.call('DEL', meta)
+        redis.call('HSET', meta, 'epoch', epoch, 'first', id)
+      end
     end
   end
   ids[i] = id
@@ -280,6 +284,7 @@ class RedisHistory:
         self._max_age_ms = int(max_age_s * 1000) if max_age_s else 0
         self._keys = RedisKeys(prefix)
         self._append = redis.register_script(_APPEND_LUA)
+        self._mint = redis.register_script(_MINT_LUA)
 
     def stream_key(self, tenant: str) -> str:
         return self._keys.stream(tenant)
@@ -363,8 +368,8 @@ class RedisHistory:
         pipe.hmget(meta_key, "epoch", "first")
         pipe.xinfo_stream(stream)
         meta, info = await pipe.execute(raise_on_error=False)
-        if isinstance(info, Exception):  # no such stream: no history now
-            return EMPTY
+        if isinstance(info, Exception):  # no such stream: a history that has not begun
+            return await self._unbegun(tenant, stream, meta_key)
         epoch, first = (_text(v) if v is not None else None for v in meta)
         oldest, newest = _entry_id(info, "first-entry"), _entry_id(info, "last-entry")
         if epoch is None:
@@ -381,6 +386,26 @@ class RedisHistory:
             _removed_through(info, oldest_pos),
         )
 
+
+    async def _unbegun(self, tenant: str, stream: str, meta_key: str) -> HistoryPosition:
+        """A tenant with no stream: its history's epoch minted now (kept by the first
+        append), so a client connected before the first event is told the epoch it will
+        resume in. A stream that was lost (its meta hash remembers a first id) has none
+        until the next append begins a new history."""
+        raw = await self._mint(keys=[stream, meta_key], args=[new_epoch()])
+        if raw is None:  # the first append came in between: the history has begun
+            return await self.position(tenant)
+        if not raw:
+            return EMPTY
+        return HistoryPosition(_text(raw), None, None, None, None)
+
+
+_MINT_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+if redis.call('HEXISTS', KEYS[2], 'first') == 1 then return '' end
+redis.call('HSETNX', KEYS[2], 'epoch', ARGV[1])
+return redis.call('HGET', KEYS[2], 'epoch')
+"""
 
 _NO_ID = b'{"id":null,'
 

@@ -56,6 +56,10 @@ def decide(last_id: object, client_epoch: object, history: HistoryPosition) -> R
         return ResumeDecision(
             False, after, "history was reset: its epoch is not the one the client was told"
         )
+    if history.first_id is None and client_epoch is None:
+        # begun (its epoch told) but nothing stored yet: only a client of this very
+        # history, which says its epoch, can be sure it missed nothing
+        return ResumeDecision(False, after, "history is empty: it holds nothing since last_id")
     if history.first_id is not None and after < history.first_id and client_epoch is None:
         return ResumeDecision(False, after, "history began after last_id")
     if (

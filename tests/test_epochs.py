@@ -215,3 +215,43 @@ async def test_redis_restarted_without_persistence(scratch_redis, token) -> None
     finally:
         await daemon.server.stop()
         await client.aclose()
+
+
+@pytest.mark.parametrize("engine", ["memory", "redis"])
+async def test_epoch_told_before_the_first_event_is_the_one_it_resumes_in(
+    engine, redis_url, token
+) -> None:
+    """A client that connects to a tenant before its first event is told the history's
+    epoch (not null), and that epoch is kept by the first append: resuming with it
+    recovers what it missed. Without the epoch, nothing proves it missed nothing."""
+    tenant, prefix = new_tenant(), f"test-epoch-{uuid.uuid4().hex[:6]}:"
+    client = redis_cluster.client(redis_url)
+    history: History = MemoryHistory() if engine == "memory" else RedisHistory(client, prefix)
+    daemon = await _started(history)
+    try:
+        node = await NodeClient.start(daemon.url, token(tenant), ["websocket"])
+        try:
+            hello = (await node.wait_for(lambda m: m.get("name") == "connection_established"))[
+                "data"
+            ]
+            epoch = hello["epoch"]
+            assert isinstance(epoch, str) and epoch, hello
+            first = await daemon.alert(tenant, "I-first")
+            await node.wait_for(lambda m: m.get("name") == "incident_alert")
+        finally:
+            await node.close()
+        for n in range(2):
+            await daemon.alert(tenant, f"I-missed-{n}")
+        done = await _resume(daemon, token(tenant), first, epoch)
+        assert done["recovered"] is True, done
+        assert done["epoch"] == epoch
+        assert done["incidents"] == ["I-missed-0", "I-missed-1"]
+        # a second tenant that never had an event: a last_id without the epoch proves nothing
+        other = new_tenant()
+        done = await _resume(daemon, token(other), first, None)
+        assert done["recovered"] is False and done["reason"].startswith("history is empty")
+    finally:
+        await daemon.server.stop()
+        async for key in client.scan_iter(match=f"{prefix}*"):
+            await client.delete(key)
+        await client.aclose()

@@ -82,10 +82,12 @@ async def _fill(history: Any, tenant: str, n: int) -> list[str]:
 
 async def test_memory_history_epoch_is_per_process_life() -> None:
     a, b = MemoryHistory(), MemoryHistory()
-    assert await a.position("t") == EMPTY
+    unbegun = await a.position("t")  # told before the first event: an epoch, no ids
+    assert unbegun.epoch and unbegun.first_id is None and unbegun.last_id is None
     stored = await _fill(a, "t", 3)
     pos = await a.position("t")
-    assert pos.epoch and format_id(pos.first_id) == stored[0]
+    assert pos.epoch == unbegun.epoch  # the first append keeps it
+    assert format_id(pos.first_id) == stored[0]
     assert format_id(pos.last_id) == stored[-1] and pos.trimmed_through is None
     await _fill(b, "t", 1)  # "the daemon restarted": the same tenant, a new life
     assert (await b.position("t")).epoch != pos.epoch
