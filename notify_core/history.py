@@ -386,7 +386,6 @@ class RedisHistory:
             _removed_through(info, oldest_pos),
         )
 
-
     async def _unbegun(self, tenant: str, stream: str, meta_key: str) -> HistoryPosition:
         """A tenant with no stream: its history's epoch minted now (kept by the first
         append), so a client connected before the first event is told the epoch it will

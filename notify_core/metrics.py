@@ -139,6 +139,17 @@ ACK_CONFIRM_SECONDS = Histogram(
 RECOVERIES = Counter("notify_recoveries_total", "Recoveries from last_id, by result", ["result"])
 REPLAYED = Counter("notify_replayed_events_total", "Events sent by recovery")
 WEBHOOKS = Counter("notify_webhooks_total", "Webhook deliveries, by result", ["result"])
+REPLICA_CONFIRMATIONS = Counter(
+    "notify_redis_replica_confirmations_total",
+    "Batches whose Redis writes replicas confirmed before the Kafka offsets were committed"
+    " (NOTIFY_REDIS_MIN_REPLICAS), by result: ok, timeout (the batch is written again)",
+    ["result"],
+)
+REPLICA_WAIT_SECONDS = Histogram(
+    "notify_redis_replica_wait_seconds",
+    "Time a batch waited for its Redis replicas (WAIT)",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 INGEST = Counter(
     "notify_ingest_total",
     "Alerts from inbound integrations (ok: produced; unchanged: a repeat, skipped;"

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis as redis_sync
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -190,3 +190,22 @@ async def pubsub(client: Redis, **kwargs: Any) -> Any:
 _NODE_ARGS = frozenset(
     {"host", "port", "username", "password", "ssl", "socket_timeout", "socket_connect_timeout"}
 )
+
+
+async def on_one_connection(client: Any, *commands: tuple[Any, ...]) -> list[Any]:
+    """Run `commands` in order on one connection and return their replies (what `WAIT`
+    needs: it waits for the writes of its own connection). `client` is a Redis client or
+    a Redis Cluster's node; on a node this uses redis-py's `ClusterNode.execute_pipeline`
+    with its `PipelineCommand` (the cluster client's own pipeline would route the keyless
+    WAIT to any node)."""
+    if isinstance(client, ClusterNode):
+        batch = [PipelineCommand(i, *args) for i, args in enumerate(commands)]
+        await client.execute_pipeline(batch)
+        for cmd in batch:
+            if isinstance(cmd.result, Exception):
+                raise cmd.result
+        return [cmd.result for cmd in batch]
+    async with client.pipeline(transaction=False) as pipe:
+        for args in commands:
+            pipe.execute_command(*args)
+        return list(await pipe.execute())

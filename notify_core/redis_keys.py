@@ -44,6 +44,13 @@ class RedisKeys:
         tail = "".join(f":{part}" for part in rest)
         return f"{self.prefix}{{{concept}}}{tail}"
 
+    def replication_marker(self, shard: int | None = None) -> str:
+        """What `notify_core.replication` writes before it WAITs: one key, or on a Redis
+        Cluster one per primary (`shard` picks a hash tag that lands on it)."""
+        if shard is None:
+            return self.shared("replication", "marker")
+        return self.shared(f"replication-{shard}", "marker")
+
     # -- the history (notify_core/history.py) ---------------------------------------
     def stream(self, tenant: str) -> str:
         return self.tenant("history", tenant)

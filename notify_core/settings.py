@@ -47,6 +47,19 @@ class Settings(BaseSettings):
     redis_cluster: bool = Field(
         default=False, description="the Redis URL names a seed node of a Redis Cluster"
     )
+    redis_min_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Redis replicas that must confirm a batch's writes (WAIT) before its Kafka"
+        " offsets are committed; 0: the master's answer is enough",
+    )
+    redis_replica_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        le=60_000,
+        description="how long a batch waits for those replicas before it is written again",
+    )
     redis_prefix: str = Field(
         default="towerco:", description="prefix of every Redis key and internal channel"
     )

@@ -19,6 +19,7 @@ from notify_core import metrics
 from notify_core.audit import AuditLog
 from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER, TOPIC_KPIS
 from notify_core.incidents import IncidentStore, ReadAhead
+from notify_core.replication import ReplicaConfirm
 from notify_core.rules_holder import RulesHolder
 from notify_core.settings import Settings
 from notify_core.suppression_store import SuppressionStore
@@ -47,6 +48,7 @@ class Pipeline:
         writes: WriteBehind | None = None,
         suppression: SuppressionStore | None = None,
         audit: AuditLog | None = None,
+        replicas: ReplicaConfirm | None = None,
     ) -> None:
         self.app = faust.App(
             settings.app_id,
@@ -84,6 +86,7 @@ class Pipeline:
             writes=writes,
             suppression=suppression,
             audit=audit,
+            replicas=replicas,
         )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.lag = ConsumerLag()

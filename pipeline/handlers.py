@@ -32,7 +32,8 @@ from notify_core.events import (
 )
 from notify_core.history import Dedupe, SourcePosition
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead, epoch_ms
-from notify_core.retry import until_done
+from notify_core.replication import ReplicaConfirm, ReplicasBehind
+from notify_core.retry import Backoff, until_done
 from notify_core.suppression import Notice
 from notify_core.suppression_store import SuppressionStore
 from notify_core.write_behind import UNREACHABLE, WriteBehind
@@ -100,7 +101,12 @@ class MessageHandler:
         writes: WriteBehind | None = None,
         suppression: SuppressionStore | None = None,
         audit: AuditLog | None = None,
+        replicas: ReplicaConfirm | None = None,
     ) -> None:
+        """`replicas`: with NOTIFY_REDIS_MIN_REPLICAS, a message or batch counts as
+        handled (its offsets may be committed) only once Redis replicas confirmed its
+        writes; until then it is handled again (its dedupe keeps it once)."""
+        self.replicas = replicas if replicas is not None and replicas.enabled else None
         self.audit = audit
         self.suppression = suppression
         self.max_backoff_s = max_backoff_s
@@ -122,7 +128,25 @@ class MessageHandler:
     ) -> str | None:
         """Process one message; returns the stored id, None if dead-lettered or a duplicate."""
         metrics.EVENTS_CONSUMED.labels(topic).inc()
-        return await self._handle(topic, raw, timestamp_ms, partition, offset)
+        return await self._replicated(
+            partial(self._handle, topic, raw, timestamp_ms, partition, offset)
+        )
+
+    async def _replicated(self, step: Callable[[], Awaitable[T]]) -> T:
+        """`step()`, then (with NOTIFY_REDIS_MIN_REPLICAS) the replicas' confirmation of
+        its writes; unconfirmed, the whole step is done again after a pause: a failover in
+        between may have lost what the old master had, and every step is safe to repeat
+        (notifications deduped by key, state writes idempotent)."""
+        if self.replicas is None:
+            return await step()
+        backoff = Backoff("replica confirmation", log, 0.1, self.max_backoff_s)
+        while True:
+            result = await step()
+            try:
+                await self.replicas.confirm()
+                return result
+            except (ReplicasBehind, *UNREACHABLE) as exc:
+                await backoff.failed(exc)
 
     async def _handle(
         self,
@@ -198,6 +222,9 @@ class MessageHandler:
             counts[topic] = counts.get(topic, 0) + 1
         for topic, n in counts.items():
             metrics.EVENTS_CONSUMED.labels(topic).inc(n)
+        await self._replicated(partial(self._handle_whole_batch, batch))
+
+    async def _handle_whole_batch(self, batch: list[Incoming]) -> None:
         writes = self.writes
         decoded = await self._read_ahead(batch)
         listener = self.listener if isinstance(self.listener, BatchListener) else None

@@ -49,6 +49,7 @@ from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
 from notify_core.integrations_config import Integrations
 from notify_core.readiness import Readiness
+from notify_core.replication import ReplicaConfirm
 from notify_core.revocations import Revocations
 from notify_core.rules import THRESHOLDS_FILE
 from notify_core.rules_holder import RulesHolder
@@ -133,6 +134,7 @@ class Runtime:
         self.pipeline: Pipeline | None = None
         self.redis: Redis | None = None
         self.writes: WriteBehind | None = None  # the Redis stores' batched writes
+        self.replicas: ReplicaConfirm | None = None  # NOTIFY_REDIS_MIN_REPLICAS
         self.history: History
         self.incidents: IncidentStore
         # an invalid config file at start is fatal (ConfigInvalid names every problem)
@@ -175,6 +177,11 @@ class Runtime:
             self.snapshots: SnapshotStore = RedisSnapshots(redis, s.redis_prefix, writes)
             self.timeline: Timeline = RedisTimeline(redis, s.redis_prefix, writes)
             self.readiness.add("redis", self._redis_ok)
+            if s.redis_min_replicas:
+                replicas = self.replicas = ReplicaConfirm(
+                    redis, s.redis_prefix, s.redis_min_replicas, s.redis_replica_timeout_ms
+                )
+                self.readiness.add("redis_replicas", lambda: replicas.confirmed)
         else:
             self.history = MemoryHistory(s.history_maxlen, s.history_max_age_s or None)
             self.incidents = MemoryIncidentStore()
@@ -410,6 +417,7 @@ class Runtime:
             writes=self.writes,
             suppression=self.suppression,
             audit=self.audit,
+            replicas=self.replicas,
         )
         self.readiness.add("kafka", self.pipeline.ready)
         await self.pipeline.start()
