@@ -43,6 +43,12 @@ class SentinelSet:
              "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(log), *extra]
         )  # fmt: skip
 
+    def _sentinel(self, port: int, conf: Path) -> None:
+        log = str(self.dir / f"s{port}.log")
+        self.procs[port] = subprocess.Popen(
+            [self.server, str(conf), "--sentinel", "--logfile", log]
+        )
+
     async def start(self) -> None:
         self._redis(self.master_port)
         master = Redis(port=self.master_port)
@@ -66,10 +72,7 @@ class SentinelSet:
                 f"sentinel down-after-milliseconds {SERVICE} 1000\n"
                 f"sentinel failover-timeout {SERVICE} 5000\n"
             )
-            log = str(self.dir / f"s{port}.log")
-            self.procs[port] = subprocess.Popen(
-                [self.server, str(conf), "--sentinel", "--logfile", log]
-            )
+            self._sentinel(port, conf)
         await self.until_replicas(self.master_port, 1)
 
     async def until_replicas(self, port: int, n: int, timeout_s: float = 20) -> None:
