@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         description="inbound integrations: how long an answer waits for the broker's acks"
         " before it is 503 (the sender retries)",
     )
+    snooze_minute_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=60,
+        description="seconds in one minute of a snooze (60; tests and demos shorten it)",
+    )
     http_host: str = Field(default="127.0.0.1", description="address the HTTP server binds")
     http_port: int = Field(default=8080, ge=0, le=65535, description="port (0: pick a free one)")
     config_dir: Path = Field(default=Path("config"), description="thresholds/escalation files")

@@ -87,6 +87,7 @@ class Pipeline:
             suppression=suppression,
             audit=audit,
             replicas=replicas,
+            snooze_minute_s=settings.snooze_minute_s,
         )
         self.app.timer(interval=5.0, name="stale-kpi-sweep")(self._sweep)
         self.lag = ConsumerLag()

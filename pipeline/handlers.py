@@ -102,11 +102,13 @@ class MessageHandler:
         suppression: SuppressionStore | None = None,
         audit: AuditLog | None = None,
         replicas: ReplicaConfirm | None = None,
+        snooze_minute_s: float = 60.0,
     ) -> None:
         """`replicas`: with NOTIFY_REDIS_MIN_REPLICAS, a message or batch counts as
         handled (its offsets may be committed) only once Redis replicas confirmed its
         writes; until then it is handled again (its dedupe keeps it once)."""
         self.replicas = replicas if replicas is not None and replicas.enabled else None
+        self.minute_ms = int(snooze_minute_s * 1000)
         self.audit = audit
         self.suppression = suppression
         self.max_backoff_s = max_backoff_s
@@ -446,7 +448,7 @@ class MessageHandler:
         self, tenant: str, ts: datetime, act: ActionPayload, key: str, ts_ms: int | None
     ) -> tuple[Item | None, After | None]:
         known = await self.incidents.get(tenant, act.incident_id)
-        applied = apply_action(known, act, epoch_ms(ts))
+        applied = apply_action(known, act, epoch_ms(ts), self.minute_ms)
         if act.via is None and self.audit is not None:  # from another system, trusted
             await self.audit.record(
                 audit_record(

@@ -24,8 +24,11 @@ class Applied(NamedTuple):
     kind: str  # the timeline entry's kind
 
 
-def apply_action(known: IncidentState | None, act: ActionPayload, at_ms: int) -> Applied | None:
-    """The outcome of `act` at `at_ms` on an incident in state `known`; None: no change."""
+def apply_action(
+    known: IncidentState | None, act: ActionPayload, at_ms: int, minute_ms: int = 60_000
+) -> Applied | None:
+    """The outcome of `act` at `at_ms` on an incident in state `known`; None: no change.
+    `minute_ms`: how long a snooze minute is (NOTIFY_SNOOZE_MINUTE_S; tests shorten it)."""
     a, user = act.action, act.user_id
     changed: dict[str, Any] = {"action": a}
     if act.note is not None and a != "comment":
@@ -62,7 +65,7 @@ def apply_action(known: IncidentState | None, act: ActionPayload, at_ms: int) ->
         return Applied(replace(known, assignee=None), known.status, changed, "released")
     if a == "snooze":
         assert act.minutes is not None  # the payload model requires it
-        until = at_ms + act.minutes * 60_000
+        until = at_ms + act.minutes * minute_ms
         changed["until"] = iso_ms(until)
         new = replace(known, status="snoozed", snoozed_until_ms=until)
         return Applied(new, "snoozed", changed, "snoozed")

@@ -205,8 +205,8 @@ async def test_holder_sigkilled_while_snoozed_rearms_exactly_once(
 ):
     """Two pipelines and a server on one Redis: an incident is snoozed for a minute before
     its first level, the scheduler holder is SIGKILLed, and at the snooze's end the
-    survivor re-arms the chain: one `snooze_ended`, one level 1 (a minute: the shortest
-    snooze the contract allows)."""
+    survivor re-arms the chain: one `snooze_ended`, one level 1 (a minute, the shortest
+    snooze the contract allows, made 5 s long by NOTIFY_SNOOZE_MINUTE_S)."""
     import asyncio
 
     import aiohttp
@@ -219,7 +219,10 @@ async def test_holder_sigkilled_while_snoozed_rearms_exactly_once(
     from towerco_notify.embedded_broker import free_port
 
     (tmp_path / "escalation.yaml").write_text(SNOOZE_POLICY)
-    env = cluster_env(broker, redis_url, "snooze", NOTIFY_CONFIG_DIR=str(tmp_path))
+    # a snooze minute of 5 s: the same path (timers in Redis, the survivor re-arming)
+    env = cluster_env(
+        broker, redis_url, "snooze", NOTIFY_CONFIG_DIR=str(tmp_path), NOTIFY_SNOOZE_MINUTE_S="5"
+    )
     ports = [free_port(), free_port(), free_port()]
     modes = ("pipeline", "pipeline", "server")
     procs = [
@@ -267,9 +270,9 @@ async def test_holder_sigkilled_while_snoozed_rearms_exactly_once(
             await asyncio.sleep(0.1)
         procs[leaders[0]].kill()  # SIGKILL while snoozed
         await procs[leaders[0]].wait()
-        await asyncio.sleep(5)
+        await asyncio.sleep(2)  # the snooze lasts 5 s, level 1 comes 3 s after it
         assert "notified" not in await kinds(), "no level fires while snoozed"
-        for _ in range(900):  # the minute, then level 1's 3 s
+        for _ in range(300):  # the snooze's end, then level 1's 3 s
             if "notified" in await kinds():
                 break
             await asyncio.sleep(0.1)
