@@ -328,9 +328,9 @@ async def _has(kinds: Any, kind: str) -> bool:
 
 
 async def test_broker_away_is_503_and_alertmanagers_retry_delivers(redis_url, tmp_path) -> None:
-    """A `server` process on a broker of its own: while the broker is down the endpoint
-    answers 503 (nothing claimed), and Alertmanager's own retry delivers the alert once
-    the broker is back."""
+    """A `server` process on a broker of its own: while the broker answers nothing (paused)
+    the endpoint answers 503 (nothing claimed), Alertmanager's own retry delivers the alert
+    once the broker is back."""
     from pipeline.topics import ensure_topics
     from tests.conftest import daemon_settings
     from towerco_notify.embedded_broker import EmbeddedBroker
@@ -354,7 +354,8 @@ async def test_broker_away_is_503_and_alertmanagers_retry_delivers(redis_url, tm
         url = f"http://127.0.0.1:{server.http_port}/api/v1/integrations/prom/alerts"
         first = am_body(am_alert("bb01", severity="major", site_id="s-1"))
         assert (await post(url, first, INTEGRATION_KEY))[0] == 200  # the positive twin
-        await broker.stop()
+        # paused, not restarted: tansu's memory storage would come back without its topics
+        broker.pause()
         status, body = await post(url, am_body(am_alert("bb02")), INTEGRATION_KEY)
         assert status == 503 and "retry" in body["error"]
         am = Alertmanager(url, INTEGRATION_KEY)
@@ -364,8 +365,7 @@ async def test_broker_away_is_503_and_alertmanagers_retry_delivers(redis_url, tm
         await am.fire(labels, {"summary": "sent while the broker was away"})
         # Alertmanager's own attempts meet the 503 while the broker is away
         await eventually(lambda: _unavailable() >= refused_before + 1, timeout=20)
-        await broker.start()
-        await ensure_topics(broker.bootstrap, (TOPIC_ALERTS,), 1)
+        broker.resume()
         fingerprint = await am.fingerprint(labels)
         consumer = AIOKafkaConsumer(
             TOPIC_ALERTS, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
@@ -382,7 +382,7 @@ async def test_broker_away_is_503_and_alertmanagers_retry_delivers(redis_url, tm
                 return f"am:{fingerprint}" in seen
 
             await eventually(delivered, timeout=40)
-            assert seen.count(f"am:{fingerprint}") >= 1
+            assert "am:bb01" in seen and seen.count(f"am:{fingerprint}") >= 1
         finally:
             await consumer.stop()
     finally:

@@ -109,11 +109,22 @@ class EmbeddedBroker:
             self._output.append(text)
             log.debug("tansu: %s", text)
 
+    def pause(self) -> None:
+        """SIGSTOP: the broker keeps its connections and topics but answers nothing (a
+        hung broker, for fault tests); `resume()` lets it go on."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGCONT)
+
     async def stop(self, timeout_s: float = 5.0) -> None:
         proc = self._proc
         if proc is None:
             return
         if proc.returncode is None:
+            proc.send_signal(signal.SIGCONT)  # a paused broker could not act on SIGTERM
             proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), timeout_s)
