@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from escalation.oncall.directory import OnCallDirectory, Paged
 from escalation.policy import EscalationState, Policy, Step, advance, select_policy
 from escalation.receivers.delivery import Deliveries
 from escalation.scheduler import TimerScheduler
@@ -49,7 +50,11 @@ class EscalationEngine:
         deliveries: Deliveries | None = None,
         clock: Callable[[], float] = time.time,
         muter: Callable[[Notice], Muted | None] | None = None,
+        oncall: OnCallDirectory | None = None,
     ) -> None:
+        """`oncall`: who is on call, asked when a level naming `schedule:` or
+        `site_oncall:` fires."""
+        self.oncall = oncall
         self.muter = muter
         self.policies = policies
         self.store = store
@@ -375,6 +380,7 @@ class EscalationEngine:
         now: float,
     ) -> None:
         level = policy.levels[step.level]
+        paged = await self._on_call(tenant, level.targets, state.site, now)
         event = events.escalation(
             tenant,
             incident_id,
@@ -386,6 +392,7 @@ class EscalationEngine:
             state.title,
             state.site,
             state.members,
+            [p.view() for p in paged],
         )
         targets = event["targets"]
         # Publish first: its dedupe key makes a re-run (after a crash, or by a racing
@@ -408,8 +415,50 @@ class EscalationEngine:
             targets=targets,
             delay_s=round(now - step.due, 3),
         )
+        for nobody in [p for p in paged if not p.users]:
+            await self._nobody_on_call(tenant, incident_id, step, nobody, now)
         if self.deliveries is not None:
             self.deliveries.wake()
+
+    async def _on_call(
+        self, tenant: str, targets: Any, site: str | None, now: float
+    ) -> list[Paged]:
+        """Who the level's `schedule:` / `site_oncall:` targets reach now."""
+        names = [t.schedule for t in targets if t.schedule]
+        site_oncall = any(t.site_oncall for t in targets)
+        if not names and not site_oncall:
+            return []
+        if self.oncall is None:
+            return [Paged(n, ()) for n in names] + ([Paged(None, (), True)] if site_oncall else [])
+        at = datetime.fromtimestamp(now, UTC)
+        return await self.oncall.page(tenant, names, site_oncall, site, at)
+
+    async def _nobody_on_call(
+        self, tenant: str, incident_id: str, step: Step, nobody: Paged, now: float
+    ) -> None:
+        """Loudly: a timeline entry, and a notice to the tenant's admins; the chain
+        goes on to its next level."""
+        where = nobody.schedule or "the schedules covering the site (none does)"
+        log.warning("%s: level %d: nobody on call in %s", incident_id, step.level + 1, where)
+        metrics.NOBODY_ON_CALL.inc()
+        await self.timeline.add(
+            tenant,
+            incident_id,
+            "nobody_on_call",
+            message="nobody on call",
+            level=step.level + 1,
+            schedule=nobody.schedule,
+        )
+        notice = events.SystemNotice(
+            tenant_id=tenant,
+            title="Nobody on call",
+            message=f"Incident {incident_id} reached level {step.level + 1}: nobody is on "
+            f"call in {where}.",
+            priority="error",
+            timestamp=datetime.fromtimestamp(now, UTC),
+        )
+        event = events.system_notification(notice, ["admin"], incident_id)
+        await self.publish(event, f"nobody/{incident_id}/{step.key}/{nobody.schedule}")
 
     async def _tell_receivers(
         self, tenant: str, incident_id: str, state: EscalationState, status: str

@@ -1,6 +1,7 @@
 """Who a level pages: the `targets:` entries of `escalation.yaml`.
 
-Beside the rooms (`oncall`, `user`, `role`) and the signed `webhook`, the receivers that
+Beside the rooms (`oncall`, `user`, `role`), the people on call by schedule (`schedule`,
+`site_oncall`: resolved when the level fires) and the signed `webhook`, the receivers that
 reach someone away from the screen: `email`, `slack`, `teams`, `pagerduty` and `webpush`.
 Their secrets (chat webhook URLs, PagerDuty routing keys) are never written in the file:
 a target names the environment variable or the file that holds them (`url_env`,
@@ -96,6 +97,10 @@ class Target(BaseModel):
     teams: UrlRef | None = None
     pagerduty: KeyRef | None = None
     webpush: PushRef | None = None
+    # resolved when the level fires (escalation/oncall): who is on call in that schedule,
+    # or in those whose `covers` holds the incident's site
+    schedule: Ident | None = None
+    site_oncall: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -121,7 +126,7 @@ class Target(BaseModel):
         if len(set_fields) != 1:
             raise ValueError(
                 "each target names exactly one of oncall, user, role, webhook, email, slack, "
-                "teams, pagerduty, webpush"
+                "teams, pagerduty, webpush, schedule, site_oncall"
             )
         return self
 

@@ -389,12 +389,19 @@ def escalation(
     title: str,
     site_id: str | None = None,
     members: list[str] | None = None,
+    paged: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A page: `level`/`cycle` 1-based; `targets` as described (secrets never); who it is
     for (`oncall`, `target_users`, `target_roles`, which the one routing function reads);
-    a storm's chain pages once for its `members` (`incidents`)."""
+    a storm's chain pages once for its `members` (`incidents`). `paged`: what the on-call
+    targets (`schedule`, `site_oncall`) resolved to, `{schedule, users}` each, in place of
+    those targets; their users are paged by name."""
     event = _base("escalation", tenant_id, timestamp)
-    described = [t.describe() for t in targets]
+    on_call = [t for t in targets if t.schedule or t.site_oncall]
+    described = [t.describe() for t in targets if t not in on_call] + list(paged or ())
+    by_name = [t.user for t in targets if t.user]
+    for entry in paged or ():
+        by_name += [u for u in entry["users"] if u not in by_name]
     event.update(
         incident_id=incident_id,
         level=level,
@@ -402,7 +409,7 @@ def escalation(
         policy=policy,
         targets=described,
         oncall=any(t.oncall for t in targets),
-        target_users=[t.user for t in targets if t.user],
+        target_users=by_name,
         target_roles=[t.role for t in targets if t.role],
         incident={"incident_id": incident_id, "title": title},
     )

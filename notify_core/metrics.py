@@ -157,6 +157,10 @@ INGEST = Counter(
     ["integration", "result"],
 )
 ESCALATIONS = Counter("notify_escalations_total", "Escalation levels notified")
+NOBODY_ON_CALL = Counter(
+    "notify_oncall_nobody_total",
+    "Levels whose schedule (or site_oncall) found nobody on call when they fired",
+)
 RECEIVER_DELIVERIES = Counter(
     "notify_receiver_deliveries_total",
     "Receiver delivery attempts (email, slack, teams, pagerduty, webpush, webhook), by result:"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import models_json_schema
 
 from notify_core.events import ACTIONS, MAX_NOTE, SNOOZE_MINUTES
@@ -62,6 +62,51 @@ class SilenceBody(_Model):
     starts_at: str | float | None = None
     ends_at: str | float
     comment: str = Field(default="", max_length=2000)
+
+
+class OverrideBody(_Model):
+    """`POST /api/v1/oncall/overrides`: `user_id` on call in [starts_at, ends_at), in
+    `replaces`' place (a shift swap) or in addition."""
+
+    schedule: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+    user_id: str = Field(pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    replaces: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")
+
+
+class OverrideView(BaseModel):
+    id: str
+    schedule: str
+    user_id: str
+    starts_at: str
+    ends_at: str
+    replaces: str | None
+
+
+class OverrideList(BaseModel):
+    overrides: list[OverrideView]
+
+
+class OnCallNow(BaseModel):
+    schedule: str
+    users: list[str]
+    until: str | None = Field(description="when who is on call next changes")
+
+
+class OnCallList(BaseModel):
+    oncall: list[OnCallNow]
+
+
+class ShiftView(BaseModel):
+    user_id: str
+    start: str
+    end: str
+    source: str = Field(description="the layer's name, or override")
+
+
+class ShiftList(BaseModel):
+    shifts: list[ShiftView]
 
 
 class Error(BaseModel):
@@ -340,6 +385,33 @@ ROUTES: tuple[Route, ...] = (
         auth=False,
         query=("key",),
     ),
+    Route(
+        "GET",
+        "/api/v1/oncall",
+        "Who is on call (now or `at`)",
+        OnCallList,
+        query=("at", "schedule"),
+    ),
+    Route(
+        "GET",
+        "/api/v1/oncall/shifts",
+        "The final shifts of a schedule in [from, to)",
+        ShiftList,
+        query=("schedule", "from", "to"),
+    ),
+    Route(
+        "GET",
+        "/api/v1/oncall/{schedule}.ics",
+        "The next 60 days of final shifts as iCalendar (Bearer or ?token=)",
+        None,
+        query=("token", "user_id"),
+        content="text/calendar",
+    ),
+    Route(
+        "POST", "/api/v1/oncall/overrides", "Override who is on call", OverrideView, OverrideBody
+    ),
+    Route("GET", "/api/v1/oncall/overrides", "Overrides", OverrideList, query=("schedule",)),
+    Route("DELETE", "/api/v1/oncall/overrides/{id}", "Remove an override", None),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),
     Route("GET", "/static/{name}", "Dashboard and client module files", None, auth=False),

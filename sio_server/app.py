@@ -16,6 +16,7 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
+from escalation.oncall.directory import OnCallDirectory
 from escalation.receivers.push import PushStore, VapidKeys
 from notify_core.audit import AuditLog
 from notify_core.history import History, RedisHistory
@@ -39,6 +40,7 @@ from sio_server.http_api import HttpApi
 from sio_server.incident_actions import ActionSink, IncidentActions
 from sio_server.integrations_api import IntegrationsApi
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
+from sio_server.oncall_api import OnCallApi
 from sio_server.origin import OriginPolicy
 from sio_server.plain_ws import PlainWebSocket
 from sio_server.polling import LeanPolling
@@ -132,6 +134,7 @@ class SocketServer:
         lean_polling: bool = True,
         http_keepalive_s: float = 75.0,
         integrations: IntegrationsApi | None = None,
+        oncall: OnCallDirectory | None = None,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
@@ -240,6 +243,8 @@ class SocketServer:
             PushApi(api, push[0], push[1], audit).add_routes(self.app)
         if integrations is not None:
             integrations.add_routes(self.app)
+        if oncall is not None:
+            OnCallApi(api, oncall, audit).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

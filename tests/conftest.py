@@ -250,6 +250,49 @@ INTEGRATION_POLICIES = """\
 """
 
 
+# on-call schedules of the session daemon (tests/test_oncall_api.py)
+ONCALL = """\
+version: 1
+schedules:
+  - name: field
+    tenant: oc-acme
+    timezone: Africa/Nairobi
+    covers: {sites: [oc-site-covered]}
+    layers:
+      - name: rota
+        users: [amina, brian]
+        shift: 1d
+        start: 2026-01-01T08:00
+  - name: empty
+    tenant: oc-acme
+    timezone: UTC
+    layers:
+      - {name: later, users: [zed], shift: 1d, start: 2099-01-01T00:00}
+  - name: field
+    tenant: oc-other
+    timezone: UTC
+    layers:
+      - {name: rota, users: [mallory], shift: 7d, start: 2026-01-01T00:00}
+"""
+ONCALL_POLICIES = """\
+  - name: by-schedule
+    match: {severities: [critical], sites: [oc-site]}
+    levels:
+      - wait: 300ms
+        targets: [{schedule: field}]
+  - name: by-site
+    match: {severities: [critical], sites: [oc-site-covered, oc-site-uncovered]}
+    levels:
+      - wait: 300ms
+        targets: [{site_oncall: true}]
+  - name: nobody
+    match: {severities: [critical], sites: [oc-nobody]}
+    levels:
+      - wait: 300ms
+        targets: [{schedule: empty}]
+"""
+
+
 @pytest.fixture(scope="session")
 def config_dir(
     tmp_path_factory: pytest.TempPathFactory, hooks: HookReceiver, sinks: ReceiverSinks
@@ -269,7 +312,9 @@ def config_dir(
         escalation_policies(hooks.port, free_port()).replace("/flaky/{}", "/flaky/hook")
         + RECEIVER_POLICIES.format(dir=path)
         + INTEGRATION_POLICIES
+        + ONCALL_POLICIES
     )
+    (path / "oncall.yaml").write_text(ONCALL)
     (path / "integration-key").write_text(INTEGRATION_KEY + "\n")
     (path / "integrations.yaml").write_text(INTEGRATIONS.format(dir=path))
     return path

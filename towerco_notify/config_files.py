@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from escalation.config import ESCALATION_FILE, load_policies
+from escalation.oncall.schedule import ONCALL_FILE, Schedules, load_schedules
 from escalation.policy import Policy
 from notify_core.config_yaml import ConfigInvalid, ConfigProblem
 from notify_core.integrations_config import INTEGRATIONS_FILE, Integrations, load_integrations
@@ -31,6 +32,7 @@ class ConfigSet:
     policies: list[Policy] = field(default_factory=list)
     suppression: Suppression = field(default_factory=Suppression)
     integrations: Integrations = field(default_factory=Integrations)
+    schedules: Schedules = field(default_factory=Schedules)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ FILES = (
     ConfigFile(
         INTEGRATIONS_FILE, "integrations", load_integrations, lambda i: f"{len(i)} integrations"
     ),
+    ConfigFile(ONCALL_FILE, "schedules", load_schedules, lambda s: f"{len(s)} schedules"),
 )
 WATCHED = tuple(f.name for f in FILES)
 

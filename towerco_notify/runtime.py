@@ -22,6 +22,9 @@ from redis.asyncio import Redis
 from escalation import jobs as escalation_jobs
 from escalation.engine import EscalationEngine
 from escalation.leader import LeaderLock
+from escalation.oncall.directory import OnCallDirectory
+from escalation.oncall.overrides import OverrideStore
+from escalation.oncall.schedule import Schedules
 from escalation.receivers.delivery import Deliveries, DeliveryWorker
 from escalation.receivers.outbox import MemoryOutbox, Outbox, RedisOutbox
 from escalation.receivers.push import MemoryPushStore, PushStore, RedisPushStore, VapidKeys
@@ -197,6 +200,9 @@ class Runtime:
         )
         add(_Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
+        self.oncall = OnCallDirectory(
+            self.current_schedules, OverrideStore(self.redis, s.redis_prefix)
+        )
         if self.mode != "pipeline":
             add(_Part("revocations", revocations.start, revocations.stop))
         # a rotated key is fetched on sight of its kid, at most once per 5 s (a flood of
@@ -290,6 +296,7 @@ class Runtime:
             push=(self.push_store, self.vapid),
             presence_lease_s=s.presence_lease_s,
             integrations=integrations,
+            oncall=self.oncall,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -336,6 +343,7 @@ class Runtime:
             scheduler,
             deliveries,
             muter=self.suppression.mutes,
+            oncall=self.oncall,
         )
         engine = self.escalation
         escalation_jobs.install(engine, scheduler.deployment)
@@ -439,6 +447,10 @@ class Runtime:
 
     def _reload_refused(self, error: str) -> None:
         self.rules.last_error = error
+
+    def current_schedules(self) -> Schedules:
+        """The on-call schedules in force (oncall.yaml, swapped on reload)."""
+        return self.config.schedules
 
     def current_integrations(self) -> Integrations:
         """The inbound integrations in force (integrations.yaml, swapped on reload)."""
