@@ -8,6 +8,7 @@ two versions of the hot path (run it from each checkout, interleaved); what it l
 
     ./.venv/bin/python bench/handler.py                          # memory engine
     ./.venv/bin/python bench/handler.py --redis-url redis://127.0.0.1:6379/13
+    ./.venv/bin/python bench/handler.py --redis-url ... --min-replicas 1   # + WAIT per batch
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from notify_core.events import TOPIC_KPIS  # noqa: E402
 from notify_core.history import MemoryHistory, RedisHistory  # noqa: E402
 from notify_core.incidents import MemoryIncidentStore, ReadAhead, RedisIncidentStore  # noqa: E402
+from notify_core.replication import ReplicaConfirm  # noqa: E402
 from notify_core.rules_file import load_rules  # noqa: E402
 from notify_core.rules_holder import RulesHolder  # noqa: E402
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots  # noqa: E402
@@ -70,6 +72,7 @@ async def run(args: argparse.Namespace) -> None:
     path = ROOT / "config" / "thresholds.yaml"
     alerts_rules = RulesHolder(path, load_rules(path))
     redis: Any = None
+    replicas: ReplicaConfirm | None = None
 
     async def emit(event: dict[str, Any], rooms: list[str]) -> None:
         return None
@@ -88,16 +91,21 @@ async def run(args: argparse.Namespace) -> None:
             history, emit, snapshots=RedisSnapshots(redis, prefix, writes), writes=writes
         )
         incidents: Any = ReadAhead(RedisIncidentStore(redis, prefix, writes))
+        replicas = ReplicaConfirm(redis, prefix, args.min_replicas, 1000)
     else:
         writes = None
         history = MemoryHistory(args.messages * args.reps + 10)
         publisher = Publisher(history, emit, snapshots=MemorySnapshots())
         incidents = ReadAhead(MemoryIncidentStore())
     alerts = KpiAlerts(alerts_rules, DictStore(), publisher, incidents)
-    handler = MessageHandler(publisher, incidents, deadletter, alerts, None, writes=writes)
+    handler = MessageHandler(
+        publisher, incidents, deadletter, alerts, None, writes=writes, replicas=replicas
+    )
     batch = messages(args.messages * args.reps, args.sites, args.breaching)
     gc.freeze()
     engine = "Redis" if redis is not None else "memory"
+    if replicas is not None and replicas.enabled:
+        engine += f", {args.min_replicas} replica(s) confirming each batch"
     print(f"{args.messages} KPI messages per run in batches of {args.batch}, {engine} engine")
     try:
         for rep in range(args.reps):
@@ -130,6 +138,9 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=2_000)
     parser.add_argument("--breaching", type=float, default=2.0, help="percent of sites")
     parser.add_argument("--redis-url", help="the Redis engine (else memory)")
+    parser.add_argument(
+        "--min-replicas", type=int, default=0, help="NOTIFY_REDIS_MIN_REPLICAS (needs replicas)"
+    )
     args = parser.parse_args()
     try:
         import uvloop

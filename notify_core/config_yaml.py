@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,4 +164,55 @@ def validation_problems(
             msg += f" (got {err.get('input')!r:.80})"
         line = lines.line((*at, *loc)) or lines.line(at)
         out.append(ConfigProblem(name, line, label, field, msg, kind))
+    return out
+
+
+def parse_items(
+    text: str,
+    name: str,
+    kind: str,
+    top: str,
+    model: type[M],
+    key: Callable[[M], Any],
+    check: Callable[[M], list[tuple[str, str]]] | None = None,
+    aliases: dict[str, str] | None = None,
+) -> list[M]:
+    """A file of `version: 1` and one list (`top`) of items, each validated with `model`:
+    the items in order, or ConfigInvalid naming file, line, item and field of every
+    problem. `key(item)`: what must be unique (a repeat is a `duplicate name`);
+    `check(item)`: further (field, message) problems of a valid item."""
+    parsed = parse_yaml(text, name, kind, ("version", top), "a mapping")
+    data, lines, problems = parsed.data, parsed.lines, parsed.problems
+    if data.get("version", 1) != 1:
+        problems.append(
+            ConfigProblem(name, lines.line(("version",)), "-", "version", "must be 1", kind)
+        )
+    raw = data.get(top) or []
+    if not isinstance(raw, list):
+        problems.append(ConfigProblem(name, lines.line((top,)), "-", top, "must be a list", kind))
+        raw = []
+    out: list[M] = []
+    seen: set[Any] = set()
+    for i, item in enumerate(raw):
+        at = (top, i)
+        label = str(item.get("name", f"{top}[{i}]")) if isinstance(item, dict) else f"[{i}]"
+        try:
+            spec = model.model_validate(item)
+        except ValidationError as exc:
+            problems += validation_problems(exc, name, lines, at, label, kind, aliases)
+            continue
+        if key(spec) in seen:
+            line = lines.line((*at, "name"))
+            problems.append(ConfigProblem(name, line, label, "name", "duplicate name", kind))
+            continue
+        found = check(spec) if check is not None else []
+        for field, message in found:
+            path = tuple(int(p) if p.isdigit() else p for p in field.split("."))
+            line = lines.line((*at, *path)) or lines.line(at)
+            problems.append(ConfigProblem(name, line, label, field, message, kind))
+        if not found:
+            seen.add(key(spec))
+            out.append(spec)
+    if problems:
+        raise ConfigInvalid(problems)
     return out

@@ -21,29 +21,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, model_validator
 
-from notify_core.config_yaml import (
-    ConfigInvalid,
-    ConfigProblem,
-    parse_yaml,
-    read_text,
-    validation_problems,
-)
+from notify_core.config_yaml import parse_items, read_text
 from notify_core.events import Ident, Severity
-from notify_core.secret_refs import EnvName, describe_missing, read_secret
+from notify_core.secret_refs import KeyByReference, describe_missing
 
 INTEGRATIONS_FILE = "integrations.yaml"
 KIND = "integration"
 
 
-class Integration(BaseModel):
+class Integration(KeyByReference):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: Ident
     tenant: Ident
     kind: Literal["alertmanager", "generic"]
-    key_env: EnvName | None = None
-    key_file: str | None = None
     site_label: str = "site_id"
     default_severity: Severity = "major"
 
@@ -52,13 +44,6 @@ class Integration(BaseModel):
         if (self.key_env is None) == (self.key_file is None):
             raise ValueError("name exactly one of key_env, key_file (never the key itself)")
         return self
-
-    def key_source(self) -> tuple[str, str]:
-        return ("env", self.key_env) if self.key_env else ("file", self.key_file or "")
-
-    def key(self) -> str | None:
-        """The integration's secret, read now; None when it cannot be read."""
-        return read_secret(self.key_source())
 
 
 class Integrations(dict[str, Integration]):
@@ -70,39 +55,13 @@ def load_integrations(path: Path) -> Integrations:
 
 
 def parse_integrations(text: str, name: str = INTEGRATIONS_FILE) -> Integrations:
-    parsed = parse_yaml(text, name, KIND, ("version", "integrations"), "a mapping")
-    data, lines, problems = parsed.data, parsed.lines, parsed.problems
-    if data.get("version", 1) != 1:
-        problems.append(
-            ConfigProblem(name, lines.line(("version",)), "-", "version", "must be 1", KIND)
-        )
-    raw = data.get("integrations") or []
-    if not isinstance(raw, list):
-        line = lines.line(("integrations",))
-        problems.append(ConfigProblem(name, line, "-", "integrations", "must be a list", KIND))
-        raw = []
-    out = Integrations()
-    for i, item in enumerate(raw):
-        at = ("integrations", i)
-        label = str(item.get("name", f"integrations[{i}]")) if isinstance(item, dict) else f"[{i}]"
-        try:
-            spec = Integration.model_validate(item)
-        except ValidationError as exc:
-            problems += validation_problems(exc, name, lines, at, label, KIND)
-            continue
-        if spec.name in out:
-            line = lines.line((*at, "name"))
-            problems.append(ConfigProblem(name, line, spec.name, "name", "duplicate name", KIND))
-            continue
-        if spec.key() is None:
-            source = spec.key_source()
-            line = lines.line((*at, f"key_{source[0]}"))
-            field = f"key_{source[0]}"
-            problems.append(
-                ConfigProblem(name, line, spec.name, field, describe_missing(source), KIND)
-            )
-            continue
-        out[spec.name] = spec
-    if problems:
-        raise ConfigInvalid(problems)
-    return out
+    def key_readable(spec: Integration) -> list[tuple[str, str]]:
+        if spec.key() is not None:
+            return []
+        source = spec.key_source()
+        return [(f"key_{source[0]}", describe_missing(source))]
+
+    items = parse_items(
+        text, name, KIND, "integrations", Integration, lambda i: i.name, key_readable
+    )
+    return Integrations((i.name, i) for i in items)

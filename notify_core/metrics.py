@@ -157,6 +157,16 @@ INGEST = Counter(
     ["integration", "result"],
 )
 ESCALATIONS = Counter("notify_escalations_total", "Escalation levels notified")
+HEARTBEAT_PINGS = Counter(
+    "notify_heartbeat_pings_total",
+    "Heartbeat pings over HTTP, by result: ok, refused (bad key or unknown heartbeat)",
+    ["result"],
+)
+HEARTBEAT_CHANGES = Counter(
+    "notify_heartbeat_changes_total",
+    "Heartbeat incidents opened (a source went quiet) and resolved (it pinged again)",
+    ["change"],
+)
 NOBODY_ON_CALL = Counter(
     "notify_oncall_nobody_total",
     "Levels whose schedule (or site_oncall) found nobody on call when they fired",

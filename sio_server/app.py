@@ -36,6 +36,7 @@ from sio_server.connections import ConnectionHub
 from sio_server.deliveries import Deliveries
 from sio_server.fanout import DirectSocket, Fanout
 from sio_server.follower import LogFollower
+from sio_server.heartbeats_api import HeartbeatsApi, HeartbeatSources
 from sio_server.http_api import HttpApi
 from sio_server.incident_actions import ActionSink, IncidentActions
 from sio_server.integrations_api import IntegrationsApi
@@ -135,6 +136,7 @@ class SocketServer:
         http_keepalive_s: float = 75.0,
         integrations: IntegrationsApi | None = None,
         oncall: OnCallDirectory | None = None,
+        heartbeats: HeartbeatSources | None = None,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
@@ -147,9 +149,8 @@ class SocketServer:
         )
         # the contract's defaults when not given (counted in this process only)
         limits = limits or ConnectionLimits(None, "", 20, 10_000)
-        admission = self.admission = Admission(
-            auth, limits, guard or AddressGuard(30, 300.0), audit
-        )
+        guard = guard or AddressGuard(30, 300.0)
+        admission = self.admission = Admission(auth, limits, guard, audit)
         self.host, self.requested_port = host, port
         self.port: int | None = None
         self.origins = OriginPolicy(cors_origins)
@@ -245,6 +246,8 @@ class SocketServer:
             integrations.add_routes(self.app)
         if oncall is not None:
             OnCallApi(api, oncall, audit).add_routes(self.app)
+        if heartbeats is not None:
+            HeartbeatsApi(api, heartbeats, audit, guard).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

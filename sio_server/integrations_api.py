@@ -92,34 +92,15 @@ class IntegrationsApi:
         )
 
     def _key_ok(self, spec: Integration | None, request: web.Request) -> bool:
-        given = request.query.get("key")
-        auth = request.headers.get("Authorization", "")
-        if given is None and auth[:7].lower() == "bearer ":
-            given = auth[7:].strip()
-        expected = spec.key() if spec is not None else None
-        # compared even for an unknown name, so timing tells nothing about which exist
-        ok = hmac.compare_digest((given or "").encode(), (expected or "\x00").encode())
-        return ok and spec is not None and expected is not None and bool(given)
+        return key_ok(spec.key() if spec is not None else None, request)
 
     async def _refused(
         self, spec: Integration | None, name: str, request: web.Request
     ) -> web.Response:
         metrics.INGEST.labels(spec.name if spec else "unknown", "refused").inc()
-        remote = request.remote
-        blocked_now = self._guard.refused(remote)
-        if self._audit is not None:
-            tenant = spec.tenant if spec is not None else None
-            actor = f"integration:{name[:64]}"
-            record = audit_record(
-                tenant, actor, "auth_refused", actor, "refused", "http", "integration key", remote
-            )
-            await self._audit.record_quietly(record)
-            if blocked_now:
-                blocked = audit_record(
-                    None, None, "address_blocked", remote, "ok", "http", None, remote
-                )
-                await self._audit.record_quietly(blocked)
-        return _error(401, "authentication failed")
+        tenant = spec.tenant if spec is not None else None
+        actor = f"integration:{name[:64]}"
+        return await refuse(self._audit, self._guard, tenant, actor, "integration key", request)
 
     async def _body(self, request: web.Request) -> Any:
         """The JSON body, at most MAX_BODY bytes (413 beyond, 400 when it is not JSON).
@@ -146,3 +127,38 @@ class IntegrationsApi:
             if changes(item, known.get((spec.tenant, item.incident)), int(at.timestamp() * 1000)):
                 out.append(item)
         return out
+
+
+def key_ok(expected: str | None, request: web.Request) -> bool:
+    """Does the request carry `expected` (`?key=` or `Authorization: Bearer`)? Compared in
+    constant time even when there is nothing to compare with (an unknown name), so timing
+    tells nothing about which names exist."""
+    given = request.query.get("key")
+    auth = request.headers.get("Authorization", "")
+    if given is None and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    ok = hmac.compare_digest((given or "").encode(), (expected or "\x00").encode())
+    return ok and expected is not None and bool(given)
+
+
+async def refuse(
+    audit: AuditLog | None,
+    guard: AddressGuard,
+    tenant: str | None,
+    actor: str,
+    what: str,
+    request: web.Request,
+) -> web.Response:
+    """A refused key: 401 (the same for a wrong key and an unknown name), audited as
+    `auth_refused`, and counted against the address like a refused handshake."""
+    remote = request.remote
+    blocked_now = guard.refused(remote)
+    if audit is not None:
+        record = audit_record(tenant, actor, "auth_refused", actor, "refused", "http", what, remote)
+        await audit.record_quietly(record)
+        if blocked_now:
+            blocked = audit_record(
+                None, None, "address_blocked", remote, "ok", "http", None, remote
+            )
+            await audit.record_quietly(blocked)
+    return _error(401, "authentication failed")

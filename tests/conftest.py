@@ -293,6 +293,18 @@ ONCALL_POLICIES = """\
 """
 
 
+# heartbeats of the session daemon (tests/test_heartbeats.py)
+HEARTBEAT_KEY = "hb-" + uuid.uuid4().hex
+HEARTBEATS = """\
+version: 1
+heartbeats:
+  - {{name: nms, tenant: hb-acme, kind: http, key_file: {dir}/heartbeat-key, timeout: 2s}}
+  - {{name: site-kpis, tenant: hb-acme, kind: kpi, site_id: hb-site, timeout: 2s,
+     severity: major}}
+  - {{name: nms, tenant: hb-other, kind: http, key_file: {dir}/heartbeat-key-other, timeout: 1h}}
+"""
+
+
 @pytest.fixture(scope="session")
 def config_dir(
     tmp_path_factory: pytest.TempPathFactory, hooks: HookReceiver, sinks: ReceiverSinks
@@ -315,6 +327,9 @@ def config_dir(
         + ONCALL_POLICIES
     )
     (path / "oncall.yaml").write_text(ONCALL)
+    (path / "heartbeat-key").write_text(HEARTBEAT_KEY + "\n")
+    (path / "heartbeat-key-other").write_text(uuid.uuid4().hex + "\n")
+    (path / "heartbeats.yaml").write_text(HEARTBEATS.format(dir=path))
     (path / "integration-key").write_text(INTEGRATION_KEY + "\n")
     (path / "integrations.yaml").write_text(INTEGRATIONS.format(dir=path))
     return path

@@ -16,6 +16,7 @@ from escalation.config import ESCALATION_FILE, load_policies
 from escalation.oncall.schedule import ONCALL_FILE, Schedules, load_schedules
 from escalation.policy import Policy
 from notify_core.config_yaml import ConfigInvalid, ConfigProblem
+from notify_core.heartbeats_config import HEARTBEATS_FILE, Heartbeats, load_heartbeats
 from notify_core.integrations_config import INTEGRATIONS_FILE, Integrations, load_integrations
 from notify_core.rules import THRESHOLDS_FILE, RuleSet
 from notify_core.rules_file import load_rules
@@ -33,6 +34,7 @@ class ConfigSet:
     suppression: Suppression = field(default_factory=Suppression)
     integrations: Integrations = field(default_factory=Integrations)
     schedules: Schedules = field(default_factory=Schedules)
+    heartbeats: Heartbeats = field(default_factory=Heartbeats)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ FILES = (
         INTEGRATIONS_FILE, "integrations", load_integrations, lambda i: f"{len(i)} integrations"
     ),
     ConfigFile(ONCALL_FILE, "schedules", load_schedules, lambda s: f"{len(s)} schedules"),
+    ConfigFile(HEARTBEATS_FILE, "heartbeats", load_heartbeats, lambda h: f"{len(h)} heartbeats"),
 )
 WATCHED = tuple(f.name for f in FILES)
 

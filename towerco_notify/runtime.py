@@ -48,6 +48,9 @@ from notify_core.audit import (
     audit_record,
 )
 from notify_core.events import ALL_TOPICS
+from notify_core.heartbeat_watch import HeartbeatWatch
+from notify_core.heartbeats import HeartbeatStore
+from notify_core.heartbeats_config import Heartbeats
 from notify_core.history import History, MemoryHistory, RedisHistory
 from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
 from notify_core.integrations_config import Integrations
@@ -68,6 +71,7 @@ from pipeline.redis_bridge import SystemChannelBridge
 from pipeline.topics import ensure_topics
 from sio_server.app import SocketServer
 from sio_server.auth import Authenticator
+from sio_server.heartbeats_api import HeartbeatSources
 from sio_server.integrations_api import IntegrationsApi
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from towerco_notify.actions import ActionProducer
@@ -200,6 +204,7 @@ class Runtime:
         )
         add(_Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
+        self.heartbeat_store = HeartbeatStore(self.redis, s.redis_prefix)
         self.oncall = OnCallDirectory(
             self.current_schedules, OverrideStore(self.redis, s.redis_prefix)
         )
@@ -254,6 +259,13 @@ class Runtime:
                 guard,
                 s.ingest_timeout_s,
             )
+            watch = HeartbeatWatch(
+                self.current_heartbeats,
+                self.heartbeat_store,
+                self.snapshots.last_sample,
+                actions.send_records,
+            )
+            add(_Part("heartbeat watch", watch.start, watch.stop))
 
         follow = None
         if self.mode == "server":
@@ -297,6 +309,7 @@ class Runtime:
             presence_lease_s=s.presence_lease_s,
             integrations=integrations,
             oncall=self.oncall,
+            heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -447,6 +460,10 @@ class Runtime:
 
     def _reload_refused(self, error: str) -> None:
         self.rules.last_error = error
+
+    def current_heartbeats(self) -> Heartbeats:
+        """The heartbeats in force (heartbeats.yaml, swapped on reload)."""
+        return self.config.heartbeats
 
     def current_schedules(self) -> Schedules:
         """The on-call schedules in force (oncall.yaml, swapped on reload)."""

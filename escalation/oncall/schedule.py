@@ -27,15 +27,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from notify_core.config_yaml import (
-    ConfigInvalid,
-    ConfigProblem,
-    parse_yaml,
-    read_text,
-    validation_problems,
-)
+from notify_core.config_yaml import parse_items, read_text
 from notify_core.events import Ident
 from notify_core.rules import parse_duration
 
@@ -171,42 +165,24 @@ def load_schedules(path: Path) -> Schedules:
     return parse_schedules(read_text(path, KIND), str(path))
 
 
+def _layer_names(spec: Schedule) -> list[tuple[str, str]]:
+    names = [layer.name for layer in spec.layers]
+    return [
+        (f"layers.{j}.name", "duplicate layer name")
+        for j, layer_name in enumerate(names)
+        if layer_name in names[:j]
+    ]
+
+
 def parse_schedules(text: str, name: str = ONCALL_FILE) -> Schedules:
-    parsed = parse_yaml(text, name, KIND, ("version", "schedules"), "a mapping")
-    data, lines, problems = parsed.data, parsed.lines, parsed.problems
-    if data.get("version", 1) != 1:
-        problems.append(
-            ConfigProblem(name, lines.line(("version",)), "-", "version", "must be 1", KIND)
-        )
-    raw = data.get("schedules") or []
-    if not isinstance(raw, list):
-        line = lines.line(("schedules",))
-        problems.append(ConfigProblem(name, line, "-", "schedules", "must be a list", KIND))
-        raw = []
-    out = Schedules()
-    for i, item in enumerate(raw):
-        at = ("schedules", i)
-        label = str(item.get("name", f"schedules[{i}]")) if isinstance(item, dict) else f"[{i}]"
-        try:
-            spec = Schedule.model_validate(item)
-        except ValidationError as exc:
-            problems += validation_problems(exc, name, lines, at, label, KIND, {"from_": "from"})
-            continue
-        key = (spec.tenant, spec.name)
-        if key in out:
-            line = lines.line((*at, "name"))
-            msg = f"duplicate name in tenant {spec.tenant}"
-            problems.append(ConfigProblem(name, line, spec.name, "name", msg, KIND))
-            continue
-        layer_names = [layer.name for layer in spec.layers]
-        for j, layer_name in enumerate(layer_names):
-            if layer_name in layer_names[:j]:
-                line = lines.line((*at, "layers", j, "name"))
-                field = f"layers.{j}.name"
-                problems.append(
-                    ConfigProblem(name, line, spec.name, field, "duplicate layer name", KIND)
-                )
-        out[key] = spec
-    if problems:
-        raise ConfigInvalid(problems)
-    return out
+    items = parse_items(
+        text,
+        name,
+        KIND,
+        "schedules",
+        Schedule,
+        lambda s: (s.tenant, s.name),
+        _layer_names,
+        {"from_": "from"},
+    )
+    return Schedules(((s.tenant, s.name), s) for s in items)

@@ -1,0 +1,138 @@
+"""The heartbeat watch: once a second, every configured heartbeat is put through the pure
+`decide`; a quiet source opens incident `heartbeat:<name>` and its next ping resolves it,
+both as records on Kafka (an alert, a `resolve` action by `heartbeat`), so they take the
+path of any other incident: suppression, escalation, history, the dashboard.
+
+Runs in every process that serves HTTP (they hold the producer); HSETNX/HDEL claims in
+the store make each transition produced once however many run. A record that cannot be
+produced gives its claim back, and the next tick tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import orjson
+
+from notify_core import metrics
+from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS
+from notify_core.heartbeats import Beat, HeartbeatStore, decide
+from notify_core.heartbeats_config import Heartbeat, Heartbeats
+
+log = logging.getLogger(__name__)
+
+RecordSink = Callable[[list[tuple[str, bytes, bytes]]], Awaitable[None]]
+LastSample = Callable[[str, str | None], Awaitable[int | None]]
+HEARTBEAT_USER = "heartbeat"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g}m" if seconds >= 60 else f"{seconds:g}s"
+
+
+def opened_record(hb: Heartbeat, beat: Beat, now_ms: int) -> tuple[str, bytes, bytes]:
+    last = _iso(beat.last_ping_ms or now_ms)
+    payload = {
+        "incident_id": hb.incident_id,
+        "title": f"No heartbeat from {hb.name}",
+        "description": f"no ping for {_duration(hb.timeout)} (last at {last})",
+        "severity": hb.severity,
+    }
+    envelope: dict[str, object] = {
+        "tenant_id": hb.tenant,
+        "timestamp": _iso(now_ms),
+        "payload": payload,
+    }
+    if hb.site_id:
+        envelope["site_id"] = hb.site_id
+    key = f"{hb.tenant}/{hb.incident_id}".encode()
+    return TOPIC_ALERTS, key, orjson.dumps(envelope)
+
+
+def resolved_record(hb: Heartbeat, now_ms: int) -> tuple[str, bytes, bytes]:
+    payload = {"incident_id": hb.incident_id, "action": "resolve", "user_id": HEARTBEAT_USER}
+    envelope = {"tenant_id": hb.tenant, "timestamp": _iso(now_ms), "payload": payload}
+    key = f"{hb.tenant}/{hb.incident_id}".encode()
+    return TOPIC_ACTIONS, key, orjson.dumps(envelope)
+
+
+class HeartbeatWatch:
+    def __init__(
+        self,
+        heartbeats: Callable[[], Heartbeats],
+        store: HeartbeatStore,
+        last_sample: LastSample,
+        sink: RecordSink,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`heartbeats()`: those in force (heartbeats.yaml, swapped on reload);
+        `last_sample(tenant, site)`: when the last KPI sample was stored."""
+        self._heartbeats = heartbeats
+        self._store = store
+        self._last_sample = last_sample
+        self._sink = sink
+        self._interval_s = interval_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="heartbeat-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis or the broker away: logged, tried again next tick
+                log.exception("heartbeat watch: tick failed")
+            await asyncio.sleep(self._interval_s)
+
+    async def tick(self) -> None:
+        configured = self._heartbeats()
+        for tenant in sorted({t for t, _ in configured}):
+            beats = await self._store.beats(tenant)
+            for hb in configured.of_tenant(tenant):
+                beat = beats.get(hb.name, Beat(None, None))
+                await self._check(hb, beat)
+
+    async def _check(self, hb: Heartbeat, beat: Beat) -> None:
+        if hb.kind == "kpi":
+            seen = await self._last_sample(hb.tenant, hb.site_id)
+            if seen is not None and (beat.last_ping_ms is None or seen > beat.last_ping_ms):
+                await self._store.ping(hb.tenant, hb.name, seen)
+                beat = Beat(seen, beat.opened_ms)
+        now_ms = int(self._clock() * 1000)
+        change = decide(hb, beat, now_ms)
+        if change == "open" and await self._store.claim_open(hb.tenant, hb.name, now_ms):
+            try:
+                await self._sink([opened_record(hb, beat, now_ms)])
+            except Exception:
+                await self._store.release_open(hb.tenant, hb.name)
+                raise
+            metrics.HEARTBEAT_CHANGES.labels("opened").inc()
+            log.warning("heartbeat %s/%s: quiet for %ss", hb.tenant, hb.name, hb.timeout)
+        elif change == "resolve" and await self._store.claim_resolve(hb.tenant, hb.name):
+            try:
+                await self._sink([resolved_record(hb, now_ms)])
+            except Exception:
+                await self._store.claim_open(hb.tenant, hb.name, beat.opened_ms or now_ms)
+                raise
+            metrics.HEARTBEAT_CHANGES.labels("resolved").inc()
