@@ -109,6 +109,23 @@ class ShiftList(BaseModel):
     shifts: list[ShiftView]
 
 
+class HeartbeatView(BaseModel):
+    name: str
+    kind: Literal["http", "kpi"]
+    state: Literal["inactive", "healthy", "unhealthy"]
+    last_ping: str | None
+    timeout_s: float
+    site_id: str | None
+
+
+class HeartbeatList(BaseModel):
+    heartbeats: list[HeartbeatView]
+
+
+class Pinged(BaseModel):
+    ok: Literal[True] = True
+
+
 class Error(BaseModel):
     ok: Literal[False] = False
     error: str
@@ -412,6 +429,15 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/api/v1/oncall/overrides", "Overrides", OverrideList, query=("schedule",)),
     Route("DELETE", "/api/v1/oncall/overrides/{id}", "Remove an override", None),
+    Route(
+        "POST",
+        "/api/v1/heartbeats/{tenant}/{name}",
+        "A source is alive (its key as ?key= or Bearer; 401 alike for a wrong key or name)",
+        Pinged,
+        auth=False,
+        query=("key",),
+    ),
+    Route("GET", "/api/v1/heartbeats", "The tenant's heartbeats and their state", HeartbeatList),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),
     Route("GET", "/static/{name}", "Dashboard and client module files", None, auth=False),
