@@ -234,3 +234,35 @@ async def test_a_critical_incident_raises_an_os_notification_while_the_tab_is_hi
         assert titles == ["[critical] Tower down"]  # a minor one stays on the screen only
     finally:
         await browser.close()
+
+
+async def test_dashboard_shows_who_is_on_call_now_and_next_and_the_heartbeats(base_url, token):
+    """The session's oncall.yaml: tenant oc-acme's `field` (amina and brian taking turns)
+    and `empty` (nobody); heartbeats.yaml: tenant hb-acme's `nms` and `site-kpis`."""
+    import aiohttp
+
+    tok = token("oc-acme", "amina", ["operator"])
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{base_url}/api/v1/oncall?schedule=field", headers={"Authorization": f"Bearer {tok}"}
+        ) as resp,
+    ):
+        holder = (await resp.json())["oncall"][0]["users"][0]
+    after = "brian" if holder == "amina" else "amina"
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={tok}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await browser.do("wait", selector="#oncall li[data-schedule='field']", text="next:")
+        text = (await browser.do("text", selector="#oncall li[data-schedule='field']"))["text"]
+        assert text.startswith(f"field: {holder} until") and text.endswith(f"next: {after}")
+        assert (await browser.do("count", selector="#oncall li.nobody[data-schedule='empty']"))[
+            "count"
+        ] == 1
+        await browser.do("open", url=f"{base_url}/#token={token('hb-acme', 'op', ['operator'])}")
+        await browser.do("reload")  # a new hash alone does not load the page again
+        await browser.do("wait", selector="#heartbeats li[data-name='site-kpis']")
+        assert (await browser.do("count", selector="#oncall li"))["count"] == 0  # not theirs
+    finally:
+        await browser.close()

@@ -1,5 +1,6 @@
 // Maintenance windows and silences from the dashboard: the forms that create them, the
-// lists of what is active (with an End button), and the tenant's sites for the grid.
+// lists of what is active (with an End button), the tenant's sites for the grid, who is
+// on call now and next per schedule, and the heartbeats with their state.
 //   const ops = createOps({ $, el, api, onSites })   ops.refresh()
 (function () {
   "use strict";
@@ -30,6 +31,37 @@
         return li;
       }));
       if (sites.body && sites.body.sites) onSites(sites.body.sites);
+      await Promise.all([refreshOnCall(), refreshHeartbeats()]);
+    }
+    const names = (users) => (users && users.length ? users.join(", ") : "nobody");
+    async function refreshOnCall() {
+      const r = await api("GET", "/api/v1/oncall");
+      const now = (r.body && r.body.oncall) || [];
+      const rows = await Promise.all(now.map(async (x) => {
+        const li = el("li", "oncall");
+        li.dataset.schedule = x.schedule;
+        let text = `${x.schedule}: ${names(x.users)}`;
+        if (x.until) {
+          const q = `/api/v1/oncall?schedule=${encodeURIComponent(x.schedule)}&at=${encodeURIComponent(x.until)}`;
+          const next = await api("GET", q);
+          const after = next.body && next.body.oncall && next.body.oncall[0];
+          text += ` until ${iso(x.until)} · next: ${names(after && after.users)}`;
+        }
+        li.append(el("span", null, text));
+        if (!x.users || !x.users.length) li.classList.add("nobody");
+        return li;
+      }));
+      $("oncall").replaceChildren(...rows);
+    }
+    async function refreshHeartbeats() {
+      const r = await api("GET", "/api/v1/heartbeats");
+      $("heartbeats").replaceChildren(...((r.body && r.body.heartbeats) || []).map((h) => {
+        const li = el("li", `heartbeat ${h.state}`);
+        li.dataset.name = h.name;
+        li.dataset.state = h.state;
+        li.append(el("span", null, `${h.name} (${h.kind}) · ${h.state}${h.last_ping ? " · last " + iso(h.last_ping) : ""}`));
+        return li;
+      }));
     }
     function endButton(path) {
       const b = el("button", "end", "End");
