@@ -40,7 +40,9 @@ class SentinelSet:
         log = self.dir / f"{port}.log"
         self.procs[port] = subprocess.Popen(
             [self.server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(log), *extra]
+             "--appendonly", "no", "--dir", str(self.dir), "--logfile", str(log),
+             # a replica's full sync starts at once (the default waits 5 s for others)
+             "--repl-diskless-sync-delay", "0", *extra]
         )  # fmt: skip
 
     def _sentinel(self, port: int, conf: Path) -> None:
