@@ -22,6 +22,7 @@ from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore
 from notify_core import events, metrics
 from notify_core.log_fields import about
+from notify_core.sites_config import Inventory
 from notify_core.suppression import Muted, Notice
 from notify_core.timeline import Timeline
 from notify_core.write_behind import UNREACHABLE
@@ -51,10 +52,13 @@ class EscalationEngine:
         clock: Callable[[], float] = time.time,
         muter: Callable[[Notice], Muted | None] | None = None,
         oncall: OnCallDirectory | None = None,
+        sites: Callable[[], Inventory] | None = None,
     ) -> None:
         """`oncall`: who is on call, asked when a level naming `schedule:` or
-        `site_oncall:` fires."""
+        `site_oncall:` fires; `sites()`: the inventory in force (sites.yaml): regions for
+        policies that match them, and the sites behind a parent (`affected_sites`)."""
         self.oncall = oncall
+        self.sites = sites or Inventory
         self.muter = muter
         self.policies = policies
         self.store = store
@@ -142,7 +146,8 @@ class EscalationEngine:
         await self.timeline.add(
             tenant, incident_id, "raised", severity=severity, site_id=site, title=title
         )
-        policy = select_policy(self.policies, tenant, site, severity)
+        region = self.sites().region(tenant, site)
+        policy = select_policy(self.policies, tenant, site, severity, region)
         if policy is None:
             return
         now = self.clock()
@@ -333,7 +338,8 @@ class EscalationEngine:
         if self.muter is None:
             return False
         source = "threshold" if incident_id.startswith("thr-") else None
-        muted = self.muter(Notice(tenant, incident_id, state.site, state.severity, None, source))
+        notice = Notice(tenant, incident_id, state.site, state.severity, None, source, state.epoch)
+        muted = self.muter(notice)
         if muted is not None:
             metrics.SUPPRESSED.labels(muted.by).inc()
             if not state.muted:
@@ -394,6 +400,8 @@ class EscalationEngine:
             state.members,
             [p.view() for p in paged],
         )
+        if state.site is not None and (behind := self.sites().dependents(tenant, state.site)):
+            event["affected_sites"] = behind
         targets = event["targets"]
         # Publish first: its dedupe key makes a re-run (after a crash, or by a racing
         # process) store and emit nothing new. Then the receivers' jobs, idempotent per
@@ -431,7 +439,8 @@ class EscalationEngine:
         if self.oncall is None:
             return [Paged(n, ()) for n in names] + ([Paged(None, (), True)] if site_oncall else [])
         at = datetime.fromtimestamp(now, UTC)
-        return await self.oncall.page(tenant, names, site_oncall, site, at)
+        region = self.sites().region(tenant, site)
+        return await self.oncall.page(tenant, names, site_oncall, site, at, region)
 
     async def _nobody_on_call(
         self, tenant: str, incident_id: str, step: Step, nobody: Paged, now: float

@@ -50,6 +50,7 @@ class Match(BaseModel):
     severities: list[Severity] = Field(default_factory=_critical_only, min_length=1)
     tenants: list[Ident] | None = None
     sites: list[Ident] | None = None
+    regions: list[Ident] | None = None  # the site's region in sites.yaml
 
 
 class Policy(BaseModel):
@@ -88,12 +89,15 @@ class Policy(BaseModel):
             return None
         return f"group.{self.name}.{site or '-'}"
 
-    def takes(self, tenant: str, site: str | None, severity: str) -> bool:
+    def takes(
+        self, tenant: str, site: str | None, severity: str, region: str | None = None
+    ) -> bool:
         m = self.match
         return (
             severity in m.severities
             and (m.tenants is None or tenant in m.tenants)
             and (m.sites is None or (site is not None and site in m.sites))
+            and (m.regions is None or (region is not None and region in m.regions))
         )
 
     @property
@@ -102,10 +106,14 @@ class Policy(BaseModel):
 
 
 def select_policy(
-    policies: list[Policy], tenant: str, site: str | None, severity: str
+    policies: list[Policy],
+    tenant: str,
+    site: str | None,
+    severity: str,
+    region: str | None = None,
 ) -> Policy | None:
     for policy in policies:
-        if policy.takes(tenant, site, severity):
+        if policy.takes(tenant, site, severity, region):
             return policy
     return None
 

@@ -176,11 +176,13 @@ def parse_items(
     key: Callable[[M], Any],
     check: Callable[[M], list[tuple[str, str]]] | None = None,
     aliases: dict[str, str] | None = None,
+    label_field: str = "name",
 ) -> list[M]:
     """A file of `version: 1` and one list (`top`) of items, each validated with `model`:
     the items in order, or ConfigInvalid naming file, line, item and field of every
-    problem. `key(item)`: what must be unique (a repeat is a `duplicate name`);
-    `check(item)`: further (field, message) problems of a valid item."""
+    problem. `key(item)`: what must be unique (a repeat is a duplicate of `label_field`,
+    which also names the item in messages); `check(item)`: further (field, message)
+    problems of a valid item."""
     parsed = parse_yaml(text, name, kind, ("version", top), "a mapping")
     data, lines, problems = parsed.data, parsed.lines, parsed.problems
     if data.get("version", 1) != 1:
@@ -195,15 +197,16 @@ def parse_items(
     seen: set[Any] = set()
     for i, item in enumerate(raw):
         at = (top, i)
-        label = str(item.get("name", f"{top}[{i}]")) if isinstance(item, dict) else f"[{i}]"
+        label = str(item.get(label_field, f"{top}[{i}]")) if isinstance(item, dict) else f"[{i}]"
         try:
             spec = model.model_validate(item)
         except ValidationError as exc:
             problems += validation_problems(exc, name, lines, at, label, kind, aliases)
             continue
         if key(spec) in seen:
-            line = lines.line((*at, "name"))
-            problems.append(ConfigProblem(name, line, label, "name", "duplicate name", kind))
+            line = lines.line((*at, label_field))
+            message = f"duplicate {label_field}"
+            problems.append(ConfigProblem(name, line, label, label_field, message, kind))
             continue
         found = check(spec) if check is not None else []
         for field, message in found:

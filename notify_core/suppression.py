@@ -8,7 +8,11 @@ Three kinds of reason, Alertmanager's and Zabbix's, in this order:
 - **silence**: every matcher of a silence (`site_id`, `kpi`, `severity`, `incident_id`,
   `source`) equals the incident's, between its `starts_at` and `ends_at`;
 - **inhibition**: the shipped rule, a site whose status is `down` inhibits its threshold
-  alerts and its non-critical incidents (critical ones still page).
+  alerts and its non-critical incidents (critical ones still page);
+- **topology**: while a site the incident's site depends on (directly or through others,
+  `sites.yaml`) is `down`, an incident opened from `topology_window` before that parent went
+  down (or later) is its consequence: `by: "topology"`, `id` the parent (the nearest one
+  down), no end time. One page for the hub, none per tower behind it.
 
 A suppressed incident is still stored, delivered and listed (`suppressed: {by, id, until}`);
 only pages stop. `until` is when the reason ends if known (a window's or silence's end),
@@ -18,7 +22,7 @@ else null (a status: until the site reports otherwise).
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from notify_core.clock import iso_s
@@ -35,6 +39,13 @@ class Notice(NamedTuple):
     severity: str
     kpi: str | None = None
     source: str | None = None  # "threshold" for alerts raised by a KPI rule
+    opened_at: float | None = None  # unix s; None: now (a new incident)
+
+
+class Ancestry(Protocol):
+    """What topology asks of the site inventory (notify_core/sites_config.Inventory)."""
+
+    def ancestors(self, tenant: str, site: str) -> tuple[str, ...]: ...
 
 
 class Window(NamedTuple):
@@ -93,13 +104,24 @@ class Silence(NamedTuple):
 
 
 class Muted(NamedTuple):
-    by: Literal["maintenance", "silence", "inhibition"]
+    by: Literal["maintenance", "silence", "inhibition", "topology"]
     id: str
     until: float | None
 
     def view(self) -> dict[str, Any]:
         until = iso_s(self.until) if self.until is not None else None
         return {"by": self.by, "id": self.id, "until": until}
+
+
+def suppression_fields(muted: Muted | None) -> dict[str, Any]:
+    """What an incident's event or row says of it: `suppressed` (why quiet, or None),
+    and `caused_by` (the parent site) when it is a consequence of a parent's outage."""
+    if muted is None:
+        return {"suppressed": None}
+    out: dict[str, Any] = {"suppressed": muted.view()}
+    if muted.by == "topology":
+        out["caused_by"] = muted.id
+    return out
 
 
 class State(NamedTuple):
@@ -110,6 +132,9 @@ class State(NamedTuple):
     windows: tuple[Window, ...] = ()
     silences: tuple[Silence, ...] = ()
     site_down: bool = True  # the shipped inhibition rule (suppression.yaml `inhibit`)
+    topology: Ancestry | None = None  # the site inventory's dependencies
+    status_since: dict[tuple[str, str], float] | None = None  # when each status began
+    topology_window: float = 300.0  # s before a parent went down that still counts
 
 
 class Index:
@@ -173,6 +198,22 @@ class Index:
             and (n.source == "threshold" or n.severity != "critical")
         ):
             return Muted("inhibition", f"site-down:{site}", None)
+        if site is not None and self.state.topology is not None:
+            return self._behind(tenant, site, n.opened_at if n.opened_at is not None else now)
+        return None
+
+    def _behind(self, tenant: str, site: str, opened: float) -> Muted | None:
+        """The nearest parent of `site` that is down and went down no later than
+        `topology_window` after the incident opened."""
+        state = self.state
+        assert state.topology is not None
+        since = state.status_since or {}
+        for parent in state.topology.ancestors(tenant, site):
+            if state.site_status.get((tenant, parent)) != "down":
+                continue
+            went_down = since.get((tenant, parent))
+            if went_down is None or opened >= went_down - state.topology_window:
+                return Muted("topology", parent, None)
         return None
 
 

@@ -18,6 +18,7 @@ windows:
     ends: 2026-12-05T17:00:00Z
 inhibit:
   site_down: true   # a site `down` mutes its threshold alerts and non-critical incidents
+  topology: {window: 5m}   # sites.yaml dependents of a `down` site: one page, not one each
 ```
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -38,6 +39,7 @@ from notify_core.config_yaml import (
     validation_problems,
 )
 from notify_core.events import Ident
+from notify_core.rules import parse_duration
 from notify_core.suppression import DAYS, Window
 
 SUPPRESSION_FILE = "suppression.yaml"
@@ -94,9 +96,20 @@ class WindowSpec(BaseModel):
         )
 
 
+class TopologySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    window: float = 300.0
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
 class InhibitSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     site_down: bool = True
+    topology: TopologySpec = Field(default_factory=TopologySpec)
 
 
 class Suppression(NamedTuple):
@@ -104,6 +117,8 @@ class Suppression(NamedTuple):
 
     windows: tuple[Window, ...] = ()
     site_down: bool = True
+    topology_window: float = 300.0  # s: incidents opened this long before a parent went
+    # down (or later) are its consequence
 
 
 def _problem(file: str, line: int | None, what: str, field: str, message: str) -> ConfigProblem:
@@ -152,4 +167,4 @@ def parse_suppression(text: str, name: str = SUPPRESSION_FILE) -> Suppression:
         problems += validation_problems(exc, name, lines, ("inhibit",), "inhibit", "rule")
     if problems:
         raise ConfigInvalid(problems)
-    return Suppression(tuple(windows), inhibit.site_down)
+    return Suppression(tuple(windows), inhibit.site_down, inhibit.topology.window)

@@ -17,6 +17,7 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core.redis_keys import RedisKeys
+from notify_core.sites_config import Inventory
 from notify_core.snapshot_follower import UNCHANGED, FollowedSnapshot
 from notify_core.suppression import Index, Muted, Notice, Silence, State, Window
 from notify_core.suppression_config import Suppression
@@ -49,18 +50,26 @@ class SuppressionStore(FollowedSnapshot):
     what = "suppression"
 
     def __init__(
-        self, redis: Redis | None, prefix: str = "", config: Suppression | None = None
+        self,
+        redis: Redis | None,
+        prefix: str = "",
+        config: Suppression | None = None,
+        sites: Inventory | None = None,
     ) -> None:
-        """`config`: suppression.yaml's windows and inhibition (swapped on reload)."""
+        """`config`: suppression.yaml's windows and inhibition; `sites`: the inventory
+        whose dependencies topology follows (both swapped on reload)."""
         self._redis = redis
         keys = RedisKeys(prefix)  # one slot: the transactions below touch them together
         self._hash = keys.shared("suppression")
         self._status_hash = keys.shared("suppression", "site-status")
+        self._since_hash = keys.shared("suppression", "site-status-since")
         self._version_key = keys.shared("suppression", "v")
         self._version: Any = None
         self._windows: dict[str, Window] = {}  # "tenant:id" -> window (API-made)
         self._silences: dict[str, Silence] = {}
         self._status: dict[tuple[str, str], str] = {}
+        self._since: dict[tuple[str, str], float] = {}  # when each status began (unix s)
+        self._sites: Inventory = sites if sites is not None else Inventory()
         self._config: Suppression = config if config is not None else Suppression()
         self._index: Index | None = None  # of the state, rebuilt after a change
 
@@ -73,10 +82,27 @@ class SuppressionStore(FollowedSnapshot):
     def config(self, value: Suppression) -> None:
         self._config, self._index = value, None
 
+    @property
+    def sites(self) -> Inventory:
+        """config/sites.yaml (regions, dependencies), swapped on reload."""
+        return self._sites
+
+    @sites.setter
+    def sites(self, value: Inventory) -> None:
+        self._sites, self._index = value, None
+
     # -- deciding ------------------------------------------------------------------
     def state(self) -> State:
         windows = (*self._windows.values(), *self.config.windows)
-        return State(self._status, windows, tuple(self._silences.values()), self.config.site_down)
+        return State(
+            self._status,
+            windows,
+            tuple(self._silences.values()),
+            self.config.site_down,
+            self._sites if len(self._sites) else None,
+            self._since,
+            self.config.topology_window,
+        )
 
     def mutes(self, n: Notice, now: float | None = None) -> Muted | None:
         """The pure decision (`notify_core.suppression`) on the current snapshot."""
@@ -133,16 +159,26 @@ class SuppressionStore(FollowedSnapshot):
             found = found or bool(removed)
         return found
 
-    async def site_status(self, tenant: str, site: str, status: str) -> str | None:
-        """Record a site's status; the previous one."""
+    async def site_status(
+        self, tenant: str, site: str, status: str, at: float | None = None
+    ) -> str | None:
+        """Record a site's status (that began at `at`, unix s: the report's timestamp);
+        the previous one."""
         previous = self._status.get((tenant, site))
         self._status[(tenant, site)] = status
-        if self._redis is not None and previous != status:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hset(self._status_hash, f"{tenant}/{site}", status)
-            pipe.incr(self._version_key)
-            await pipe.execute()
+        if previous != status:
+            since = time.time() if at is None else at
+            self._since[(tenant, site)] = since
+            if self._redis is not None:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.hset(self._status_hash, f"{tenant}/{site}", status)
+                pipe.hset(self._since_hash, f"{tenant}/{site}", repr(since))
+                pipe.incr(self._version_key)
+                await pipe.execute()
         return previous
+
+    def status_since(self, tenant: str, site: str) -> float | None:
+        return self._since.get((tenant, site))
 
     async def _set(self, field: str, value: bytes) -> None:
         if self._redis is not None:
@@ -154,6 +190,7 @@ class SuppressionStore(FollowedSnapshot):
             return
         raw: Any = await self._redis.hgetall(self._hash)
         statuses: Any = await self._redis.hgetall(self._status_hash)
+        begun: Any = await self._redis.hgetall(self._since_hash)
         windows, silences = {}, {}
         now = time.time()
         for field, value in raw.items():
@@ -168,6 +205,11 @@ class SuppressionStore(FollowedSnapshot):
         for field, value in statuses.items():
             tenant, site = field.decode().split("/", 1)
             status[(tenant, site)] = value.decode()
+        since = {}
+        for field, value in begun.items():
+            tenant, site = field.decode().split("/", 1)
+            since[(tenant, site)] = float(value)
         self._windows, self._silences, self._status = windows, silences, status
+        self._since = since
         self._index = None
         self._version = version

@@ -34,7 +34,7 @@ from notify_core.history import Dedupe, SourcePosition
 from notify_core.incidents import IncidentState, IncidentStore, ReadAhead, epoch_ms
 from notify_core.replication import ReplicaConfirm, ReplicasBehind
 from notify_core.retry import Backoff, until_done
-from notify_core.suppression import Notice
+from notify_core.suppression import Notice, suppression_fields
 from notify_core.suppression_store import SuppressionStore
 from notify_core.write_behind import UNREACHABLE, WriteBehind
 from pipeline.batches import Incoming
@@ -418,8 +418,18 @@ class MessageHandler:
                     inc.title,
                 )
             event = events.incident_alert(env, inc, env.payload)
-            event["suppressed"] = self._muted(
-                Notice(env.tenant_id, inc.incident_id, env.site_id, inc.severity)
+            began = known.opened_at_ms if known is not None and known.status != "resolved" else None
+            opened_s = (began if began is not None else epoch_ms(env.timestamp)) / 1000
+            event.update(
+                self._muted(
+                    Notice(
+                        env.tenant_id,
+                        inc.incident_id,
+                        env.site_id,
+                        inc.severity,
+                        opened_at=opened_s,
+                    )
+                )
             )
             after = self._noting(env.tenant_id, inc.incident_id, event, after)
             return (event, key, ts_ms), after
@@ -427,7 +437,9 @@ class MessageHandler:
             assert isinstance(d.payload, SiteStatusPayload)
             if self.suppression is not None and env.site_id:  # maintenance, site-down
                 status = d.payload.status
-                before = await self.suppression.site_status(env.tenant_id, env.site_id, status)
+                before = await self.suppression.site_status(
+                    env.tenant_id, env.site_id, status, env.timestamp.timestamp()
+                )
                 entered = status == "maintenance" and before != "maintenance"
                 left = before == "maintenance" and status != "maintenance"
                 if self.audit is not None and (entered or left):
@@ -485,12 +497,12 @@ class MessageHandler:
             after = self._noting(tenant, act.incident_id, event, after)
         return (event, key, ts_ms), after
 
-    def _muted(self, notice: Notice) -> dict[str, Any] | None:
-        """The alert's `suppressed`: why it is quiet now, or None."""
+    def _muted(self, notice: Notice) -> dict[str, Any]:
+        """The alert's `suppressed` (why it is quiet now, or None) and `caused_by`."""
         muted = self.suppression.mutes(notice) if self.suppression is not None else None
         if muted is not None:
             metrics.SUPPRESSED.labels(muted.by).inc()
-        return muted.view() if muted is not None else None
+        return suppression_fields(muted)
 
     def _noting(
         self, tenant: str, incident_id: str, event: dict[str, Any], after: After | None

@@ -24,7 +24,7 @@ from notify_core.history import Dedupe
 from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
 from notify_core.rules import Rule, RuleSet
 from notify_core.rules_holder import RulesHolder
-from notify_core.suppression import Notice
+from notify_core.suppression import Notice, suppression_fields
 from notify_core.suppression_store import SuppressionStore
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
@@ -258,10 +258,8 @@ class KpiAlerts:
         )
         event = events.incident_alert(env, payload)
         if self.suppression is not None:
-            muted = self.suppression.mutes(
-                Notice(env.tenant_id, incident_id, site, "critical", rule.kpi, "threshold")
-            )
-            event["suppressed"] = muted.view() if muted is not None else None
+            notice = Notice(env.tenant_id, incident_id, site, "critical", rule.kpi, "threshold")
+            event.update(suppression_fields(self.suppression.mutes(notice)))
         await self.publisher.publish(event, f"{key}/raise/{rule.kpi}")
         if self.listener is not None:
             await self.listener.on_alert(env.tenant_id, incident_id, site, "critical", title)

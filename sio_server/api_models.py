@@ -152,6 +152,12 @@ class Incident(BaseModel):
     acknowledged_by: str | None = None
     assignee: str | None = None
     suppressed: dict[str, Any] | None = None
+    caused_by: str | None = Field(
+        default=None, description="the parent site whose outage this incident follows from"
+    )
+    affected_sites: list[str] | None = Field(
+        default=None, description="the sites that depend on this incident's site (sites.yaml)"
+    )
     snoozed_until: str | None = None
     escalation_level: int | None = None
     last_event_id: str | None = None
@@ -278,9 +284,23 @@ class VapidPublicKey(BaseModel):
 
 
 class SiteView(BaseModel):
-    site_id: str
+    id: str
+    name: str
+    region: str | None
+    lat: float | None
+    lon: float | None
+    depends_on: list[str]
+    site_id: str = Field(description="the same as id (its earlier name)")
     status: str | None
+    worst_severity: str | None
+    open_incidents: int
     maintenance: dict[str, Any] | None
+
+
+class SiteDetail(SiteView):
+    dependents: list[str] = Field(description="the sites that depend on it directly")
+    incidents: list[Incident]
+    kpis: dict[str, Any] | None = Field(description="the latest KPI snapshot")
 
 
 class SiteList(BaseModel):
@@ -375,7 +395,14 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/silences", "Silence what matches", Created, SilenceBody),
     Route("GET", "/api/v1/silences", "Silences", SilenceList),
     Route("DELETE", "/api/v1/silences/{id}", "Expire a silence", Deleted),
-    Route("GET", "/api/v1/sites", "The tenant's sites: status, maintenance now", SiteList),
+    Route(
+        "GET",
+        "/api/v1/sites",
+        "The tenant's sites: inventory, status, worst severity, maintenance",
+        SiteList,
+        query=("region",),
+    ),
+    Route("GET", "/api/v1/sites/{id}", "One site: dependents, open incidents, KPIs", SiteDetail),
     Route("GET", "/api/v1/push/vapid-public-key", "Web Push application key", VapidPublicKey),
     Route(
         "POST",

@@ -48,6 +48,7 @@ from sio_server.polling import LeanPolling
 from sio_server.presence import Presence
 from sio_server.push_api import PushApi
 from sio_server.recovery import DeliveryGate
+from sio_server.sites_api import SitesApi
 from sio_server.sockets import SocketHandlers
 from sio_server.sse import EventStream
 from sio_server.suppression_api import SuppressionApi
@@ -235,11 +236,13 @@ class SocketServer:
             revocations,
             http_rate or HttpRateLimiter(20.0, 40.0),
             self.presence,
+            suppression,
         )
         self.app.middlewares.append(api.cors_middleware(self.origins))
         api.add_routes(self.app)
         if suppression is not None:
             SuppressionApi(api, suppression, audit).add_routes(self.app)
+            SitesApi(api, suppression, incidents, snapshots).add_routes(self.app)
         if push is not None:
             PushApi(api, push[0], push[1], audit).add_routes(self.app)
         if integrations is not None:

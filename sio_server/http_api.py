@@ -19,10 +19,12 @@ from notify_core.audit import AuditLog, audit_record
 from notify_core.events import NOTIFICATION_TYPES, describe_error, is_ident, is_incident_id
 from notify_core.history import History
 from notify_core.ids import InvalidEventId, parse_id
-from notify_core.incidents import STATUSES, IncidentStore
+from notify_core.incidents import STATUSES, IncidentState, IncidentStore
 from notify_core.readiness import Readiness
 from notify_core.revocations import DEFAULT_KEEP_S, Revocation, Revocations
 from notify_core.rules_holder import RulesHolder
+from notify_core.suppression import Notice, suppression_fields
+from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import Timeline
 from sio_server.api_models import RevocationBody, openapi
 from sio_server.auth import Authenticator, AuthError, Principal
@@ -161,7 +163,11 @@ class HttpApi:
         revocations: Revocations | None = None,
         http_rate: HttpRateLimiter | None = None,
         presence: Presence | None = None,
+        suppression: SuppressionStore | None = None,
     ) -> None:
+        """`suppression`: why each listed incident is quiet (`suppressed`, `caused_by`)
+        and the sites behind it (`affected_sites`, from the inventory)."""
+        self.suppression = suppression
         self.presence = presence
         self.http_rate = http_rate
         self._openapi: bytes | None = None
@@ -357,11 +363,24 @@ class HttpApi:
                             continue
                         if not principal.can_see_site(state.site_id):
                             continue
-                        out.append(state.view(incident_id))
+                        out.append(self.incident_row(principal.tenant_id, incident_id, state))
                         if len(out) == limit:
                             break
         metrics.HTTP_REQUESTS.labels(route, "200").inc()
         return _json({"incidents": out})
+
+    def incident_row(self, tenant: str, incident_id: str, state: IncidentState) -> dict[str, Any]:
+        """An incident's entry in the list, with what suppression says of it now."""
+        row = state.view(incident_id)
+        store = self.suppression
+        if store is None or state.status == "resolved":
+            return row
+        opened = state.opened_at_ms / 1000 if state.opened_at_ms is not None else None
+        notice = Notice(tenant, incident_id, state.site_id, state.severity, opened_at=opened)
+        row.update(suppression_fields(store.mutes(notice)))
+        if state.site_id is not None and (behind := store.sites.dependents(tenant, state.site_id)):
+            row["affected_sites"] = behind
+        return row
 
     @authenticated("incident_action")
     async def incident_action(self, request: web.Request, principal: Principal) -> web.Response:

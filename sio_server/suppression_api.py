@@ -19,7 +19,7 @@ from notify_core import metrics
 from notify_core.audit import AuditLog
 from notify_core.clock import iso_s
 from notify_core.events import describe_error
-from notify_core.suppression import Notice, Silence, Window
+from notify_core.suppression import Silence, Window
 from notify_core.suppression_store import SuppressionStore, window_view
 from sio_server.api_models import MaintenanceBody, SilenceBody
 from sio_server.auth import Principal
@@ -58,7 +58,6 @@ class SuppressionApi:
         app.router.add_post("/api/v1/silences", self.create_silence)
         app.router.add_get("/api/v1/silences", self.list_silences)
         app.router.add_delete("/api/v1/silences/{id}", self.delete_silence)
-        app.router.add_get("/api/v1/sites", self.list_sites)
 
     async def _body(self, request: web.Request, model: Any) -> Any:
         try:
@@ -69,32 +68,6 @@ class SuppressionApi:
             return model.model_validate(raw)
         except ValidationError as exc:
             raise ValueError(describe_error(exc)) from None
-
-    @authenticated("sites")
-    async def list_sites(self, request: web.Request, p: Principal) -> web.Response:
-        """Every site of the tenant the daemon knows of: those that reported a status and
-        those a maintenance window names, with their status and whether they are in
-        maintenance now (the dashboard's site grid; worst severity comes from the
-        incident list)."""
-        now = time.time()
-        statuses = self.store.site_statuses(p.tenant_id)
-        names = set(statuses)
-        for w in self.store.windows(p.tenant_id):
-            names |= w.site_ids
-        sites = []
-        for site in sorted(names):
-            if not p.can_see_site(site):
-                continue
-            muted = self.store.mutes(Notice(p.tenant_id, "-", site, "critical"), now)
-            in_maintenance = muted is not None and muted.by == "maintenance"
-            sites.append(
-                {
-                    "site_id": site,
-                    "status": statuses.get(site),
-                    "maintenance": muted.view() if in_maintenance and muted else None,
-                }
-            )
-        return _json({"sites": sites})
 
     @authenticated("maintenance")
     async def create_window(self, request: web.Request, p: Principal) -> web.Response:

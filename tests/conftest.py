@@ -305,6 +305,31 @@ heartbeats:
 """
 
 
+# the site inventory of the session daemon (tests/test_topology.py): hub-1 <- t-1 <- t-2
+SITES = """\
+version: 1
+sites:
+  - {tenant: topo-acme, id: hub-1, name: Nakuru hub, region: north, lat: -0.30, lon: 36.07}
+  - {tenant: topo-acme, id: t-1, name: Njoro tower, region: north, lat: -0.33, lon: 35.94,
+     depends_on: [hub-1]}
+  - {tenant: topo-acme, id: t-2, name: Mau tower, region: north, lat: -0.40, lon: 35.80,
+     depends_on: [t-1]}
+  - {tenant: topo-acme, id: t-9, name: Kisumu tower, region: south, lat: -0.09, lon: 34.77}
+"""
+TOPOLOGY_POLICIES = """\
+  - name: topology
+    match: {severities: [critical], sites: [hub-1, t-1, t-2]}
+    levels:
+      - wait: 300ms
+        targets: [{oncall: true}]
+  - name: region-south
+    match: {severities: [critical], regions: [south]}
+    levels:
+      - wait: 300ms
+        targets: [{oncall: true}]
+"""
+
+
 @pytest.fixture(scope="session")
 def config_dir(
     tmp_path_factory: pytest.TempPathFactory, hooks: HookReceiver, sinks: ReceiverSinks
@@ -325,7 +350,9 @@ def config_dir(
         + RECEIVER_POLICIES.format(dir=path)
         + INTEGRATION_POLICIES
         + ONCALL_POLICIES
+        + TOPOLOGY_POLICIES
     )
+    (path / "sites.yaml").write_text(SITES)
     (path / "oncall.yaml").write_text(ONCALL)
     (path / "heartbeat-key").write_text(HEARTBEAT_KEY + "\n")
     (path / "heartbeat-key-other").write_text(uuid.uuid4().hex + "\n")

@@ -20,6 +20,7 @@ from notify_core.heartbeats_config import HEARTBEATS_FILE, Heartbeats, load_hear
 from notify_core.integrations_config import INTEGRATIONS_FILE, Integrations, load_integrations
 from notify_core.rules import THRESHOLDS_FILE, RuleSet
 from notify_core.rules_file import load_rules
+from notify_core.sites_config import SITES_FILE, Inventory, load_sites
 from notify_core.suppression_config import SUPPRESSION_FILE, Suppression, load_suppression
 
 DEFAULT_CONFIG_DIR = Path("config")
@@ -35,6 +36,7 @@ class ConfigSet:
     integrations: Integrations = field(default_factory=Integrations)
     schedules: Schedules = field(default_factory=Schedules)
     heartbeats: Heartbeats = field(default_factory=Heartbeats)
+    sites: Inventory = field(default_factory=Inventory)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ FILES = (
     ),
     ConfigFile(ONCALL_FILE, "schedules", load_schedules, lambda s: f"{len(s)} schedules"),
     ConfigFile(HEARTBEATS_FILE, "heartbeats", load_heartbeats, lambda h: f"{len(h)} heartbeats"),
+    ConfigFile(SITES_FILE, "sites", load_sites, lambda s: f"{len(s)} sites"),
 )
 WATCHED = tuple(f.name for f in FILES)
 

@@ -60,6 +60,7 @@ from notify_core.revocations import Revocations
 from notify_core.rules import THRESHOLDS_FILE
 from notify_core.rules_holder import RulesHolder
 from notify_core.settings import Settings
+from notify_core.sites_config import Inventory
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
 from notify_core.suppression_audit import ExpiryAudit
 from notify_core.suppression_store import SuppressionStore
@@ -200,7 +201,7 @@ class Runtime:
         add(_Part("config reloader", reloader.start, reloader.stop))
         public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
         suppression = self.suppression = SuppressionStore(
-            self.redis, s.redis_prefix, self.config.suppression
+            self.redis, s.redis_prefix, self.config.suppression, self.config.sites
         )
         add(_Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
@@ -357,6 +358,7 @@ class Runtime:
             deliveries,
             muter=self.suppression.mutes,
             oncall=self.oncall,
+            sites=self.current_sites,
         )
         engine = self.escalation
         escalation_jobs.install(engine, scheduler.deployment)
@@ -457,9 +459,14 @@ class Runtime:
         if self.escalation is not None:
             self.escalation.policies = config.policies
         self.suppression.config = config.suppression
+        self.suppression.sites = config.sites
 
     def _reload_refused(self, error: str) -> None:
         self.rules.last_error = error
+
+    def current_sites(self) -> Inventory:
+        """The site inventory in force (sites.yaml, swapped on reload)."""
+        return self.config.sites
 
     def current_heartbeats(self) -> Heartbeats:
         """The heartbeats in force (heartbeats.yaml, swapped on reload)."""
