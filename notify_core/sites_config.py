@@ -104,6 +104,9 @@ class Inventory:
         key = (tenant, site)
         found = self._ancestors.get(key)
         if found is None:
+            site_known = self._by.get(key)
+            if site_known is None or not site_known.depends_on:
+                return ()  # not cached: ids not in the inventory must not grow the cache
             found = self._ancestors[key] = tuple(self._walk(tenant, site, up=True))
         return found
 
@@ -166,12 +169,12 @@ def parse_sites(text: str, name: str = SITES_FILE) -> Inventory:
             sites = _SITES.validate_python(raw) if isinstance(raw, list) else None
         except ValidationError:
             sites = None
-        if sites is not None and not _graph_problems(sites):
+        if sites is not None and not graph_problems(sites):
             return Inventory(sites)
     raise ConfigInvalid(_problems(text, name))
 
 
-def _graph_problems(sites: list[Site]) -> list[tuple[int, str, str]]:
+def graph_problems(sites: list[Site]) -> list[tuple[int, str, str]]:
     """(index, field, message): duplicates, unknown parents, cycles."""
     out: list[tuple[int, str, str]] = []
     index: dict[tuple[str, str], int] = {}
@@ -222,7 +225,7 @@ def _problems(text: str, name: str) -> list[ConfigProblem]:
     )
     lines = parse_yaml(text, name, KIND, ("version", "sites"), "a mapping").lines
     out = []
-    for i, field, message in _graph_problems(items):
+    for i, field, message in graph_problems(items):
         path = tuple(int(p) if p.isdigit() else p for p in field.split("."))
         line = lines.line(("sites", i, *path)) or lines.line(("sites", i))
         out.append(ConfigProblem(name, line, items[i].id, field, message, KIND))

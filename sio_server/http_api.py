@@ -536,6 +536,7 @@ class HttpApi:
             "dashboard-list.js": "application/javascript",
             "dashboard-detail.js": "application/javascript",
             "dashboard-ops.js": "application/javascript",
+            "dashboard-map.js": "application/javascript",
             "sw.js": "application/javascript",
             "dashboard.css": "text/css",
         }

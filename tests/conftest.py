@@ -315,6 +315,12 @@ sites:
   - {tenant: topo-acme, id: t-2, name: Mau tower, region: north, lat: -0.40, lon: 35.80,
      depends_on: [t-1]}
   - {tenant: topo-acme, id: t-9, name: Kisumu tower, region: south, lat: -0.09, lon: 34.77}
+  - {tenant: topo-map, id: hub-m, name: Eldoret hub, region: rift, lat: 0.51, lon: 35.27}
+  - {tenant: topo-map, id: m-1, name: Iten tower, region: rift, lat: 0.67, lon: 35.51,
+     depends_on: [hub-m]}
+  - {tenant: topo-map, id: m-2, name: Kapsabet tower, region: rift, lat: 0.20, lon: 35.10,
+     depends_on: [m-1]}
+  - {tenant: topo-map, id: c-1, name: Mombasa core, region: coast, lat: -4.04, lon: 39.67}
 """
 TOPOLOGY_POLICIES = """\
   - name: topology

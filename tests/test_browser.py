@@ -266,3 +266,31 @@ async def test_dashboard_shows_who_is_on_call_now_and_next_and_the_heartbeats(ba
         assert (await browser.do("count", selector="#oncall li"))["count"] == 0  # not theirs
     finally:
         await browser.close()
+
+
+async def test_the_site_view_groups_by_region_maps_the_sites_and_shows_an_outage_once(
+    base_url, produce, token
+):
+    """The session's sites.yaml: tenant topo-map has hub-m <- m-1 <- m-2 (region rift)
+    and c-1 (region coast)."""
+    from notify_core.events import TOPIC_SITES
+    from tests.helpers import envelope
+
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={token('topo-map', 'noc')}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await browser.do("wait", selector="#sites .tile[data-site='m-2']")
+        order = (await browser.do("texts", selector="#sites .region, #sites .tile strong"))["texts"]
+        assert order == ["COAST", "c-1", "RIFT", "hub-m", "m-1", "m-2"], order
+        assert "Iten tower" in (await browser.do("text", selector=".tile[data-site='m-1']"))["text"]
+        assert (await browser.do("count", selector="#site-map circle"))["count"] == 4
+        assert (await browser.do("count", selector="#outages li"))["count"] == 0
+        await produce(TOPIC_SITES, envelope("topo-map", {"status": "down"}, site="hub-m"))
+        await browser.do("wait", selector="#outages li[data-site='hub-m']")
+        text = (await browser.do("text", selector="#outages li[data-site='hub-m']"))["text"]
+        assert "Eldoret hub down" in text and "2 site(s) behind it: m-1, m-2" in text
+        assert (await browser.do("count", selector="#site-map circle.down"))["count"] == 1
+    finally:
+        await produce(TOPIC_SITES, envelope("topo-map", {"status": "up"}, site="hub-m"))
+        await browser.close()

@@ -9,6 +9,7 @@ hub-1 <- t-1 <- t-2 in region north, t-9 alone in region south.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -170,3 +171,31 @@ async def test_sites_api_lists_the_inventory_under_the_visibility_rule(base_url,
     assert (await _http(base_url, other, "/api/v1/sites/hub-1"))[0] == 404
     status, body = await _http(base_url, other, "/api/v1/sites")
     assert status == 200 and "hub-1" not in {s["id"] for s in body["sites"]}
+
+
+def test_sites_import_writes_what_the_daemon_loads_and_refuses_a_bad_csv(tmp_path, capsys):
+    from towerco_notify.cli import main
+
+    good = tmp_path / "export.csv"
+    good.write_text(
+        "tenant,id,name,region,lat,lon,depends_on\n"
+        "acme,hub-7,Nakuru hub,west,-0.30,36.07,\n"
+        "acme,s-17,Njoro tower,west,-0.33,35.94,hub-7\n"
+        "acme,s-18,,west,,,hub-7;s-17\n"
+    )
+    out = tmp_path / "config" / "sites.yaml"
+    assert main(["sites", "import", str(good), "-o", str(out)]) == 0
+    inventory = parse_sites(out.read_text())
+    assert inventory.ancestors("acme", "s-18") == ("hub-7", "s-17")
+    assert inventory.get("acme", "s-17").name == "Njoro tower"
+    shipped = Path(__file__).parent.parent / "config" / "thresholds.yaml"
+    (out.parent / "thresholds.yaml").write_text(shipped.read_text())
+    assert main(["check-config", str(out.parent)]) == 0
+    assert "sites.yaml: OK (3 sites)" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("tenant,id,depends_on\nacme,a,\nacme,b,c\nacme,c,b\n")
+    before = out.read_text()
+    assert main(["sites", "import", str(bad), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4: site c: depends_on: cycle: b -> c -> b" in err
+    assert out.read_text() == before  # nothing written

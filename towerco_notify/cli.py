@@ -18,7 +18,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from notify_core.settings import Settings, SettingsError, env_name, flag_name, load_settings
-from towerco_notify import admin_cli, backtest_cli, explain_cli
+from towerco_notify import admin_cli, backtest_cli, explain_cli, sites_cli
 
 log = logging.getLogger("towerco_notify")
 
@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cli.add_parser(sub)
     backtest_cli.add_parser(sub)
     admin_cli.add_parsers(sub)
+    sites_cli.add_parser(sub)
     return parser
 
 
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             return admin_cli.revoke(args)
         if args.command == "audit":
             return admin_cli.audit(args)
+        if args.command == "sites":
+            return sites_cli.run(args)
     except SettingsError as exc:
         print(f"towerco-notify: {exc}", file=sys.stderr)
         return 2

@@ -170,7 +170,23 @@
         const w = worstBySite.get(inc.site_id);
         if (w === undefined || (SEV_RANK[inc.severity] ?? 9) < (SEV_RANK[w] ?? 9)) worstBySite.set(inc.site_id, inc.severity);
       }
-      for (const id of [...sites.keys()].sort()) { renderTile(id); $("sites").append(sites.get(id).node); }  // in site order
+      // grouped by region (sites.yaml), then in site order; sites not in the inventory last
+      const region = (id) => (siteInfo.get(id) || {}).region || "";
+      const order = [...sites.keys()].sort((x, y) => (region(x) || "\uffff").localeCompare(region(y) || "\uffff") || x.localeCompare(y));
+      const grid = [];
+      let last = null;
+      for (const id of order) {
+        renderTile(id);
+        if (region(id) !== last && (region(id) || last)) {
+          last = region(id);
+          const head = el("h3", "region", last || "other sites");
+          head.dataset.region = last;
+          grid.push(head);
+        }
+        grid.push(sites.get(id).node);
+      }
+      $("sites").replaceChildren(...grid);
+      siteMap.render(siteInfo, worstBySite, (id) => (sites.get(id) && sites.get(id).status) || (siteInfo.get(id) || {}).status);
     }, 100);
   }
   function tile(siteId) {
@@ -198,6 +214,8 @@
     const status = t.status || info.status || "up";
     const worst = worstBySite.get(siteId) || null;
     t.node.replaceChildren(el("strong", null, siteId));
+    if (info.name && info.name !== siteId) t.node.append(el("span", "site-name", info.name));
+    t.node.dataset.region = info.region || "";
     t.node.className = "tile " + status + (worst ? " worst-" + worst : "") + (info.maintenance ? " in-maintenance" : "");
     t.node.dataset.status = status;
     t.node.dataset.worst = worst || "";
@@ -241,7 +259,7 @@
       const b = $("escalation"); b.hidden = false;
       b.textContent = `Escalation level ${ev.level}: ${ev.incident && ev.incident.title ? ev.incident.title : ev.incident_id} is not acknowledged`;
     },
-    site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); if (ev.status === "maintenance" || t.wasMaint) ops.refresh(); t.wasMaint = ev.status === "maintenance"; },
+    site_status(ev) { const t = tile(ev.site_id); t.status = ev.status; renderTile(ev.site_id); scheduleTiles(); if (ev.status === "maintenance" || t.wasMaint) ops.refresh(); t.wasMaint = ev.status === "maintenance"; },
     presence(ev) {
       const n = ev.count ?? ev.users.length;
       const names = ev.users.slice(0, 8).map((u) => u.user_id).join(", ");
@@ -369,6 +387,7 @@
   const list = window.createIncidentList($("incident-scroll"), $("incidents"), { rowHeight: 64, renderRow, compare, visible: visibleInList,
     rendered: (order) => { $("incidents").dataset.rows = String(order.length); } });
   const detail = window.createDetail({ $, el, api: (m, p, b) => api(m, p, b), act, socket: () => socket });
+  const siteMap = window.createSiteMap({ $, el });
   const ops = window.createOps({ $, el, api: (m, p, b) => api(m, p, b), onSites: (found) => {
     for (const s of found) { siteInfo.set(s.site_id, s); tile(s.site_id); }
     scheduleTiles();
