@@ -158,6 +158,9 @@ class ActionPayload(_Strict):
     # set by this daemon's servers, which audit the action where it was taken; an action
     # without it came from another system and is audited with `source: kafka`
     via: Literal["server"] | None = None
+    # where it was taken from outside the dashboard (an action link in a page), recorded in
+    # the timeline and the `incident_update`
+    source: Literal["link", "slack", "pagerduty", "sms", "voice"] | None = None
 
     @model_validator(mode="after")
     def _needs(self) -> ActionPayload:

@@ -157,6 +157,12 @@ INGEST = Counter(
     ["integration", "result"],
 )
 ESCALATIONS = Counter("notify_escalations_total", "Escalation levels notified")
+ACTION_LINKS = Counter(
+    "notify_action_links_total",
+    "Action links used (POST /a/{token}), by result: ok, refused, gone (used, expired or"
+    " resolved), unknown",
+    ["result"],
+)
 HEARTBEAT_PINGS = Counter(
     "notify_heartbeat_pings_total",
     "Heartbeat pings over HTTP, by result: ok, refused (bad key or unknown heartbeat)",

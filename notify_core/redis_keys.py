@@ -51,6 +51,10 @@ class RedisKeys:
             return self.shared("replication", "marker")
         return self.shared(f"replication-{shard}", "marker")
 
+    def action_link(self, token: str) -> str:
+        """One key per action link (notify_core/action_links.py): its own slot."""
+        return f"{self.prefix}action-link:{token}"
+
     # -- the history (notify_core/history.py) ---------------------------------------
     def stream(self, tenant: str) -> str:
         return self.tenant("history", tenant)

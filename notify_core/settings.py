@@ -149,6 +149,13 @@ class Settings(BaseSettings):
         description="inbound integrations: how long an answer waits for the broker's acks"
         " before it is 503 (the sender retries)",
     )
+    action_link_ttl: float = Field(
+        default=86400.0,
+        gt=0,
+        le=30 * 86400,
+        description="how long an acknowledge/resolve link in a page works (24h; 30m, 2h, 3d"
+        " or seconds); a link also stops working once used or the incident resolved",
+    )
     snooze_minute_s: float = Field(
         default=60.0,
         gt=0,
@@ -264,6 +271,13 @@ class Settings(BaseSettings):
         description="text, or json: one object per line (at, level, logger, message, and"
         " tenant_id / incident_id when the line is about one)",
     )
+
+    @field_validator("action_link_ttl", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        from notify_core.rules import parse_duration
+
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("kafka_bootstrap", "cors_origins", mode="before")
     @classmethod

@@ -478,6 +478,8 @@ class MessageHandler:
         if applied.state is not None:
             await self.incidents.put(tenant, act.incident_id, applied.state)
         site = known.site_id if known else None
+        if act.source is not None:
+            applied = applied._replace(changed={**applied.changed, "source": act.source})
         event = events.incident_update(
             tenant, act.incident_id, applied.status, act.user_id, ts, site, applied.changed
         )

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from escalation.oncall.directory import OnCallDirectory
 from escalation.receivers.push import PushStore, VapidKeys
+from notify_core.action_links import ActionLinks
 from notify_core.audit import AuditLog
 from notify_core.history import History, RedisHistory
 from notify_core.incidents import IncidentStore
@@ -28,6 +29,7 @@ from notify_core.snapshots import SnapshotStore
 from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import Timeline
 from sio_server import websocket
+from sio_server.action_links_api import ActionLinksApi
 from sio_server.admission import Admission
 from sio_server.aiohttp_site import WrappedTCPSite
 from sio_server.auth import Authenticator, Principal
@@ -138,6 +140,7 @@ class SocketServer:
         integrations: IntegrationsApi | None = None,
         oncall: OnCallDirectory | None = None,
         heartbeats: HeartbeatSources | None = None,
+        action_links: ActionLinks | None = None,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
@@ -251,6 +254,8 @@ class SocketServer:
             OnCallApi(api, oncall, audit).add_routes(self.app)
         if heartbeats is not None:
             HeartbeatsApi(api, heartbeats, audit, guard).add_routes(self.app)
+        if action_links is not None:
+            ActionLinksApi(action_links, incidents, actions).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

@@ -51,8 +51,13 @@ class IncidentActions:
         remote: str | None = None,
         note: object = None,
         minutes: object = None,
+        origin: str | None = None,
     ) -> Outcome:
+        """`origin`: where it was taken outside the dashboard (`link`), carried to the
+        timeline and the `incident_update` as `source`."""
         extra, problem = _extra(action, note, minutes)
+        if origin is not None:
+            extra["source"] = origin
         outcome = (
             Outcome(False, 400, problem) if problem else await self._decide(p, incident_id, action)
         )

@@ -6,6 +6,7 @@ nothing and tells the admins; the push subscription API from the attacker's side
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import aiohttp
@@ -66,8 +67,13 @@ async def test_a_page_reaches_email_chat_pagerduty_and_web_push(
         return [r for r in sinks.of(path) if tenant in str(r.get("json"))]
 
     slack = (await eventually(lambda: mine("/slack"), timeout=10))[0]["json"]
-    assert slack["text"] == f"*[critical] {title}* at site rcv-site: escalation level 1. " \
-        "<http://noc.example:8080/#incident=R-1|Open>"  # fmt: skip
+    assert re.fullmatch(
+        re.escape(f"*[critical] {title}* at site rcv-site: escalation level 1. ")
+        + r"<http://noc\.example:8080/#incident=R-1\|Open> · "
+        r"<http://noc\.example:8080/a/[\w-]{32}\|Acknowledge> · "
+        r"<http://noc\.example:8080/a/[\w-]{32}\|Resolve>",
+        slack["text"],
+    ), slack["text"]
     assert slack["blocks"][0] == {
         "type": "section",
         "text": {"type": "mrkdwn", "text": slack["text"]},

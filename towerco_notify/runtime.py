@@ -31,6 +31,7 @@ from escalation.receivers.push import MemoryPushStore, PushStore, RedisPushStore
 from escalation.receivers.senders import (
     ChatSender,
     EmailSender,
+    PageLinks,
     PagerDutySender,
     Sender,
     WebhookJobSender,
@@ -40,6 +41,7 @@ from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
 from escalation.webhooks import HttpClient, WebhookSender
 from notify_core import redis_factory
+from notify_core.action_links import ActionLinks
 from notify_core.audit import (
     AuditCopy,
     AuditLog,
@@ -206,6 +208,7 @@ class Runtime:
         add(_Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
         self.heartbeat_store = HeartbeatStore(self.redis, s.redis_prefix)
+        self.action_links = ActionLinks(self.redis, s.redis_prefix, s.action_link_ttl)
         self.oncall = OnCallDirectory(
             self.current_schedules, OverrideStore(self.redis, s.redis_prefix)
         )
@@ -311,6 +314,7 @@ class Runtime:
             integrations=integrations,
             oncall=self.oncall,
             heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
+            action_links=self.action_links,
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -402,14 +406,15 @@ class Runtime:
             host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::") else s.http_host
             return s.public_url or f"http://{host}:{self.http_port or s.http_port}"
 
+        links = PageLinks(link, self.action_links)
         senders: dict[str, Sender] = {
             "email": EmailSender(
-                s.smtp_url.get_secret_value() if s.smtp_url else None, s.smtp_from, link
+                s.smtp_url.get_secret_value() if s.smtp_url else None, s.smtp_from, links
             ),
-            "slack": ChatSender("slack", http, link),
-            "teams": ChatSender("teams", http, link),
+            "slack": ChatSender("slack", http, links),
+            "teams": ChatSender("teams", http, links),
             "pagerduty": PagerDutySender(http, s.pagerduty_url, link),
-            "webpush": WebPushSender(http, self.push_store, self.vapid, s.vapid_subject, link),
+            "webpush": WebPushSender(http, self.push_store, self.vapid, s.vapid_subject, links),
             "webhook": WebhookJobSender(webhooks),
         }
         worker = DeliveryWorker(

@@ -20,6 +20,8 @@ FIELDS = (
     "cycle",
     "policy",
     "link",
+    "ack_link",
+    "resolve_link",
     "count",
     "incidents",
 )
@@ -32,9 +34,14 @@ DEFAULTS: dict[str, str] = {
         "Severity:  $severity\n"
         "Level:     $level (policy $policy, cycle $cycle)\n"
         "Incidents: $incidents\n\n"
+        "Acknowledge: $ack_link\n"
+        "Resolve:     $resolve_link\n"
         "Open it on the dashboard: $link\n"
     ),
-    "slack": "*[$severity] $title* at site $site: escalation level $level. <$link|Open>",
+    "slack": (
+        "*[$severity] $title* at site $site: escalation level $level. <$link|Open> · "
+        "<$ack_link|Acknowledge> · <$resolve_link|Resolve>"
+    ),
     "teams": "[$severity] $title at site $site: escalation level $level",
     "webpush": "$title at $site (level $level)",
 }
@@ -57,8 +64,15 @@ def template_problem(key: str, text: str) -> str | None:
     return None
 
 
-def page_fields(event: dict[str, Any], severity: str, link: str) -> dict[str, str]:
-    """The placeholders of a page, from its `escalation` event."""
+def page_fields(
+    event: dict[str, Any],
+    severity: str,
+    link: str,
+    actions: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The placeholders of a page, from its `escalation` event; `actions`: the action
+    links of this recipient (`acknowledge`, `resolve`), else the dashboard link."""
+    actions = actions or {}
     incidents = event.get("incidents") or [event["incident_id"]]
     return {
         "tenant": event["tenant_id"],
@@ -70,6 +84,8 @@ def page_fields(event: dict[str, Any], severity: str, link: str) -> dict[str, st
         "cycle": str(event.get("cycle", 1)),
         "policy": event.get("policy", ""),
         "link": link,
+        "ack_link": actions.get("acknowledge", link),
+        "resolve_link": actions.get("resolve", link),
         "count": str(len(incidents)),
         "incidents": ", ".join(incidents),
     }

@@ -30,6 +30,7 @@ from escalation.receivers.page import page_fields, render
 from escalation.receivers.push import PushStore, VapidKeys
 from escalation.targets import Target
 from escalation.webhooks import HttpClient, WebhookSender
+from notify_core.action_links import ActionLinks
 from notify_core.redact import url_origin
 from notify_core.secret_refs import read_secret
 
@@ -63,6 +64,24 @@ def _fields(job: Job, link_base: Callable[[], str]) -> dict[str, str]:
     return page_fields(job.event, job.severity, link)
 
 
+class PageLinks:
+    """A page's links: the dashboard's, and (with action links) one to acknowledge and one
+    to resolve as `actor`, the person or address the page goes to."""
+
+    def __init__(self, base: Callable[[], str], links: ActionLinks | None = None) -> None:
+        self.base, self.links = base, links
+
+    async def fields(self, job: Job, actor: str) -> dict[str, str]:
+        root = self.base().rstrip("/")
+        link = f"{root}/#incident={job.incident_id}"
+        actions: dict[str, str] = {}
+        if self.links is not None and job.action == "trigger":
+            for action in ("acknowledge", "resolve"):
+                token = await self.links.mint(job.tenant_id, job.incident_id, action, actor)
+                actions[action] = f"{root}/a/{token}"
+        return page_fields(job.event, job.severity, link, actions)
+
+
 async def _post_json(session: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> Sent:
     try:
         async with session.post(
@@ -82,8 +101,8 @@ async def _post_json(session: aiohttp.ClientSession, url: str, payload: dict[str
 class ChatSender:
     """Slack and Teams incoming webhooks; the URL is read from its env var or file now."""
 
-    def __init__(self, kind: str, http: HttpClient, link_base: Callable[[], str]) -> None:
-        self.kind, self.http, self.link_base = kind, http, link_base
+    def __init__(self, kind: str, http: HttpClient, links: PageLinks) -> None:
+        self.kind, self.http, self.links = kind, http, links
 
     async def send(self, job: Job) -> Sent:
         target = Target.model_validate(job.target)
@@ -91,7 +110,7 @@ class ChatSender:
         url = read_secret(ref.source()) if ref is not None else None
         if not url:
             return Sent(False, None, f"{self.kind} webhook URL is unset ({ref.source()[1]})")
-        f = _fields(job, self.link_base)
+        f = await self.links.fields(job, self.kind)  # whoever in the channel clicks
         text = render(self.kind, f, job.templates)
         payload = slack_payload(text, f) if self.kind == "slack" else teams_payload(text, f)
         return await _post_json(self.http.session, url, payload)
@@ -131,7 +150,11 @@ def teams_payload(text: str, f: dict[str, str]) -> dict[str, Any]:
             {"type": "TextBlock", "text": text, "weight": "Bolder", "wrap": True},
             {"type": "FactSet", "facts": facts},
         ],
-        "actions": [{"type": "Action.OpenUrl", "title": "Open", "url": f["link"]}],
+        "actions": [
+            {"type": "Action.OpenUrl", "title": "Open", "url": f["link"]},
+            {"type": "Action.OpenUrl", "title": "Acknowledge", "url": f["ack_link"]},
+            {"type": "Action.OpenUrl", "title": "Resolve", "url": f["resolve_link"]},
+        ],
     }
     return {
         "type": "message",
@@ -187,8 +210,8 @@ def pagerduty_payload(job: Job, routing_key: str, link_base: Callable[[], str]) 
 
 
 class EmailSender:
-    def __init__(self, smtp_url: str | None, sender: str, link_base: Callable[[], str]) -> None:
-        self.smtp_url, self.sender, self.link_base = smtp_url, sender, link_base
+    def __init__(self, smtp_url: str | None, sender: str, links: PageLinks) -> None:
+        self.smtp_url, self.sender, self.links = smtp_url, sender, links
 
     async def send(self, job: Job) -> Sent:
         import aiosmtplib
@@ -196,7 +219,8 @@ class EmailSender:
         if not self.smtp_url:
             return Sent(False, None, "NOTIFY_SMTP_URL is not set", retry=False)
         target = Target.model_validate(job.target)
-        msg = email_message(job, str(target.email), self.sender, self.link_base)
+        f = await self.links.fields(job, f"email:{target.email}")
+        msg = email_message(job, str(target.email), self.sender, f)
         url = urlsplit(self.smtp_url)
         implicit_tls = url.scheme == "smtps"
         try:
@@ -217,8 +241,7 @@ class EmailSender:
         return Sent(True, 250)
 
 
-def email_message(job: Job, to: str, sender: str, link_base: Callable[[], str]) -> EmailMessage:
-    f = _fields(job, link_base)
+def email_message(job: Job, to: str, sender: str, f: dict[str, str]) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = render("email_subject", f, job.templates).replace("\n", " ")[:200]
     msg["From"] = sender
@@ -227,9 +250,13 @@ def email_message(job: Job, to: str, sender: str, link_base: Callable[[], str]) 
     text = render("email", f, job.templates)
     msg.set_content(text)
     escaped = html.escape(text).replace("\n", "<br>\n")
-    link = html.escape(f["link"], quote=True)
+    link, ack, resolve = (
+        html.escape(f[k], quote=True) for k in ("link", "ack_link", "resolve_link")
+    )
     msg.add_alternative(
-        f'<html><body><p>{escaped}</p><p><a href="{link}">Open the incident</a></p></body></html>',
+        f'<html><body><p>{escaped}</p><p><a href="{ack}">Acknowledge</a> · '
+        f'<a href="{resolve}">Resolve</a> · <a href="{link}">Open the incident</a></p>'
+        "</body></html>",
         subtype="html",
     )
     return msg
@@ -260,10 +287,10 @@ class WebPushSender:
         store: PushStore,
         keys: VapidKeys,
         subject: str,
-        link_base: Callable[[], str],
+        links: PageLinks,
     ) -> None:
         self.http, self.store, self.keys = http, store, keys
-        self.subject, self.link_base = subject, link_base
+        self.subject, self.links = subject, links
 
     async def send(self, job: Job) -> Sent:
         from pywebpush import WebPushException, webpush_async
@@ -273,21 +300,27 @@ class WebPushSender:
         subs = await self.store.for_target(job.tenant_id, target.webpush.role, target.webpush.user)
         if "pending" in job.state:
             subs = {k: v for k, v in subs.items() if k in job.state["pending"]}
-        f = _fields(job, self.link_base)
-        data = orjson.dumps(
-            {
-                "title": f"[{f['severity']}] {f['title']}",
-                "body": render("webpush", f, job.templates),
-                "incident_id": job.incident_id,
-                "site_id": job.event.get("site_id"),
-                "severity": f["severity"],
-                "level": job.event.get("level"),
-                "url": f["link"],
-            }
-        ).decode()
         vapid = await self.keys.vapid()
         failed, dropped, sent = [], 0, 0
         for sub_id, sub in subs.items():
+            # each subscriber's own links: the acknowledge action acts as them
+            f = await self.links.fields(job, str(sub.get("user_id") or "webpush"))
+            data = orjson.dumps(
+                {
+                    "title": f"[{f['severity']}] {f['title']}",
+                    "body": render("webpush", f, job.templates),
+                    "incident_id": job.incident_id,
+                    "site_id": job.event.get("site_id"),
+                    "severity": f["severity"],
+                    "level": job.event.get("level"),
+                    "url": f["link"],
+                    "ack_url": f["ack_link"],
+                    "actions": [
+                        {"action": "acknowledge", "title": "Acknowledge"},
+                        {"action": "open", "title": "Open"},
+                    ],
+                }
+            ).decode()
             try:
                 await webpush_async(
                     sub["subscription"],
