@@ -41,6 +41,7 @@ class IncidentState:
     last_event_id: str | None = None  # the newest history event about it
     assignee: str | None = None  # who took it
     snoozed_until_ms: int | None = None
+    acknowledged_at_ms: int | None = None  # the first acknowledgement (response reports)
 
     def current(self, now_ms: int) -> IncidentState:
         """As it stands at `now_ms`: a snooze that ran out is over (escalation re-armed)."""
@@ -167,6 +168,9 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
             "snoozed_until_ms": ""
             if state.snoozed_until_ms is None
             else str(state.snoozed_until_ms),
+            "acknowledged_at_ms": ""
+            if state.acknowledged_at_ms is None
+            else str(state.acknowledged_at_ms),
         }
         await self._put(tenant, incident_id, fields, state)
         resolved = state.status == "resolved"
@@ -224,6 +228,7 @@ def _state(raw: dict[Any, Any]) -> IncidentState | None:
         data.get("last_event_id") or None,
         data.get("assignee") or None,
         int(data["snoozed_until_ms"]) if data.get("snoozed_until_ms") else None,
+        int(data["acknowledged_at_ms"]) if data.get("acknowledged_at_ms") else None,
     )
 
 

@@ -45,7 +45,14 @@ def apply_action(
     if a == "acknowledge":
         if known.status == "acknowledged":
             return None
-        new = replace(known, status="acknowledged", acknowledged_by=user, snoozed_until_ms=None)
+        first = known.acknowledged_at_ms if known.acknowledged_at_ms is not None else at_ms
+        new = replace(
+            known,
+            status="acknowledged",
+            acknowledged_by=user,
+            snoozed_until_ms=None,
+            acknowledged_at_ms=first,
+        )
         return Applied(new, "acknowledged", changed, "acknowledged")
     if a == "resolve":
         new = replace(known, status="resolved", resolved_at_ms=at_ms, snoozed_until_ms=None)

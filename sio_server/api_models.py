@@ -126,6 +126,50 @@ class Pinged(BaseModel):
     ok: Literal[True] = True
 
 
+class Times(BaseModel):
+    p50: float | None
+    p90: float | None
+    mean: float | None
+
+
+class ResponseGroup(BaseModel):
+    key: str
+    incidents: int
+    acknowledged: int
+    resolved: int
+    escalated: int = Field(description="incidents with at least one page")
+    pages: int
+    mtta_s: Times
+    mttr_s: Times
+
+
+class ResponseReport(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    group_by: Literal["site", "region", "policy", "severity", "user"]
+    groups: list[ResponseGroup]
+
+
+class Shift(BaseModel):
+    from_: str | None = Field(alias="from")
+    to: str | None
+    users: list[str]
+
+
+class Handover(BaseModel):
+    schedule: str
+    shift: Shift
+    opened: list[str]
+    acknowledged: list[str]
+    resolved: list[str]
+    paged: list[str]
+    open: list[Incident]
+    snoozed: list[Incident]
+    ending_next: dict[str, list[dict[str, Any]]] = Field(
+        description="maintenance windows and silences ending before the next shift"
+    )
+
+
 class Error(BaseModel):
     ok: Literal[False] = False
     error: str
@@ -480,6 +524,20 @@ ROUTES: tuple[Route, ...] = (
         None,
         auth=False,
         content="text/html",
+    ),
+    Route(
+        "GET",
+        "/api/v1/reports/response",
+        "Time to acknowledge and resolve, grouped (role admin)",
+        ResponseReport,
+        query=("from", "to", "group_by"),
+    ),
+    Route(
+        "GET",
+        "/api/v1/reports/handover",
+        "The current shift of a schedule: what happened, what the next one inherits",
+        Handover,
+        query=("schedule",),
     ),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),

@@ -50,6 +50,7 @@ from sio_server.polling import LeanPolling
 from sio_server.presence import Presence
 from sio_server.push_api import PushApi
 from sio_server.recovery import DeliveryGate
+from sio_server.reports_api import ReportsApi
 from sio_server.sites_api import SitesApi
 from sio_server.sockets import SocketHandlers
 from sio_server.sse import EventStream
@@ -246,6 +247,10 @@ class SocketServer:
         if suppression is not None:
             SuppressionApi(api, suppression, audit).add_routes(self.app)
             SitesApi(api, suppression, incidents, snapshots).add_routes(self.app)
+        if incidents is not None and timeline is not None:
+            store = suppression
+            sites = (lambda: store.sites) if store is not None else None
+            ReportsApi(api, incidents, timeline, sites, oncall, suppression).add_routes(self.app)
         if push is not None:
             PushApi(api, push[0], push[1], audit).add_routes(self.app)
         if integrations is not None:

@@ -295,3 +295,45 @@ async def test_site_oncall_pages_the_covering_schedule_and_nobody_is_loud(base_u
     finally:
         await admin.close()
         await paged.close()
+
+
+async def test_the_handover_report_covers_the_current_shift(base_url, produce, token):
+    """`field` covers site oc-site-covered: its incidents are in the report, oc-site's not."""
+    from tests.helpers import envelope
+
+    tok = token(TENANT, "amina", ["operator"])
+    holder = await _who(base_url, tok)
+    covered, elsewhere = f"HO-{uuid.uuid4().hex[:6]}", f"HO-{uuid.uuid4().hex[:6]}"
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    payload = {"title": "Handover check", "severity": "minor"}
+    await produce(
+        TOPIC_ALERTS,
+        {
+            **envelope(TENANT, {**payload, "incident_id": covered}, "oc-site-covered"),
+            "timestamp": now,
+        },
+    )
+    await produce(
+        TOPIC_ALERTS,
+        {**envelope(TENANT, {**payload, "incident_id": elsewhere}, "oc-site"), "timestamp": now},
+    )
+    body: dict[str, Any] = {}
+    for _ in range(100):
+        status, body = await _http(base_url, tok, "GET", "/api/v1/reports/handover?schedule=field")
+        assert status == 200
+        if covered in body["opened"]:
+            break
+        await asyncio.sleep(0.1)
+    assert body["schedule"] == "field" and body["shift"]["users"] == holder
+    begun = datetime.fromisoformat(body["shift"]["from"].replace("Z", "+00:00"))
+    ends = datetime.fromisoformat(body["shift"]["to"].replace("Z", "+00:00"))
+    assert begun <= datetime.now(UTC) < ends and ends - begun == timedelta(days=1)
+    assert covered in body["opened"] and elsewhere not in body["opened"]
+    assert covered in {r["incident_id"] for r in body["open"]}
+    assert set(body["ending_next"]) == {"maintenance", "silences"}
+    status, body = await _http(base_url, tok, "GET", "/api/v1/reports/handover?schedule=nope")
+    assert status == 400 and body["error"].startswith("schedule")
+    status, _ = await _http(
+        base_url, token(TENANT, "v", []), "GET", "/api/v1/reports/handover?schedule=field"
+    )
+    assert status == 403

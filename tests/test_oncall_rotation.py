@@ -240,3 +240,16 @@ def test_boundaries_are_wall_clock_and_increasing(zone, spec, k):
     expected = layer.start + k * layer.shift
     # on the wall clock, unless that wall time fell into a DST gap (then just after it)
     assert wall == expected or (expected < wall <= expected + timedelta(hours=1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(zone=st.sampled_from(ZONES), specs=st.lists(layer_spec, min_size=1, max_size=2), at=instants)
+def test_the_current_shift_runs_from_the_previous_change_to_the_next(zone, specs, at):
+    from escalation.oncall.rotation import previous_change
+
+    s = build(zone, specs)
+    now = users_at(s, [], at)
+    since = previous_change(s, [], at)
+    if since is not None:
+        assert since <= at and users_at(s, [], since) == now
+        assert users_at(s, [], since - timedelta(seconds=1)) != now

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from notify_core.settings import Settings, SettingsError, env_name, flag_name, load_settings
-from towerco_notify import admin_cli, backtest_cli, explain_cli, sites_cli
+from towerco_notify import admin_cli, backtest_cli, explain_cli, report_cli, sites_cli
 
 log = logging.getLogger("towerco_notify")
 
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest_cli.add_parser(sub)
     admin_cli.add_parsers(sub)
     sites_cli.add_parser(sub)
+    report_cli.add_parser(sub)
     return parser
 
 
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             return admin_cli.audit(args)
         if args.command == "sites":
             return sites_cli.run(args)
+        if args.command == "report":
+            return report_cli.run(args)
     except SettingsError as exc:
         print(f"towerco-notify: {exc}", file=sys.stderr)
         return 2

@@ -59,6 +59,17 @@ class OnCallDirectory:
             "until": until,
         }
 
+    async def current_shift(
+        self, tenant: str, schedule: Schedule, at: datetime
+    ) -> tuple[datetime | None, datetime | None, list[str]]:
+        """The shift `at` falls in: (since, until, users); None: beyond ~400 days."""
+        overrides = await self.overrides.of(tenant, schedule.name)
+        return (
+            rotation.previous_change(schedule, overrides, at),
+            rotation.next_change(schedule, overrides, at),
+            rotation.users_at(schedule, overrides, at),
+        )
+
     async def shifts(
         self, tenant: str, schedule: Schedule, start: datetime, end: datetime
     ) -> list[rotation.Shift]:

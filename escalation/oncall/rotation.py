@@ -209,3 +209,18 @@ def shifts(
     out += [Shift(k[0], since, end, k[1]) for k, since in open_.items()]
     out = [Shift(s.user_id, s.start.astimezone(UTC), s.end.astimezone(UTC), s.source) for s in out]
     return sorted(out, key=lambda s: (s.start, s.user_id))
+
+
+def previous_change(
+    schedule: Schedule, overrides: Sequence[Override], at: datetime
+) -> datetime | None:
+    """When who is on call at `at` came on (None: not within ~400 days)."""
+    now = set(users_at(schedule, overrides, at))
+    searched = at
+    for horizon in _HORIZONS:
+        start = at - horizon
+        for t in reversed(changes(schedule, overrides, start, searched)):
+            if set(users_at(schedule, overrides, t - timedelta(microseconds=1))) != now:
+                return t.astimezone(UTC)
+        searched = start
+    return None
