@@ -88,6 +88,8 @@ def daemon_settings(bootstrap: str, redis_url: str | None, **extra: Any) -> Any:
         # refusing bad tokens comes from 127.0.0.1: limits are tested on servers of their own
         **{
             "kafka_offset_reset": "latest",
+            # tansu lets a group join after half the session timeout: 1.5 s, not 3 s
+            "session_timeout_s": 3.0,
             "max_connections_per_user": 1000,
             "auth_failures_per_min": 1_000_000,
             **extra,
