@@ -112,6 +112,22 @@ class Settings(BaseSettings):
         "or smtps:// (TLS)",
     )
     smtp_from: str = Field(default="towerco-notify@localhost", description="email From:")
+    twilio_url: str = Field(
+        default="https://api.twilio.com",
+        description="SMS and voice: a Twilio-compatible REST API",
+    )
+    twilio_account_sid: str | None = Field(default=None, description="Twilio account SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, description="Twilio auth token")
+    twilio_auth_token_file: Path | None = Field(
+        default=None, description="a file holding the Twilio auth token (instead of the token)"
+    )
+    twilio_from: str | None = Field(default=None, description="the E.164 number pages come from")
+    slack_api_url: str = Field(
+        default="https://slack.com/api", description="Slack Web API (direct messages)"
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Slack bot token (xoxb-...) for direct messages to people"
+    )
     pagerduty_url: str = Field(
         default="https://events.pagerduty.com/v2/enqueue",
         description="PagerDuty Events API v2 endpoint",
@@ -367,7 +383,14 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
             value = err.get("input")
-            if field in ("jwt_secret", "webhook_secret", "smtp_url", "vapid_private_key"):
+            if field in (
+                "jwt_secret",
+                "webhook_secret",
+                "smtp_url",
+                "vapid_private_key",
+                "twilio_auth_token",
+                "slack_bot_token",
+            ):
                 value = "<hidden>"
             elif field == "redis_url" and isinstance(value, str):
                 value = mask_password(value)

@@ -170,6 +170,44 @@ class Handover(BaseModel):
     )
 
 
+class ContactMethodBody(_Model):
+    type: Literal["email", "sms", "voice", "slack", "webpush"]
+    value: str = Field(description="address, E.164 number, Slack user id or subscription id")
+    verified: bool | None = Field(default=None, description="admins, for others: linked")
+
+
+class ContactMethodView(BaseModel):
+    id: str
+    type: str
+    value: str
+    verified: bool
+    disabled: bool
+
+
+class ContactMethodList(BaseModel):
+    contact_methods: list[ContactMethodView]
+
+
+class VerifyBody(_Model):
+    code: str = Field(pattern=r"^\s*\d{6}\s*$")
+
+
+class Verified(BaseModel):
+    verified: Literal[True] = True
+
+
+class RuleView(BaseModel):
+    after: str = Field(description="0m..24h after the page")
+    contact_method_id: str
+
+
+class NotificationRules(BaseModel):
+    default: list[RuleView] = Field(default_factory=list)
+    important: list[RuleView] = Field(
+        default_factory=list, description="for critical incidents, when not empty"
+    )
+
+
 class Error(BaseModel):
     ok: Literal[False] = False
     error: str
@@ -538,6 +576,53 @@ ROUTES: tuple[Route, ...] = (
         "The current shift of a schedule: what happened, what the next one inherits",
         Handover,
         query=("schedule",),
+    ),
+    Route("GET", "/api/v1/me/contact-methods", "My contact methods", ContactMethodList),
+    Route(
+        "POST",
+        "/api/v1/me/contact-methods",
+        "Add a contact method (a code is sent through it)",
+        ContactMethodView,
+        ContactMethodBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/me/contact-methods/{id}/verify",
+        "Verify a contact method with its code (5 wrong: locked an hour)",
+        Verified,
+        VerifyBody,
+    ),
+    Route("DELETE", "/api/v1/me/contact-methods/{id}", "Remove a contact method", None),
+    Route(
+        "GET",
+        "/api/v1/users/{user_id}/contact-methods",
+        "A user's (admins) contact methods",
+        ContactMethodList,
+    ),
+    Route(
+        "POST",
+        "/api/v1/users/{user_id}/contact-methods",
+        "Add a contact method (a code is sent through it)",
+        ContactMethodView,
+        ContactMethodBody,
+    ),
+    Route(
+        "POST",
+        "/api/v1/users/{user_id}/contact-methods/{id}/verify",
+        "Verify a contact method with its code (5 wrong: locked an hour)",
+        Verified,
+        VerifyBody,
+    ),
+    Route(
+        "DELETE", "/api/v1/users/{user_id}/contact-methods/{id}", "Remove a contact method", None
+    ),
+    Route("GET", "/api/v1/me/notification-rules", "My notification rules", NotificationRules),
+    Route(
+        "PUT",
+        "/api/v1/me/notification-rules",
+        "Set my notification rules",
+        NotificationRules,
+        NotificationRules,
     ),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),

@@ -17,6 +17,8 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
 from escalation.oncall.directory import OnCallDirectory
+from escalation.people.contacts import PeopleStore
+from escalation.people.reach import PersonSender
 from escalation.receivers.push import PushStore, VapidKeys
 from notify_core.action_links import ActionLinks
 from notify_core.audit import AuditLog
@@ -45,6 +47,7 @@ from sio_server.integrations_api import IntegrationsApi
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.oncall_api import OnCallApi
 from sio_server.origin import OriginPolicy
+from sio_server.people_api import PeopleApi
 from sio_server.plain_ws import PlainWebSocket
 from sio_server.polling import LeanPolling
 from sio_server.presence import Presence
@@ -142,6 +145,7 @@ class SocketServer:
         oncall: OnCallDirectory | None = None,
         heartbeats: HeartbeatSources | None = None,
         action_links: ActionLinks | None = None,
+        people: tuple[PeopleStore, PersonSender] | None = None,
     ) -> None:
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
@@ -261,6 +265,9 @@ class SocketServer:
             HeartbeatsApi(api, heartbeats, audit, guard).add_routes(self.app)
         if action_links is not None:
             ActionLinksApi(action_links, incidents, actions).add_routes(self.app)
+        if people is not None:
+            subscriptions = push[0] if push else None
+            PeopleApi(api, people[0], people[1], subscriptions, audit).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

@@ -276,6 +276,13 @@ schedules:
     layers:
       - {name: rota, users: [mallory], shift: 7d, start: 2026-01-01T00:00}
 """
+PEOPLE_POLICIES = """\
+  - name: people
+    match: {severities: [critical], sites: [ppl-site]}
+    levels:
+      - wait: 300ms
+        targets: [{user: ppl}]
+"""
 ONCALL_POLICIES = """\
   - name: by-schedule
     match: {severities: [critical], sites: [oc-site]}
@@ -358,6 +365,7 @@ def config_dir(
         + RECEIVER_POLICIES.format(dir=path)
         + INTEGRATION_POLICIES
         + ONCALL_POLICIES
+        + PEOPLE_POLICIES
         + TOPOLOGY_POLICIES
     )
     (path / "sites.yaml").write_text(SITES)
@@ -382,6 +390,12 @@ async def daemon(
         smtp_url=f"smtp://127.0.0.1:{sinks.smtp_port}",
         smtp_from="noc@towerco.example",
         pagerduty_url=f"{sinks.base}/pd",
+        twilio_url=f"{sinks.base}/twilio",
+        twilio_account_sid="ACtest0001",
+        twilio_auth_token="twilio-test-token",
+        twilio_from="+15550001111",
+        slack_api_url=f"{sinks.base}/slackapi",
+        slack_bot_token="xoxb-test",
         receiver_attempts=3,
         public_url="http://noc.example:8080",
     )

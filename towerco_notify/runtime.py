@@ -25,6 +25,8 @@ from escalation.leader import LeaderLock
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.overrides import OverrideStore
 from escalation.oncall.schedule import Schedules
+from escalation.people.contacts import PeopleStore
+from escalation.people.reach import PersonSender, Slack, Twilio
 from escalation.receivers.delivery import Deliveries, DeliveryWorker
 from escalation.receivers.outbox import MemoryOutbox, Outbox, RedisOutbox
 from escalation.receivers.push import MemoryPushStore, PushStore, RedisPushStore, VapidKeys
@@ -61,6 +63,7 @@ from notify_core.replication import ReplicaConfirm
 from notify_core.revocations import Revocations
 from notify_core.rules import THRESHOLDS_FILE
 from notify_core.rules_holder import RulesHolder
+from notify_core.secret_refs import read_secret
 from notify_core.settings import Settings
 from notify_core.sites_config import Inventory
 from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
@@ -242,6 +245,7 @@ class Runtime:
             self.redis,
             s.redis_prefix,
         )
+        self._build_reach()
         actions: ActionProducer | None = None
         copy: AuditCopy = (
             RedisAuditCopy(self.redis, s.redis_prefix)
@@ -315,6 +319,7 @@ class Runtime:
             oncall=self.oncall,
             heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
             action_links=self.action_links,
+            people=(self.people, self.person_sender),
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
@@ -389,33 +394,68 @@ class Runtime:
         else:
             add(_Part("escalation (single process)", _as_async(scheduler.activate), _noop))
 
+    def _public_url(self) -> str:
+        """Where pages link to (NOTIFY_PUBLIC_URL, else where this process listens: the
+        port is known once the server listens)."""
+        s = self.settings
+        host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::") else s.http_host
+        return s.public_url or f"http://{host}:{self.http_port or s.http_port}"
+
+    def _build_reach(self) -> None:
+        """What reaches people away from the screen, shared by the pipeline (pages) and
+        the server (verification codes): one HTTP client, email, Web Push, SMS and voice
+        (Twilio-compatible), Slack direct messages, and people's contact methods."""
+        s, add = self.settings, self._parts.append
+        self.http = HttpClient(timeout_s=10.0)  # one session: webhooks and every receiver
+        add(_Part("receiver http client", self.http.start, self.http.stop))
+        self.page_links = PageLinks(self._public_url, self.action_links)
+        smtp = s.smtp_url.get_secret_value() if s.smtp_url else None
+        self.email_sender = EmailSender(smtp, s.smtp_from, self.page_links)
+        self.push_sender = WebPushSender(
+            self.http, self.push_store, self.vapid, s.vapid_subject, self.page_links
+        )
+        self.people = PeopleStore(self.redis, s.redis_prefix)
+        token_file = s.twilio_auth_token_file
+
+        def twilio_token() -> str | None:  # read when used: a rotated file is picked up
+            if token_file is not None:
+                return read_secret(("file", str(token_file)))
+            return s.twilio_auth_token.get_secret_value() if s.twilio_auth_token else None
+
+        self.person_sender = PersonSender(
+            self.people,
+            self.incidents,
+            self.http,
+            self.page_links,
+            self.email_sender.plain,
+            Twilio(s.twilio_url, s.twilio_account_sid, twilio_token, s.twilio_from),
+            Slack(
+                s.slack_api_url,
+                s.slack_bot_token.get_secret_value() if s.slack_bot_token else None,
+            ),
+            self.push_sender.to_user,
+            self._public_url,
+        )
+
     def _build_receivers(
         self, publisher: Publisher, webhook_secret: bytes
     ) -> tuple[DeliveryWorker, Deliveries]:
-        """The outbox and the worker that sends pages to email, chat, PagerDuty, Web Push
-        and webhooks (escalation/receivers/)."""
-        s, add = self.settings, self._parts.append
+        """The outbox and the worker that sends pages to email, chat, PagerDuty, Web Push,
+        webhooks and people by name (escalation/receivers/, escalation/people/)."""
+        s = self.settings
         outbox: Outbox = (
             RedisOutbox(self.redis, s.redis_prefix) if self.redis is not None else MemoryOutbox()
         )
-        http = HttpClient(timeout_s=10.0)  # one session: webhooks and every receiver
-        add(_Part("receiver http client", http.start, http.stop))
+        http, links = self.http, self.page_links
         webhooks = WebhookSender(webhook_secret, http)
-
-        def link() -> str:  # the port is known once the server listens
-            host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::") else s.http_host
-            return s.public_url or f"http://{host}:{self.http_port or s.http_port}"
-
-        links = PageLinks(link, self.action_links)
         senders: dict[str, Sender] = {
-            "email": EmailSender(
-                s.smtp_url.get_secret_value() if s.smtp_url else None, s.smtp_from, links
-            ),
+            "email": self.email_sender,
             "slack": ChatSender("slack", http, links),
             "teams": ChatSender("teams", http, links),
-            "pagerduty": PagerDutySender(http, s.pagerduty_url, link),
-            "webpush": WebPushSender(http, self.push_store, self.vapid, s.vapid_subject, links),
+            "pagerduty": PagerDutySender(http, s.pagerduty_url, self._public_url),
+            "webpush": self.push_sender,
             "webhook": WebhookJobSender(webhooks),
+            "person": self.person_sender,
         }
         worker = DeliveryWorker(
             outbox,
@@ -425,7 +465,7 @@ class Runtime:
             max_attempts=s.receiver_attempts,
             max_backoff_s=s.receiver_max_backoff_s,
         )
-        return worker, Deliveries(outbox, worker.wake)
+        return worker, Deliveries(outbox, worker.wake, self.people)
 
     async def _ensure_topics(self) -> None:
         s = self.settings

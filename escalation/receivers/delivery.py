@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from escalation.people.contacts import PeopleStore
+from escalation.people.reach import page_plan, person_jobs
 from escalation.policy import Policy
 from escalation.receivers.outbox import Job, Outbox
 from escalation.receivers.senders import Sender, Sent
@@ -37,9 +39,17 @@ Publish = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
 
 
 class Deliveries:
-    def __init__(self, outbox: Outbox, wake: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        wake: Callable[[], None] | None = None,
+        people: PeopleStore | None = None,
+    ) -> None:
+        """`people`: the users' contact methods and rules; a page that names users
+        (`target_users`) reaches each of them through their own rules."""
         self.outbox = outbox
         self._wake = wake or (lambda: None)
+        self.people = people
 
     async def page(
         self,
@@ -66,6 +76,16 @@ class Deliveries:
             if (kind := target.receiver) is not None
         ]
         await self.outbox.put(jobs)
+        users = list(event.get("target_users") or ())
+        if self.people is None or not users:
+            return
+        found = await page_plan(self.people, tenant, users, severity == "critical")
+        by_delay: dict[float, list[Job]] = {}
+        for job, after in person_jobs(found, event, severity, step_key, dict(policy.templates)):
+            by_delay.setdefault(after, []).append(job)
+        now = time.time()
+        for after, due in sorted(by_delay.items()):
+            await self.outbox.put(due, now + after if after else None)
 
     async def change(
         self,
@@ -189,8 +209,15 @@ class DeliveryWorker:
         job.attempts += 1
         final = sent.ok or not sent.retry or job.attempts >= self.max_attempts
         result = "ok" if sent.ok else ("gave_up" if final else "failed")
-        metrics.RECEIVER_DELIVERIES.labels(job.type, result).inc()
-        await self._record(job, sent)
+        told = str(sent.info.get("result") or "")
+        if told.startswith("dropped") or told == "throttled":
+            result = told.split(":")[0]  # not a failure: nobody to tell, nothing to retry
+        kind = str(job.target.get("kind")) if job.type == "person" else job.type
+        metrics.RECEIVER_DELIVERIES.labels(kind, result).inc()
+        await self._record(job, sent, result)
+        if result in ("dropped", "throttled"):
+            await self.outbox.done(job.id)
+            return
         if not final:
             at = time.time() + wait_s(job.attempts, self.base_backoff_s, self.max_backoff_s)
             await self.outbox.retry(job, at)
@@ -208,7 +235,19 @@ class DeliveryWorker:
             )
             await self._tell_admins(job, sent)
 
-    async def _record(self, job: Job, sent: Sent) -> None:
+    async def _record(self, job: Job, sent: Sent, result: str) -> None:
+        if job.type == "person":  # a person reached by one of their contact methods
+            reached: dict[str, Any] = {
+                "type": job.target.get("kind"),
+                "user_id": job.target.get("user"),
+                "result": sent.info.get("result") or result,
+                "attempt": job.attempts,
+                "level": job.event.get("level"),
+            }
+            if sent.error and result not in ("dropped", "throttled"):
+                reached["error"] = sent.error[:300]
+            await self.timeline.add(job.tenant_id, job.incident_id, "delivery", **reached)
+            return
         if job.type == "webhook":  # its own entry, as before the outbox: url, attempts
             await self.timeline.add(
                 job.tenant_id,

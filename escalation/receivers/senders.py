@@ -214,13 +214,25 @@ class EmailSender:
         self.smtp_url, self.sender, self.links = smtp_url, sender, links
 
     async def send(self, job: Job) -> Sent:
-        import aiosmtplib
-
         if not self.smtp_url:
             return Sent(False, None, "NOTIFY_SMTP_URL is not set", retry=False)
         target = Target.model_validate(job.target)
         f = await self.links.fields(job, f"email:{target.email}")
-        msg = email_message(job, str(target.email), self.sender, f)
+        return await self.deliver(email_message(job, str(target.email), self.sender, f))
+
+    async def plain(self, to: str, subject: str, text: str) -> Sent:
+        """A plain-text message (a person's page, a verification code)."""
+        if not self.smtp_url:
+            return Sent(False, None, "NOTIFY_SMTP_URL is not set", retry=False)
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subject.replace("\n", " ")[:200], self.sender, to
+        msg.set_content(text)
+        return await self.deliver(msg)
+
+    async def deliver(self, msg: EmailMessage) -> Sent:
+        import aiosmtplib
+
+        assert self.smtp_url is not None
         url = urlsplit(self.smtp_url)
         implicit_tls = url.scheme == "smtps"
         try:
@@ -345,7 +357,36 @@ class WebPushSender:
             except Exception as exc:  # the key or the claims (configuration): not retried
                 return Sent(False, None, f"{type(exc).__name__}: {exc}", retry=False)
         job.state["pending"] = failed
-        info = {"sent": sent, "dropped": dropped, "failed": len(failed)}
+        info: dict[str, Any] = {"sent": sent, "dropped": dropped, "failed": len(failed)}
         if failed:
             return Sent(False, None, f"{len(failed)} subscription(s) failed", info=info)
         return Sent(True, 201 if sent else None, None if sent else "no subscription", info=info)
+
+    async def to_user(self, tenant: str, user: str, data: dict[str, Any]) -> Sent:
+        """One notification to every subscription `user` registered (a person's page)."""
+        from pywebpush import WebPushException, webpush_async
+
+        subs = await self.store.for_target(tenant, None, user)
+        if not subs:
+            return Sent(False, None, "no push subscription", retry=False)
+        vapid = await self.keys.vapid()
+        sent = 0
+        for sub_id, sub in subs.items():
+            try:
+                await webpush_async(
+                    sub["subscription"],
+                    data=orjson.dumps(data).decode(),
+                    vapid_private_key=vapid,
+                    vapid_claims={"sub": self.subject},
+                    ttl=3600,
+                    timeout=10,
+                    aiohttp_session=self.http.session,
+                    headers={"Urgency": "high"},
+                )
+                sent += 1
+            except WebPushException as exc:
+                if getattr(exc.response, "status", None) in (404, 410):
+                    await self.store.remove(tenant, sub_id)
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                pass
+        return Sent(sent > 0, 201 if sent else None, None if sent else "no subscription took it")

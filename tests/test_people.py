@@ -1,0 +1,198 @@
+"""People paged by name: contact methods, verification codes, personal rules.
+
+The rules' plan and the code check are pure (escalation/people/contacts.py); the rest runs
+through the session daemon, whose `people` policy pages user `ppl` 300 ms after a critical
+at site ppl-site, with a Twilio-compatible sink and Slack's Web API stand-in
+(tests/receiver_sinks.py) behind NOTIFY_TWILIO_URL and NOTIFY_SLACK_API_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+import aiohttp
+from hypothesis import given
+from hypothesis import strategies as st
+
+from escalation.people.contacts import ContactMethod, Rule, Rules, plan
+from notify_core.events import TOPIC_ALERTS
+from tests.conftest import eventually
+from tests.helpers import NodeClient, alert, new_tenant
+
+methods = st.lists(
+    st.builds(
+        lambda i, kind, verified, disabled: ContactMethod(
+            f"m{i}", "u", kind, "x", verified=verified, disabled=disabled
+        ),
+        st.integers(0, 5),
+        st.sampled_from(["email", "sms", "voice"]),
+        st.booleans(),
+        st.booleans(),
+    ),
+    unique_by=lambda m: m.id,
+    max_size=6,
+)
+rules = st.lists(
+    st.builds(
+        Rule, st.sampled_from([0.0, 60.0, 300.0]), st.sampled_from([f"m{i}" for i in range(7)])
+    ),
+    max_size=4,
+)
+
+
+@given(found=methods, default=rules, important=rules, critical=st.booleans())
+def test_a_page_follows_the_users_rules_and_only_usable_methods(
+    found, default, important, critical
+):
+    steps = plan(found, Rules(tuple(default), tuple(important)), critical)
+    usable = {m.id for m in found if m.verified and not m.disabled}
+    assert all(m.id in usable for m, _ in steps)
+    chosen = important if critical and important else default
+    if not chosen:  # no rules: every usable method, at once
+        assert sorted(m.id for m, _ in steps) == sorted(usable) and all(a == 0 for _, a in steps)
+    else:
+        assert [(m.id, a) for m, a in steps] == [
+            (r.contact_method_id, r.after_s) for r in chosen if r.contact_method_id in usable
+        ]
+
+
+def test_five_wrong_codes_lock_a_method_for_an_hour():
+    method, code = ContactMethod("m", "u", "sms", "+254700000001").with_code(1000.0)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(4):
+        method, result = method.check(wrong, 1001.0)
+        assert result == "wrong"
+    method, result = method.check(wrong, 1001.0)
+    assert result == "locked"
+    assert method.check(code, 1002.0)[1] == "locked"  # even the right one, for an hour
+    assert not method.verified
+    fresh, code = ContactMethod("m", "u", "sms", "+254700000001").with_code(1000.0)
+    assert fresh.check(code, 1000.0 + 16 * 60)[1] == "expired"
+    verified, result = fresh.check(code, 1001.0)
+    assert result == "ok" and verified.verified and verified.pageable
+
+
+async def _http(base_url: str, tok: str, method: str, path: str, body: Any = None):
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method, f"{base_url}{path}", json=body, headers={"Authorization": f"Bearer {tok}"}
+        ) as r,
+    ):
+        return r.status, (await r.json() if r.content_type == "application/json" else None)
+
+
+def _sms(sinks: Any, to: str) -> list[dict[str, list[str]]]:
+    out = []
+    for r in sinks.of("/twilio/2010-04-01/Accounts/ACtest0001/Messages.json"):
+        form = parse_qs(r["body"].decode())
+        if form.get("To") == [to]:
+            out.append(form)
+    return out
+
+
+async def _code(sinks: Any, to: str) -> str:
+    found = await eventually(lambda: [f for f in _sms(sinks, to) if "code" in f["Body"][0]], 10)
+    return re.search(r"(\d{6})", found[-1]["Body"][0]).group(1)
+
+
+async def test_a_method_is_verified_with_the_code_sent_through_it(base_url, token, sinks):
+    tenant = new_tenant()
+    tok = token(tenant, "ppl", ["operator"])
+    number = "+254700000011"
+    status, sms = await _http(base_url, tok, "POST", "/api/v1/me/contact-methods",
+                              {"type": "sms", "value": number})  # fmt: skip
+    assert status == 201 and sms["verified"] is False
+    code = await _code(sinks, number)
+    sent = sinks.of("/twilio/2010-04-01/Accounts/ACtest0001/Messages.json")[-1]
+    expected = base64.b64encode(b"ACtest0001:twilio-test-token").decode()
+    assert sent["headers"]["Authorization"] == f"Basic {expected}"  # Twilio's basic auth
+    wrong = "000000" if code != "000000" else "111111"
+    path = f"/api/v1/me/contact-methods/{sms['id']}/verify"
+    assert (await _http(base_url, tok, "POST", path, {"code": wrong}))[0] == 400
+    assert await _http(base_url, tok, "POST", path, {"code": code}) == (200, {"verified": True})
+    _, listed = await _http(base_url, tok, "GET", "/api/v1/me/contact-methods")
+    assert [(m["type"], m["verified"]) for m in listed["contact_methods"]] == [("sms", True)]
+    # bad values name the field; another user's method cannot be verified from /me
+    status, body = await _http(base_url, tok, "POST", "/api/v1/me/contact-methods",
+                               {"type": "sms", "value": "0712345678"})  # fmt: skip
+    assert status == 400 and body["error"].startswith("value: an E.164")
+    other = token(tenant, "mallory", ["operator"])
+    assert (await _http(base_url, other, "POST", path, {"code": code}))[0] == 404
+    # only an admin creates a verified method, and only for others; it is audited
+    linked = {"type": "voice", "value": "+254700000012", "verified": True}
+    assert (await _http(base_url, tok, "POST", "/api/v1/me/contact-methods", linked))[0] == 403
+    assert (await _http(base_url, tok, "POST", "/api/v1/users/ppl2/contact-methods", linked))[
+        0
+    ] == 403
+    admin = token(tenant, "boss", ["admin"])
+    status, made = await _http(
+        base_url, admin, "POST", "/api/v1/users/ppl2/contact-methods", linked
+    )
+    assert status == 201 and made["verified"] is True
+    _, audit = await _http(base_url, admin, "GET", "/api/v1/audit")
+    assert any(r["action"] == "contact_method_linked" for r in audit["records"])
+
+
+async def test_a_page_reaches_the_person_by_their_rules_and_an_ack_drops_the_rest(
+    base_url, produce, token, sinks
+):
+    tenant = new_tenant()
+    tok = token(tenant, "ppl", ["operator"])
+    admin = token(tenant, "boss", ["admin"])
+    number = "+254700000021"
+    _, sms = await _http(base_url, admin, "POST", "/api/v1/users/ppl/contact-methods",
+                         {"type": "sms", "value": number, "verified": True})  # fmt: skip
+    _, slack = await _http(base_url, admin, "POST", "/api/v1/users/ppl/contact-methods",
+                           {"type": "slack", "value": "U0PPL21", "verified": True})  # fmt: skip
+    rules = {"default": [{"after": "0m", "contact_method_id": sms["id"]},
+                         {"after": "2s", "contact_method_id": slack["id"]}]}  # fmt: skip
+    status, body = await _http(base_url, tok, "PUT", "/api/v1/me/notification-rules", rules)
+    assert status == 200 and body["default"][1] == {"after": "2s", "contact_method_id": slack["id"]}
+
+    def dms(incident: str) -> list[dict]:
+        return [r["json"] for r in sinks.of("/slackapi/chat.postMessage")
+                if r["json"]["channel"] == "U0PPL21" and incident in r["json"]["text"]]  # fmt: skip
+
+    op = await NodeClient.start(base_url, tok, ["websocket"])
+    try:
+        await op.connected()
+        title = f"Generator fuel low {tenant}"
+        await produce(TOPIC_ALERTS, alert(tenant, "PP-1", "critical", site="ppl-site", title=title))
+        first = await eventually(
+            lambda: [f for f in _sms(sinks, number) if title in f["Body"][0]], 10
+        )
+        assert "/a/" in first[0]["Body"][0]  # the page carries its acknowledge link
+        # not acknowledged: the second rule reaches Slack 2 s later
+        dm = await eventually(lambda: dms(title), 10)
+        assert dm[0]["text"].startswith(f"[critical] {title} at ppl-site")
+        # a second incident acknowledged before its Slack rule is due: the DM is dropped
+        title2 = f"Door forced {tenant}"
+        await produce(
+            TOPIC_ALERTS, alert(tenant, "PP-2", "critical", site="ppl-site", title=title2)
+        )
+        await eventually(lambda: [f for f in _sms(sinks, number) if title2 in f["Body"][0]], 10)
+        await op.emit("incident_action", {"incident_id": "PP-2", "action": "acknowledge"})
+        await asyncio.sleep(3.0)
+        assert dms(title2) == []
+
+        async def dropped() -> bool:
+            _, body = await _http(base_url, tok, "GET", "/api/v1/incidents/PP-2/timeline")
+            return any(
+                e["kind"] == "delivery" and e.get("type") == "slack"
+                and e.get("result") == "dropped: acknowledged"
+                for e in body["timeline"]
+            )  # fmt: skip
+
+        await eventually(dropped, 10)
+        _, body = await _http(base_url, tok, "GET", "/api/v1/incidents/PP-1/timeline")
+        reached = [
+            (e.get("type"), e.get("result")) for e in body["timeline"] if e["kind"] == "delivery"
+        ]
+        assert ("sms", "ok") in reached and ("slack", "ok") in reached
+    finally:
+        await op.close()
