@@ -165,6 +165,12 @@ class Settings(BaseSettings):
         description="inbound integrations: how long an answer waits for the broker's acks"
         " before it is 503 (the sender retries)",
     )
+    handoff_check_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="how often who is on call is compared with before (handoff notices)",
+    )
     action_link_ttl: float = Field(
         default=86400.0,
         gt=0,

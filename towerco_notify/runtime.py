@@ -23,6 +23,7 @@ from escalation import jobs as escalation_jobs
 from escalation.engine import EscalationEngine
 from escalation.leader import LeaderLock
 from escalation.oncall.directory import OnCallDirectory
+from escalation.oncall.handoff import HandoffWatch
 from escalation.oncall.overrides import OverrideStore
 from escalation.oncall.schedule import Schedules
 from escalation.people.contacts import PeopleStore
@@ -377,6 +378,17 @@ class Runtime:
 
         add(_Part("escalation jobs", _noop, release_jobs))
         add(_Part("receiver deliveries", worker.start, worker.stop))
+        handoff = HandoffWatch(
+            self.current_schedules,
+            self.oncall,
+            self.incidents,
+            self.current_sites,
+            self.person_sender.notify,
+            self.redis,
+            s.redis_prefix,
+            s.handoff_check_s,
+        )
+        add(_Part("on-call handoff notices", handoff.start, handoff.stop))
         if self.audit is not None:
             lapsed = ExpiryAudit(self.suppression, self.audit, self.redis, s.redis_prefix)
             add(_Part("suppression expiry audit", lapsed.start, lapsed.stop))

@@ -209,6 +209,29 @@ class PersonSender:
                 "url": f["link"], "ack_url": f["ack_link"]}  # fmt: skip
         return await self.push(job.tenant_id, str(job.target["user"]), data)
 
+    async def notify(self, tenant: str, user: str, subject: str, text: str) -> int:
+        """A notice (a handoff) on every usable method of `user` but voice; how many took it."""
+        sent = 0
+        http = self.http.session
+        for method in await self.store.methods(tenant, user):
+            if not method.pageable:
+                continue
+            try:
+                if method.type == "email":
+                    result = await self.email(method.value, subject, text)
+                elif method.type == "sms":
+                    result = await self.twilio.sms(http, method.value, text[:600])
+                elif method.type == "slack":
+                    result = await self.slack.dm(http, method.value, text)
+                elif method.type == "webpush":
+                    result = await self.push(tenant, user, {"title": subject, "body": text[:300]})
+                else:
+                    continue  # a call for a handoff would wake someone for no incident
+            except Exception as exc:  # one method down does not keep the others from it
+                result = Sent(False, None, f"{type(exc).__name__}: {exc}")
+            sent += 1 if result.ok else 0
+        return sent
+
     async def send_code(self, tenant: str, method: ContactMethod, code: str) -> Sent:
         """A verification code, through the method being verified."""
         text = f"towerco-notify verification code: {code}"
