@@ -750,6 +750,7 @@ async def test_a_batch_over_redis_stores_sends_its_state_writes_together_with_th
         b"acknowledged_by": b"",
         b"assignee": b"",
         b"snoozed_until_ms": b"",
+        b"acknowledged_at_ms": b"",
     }
     resolved_at = int(datetime(2026, 11, 25, 10, 0, 8, tzinfo=UTC).timestamp() * 1000)
     assert together.in_redis["incident:{t}:I1"][b"status"] == b"resolved"  # the copy: no reopen

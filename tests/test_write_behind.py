@@ -72,6 +72,7 @@ async def test_writes_wait_for_the_flush_and_read_back_meanwhile(redis_client, p
         b"last_event_id": b"",
         b"assignee": b"",
         b"snoozed_until_ms": b"",
+        b"acknowledged_at_ms": b"",
     }
     assert (await redis_client.hgetall(f"{prefix}incident:{{t}}:I0"))[b"status"] == b"resolved"
     # the tenant's indexes: I0 moved from the active set to the resolved one
