@@ -228,7 +228,8 @@ class EscalationEngine:
         if state is None or state.status == "resolved":
             return
         now = self.clock()
-        if status in ("acknowledged", "resolved") and state.fired:
+        from_pagerduty = (details or {}).get("source") == "pagerduty"
+        if status in ("acknowledged", "resolved") and state.fired and not from_pagerduty:
             await self._tell_receivers(tenant, incident_id, state, status)
         if state.group is not None:
             if status in ("acknowledged", "resolved"):

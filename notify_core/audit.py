@@ -29,7 +29,9 @@ from notify_core.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
 
-Source = Literal["socket", "ws", "sse", "http", "kafka", "config", "cli", "link"]
+Source = Literal[
+    "socket", "ws", "sse", "http", "kafka", "config", "cli", "link", "slack", "pagerduty"
+]
 KEPT_PER_TENANT = 10_000
 NO_TENANT = "-"  # where the tenant-less records (refused handshakes) are kept
 

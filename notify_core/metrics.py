@@ -157,6 +157,12 @@ INGEST = Counter(
     ["integration", "result"],
 )
 ESCALATIONS = Counter("notify_escalations_total", "Escalation levels notified")
+CHATOPS = Counter(
+    "notify_chatops_requests_total",
+    "Slack interactions and PagerDuty webhooks, by source and result: ok, refused (bad"
+    " signature), invalid, unknown_user, repeat, refused_action",
+    ["source", "result"],
+)
 ACTION_LINKS = Counter(
     "notify_action_links_total",
     "Action links used (POST /a/{token}), by result: ok, refused, gone (used, expired or"

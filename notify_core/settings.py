@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(
         default="https://slack.com/api", description="Slack Web API (direct messages)"
     )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Slack app signing secret: buttons in Slack pages act"
+    )
+    pagerduty_webhook_secret: SecretStr | None = Field(
+        default=None, description="PagerDuty V3 webhook secret: its acks and resolves act here"
+    )
     slack_bot_token: SecretStr | None = Field(
         default=None, description="Slack bot token (xoxb-...) for direct messages to people"
     )
@@ -396,6 +402,8 @@ def load_settings(**overrides: Any) -> Settings:
                 "vapid_private_key",
                 "twilio_auth_token",
                 "slack_bot_token",
+                "slack_signing_secret",
+                "pagerduty_webhook_secret",
             ):
                 value = "<hidden>"
             elif field == "redis_url" and isinstance(value, str):

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -35,6 +35,7 @@ from sio_server.action_links_api import ActionLinksApi
 from sio_server.admission import Admission
 from sio_server.aiohttp_site import WrappedTCPSite
 from sio_server.auth import Authenticator, Principal
+from sio_server.chatops_api import ChatOpsApi, Once
 from sio_server.client_events import ClientEvents
 from sio_server.connections import ConnectionHub
 from sio_server.deliveries import Deliveries
@@ -146,7 +147,10 @@ class SocketServer:
         heartbeats: HeartbeatSources | None = None,
         action_links: ActionLinks | None = None,
         people: tuple[PeopleStore, PersonSender] | None = None,
+        chatops: tuple[Callable[[], str | None], Callable[[], str | None]] | None = None,
     ) -> None:
+        """`chatops`: the Slack signing secret and the PagerDuty webhook secret, read when
+        a callback comes (None: no such callbacks)."""
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
         self.revocations = revocations
@@ -268,6 +272,9 @@ class SocketServer:
         if people is not None:
             subscriptions = push[0] if push else None
             PeopleApi(api, people[0], people[1], subscriptions, audit).add_routes(self.app)
+            if chatops is not None:
+                once = Once(shared[0] if shared else None, shared[1] if shared else "")
+                ChatOpsApi(actions, people[0], once, *chatops).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

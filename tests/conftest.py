@@ -234,6 +234,10 @@ RECEIVER_POLICIES = """\
 """
 
 
+# Slack and PagerDuty callbacks (tests/test_chatops.py)
+SLACK_SIGNING_SECRET = "slack-" + uuid.uuid4().hex
+PAGERDUTY_WEBHOOK_SECRET = "pd-" + uuid.uuid4().hex
+
 # inbound integrations of the session daemon (tests/test_integrations.py)
 INTEGRATION_KEY = "k3y-" + uuid.uuid4().hex
 INTEGRATIONS = """\
@@ -396,6 +400,8 @@ async def daemon(
         twilio_from="+15550001111",
         slack_api_url=f"{sinks.base}/slackapi",
         slack_bot_token="xoxb-test",
+        slack_signing_secret=SLACK_SIGNING_SECRET,
+        pagerduty_webhook_secret=PAGERDUTY_WEBHOOK_SECRET,
         receiver_attempts=3,
         public_url="http://noc.example:8080",
     )

@@ -78,6 +78,11 @@ async def test_a_page_reaches_email_chat_pagerduty_and_web_push(
         "type": "section",
         "text": {"type": "mrkdwn", "text": slack["text"]},
     }
+    buttons = slack["blocks"][1]["elements"]  # acted on through /integrations/slack/interactions
+    assert [(b["action_id"], b["value"]) for b in buttons] == [
+        ("towerco_acknowledge", "R-1"),
+        ("towerco_resolve", "R-1"),
+    ]
     teams = (await eventually(lambda: mine("/teams"), timeout=10))[0]["json"]
     card = teams["attachments"][0]
     assert teams["type"] == "message"

@@ -321,6 +321,16 @@ class Runtime:
             heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
             action_links=self.action_links,
             people=(self.people, self.person_sender),
+            chatops=(
+                lambda: (
+                    s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
+                ),
+                lambda: (
+                    s.pagerduty_webhook_secret.get_secret_value()
+                    if s.pagerduty_webhook_secret
+                    else None
+                ),
+            ),
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 

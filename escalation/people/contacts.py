@@ -148,6 +148,7 @@ class PeopleStore:
         self._redis = redis
         self._keys = RedisKeys(prefix)
         self._memory: dict[str, dict[str, bytes]] = {}
+        self._slack: dict[str, bytes] = {}
 
     def _key(self, tenant: str) -> str:
         return self._keys.tenant("people", tenant)
@@ -180,6 +181,27 @@ class PeopleStore:
 
     async def put_method(self, tenant: str, method: ContactMethod) -> None:
         await self._set(tenant, f"cm:{method.user_id}:{method.id}", orjson.dumps(asdict(method)))
+        if method.type == "slack" and method.pageable:  # who a Slack button acts as
+            owner = orjson.dumps([tenant, method.user_id])
+            if self._redis is None:
+                self._slack[method.value] = owner
+            else:
+                await self._redis.hset(self._keys.shared("people-slack"), method.value, owner)
+
+    async def by_slack(self, slack_user: str) -> tuple[str, str] | None:
+        """(tenant, user) whose verified `slack` method holds this Slack user id."""
+        if self._redis is None:
+            raw: Any = self._slack.get(slack_user)
+        else:
+            raw = await self._redis.hget(self._keys.shared("people-slack"), slack_user)
+        if not raw:
+            return None
+        tenant, user = orjson.loads(raw)
+        method_ok = [
+            m for m in await self.methods(tenant, user)
+            if m.type == "slack" and m.value == slack_user and m.pageable
+        ]  # fmt: skip
+        return (tenant, user) if method_ok else None  # removed or disabled since
 
     async def delete_method(self, tenant: str, user: str, ident: str) -> bool:
         field = f"cm:{user}:{ident}"

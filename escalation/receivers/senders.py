@@ -117,10 +117,26 @@ class ChatSender:
 
 
 def slack_payload(text: str, f: dict[str, str]) -> dict[str, Any]:
+    def button(action: str, label: str, style: str) -> dict[str, Any]:
+        return {
+            "type": "button",
+            "action_id": f"towerco_{action}",
+            "text": {"type": "plain_text", "text": label},
+            "value": f["incident_id"],
+            "style": style,
+        }
+
     return {
         "text": text,
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {  # with the Slack app's interactivity on, these act (chatops_api.py)
+                "type": "actions",
+                "elements": [
+                    button("acknowledge", "Acknowledge", "primary"),
+                    button("resolve", "Resolve", "danger"),
+                ],
+            },
             {
                 "type": "context",
                 "elements": [
