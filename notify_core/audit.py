@@ -30,7 +30,18 @@ from notify_core.redis_keys import RedisKeys
 log = logging.getLogger(__name__)
 
 Source = Literal[
-    "socket", "ws", "sse", "http", "kafka", "config", "cli", "link", "slack", "pagerduty"
+    "socket",
+    "ws",
+    "sse",
+    "http",
+    "kafka",
+    "config",
+    "cli",
+    "link",
+    "slack",
+    "pagerduty",
+    "sms",
+    "voice",
 ]
 KEPT_PER_TENANT = 10_000
 NO_TENANT = "-"  # where the tenant-less records (refused handshakes) are kept

@@ -59,6 +59,7 @@ from sio_server.sites_api import SitesApi
 from sio_server.sockets import SocketHandlers
 from sio_server.sse import EventStream
 from sio_server.suppression_api import SuppressionApi
+from sio_server.twilio_api import TwilioApi, TwilioReplies
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,11 @@ class SocketServer:
         action_links: ActionLinks | None = None,
         people: tuple[PeopleStore, PersonSender] | None = None,
         chatops: tuple[Callable[[], str | None], Callable[[], str | None]] | None = None,
+        twilio: TwilioReplies | None = None,
     ) -> None:
         """`chatops`: the Slack signing secret and the PagerDuty webhook secret, read when
-        a callback comes (None: no such callbacks)."""
+        a callback comes (None: no such callbacks); `twilio`: answers to SMS and voice
+        pages."""
         """`shared`: the Redis and key prefix that presence is shared through (None: this
         process alone)."""
         self.revocations = revocations
@@ -272,9 +275,19 @@ class SocketServer:
         if people is not None:
             subscriptions = push[0] if push else None
             PeopleApi(api, people[0], people[1], subscriptions, audit).add_routes(self.app)
+            once = Once(shared[0] if shared else None, shared[1] if shared else "")
             if chatops is not None:
-                once = Once(shared[0] if shared else None, shared[1] if shared else "")
                 ChatOpsApi(actions, people[0], once, *chatops).add_routes(self.app)
+            if twilio is not None and action_links is not None:
+                TwilioApi(
+                    actions,
+                    people[0],
+                    twilio.replies,
+                    action_links,
+                    once,
+                    twilio.auth_token,
+                    twilio.public_url,
+                ).add_routes(self.app)
         self._runner: web.AppRunner | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._collector = ConnectionsCollector(self)

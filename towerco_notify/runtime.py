@@ -28,6 +28,7 @@ from escalation.oncall.overrides import OverrideStore
 from escalation.oncall.schedule import Schedules
 from escalation.people.contacts import PeopleStore
 from escalation.people.reach import PersonSender, Slack, Twilio
+from escalation.people.replies import SmsReplies
 from escalation.receivers.delivery import Deliveries, DeliveryWorker
 from escalation.receivers.outbox import MemoryOutbox, Outbox, RedisOutbox
 from escalation.receivers.push import MemoryPushStore, PushStore, RedisPushStore, VapidKeys
@@ -81,6 +82,7 @@ from sio_server.auth import Authenticator
 from sio_server.heartbeats_api import HeartbeatSources
 from sio_server.integrations_api import IntegrationsApi
 from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
+from sio_server.twilio_api import TwilioReplies
 from towerco_notify.actions import ActionProducer
 from towerco_notify.config_files import ConfigSet, load_config
 from towerco_notify.embedded_broker import EmbeddedBroker
@@ -321,6 +323,7 @@ class Runtime:
             heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
             action_links=self.action_links,
             people=(self.people, self.person_sender),
+            twilio=TwilioReplies(self.sms_replies, self.twilio_token, s.public_url),
             chatops=(
                 lambda: (
                     s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
@@ -437,6 +440,7 @@ class Runtime:
             self.http, self.push_store, self.vapid, s.vapid_subject, self.page_links
         )
         self.people = PeopleStore(self.redis, s.redis_prefix)
+        self.sms_replies = SmsReplies(self.redis, s.redis_prefix)
         token_file = s.twilio_auth_token_file
 
         def twilio_token() -> str | None:  # read when used: a rotated file is picked up
@@ -457,7 +461,9 @@ class Runtime:
             ),
             self.push_sender.to_user,
             self._public_url,
+            self.sms_replies,
         )
+        self.twilio_token = twilio_token
 
     def _build_receivers(
         self, publisher: Publisher, webhook_secret: bytes

@@ -188,6 +188,29 @@ class PeopleStore:
             else:
                 await self._redis.hset(self._keys.shared("people-slack"), method.value, owner)
 
+    async def disable_number(self, number: str) -> int:
+        """`STOP` from a phone: every sms method of that number, in every tenant, disabled;
+        how many."""
+        if self._redis is None:
+            tables = list(self._memory.items())
+        else:
+            tables = []
+            async for key in self._redis.scan_iter(match=f"{self._keys.prefix}people:*", count=500):
+                name = key.decode() if isinstance(key, bytes) else key
+                found: Any = await self._redis.hgetall(name)
+                tenant = name.split("{", 1)[1].split("}", 1)[0]
+                tables.append((tenant, {k.decode(): v for k, v in found.items()}))
+        stopped = 0
+        for tenant, table in tables:
+            for field, raw in table.items():
+                if not field.startswith("cm:"):
+                    continue
+                method = ContactMethod(**orjson.loads(raw))
+                if method.type == "sms" and method.value == number and not method.disabled:
+                    await self.put_method(tenant, replace(method, disabled=True))
+                    stopped += 1
+        return stopped
+
     async def by_slack(self, slack_user: str) -> tuple[str, str] | None:
         """(tenant, user) whose verified `slack` method holds this Slack user id."""
         if self._redis is None:

@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from escalation.people.contacts import ContactMethod, PeopleStore, plan
+from escalation.people.replies import Paged, SmsReplies
 from escalation.receivers.outbox import Job
 from escalation.receivers.senders import PageLinks, Sent
 from escalation.webhooks import HttpClient
@@ -162,12 +163,14 @@ class PersonSender:
         slack: Slack,
         push: Callable[[str, str, dict[str, Any]], Awaitable[Sent]],
         public_base: Callable[[], str],
+        replies: SmsReplies | None = None,
     ) -> None:
         """`email(to, subject, text)` and `push(tenant, user, data)`: coroutines of the
         email and Web Push receivers."""
         self.store, self.incidents, self.http, self.links = store, incidents, http, links
         self.email, self.twilio, self.slack, self.push = email, twilio, slack, push
         self.public_base = public_base
+        self.replies = replies
 
     async def send(self, job: Job) -> Sent:
         user, ident = str(job.target["user"]), str(job.target["method"])
@@ -197,9 +200,18 @@ class PersonSender:
             body = f"{text}\n\nAcknowledge: {f['ack_link']}\nResolve: {f['resolve_link']}\n"
             return await self.email(method.value, text, body + f"Open: {f['link']}\n")
         if method.type == "sms":
-            return await self.twilio.sms(http, method.value, f"{text}\nAck: {f['ack_link']}")
+            body = f"{text}\nAck: {f['ack_link']}"
+            if self.replies is not None:
+                paged = Paged(job.tenant_id, method.user_id, job.incident_id, method.id)
+                n = await self.replies.code_for(method.value, paged)
+                body = f"{text}\nReply {n}a to acknowledge, {n}c to resolve. {f['ack_link']}"
+            return await self.twilio.sms(http, method.value, body)
         if method.type == "voice":
             gather = f"{self.public_base().rstrip('/')}/api/v1/integrations/twilio/voice"
+            links = self.links.links
+            if links is not None:  # the digits act as this person, on this incident
+                token = await links.mint(job.tenant_id, job.incident_id, "voice", method.user_id)
+                gather += f"?t={token}"
             return await self.twilio.call(http, method.value, text, gather)
         if method.type == "slack":
             return await self.slack.dm(
