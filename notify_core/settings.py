@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         default=None, description="when set, a token's `aud` must contain it"
     )
     jwt_issuer: str | None = Field(default=None, description="when set, a token's `iss` must be it")
+    oidc_issuer: str | None = Field(
+        default=None, description="the dashboard signs in here (OIDC code flow with PKCE)"
+    )
+    oidc_client_id: str | None = Field(default=None, description="the dashboard's OIDC client")
+    oidc_scopes: str = Field(default="openid profile", description="scopes the dashboard asks")
     jwt_jwks_url: str | None = Field(
         default=None,
         description="an identity provider's JWKS: RS256/ES256 keys by `kid`, refreshed on rotation",

@@ -208,6 +208,16 @@ class NotificationRules(BaseModel):
     )
 
 
+class OidcClient(BaseModel):
+    issuer: str
+    client_id: str
+    scopes: str
+
+
+class ClientConfig(BaseModel):
+    oidc: OidcClient | None
+
+
 class Error(BaseModel):
     ok: Literal[False] = False
     error: str
@@ -654,6 +664,13 @@ ROUTES: tuple[Route, ...] = (
         auth=False,
         query=("t",),
         content="text/xml",
+    ),
+    Route(
+        "GET",
+        "/api/v1/client-config",
+        "How the dashboard signs in (OIDC issuer, client, scopes; or null)",
+        ClientConfig,
+        auth=False,
     ),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),

@@ -539,6 +539,8 @@ class HttpApi:
             "dashboard-map.js": "application/javascript",
             "sw.js": "application/javascript",
             "dashboard.css": "text/css",
+            "manifest.webmanifest": "application/manifest+json",
+            "icon.svg": "image/svg+xml",
         }
         if name not in allowed:
             raise web.HTTPNotFound()

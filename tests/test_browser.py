@@ -26,11 +26,19 @@ class Browser:
         self.proc = proc
 
     @classmethod
-    async def start(cls, permissions: list[str] | None = None) -> Browser:
+    async def start(cls, permissions: list[str] | None = None, phone: bool = False) -> Browser:
+        """`phone`: a 390x844 touch screen."""
         proc = await asyncio.create_subprocess_exec(
             node_bin(),
             str(NODE_DIR / "browser.mjs"),
-            json.dumps({"executable": CHROMIUM, "permissions": permissions}),
+            json.dumps(
+                {
+                    "executable": CHROMIUM,
+                    "permissions": permissions,
+                    "viewport": {"width": 390, "height": 844} if phone else None,
+                    "mobile": phone,
+                }
+            ),
             cwd=str(NODE_DIR),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -293,4 +301,48 @@ async def test_the_site_view_groups_by_region_maps_the_sites_and_shows_an_outage
         assert (await browser.do("count", selector="#site-map circle.down"))["count"] == 1
     finally:
         await produce(TOPIC_SITES, envelope("topo-map", {"status": "up"}, site="hub-m"))
+        await browser.close()
+
+
+async def test_a_page_link_opens_the_incident_on_a_phone_with_thumb_sized_buttons(
+    base_url, produce, token
+):
+    import aiohttp
+
+    tenant = new_tenant()
+    browser = await Browser.start(phone=True)
+    watcher = await NodeClient.start(base_url, token(tenant, "watcher"), ["websocket"])
+    try:
+        await watcher.connected()
+        await produce(
+            TOPIC_ALERTS, alert(tenant, "PH-1", "critical", site="s1", title="Rectifier down")
+        )
+        await watcher.wait_for(lambda m: m.get("name") == "incident_alert", 10)
+        tok = token(tenant, "oc-phone", ["oncall"])
+        await browser.do("open", url=f"{base_url}/#token={tok}&incident=PH-1")
+        await browser.do("wait", selector="#detail:not([hidden])", text="Rectifier down")
+        box = (
+            await browser.do(
+                "eval",
+                js="() => { const q = (s) => document.querySelector(s).getBoundingClientRect();"
+                " const r = q('#detail-ack'), d = q('#detail');"
+                " return [r.width, r.height, d.width, window.innerWidth]; }",
+            )
+        )["value"]
+        assert box[1] >= 44 and box[0] >= 44, box  # a thumb's target
+        assert box[2] >= box[3] - 1, box  # the incident fills the phone's width
+        await browser.do("click", selector="#detail-ack")
+        line = await watcher.wait_for(lambda m: m.get("name") == "incident_update", 20)
+        assert line["data"]["by"] == "oc-phone" and line["data"]["status"] == "acknowledged"
+        # installable: the manifest and its icon are served
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base_url}/static/manifest.webmanifest") as r:
+                manifest = await r.json(content_type=None)
+                assert r.status == 200 and manifest["display"] == "standalone"
+            async with http.get(base_url + manifest["icons"][0]["src"]) as r:
+                assert r.status == 200
+            async with http.get(f"{base_url}/api/v1/client-config") as r:
+                assert await r.json() == {"oidc": None}  # this daemon signs in by token
+    finally:
+        await watcher.close()
         await browser.close()

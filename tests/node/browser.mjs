@@ -1,5 +1,5 @@
 // Headless Chromium (Debian's /usr/bin/chromium) driven by playwright-core for the tests.
-// argv[2]: JSON {executable?, permissions?}. stdin: JSON line commands, stdout: one JSON answer per command:
+// argv[2]: JSON {executable?, permissions?, viewport?: {width, height}, mobile?}. stdin: JSON line commands, stdout: one JSON answer per command:
 //   {"cmd":"open","url":...}  {"cmd":"wait","selector":...,"text"?:...,"timeout"?:ms}
 //   {"cmd":"text","selector":...}  {"cmd":"count","selector":...}  {"cmd":"click","selector":...}
 //   {"cmd":"press","key":"j"}  {"cmd":"reload"}  {"cmd":"screenshot","path":...}  {"cmd":"eval","js":...}  {"cmd":"close"}
@@ -13,7 +13,10 @@ const browser = await chromium.launch({
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"],
 });
-const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+const context = await browser.newContext({
+  viewport: cfg.viewport || { width: 1400, height: 900 },
+  isMobile: Boolean(cfg.mobile), hasTouch: Boolean(cfg.mobile),
+});
 if (cfg.permissions) await context.grantPermissions(cfg.permissions);  // e.g. ["notifications"]
 const page = await context.newPage();
 const consoleLines = [];
