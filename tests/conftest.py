@@ -29,6 +29,38 @@ from towerco_notify.runtime import Runtime
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
+# modules whose tests start daemons or brokers of their own, kill them, or wait on
+# escalation and failover timers: `./dev test --fast` leaves them out (marker `slow`)
+SLOW_MODULES = frozenset(
+    {
+        "test_processes",
+        "test_rebalance",
+        "test_failover",
+        "test_broker_restart",
+        "test_install",
+        "test_teamwork",
+        "test_write_behind",
+        "test_thresholds_e2e",
+        "test_client_module",
+    }
+)
+SLOW_TESTS = frozenset(
+    {
+        "test_holder_killed_while_a_window_ends_one_level_1_afterwards",
+        "test_a_trigger_refused_before_its_sender_is_killed_is_sent_once_by_the_survivor",
+        "test_unacknowledged_incident_escalates_level_by_level_then_stops",
+        "test_broker_away_is_503_and_alertmanagers_retry_delivers",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The install test's build and pip install (~40 s) start now, in the background, so
     the rest of the suite overlaps them."""
