@@ -419,6 +419,8 @@ class Route(NamedTuple):
     auth: bool = True
     query: tuple[str, ...] = ()
     content: str = "application/json"
+    ok: str | None = None  # the success status when not 200/201/202 as below (e.g. 204)
+    errors: tuple[str, ...] = ()  # refusals beyond an authenticated route's usual ones
 
 
 ROUTES: tuple[Route, ...] = (
@@ -520,6 +522,7 @@ ROUTES: tuple[Route, ...] = (
         IntegrationBody,
         auth=False,
         query=("key",),
+        errors=("400", "401", "413", "503"),
     ),
     Route(
         "GET",
@@ -542,12 +545,18 @@ ROUTES: tuple[Route, ...] = (
         None,
         query=("token", "user_id"),
         content="text/calendar",
+        errors=("401", "404"),
     ),
     Route(
-        "POST", "/api/v1/oncall/overrides", "Override who is on call", OverrideView, OverrideBody
+        "POST",
+        "/api/v1/oncall/overrides",
+        "Override who is on call",
+        OverrideView,
+        OverrideBody,
+        ok="201",
     ),
     Route("GET", "/api/v1/oncall/overrides", "Overrides", OverrideList, query=("schedule",)),
-    Route("DELETE", "/api/v1/oncall/overrides/{id}", "Remove an override", None),
+    Route("DELETE", "/api/v1/oncall/overrides/{id}", "Remove an override", None, ok="204"),
     Route(
         "POST",
         "/api/v1/heartbeats/{tenant}/{name}",
@@ -555,6 +564,7 @@ ROUTES: tuple[Route, ...] = (
         Pinged,
         auth=False,
         query=("key",),
+        errors=("401",),
     ),
     Route("GET", "/api/v1/heartbeats", "The tenant's heartbeats and their state", HeartbeatList),
     Route(
@@ -564,6 +574,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         auth=False,
         content="text/html",
+        errors=("404", "410"),
     ),
     Route(
         "POST",
@@ -572,6 +583,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         auth=False,
         content="text/html",
+        errors=("400", "403", "404", "410"),
     ),
     Route(
         "GET",
@@ -594,6 +606,7 @@ ROUTES: tuple[Route, ...] = (
         "Add a contact method (a code is sent through it)",
         ContactMethodView,
         ContactMethodBody,
+        ok="201",
     ),
     Route(
         "POST",
@@ -602,7 +615,7 @@ ROUTES: tuple[Route, ...] = (
         Verified,
         VerifyBody,
     ),
-    Route("DELETE", "/api/v1/me/contact-methods/{id}", "Remove a contact method", None),
+    Route("DELETE", "/api/v1/me/contact-methods/{id}", "Remove a contact method", None, ok="204"),
     Route(
         "GET",
         "/api/v1/users/{user_id}/contact-methods",
@@ -615,6 +628,7 @@ ROUTES: tuple[Route, ...] = (
         "Add a contact method (a code is sent through it)",
         ContactMethodView,
         ContactMethodBody,
+        ok="201",
     ),
     Route(
         "POST",
@@ -624,7 +638,11 @@ ROUTES: tuple[Route, ...] = (
         VerifyBody,
     ),
     Route(
-        "DELETE", "/api/v1/users/{user_id}/contact-methods/{id}", "Remove a contact method", None
+        "DELETE",
+        "/api/v1/users/{user_id}/contact-methods/{id}",
+        "Remove a contact method",
+        None,
+        ok="204",
     ),
     Route("GET", "/api/v1/me/notification-rules", "My notification rules", NotificationRules),
     Route(
@@ -640,6 +658,7 @@ ROUTES: tuple[Route, ...] = (
         "A button of a page in Slack (signed with the Slack signing secret)",
         None,
         auth=False,
+        errors=("400", "401"),
     ),
     Route(
         "POST",
@@ -647,6 +666,7 @@ ROUTES: tuple[Route, ...] = (
         "PagerDuty V3 webhooks: acknowledged / resolved there, here too (signed)",
         None,
         auth=False,
+        errors=("400", "401", "404"),
     ),
     Route(
         "POST",
@@ -655,6 +675,7 @@ ROUTES: tuple[Route, ...] = (
         None,
         auth=False,
         content="text/xml",
+        errors=("403",),
     ),
     Route(
         "POST",
@@ -664,6 +685,7 @@ ROUTES: tuple[Route, ...] = (
         auth=False,
         query=("t",),
         content="text/xml",
+        errors=("403",),
     ),
     Route(
         "GET",
@@ -674,7 +696,14 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/api/v1/openapi.json", "This description", None, auth=False),
     Route("GET", "/", "The NOC dashboard", None, auth=False, content="text/html"),
-    Route("GET", "/static/{name}", "Dashboard and client module files", None, auth=False),
+    Route(
+        "GET",
+        "/static/{name}",
+        "Dashboard and client module files",
+        None,
+        auth=False,
+        errors=("404",),
+    ),
 )
 
 
@@ -706,15 +735,21 @@ def openapi() -> dict[str, Any]:
         ok = "202" if r.method == "POST" and r.response is ActionAccepted else "200"
         if r.response in (RevocationCreated, Created):
             ok = "201"
+        ok = r.ok or ok
         schema = _ref(r.response) if r.response is not None else {"type": "string"}
-        op["responses"][ok] = {"description": "OK", "content": {r.content: {"schema": schema}}}
+        if ok == "204":
+            op["responses"][ok] = {"description": "done, nothing to say"}
+        else:
+            op["responses"][ok] = {"description": "OK", "content": {r.content: {"schema": schema}}}
+        refusals = list(r.errors)
         if r.auth:
             op["security"] = [{"bearer": []}]
-            for status in ("400", "401", "403", "404", "429"):
-                op["responses"][status] = {
-                    "description": "refused",
-                    "content": {"application/json": {"schema": _ref(Error)}},
-                }
+            refusals += ["400", "401", "403", "404", "429"]
+        for status in sorted(set(refusals)):
+            op["responses"][status] = {
+                "description": "refused",
+                "content": {"application/json": {"schema": _ref(Error)}},
+            }
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",
