@@ -409,10 +409,20 @@ class EscalationEngine:
         # step, into the durable outbox: a crash after this point still delivers them
         # once. Then claim: the one process that wins records the step.
         await self.publish(event, f"esc/{incident_id}/{step.key}")
+        hidden: list[str] = []
         if self.deliveries is not None:
-            await self.deliveries.page(policy, step.level, step.key, event, state.severity)
+            hidden = await self.deliveries.page(policy, step.level, step.key, event, state.severity)
         if not await self.store.claim(tenant, incident_id, step.key):
             return
+        for user in hidden:
+            await self.timeline.add(
+                tenant,
+                incident_id,
+                "not_paged",
+                user_id=user,
+                level=step.level + 1,
+                reason=f"may not see site {state.site or '-'}",
+            )
         metrics.ESCALATIONS.inc()
         metrics.ESCALATION_DELAY.observe(max(0.0, now - step.due))
         await self.timeline.add(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -49,11 +50,18 @@ UNKNOWN = (404, "Unknown link", "<p>This link is not one of ours.</p>")
 
 class ActionLinksApi:
     def __init__(
-        self, links: ActionLinks, incidents: IncidentStore | None, actions: IncidentActions
+        self,
+        links: ActionLinks,
+        incidents: IncidentStore | None,
+        actions: IncidentActions,
+        sites_of: Callable[[str, str], Awaitable[frozenset[str] | None]] | None = None,
     ) -> None:
+        """`sites_of(tenant, user)`: the sites the person may see by their last token (an
+        action from a page follows it, as their dashboard would)."""
         self.links = links
         self.incidents = incidents
         self.actions = actions
+        self.sites_of = sites_of
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/a/{token}", self.show)
@@ -95,7 +103,8 @@ class ActionLinksApi:
         if state == "gone":
             metrics.ACTION_LINKS.labels("gone").inc()
             return _page(*GONE)
-        who = Principal(link.actor, link.tenant, frozenset({"oncall"}), None, link.expires_at)
+        sites = await self.sites_of(link.tenant, link.actor) if self.sites_of else None
+        who = Principal(link.actor, link.tenant, frozenset({"oncall"}), sites, link.expires_at)
         outcome = await self.actions.act(
             who, link.incident_id, link.action, "link", request.remote, origin="link"
         )

@@ -279,7 +279,8 @@ class SocketServer:
         if heartbeats is not None:
             HeartbeatsApi(api, heartbeats, audit, guard).add_routes(self.app)
         if action_links is not None:
-            ActionLinksApi(action_links, incidents, actions).add_routes(self.app)
+            sites_of = people[0].sites_of if people is not None else None
+            ActionLinksApi(action_links, incidents, actions, sites_of).add_routes(self.app)
         if people is not None:
             subscriptions = push[0] if push else None
             PeopleApi(api, people[0], people[1], subscriptions, audit).add_routes(self.app)

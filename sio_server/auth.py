@@ -8,8 +8,10 @@ HS256 token signed with the public key (algorithm confusion) or `alg: none` fail
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +19,8 @@ import jwt
 
 from notify_core.events import ROLES, is_ident
 from notify_core.rooms import may_see_site, rooms_of, visible
+
+log = logging.getLogger(__name__)
 
 MAX_SITES = 1000
 ASYMMETRIC = ("RS256", "ES256")
@@ -78,7 +82,11 @@ class Authenticator:
         tenant_claim: str = "tenant_id",
         roles_claim: str = "roles",
         revocations: Revoked | None = None,
+        seen: Callable[[Principal], Awaitable[None]] | None = None,
     ):
+        """`seen(principal)`: told of each token accepted by `authenticate` (the people
+        store records the roles and sites a user last signed in with)."""
+        self._seen = seen
         self._secret = secret
         self._public_key = public_key
         self._leeway = leeway_s
@@ -99,8 +107,16 @@ class Authenticator:
                 raise AuthError(f"malformed token: {exc}") from None
             if header.get("kid") and header.get("alg") in ASYMMETRIC:
                 key = await asyncio.to_thread(self._jwks_key, token)
-                return self._decode(token, key, str(header["alg"]))
-        return self.verify(token)
+                return await self._told(self._decode(token, key, str(header["alg"])))
+        return await self._told(self.verify(token))
+
+    async def _told(self, p: Principal) -> Principal:
+        if self._seen is not None:
+            try:
+                await self._seen(p)
+            except Exception:  # a profile not written must not refuse a valid token
+                log.warning("could not record the profile of %s/%s", p.tenant_id, p.user_id)
+        return p
 
     def _jwks_key(self, token: str) -> Any:
         assert self._jwks is not None

@@ -126,7 +126,8 @@ class ChatOpsApi:
         if not await self.once.first(key):
             metrics.CHATOPS.labels("slack", "repeat").inc()
             return _json({"response_type": "ephemeral", "text": "Already done."})
-        who = Principal(user, tenant, frozenset({"oncall"}), None, time.time() + 60)
+        sites = await self.people.sites_of(tenant, user)  # as their own dashboard would
+        who = Principal(user, tenant, frozenset({"oncall"}), sites, time.time() + 60)
         outcome = await self.actions.act(
             who, incident, verb, "slack", request.remote, origin="slack"
         )

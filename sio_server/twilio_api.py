@@ -97,8 +97,10 @@ class TwilioApi:
         given = request.headers.get("X-Twilio-Signature", "")
         return form if hmac.compare_digest(expected, given) else None
 
-    def _as(self, tenant: str, user: str) -> Principal:
-        return Principal(user, tenant, frozenset({"oncall"}), None, time.time() + 60)
+    async def _as(self, tenant: str, user: str) -> Principal:
+        """The person paged, with the sites of their last token (as their dashboard)."""
+        sites = await self.people.sites_of(tenant, user)
+        return Principal(user, tenant, frozenset({"oncall"}), sites, time.time() + 60)
 
     async def sms(self, request: web.Request) -> web.Response:
         form = await self._signed(request)
@@ -118,7 +120,7 @@ class TwilioApi:
         if not await self.once.first(f"sms:{form.get('MessageSid') or body}:{number}"):
             return _message("Already done.")
         outcome = await self.actions.act(
-            self._as(paged.tenant, paged.user),
+            await self._as(paged.tenant, paged.user),
             paged.incident_id,
             reply[1],
             "sms",
@@ -141,7 +143,7 @@ class TwilioApi:
         if state != "ok" or link is None or link.action != "voice":
             return _say("This call can no longer act. Goodbye.")
         outcome = await self.actions.act(
-            self._as(link.tenant, link.actor),
+            await self._as(link.tenant, link.actor),
             link.incident_id,
             action,
             "voice",

@@ -196,3 +196,34 @@ async def test_a_page_reaches_the_person_by_their_rules_and_an_ack_drops_the_res
         assert ("sms", "ok") in reached and ("slack", "ok") in reached
     finally:
         await op.close()
+
+
+async def test_a_restricted_user_is_not_paged_for_a_site_they_may_not_see(
+    base_url, produce, token, sinks
+):
+    """Paging follows the profile of the user's last token (the one visibility rule)."""
+    tenant = new_tenant()
+    admin = token(tenant, "boss", ["admin"])
+    number = "+254700000041"
+    linked = {"type": "sms", "value": number, "verified": True}
+    assert (await _http(base_url, admin, "POST", "/api/v1/users/ppl/contact-methods", linked))[
+        0
+    ] == 201
+    restricted = token(tenant, "ppl", ["operator"], sites=["elsewhere"])
+    assert (await _http(base_url, restricted, "GET", "/api/v1/me/contact-methods"))[0] == 200
+    await produce(TOPIC_ALERTS, alert(tenant, "RS-1", "critical", site="ppl-site", title="Hidden"))
+
+    async def not_paged() -> bool:
+        _, body = await _http(base_url, admin, "GET", "/api/v1/incidents/RS-1/timeline")
+        return any(
+            e["kind"] == "not_paged" and e["user_id"] == "ppl" for e in body.get("timeline", [])
+        )
+
+    await eventually(not_paged, 10)
+    await asyncio.sleep(0.5)
+    assert _sms(sinks, number) == []  # no page for a site they may not see
+    # the positive twin: signed in with every site, the next page reaches them
+    everything = token(tenant, "ppl", ["operator"])
+    assert (await _http(base_url, everything, "GET", "/api/v1/me/contact-methods"))[0] == 200
+    await produce(TOPIC_ALERTS, alert(tenant, "RS-2", "critical", site="ppl-site", title="Seen"))
+    await eventually(lambda: [f for f in _sms(sinks, number) if "Seen" in f["Body"][0]], 10)

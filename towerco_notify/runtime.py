@@ -227,6 +227,7 @@ class Runtime:
             if s.jwt_jwks_url
             else None
         )
+        self.people = PeopleStore(self.redis, s.redis_prefix)
         auth = Authenticator(
             self.jwt_secret if (s.jwt_secret is not None or self.generated_secret) else None,
             public_key,
@@ -236,6 +237,7 @@ class Runtime:
             tenant_claim=s.jwt_tenant_claim,
             roles_claim=s.jwt_roles_claim,
             revocations=revocations,
+            seen=self.people.seen,
         )
 
         self.push_store: PushStore = (
@@ -448,7 +450,6 @@ class Runtime:
         self.push_sender = WebPushSender(
             self.http, self.push_store, self.vapid, s.vapid_subject, self.page_links
         )
-        self.people = PeopleStore(self.redis, s.redis_prefix)
         self.sms_replies = SmsReplies(self.redis, s.redis_prefix)
         token_file = s.twilio_auth_token_file
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.bounded import Bounded
 from notify_core.redis_keys import RedisKeys
 
 MethodType = Literal["email", "sms", "voice", "slack", "webpush"]
@@ -149,6 +150,8 @@ class PeopleStore:
         self._keys = RedisKeys(prefix)
         self._memory: dict[str, dict[str, bytes]] = {}
         self._slack: dict[str, bytes] = {}
+        # the profile last written per (tenant, user): a token used again writes nothing
+        self._profiles: Bounded[tuple[str, str], bytes] = Bounded(100_000)
 
     def _key(self, tenant: str) -> str:
         return self._keys.tenant("people", tenant)
@@ -210,6 +213,26 @@ class PeopleStore:
                     await self.put_method(tenant, replace(method, disabled=True))
                     stopped += 1
         return stopped
+
+    async def seen(self, p: Any) -> None:
+        """Record the roles and sites of the token a user last used (a Principal): paging
+        and every action taken from a page follow them."""
+        sites = sorted(p.sites) if p.sites is not None else None
+        view = orjson.dumps({"roles": sorted(p.roles), "sites": sites})
+        key = (p.tenant_id, p.user_id)
+        if self._profiles.get(key) == view:
+            return
+        self._profiles.put(key, view)
+        await self._set(p.tenant_id, f"profile:{p.user_id}", view)
+
+    async def sites_of(self, tenant: str, user: str) -> frozenset[str] | None:
+        """The sites `user` may see by their last token; None: every site (or never seen:
+        an admin named them in a schedule or policy)."""
+        raw = await self._get(tenant, f"profile:{user}")
+        if not raw:
+            return None
+        sites = orjson.loads(raw).get("sites")
+        return frozenset(sites) if sites is not None else None
 
     async def by_slack(self, slack_user: str) -> tuple[str, str] | None:
         """(tenant, user) whose verified `slack` method holds this Slack user id."""

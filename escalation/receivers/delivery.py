@@ -58,8 +58,10 @@ class Deliveries:
         step_key: str,
         event: dict[str, Any],
         severity: str,
-    ) -> None:
-        """Jobs for the receiver targets of `policy.levels[level]` (idempotent per step)."""
+    ) -> list[str]:
+        """Jobs for the receiver targets of `policy.levels[level]` and for the users the
+        page names (idempotent per step); the users not paged because their profile may
+        not see the incident's site."""
         tenant, incident = event["tenant_id"], event["incident_id"]
         jobs = [
             Job(
@@ -78,14 +80,21 @@ class Deliveries:
         await self.outbox.put(jobs)
         users = list(event.get("target_users") or ())
         if self.people is None or not users:
-            return
-        found = await page_plan(self.people, tenant, users, severity == "critical")
+            return []
+        site = event.get("site_id")
+        allowed: list[str] = []
+        hidden: list[str] = []
+        for user in users:  # the one visibility rule, on the profile of their last token
+            sites = await self.people.sites_of(tenant, user)
+            (allowed if sites is None or site in sites else hidden).append(user)
+        found = await page_plan(self.people, tenant, allowed, severity == "critical")
         by_delay: dict[float, list[Job]] = {}
         for job, after in person_jobs(found, event, severity, step_key, dict(policy.templates)):
             by_delay.setdefault(after, []).append(job)
         now = time.time()
         for after, due in sorted(by_delay.items()):
             await self.outbox.put(due, now + after if after else None)
+        return hidden
 
     async def change(
         self,
