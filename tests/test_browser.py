@@ -289,6 +289,7 @@ async def test_the_site_view_groups_by_region_maps_the_sites_and_shows_an_outage
         await browser.do("open", url=f"{base_url}/#token={token('topo-map', 'noc')}")
         await browser.do("wait", selector="#status[data-state='live']")
         await browser.do("wait", selector="#sites .tile[data-site='m-2']")
+        await browser.do("wait", selector="#sites .region[data-region='rift']")  # grouped
         order = (await browser.do("texts", selector="#sites .region, #sites .tile strong"))["texts"]
         assert order == ["COAST", "c-1", "RIFT", "hub-m", "m-1", "m-2"], order
         assert "Iten tower" in (await browser.do("text", selector=".tile[data-site='m-1']"))["text"]
