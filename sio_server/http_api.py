@@ -537,6 +537,7 @@ class HttpApi:
             "dashboard-detail.js": "application/javascript",
             "dashboard-ops.js": "application/javascript",
             "dashboard-map.js": "application/javascript",
+            "dashboard-me.js": "application/javascript",
             "sw.js": "application/javascript",
             "dashboard.css": "text/css",
             "manifest.webmanifest": "application/manifest+json",

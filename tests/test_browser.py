@@ -347,3 +347,61 @@ async def test_a_page_link_opens_the_incident_on_a_phone_with_thumb_sized_button
     finally:
         await watcher.close()
         await browser.close()
+
+
+async def test_a_person_adds_verifies_and_orders_their_contact_methods_on_the_dashboard(
+    base_url, token, sinks
+):
+    import re
+    from urllib.parse import parse_qs
+
+    import aiohttp
+
+    tenant = new_tenant()
+    tok = token(tenant, "self-serve", ["operator"])
+    number = "+254700000051"
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={tok}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await browser.do(
+            "eval", js=f"() => {{ document.querySelector('#method-value').value = '{number}'; }}"
+        )
+        await browser.do("click", selector="#method-form button[type='submit']")
+        await browser.do("wait", selector="#my-methods li:not(.verified) input.code")
+
+        def codes() -> list[str]:
+            out = []
+            for r in sinks.of("/twilio/2010-04-01/Accounts/ACtest0001/Messages.json"):
+                form = parse_qs(r["body"].decode())
+                if form.get("To") == [number]:
+                    out += re.findall(r"\b(\d{6})\b", form["Body"][0])
+            return out
+
+        for _ in range(100):
+            if codes():
+                break
+            await asyncio.sleep(0.1)
+        code = codes()[-1]
+        await browser.do(
+            "eval",
+            js=f"() => {{ document.querySelector('#my-methods input.code').value = '{code}'; }}",
+        )
+        await browser.do("click", selector="#my-methods button.verify")
+        await browser.do("wait", selector="#my-methods li.verified input.after")
+        await browser.do(
+            "eval", js="() => { document.querySelector('#my-methods input.after').value = '2'; }"
+        )
+        await browser.do("click", selector="#rules-save")
+        await browser.do("wait", selector="#me-error", text="rules saved")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"{base_url}/api/v1/me/notification-rules",
+                headers={"Authorization": f"Bearer {tok}"},
+            ) as r,
+        ):
+            rules = await r.json()
+        assert [rule["after"] for rule in rules["default"]] == ["2m"]
+    finally:
+        await browser.close()

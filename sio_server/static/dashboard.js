@@ -330,6 +330,7 @@
     $("incident-count").textContent = String([...incidents.values()].filter((i) => i.status !== "resolved").length);
     persist();
     ops.refresh();
+    myPaging.refresh();
     const wanted = deepLink;
     if (wanted && incidents.get(wanted)) { deepLink = null; select(wanted); detail.open(incidents.get(wanted)); }
     document.body.dataset.loaded = replace ? "reloaded" : "loaded";
@@ -392,6 +393,7 @@
     for (const s of found) { siteInfo.set(s.site_id, s); tile(s.site_id); }
     scheduleTiles();
   } });
+  const myPaging = window.createMe({ $, el, api: (m, p, b) => api(m, p, b) });
   setInterval(() => { if (authToken) ops.refresh(); }, 30000);
   // Keyboard: j/k or arrows move, Enter opens, a acknowledges, r resolves, t takes, / searches, Esc closes
   document.addEventListener("keydown", (e) => {
