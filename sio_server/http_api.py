@@ -538,6 +538,7 @@ class HttpApi:
             "dashboard-ops.js": "application/javascript",
             "dashboard-map.js": "application/javascript",
             "dashboard-me.js": "application/javascript",
+            "dashboard-report.js": "application/javascript",
             "sw.js": "application/javascript",
             "dashboard.css": "text/css",
             "manifest.webmanifest": "application/manifest+json",

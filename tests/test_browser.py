@@ -405,3 +405,36 @@ async def test_a_person_adds_verifies_and_orders_their_contact_methods_on_the_da
         assert [rule["after"] for rule in rules["default"]] == ["2m"]
     finally:
         await browser.close()
+
+
+async def test_the_report_view_shows_response_times_to_admins_only(base_url, produce, token):
+    from datetime import UTC, datetime
+
+    tenant = new_tenant()
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    op = await NodeClient.start(base_url, token(tenant, "op", ["operator"]), ["websocket"])
+    browser = await Browser.start()
+    try:
+        await op.connected()
+        await produce(
+            TOPIC_ALERTS, {**alert(tenant, "RV-1", "major", site="rv-site"), "timestamp": now}
+        )
+        await op.wait_for(lambda m: m.get("name") == "incident_alert", 10)
+        await op.emit("incident_action", {"incident_id": "RV-1", "action": "acknowledge"})
+        await op.wait_for(lambda m: m.get("name") == "incident_update", 10)
+        await browser.do("open", url=f"{base_url}/#token={token(tenant, 'boss', ['admin'])}")
+        await browser.do(
+            "wait", selector="#report:not([hidden]) #report-rows tr[data-key='rv-site']"
+        )
+        row = (await browser.do("text", selector="#report-rows tr[data-key='rv-site']"))["text"]
+        assert row.split()[:3] == ["rv-site", "1", "1"], row  # one incident, acknowledged
+        assert (await browser.do("count", selector="#report-rows svg.report-bars"))["count"] == 2
+        # an operator's dashboard has no report (admins only)
+        await browser.do("open", url=f"{base_url}/#token={token(tenant, 'op', ['operator'])}")
+        await browser.do("reload")
+        await browser.do("wait", selector="#status[data-state='live']")
+        await asyncio.sleep(0.5)
+        assert (await browser.do("count", selector="#report:not([hidden])"))["count"] == 0
+    finally:
+        await op.close()
+        await browser.close()

@@ -331,6 +331,7 @@
     persist();
     ops.refresh();
     myPaging.refresh();
+    report.refresh();
     const wanted = deepLink;
     if (wanted && incidents.get(wanted)) { deepLink = null; select(wanted); detail.open(incidents.get(wanted)); }
     document.body.dataset.loaded = replace ? "reloaded" : "loaded";
@@ -394,6 +395,7 @@
     scheduleTiles();
   } });
   const myPaging = window.createMe({ $, el, api: (m, p, b) => api(m, p, b) });
+  const report = window.createReport({ $, el, api: (m, p, b) => api(m, p, b) });
   setInterval(() => { if (authToken) ops.refresh(); }, 30000);
   // Keyboard: j/k or arrows move, Enter opens, a acknowledges, r resolves, t takes, / searches, Esc closes
   document.addEventListener("keydown", (e) => {
