@@ -167,3 +167,51 @@ async def test_pings_without_the_right_key_are_refused_alike_and_audited(base_ur
     # another tenant's heartbeats are not listed
     other = await _states(base_url, token("hb-other", "op", ["operator"]))
     assert set(other) == {"nms"} and other["nms"]["state"] == "inactive"
+
+
+async def test_two_watches_on_one_redis_open_and_resolve_once(redis_client):
+    """Several serving processes watch; each transition is produced once (claims in Redis),
+    and a watch started later (a restart) carries on from the stored state."""
+    import uuid
+
+    from notify_core.heartbeat_watch import HeartbeatWatch
+    from notify_core.heartbeats import HeartbeatStore
+    from notify_core.heartbeats_config import Heartbeats
+
+    prefix = f"hbw-{uuid.uuid4().hex[:6]}:"
+    hb = Heartbeat(name="nms", tenant="t", kind="http", timeout=60, key_env="X")
+    configured = Heartbeats({("t", "nms"): hb})
+    now = [1_000_000.0]
+    produced: list[tuple[str, bytes, bytes]] = []
+
+    async def sink(records: list[tuple[str, bytes, bytes]]) -> None:
+        produced.extend(records)
+
+    async def no_kpi(tenant: str, site: str | None) -> int | None:
+        return None
+
+    def watch() -> HeartbeatWatch:
+        store = HeartbeatStore(redis_client, prefix)
+        return HeartbeatWatch(lambda: configured, store, no_kpi, sink, clock=lambda: now[0])
+
+    one, two = watch(), watch()
+    await HeartbeatStore(redis_client, prefix).ping("t", "nms", int(now[0] * 1000))
+    now[0] += 30
+    await one.tick()
+    await two.tick()
+    assert produced == []  # healthy: nothing
+    now[0] += 60  # quiet past its minute
+    await one.tick()
+    await two.tick()
+    assert [topic for topic, _, _ in produced] == ["towerco.incidents.alerts"]  # once
+    restarted = watch()  # a process started during the silence: nothing new
+    await restarted.tick()
+    assert len(produced) == 1
+    await HeartbeatStore(redis_client, prefix).ping("t", "nms", int(now[0] * 1000) + 1)
+    await two.tick()
+    await restarted.tick()
+    await one.tick()
+    assert [topic for topic, _, _ in produced] == [
+        "towerco.incidents.alerts",
+        "towerco.incidents.actions",
+    ]
