@@ -199,3 +199,44 @@ def test_sites_import_writes_what_the_daemon_loads_and_refuses_a_bad_csv(tmp_pat
     err = capsys.readouterr().err
     assert f"{bad}:4: site c: depends_on: cycle: b -> c -> b" in err
     assert out.read_text() == before  # nothing written
+
+
+async def test_a_changed_inventory_is_reloaded_and_a_broken_one_refused(
+    broker, redis_url, tmp_path, token
+):
+    """A `server` process on its own config directory: sites.yaml rewritten, the reload
+    puts the new regions in force; a file with a cycle is refused and the old one stays."""
+    from tests.conftest import daemon_settings
+    from towerco_notify.runtime import Runtime
+
+    shipped = Path(__file__).parent.parent / "config" / "thresholds.yaml"
+    (tmp_path / "thresholds.yaml").write_text(shipped.read_text())
+    sites = tmp_path / "sites.yaml"
+    sites.write_text("sites:\n  - {tenant: rl, id: a, region: north}\n")
+    server = Runtime(daemon_settings(broker, redis_url, config_dir=tmp_path), mode="server")
+    await server.start()
+    base = f"http://127.0.0.1:{server.http_port}"
+    tok = token("rl", "op", ["operator"])
+    try:
+        assert [s["region"] for s in (await _http(base, tok, "/api/v1/sites"))[1]["sites"]] == [
+            "north"
+        ]
+        sites.write_text(
+            "sites:\n  - {tenant: rl, id: a, region: south}\n  - {tenant: rl, id: b}\n"
+        )
+        assert server.reload_config("test") is True
+        found = {
+            s["id"]: s["region"] for s in (await _http(base, tok, "/api/v1/sites"))[1]["sites"]
+        }
+        assert found == {"a": "south", "b": None}
+        cycle = (
+            "  - {tenant: rl, id: a, depends_on: [b]}\n  - {tenant: rl, id: b, depends_on: [a]}\n"
+        )
+        sites.write_text("sites:\n" + cycle)
+        assert server.reload_config("test") is False  # refused: the one before stays
+        found = {
+            s["id"]: s["region"] for s in (await _http(base, tok, "/api/v1/sites"))[1]["sites"]
+        }
+        assert found == {"a": "south", "b": None}
+    finally:
+        await server.stop()
