@@ -103,6 +103,21 @@ async def test_a_page_reaches_email_chat_pagerduty_and_web_push(
     assert pushed[0]["encoding"] == "aes128gcm"  # decrypted above with the browser's keys
     assert pushed[0]["claims"]["sub"].startswith("mailto:")
     assert pushed[0]["data"]["incident_id"] == "R-1" and title in pushed[0]["data"]["title"]
+    # the notification's Acknowledge action: the service worker POSTs this link (sw.js), as
+    # the subscriber; done here as it would, against the daemon itself
+    data = pushed[0]["data"]
+    assert [a["action"] for a in data["actions"]] == ["acknowledge", "open"]
+    assert data["ack_url"].startswith("http://noc.example:8080/a/")
+    ack_path = data["ack_url"].removeprefix("http://noc.example:8080")
+    watcher = await NodeClient.start(base_url, token(tenant, "w"), ["websocket"])
+    try:
+        await watcher.connected()
+        async with aiohttp.ClientSession() as http, http.post(base_url + ack_path) as r:
+            assert r.status == 200
+        update = await watcher.wait_for(lambda m: m.get("name") == "incident_update", 10)
+        assert update["data"]["by"] == "oc-1" and update["data"]["source"] == "link"
+    finally:
+        await watcher.close()
 
     # the expired subscription (410) is dropped; the live one stays
     async def subs(tok: str) -> list[dict[str, Any]]:
