@@ -347,6 +347,8 @@ heartbeats:
   - {{name: site-kpis, tenant: hb-acme, kind: kpi, site_id: hb-site, timeout: 2s,
      severity: major}}
   - {{name: nms, tenant: hb-other, kind: http, key_file: {dir}/heartbeat-key-other, timeout: 1h}}
+  - {{name: quiet-in-maintenance, tenant: hb-acme, kind: kpi, site_id: hb-maint-site,
+     timeout: 2s}}
 """
 
 

@@ -9,6 +9,7 @@ heartbeats.yaml (tests/conftest.py HEARTBEATS) has, for tenant `hb-acme`, `nms` 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -215,3 +216,29 @@ async def test_two_watches_on_one_redis_open_and_resolve_once(redis_client):
         "towerco.incidents.alerts",
         "towerco.incidents.actions",
     ]
+
+
+async def test_a_heartbeat_incident_at_a_site_in_maintenance_is_quiet(base_url, token, produce):
+    """The heartbeat's incident takes the normal path: suppression applies to it."""
+    tok = token("hb-acme", "op", ["operator"])
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{base_url}/api/v1/maintenance",
+            json={"site_ids": ["hb-maint-site"], "ends_at": time.time() + 600},
+            headers={"Authorization": f"Bearer {tok}"},
+        ) as r:
+            assert r.status == 201
+    client = await NodeClient.start(base_url, tok, ["websocket"])
+    try:
+        await client.connected()
+        await produce(TOPIC_KPIS, envelope("hb-acme", {"temp_c": 30.0}, site="hb-maint-site"))
+        opened = await client.wait_for(
+            lambda m: (
+                m.get("name") == "incident_alert"
+                and m["data"]["incident"]["incident_id"] == "heartbeat:quiet-in-maintenance"
+            ),
+            15,
+        )
+        assert opened["data"]["suppressed"]["by"] == "maintenance"
+    finally:
+        await client.close()
