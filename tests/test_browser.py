@@ -438,3 +438,38 @@ async def test_the_report_view_shows_response_times_to_admins_only(base_url, pro
     finally:
         await op.close()
         await browser.close()
+
+
+async def test_an_admin_overrides_who_is_on_call_from_the_dashboard(base_url, token):
+    import aiohttp
+
+    admin = token("oc-acme", "boss", ["admin"])
+    headers = {"Authorization": f"Bearer {admin}"}
+
+    async def get(path: str) -> dict:
+        async with aiohttp.ClientSession() as http, http.get(base_url + path, headers=headers) as r:
+            return await r.json()
+
+    holder = (await get("/api/v1/oncall?schedule=field"))["oncall"][0]["users"][0]
+    browser = await Browser.start()
+    try:
+        await browser.do("open", url=f"{base_url}/#token={admin}")
+        await browser.do("wait", selector="#oncall li[data-schedule='field']", text="next:")
+        await browser.do(
+            "eval",
+            js="() => { const s = (id, v) => { document.querySelector(id).value = v; };"
+            f" s('#override-schedule', 'field'); s('#override-user', 'carol');"
+            f" s('#override-replaces', '{holder}'); s('#override-hours', '1'); }}",
+        )
+        await browser.do("click", selector="#override-form button[type='submit']")
+        await browser.do("wait", selector="#oncall li[data-schedule='field']", text="field: carol")
+        await browser.do("wait", selector="#overrides li.override", text=f"carol for {holder}")
+        await browser.do("click", selector="#overrides li.override button.end")
+        await browser.do(
+            "wait", selector="#oncall li[data-schedule='field']", text=f"field: {holder}"
+        )
+    finally:
+        for o in (await get("/api/v1/oncall/overrides"))["overrides"]:  # leave none behind
+            async with aiohttp.ClientSession() as http:
+                await http.delete(f"{base_url}/api/v1/oncall/overrides/{o['id']}", headers=headers)
+        await browser.close()

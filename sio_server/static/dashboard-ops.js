@@ -52,6 +52,18 @@
         return li;
       }));
       $("oncall").replaceChildren(...rows);
+      const chosen = $("override-schedule").value;
+      $("override-schedule").replaceChildren(...now.map((x) => { const o = el("option", null, x.schedule); o.value = x.schedule; return o; }));
+      if (chosen) $("override-schedule").value = chosen;
+      const o = await api("GET", "/api/v1/oncall/overrides");
+      const live = ((o.body && o.body.overrides) || []).filter((x) => Date.parse(x.ends_at) > Date.now());
+      $("overrides").replaceChildren(...live.map((x) => {
+        const li = el("li", "override");
+        li.dataset.id = x.id;
+        li.append(el("span", null, `${x.schedule}: ${x.user_id}${x.replaces ? " for " + x.replaces : " (also)"} until ${iso(x.ends_at)}`));
+        li.append(endButton(`/api/v1/oncall/overrides/${encodeURIComponent(x.id)}`));
+        return li;
+      }));
     }
     async function refreshHeartbeats() {
       const r = await api("GET", "/api/v1/heartbeats");
@@ -69,6 +81,19 @@
       return b;
     }
     function say(text) { $("ops-error").textContent = text; }
+    $("override-form").onsubmit = async (e) => {
+      e.preventDefault();
+      const body = {
+        schedule: $("override-schedule").value,
+        user_id: $("override-user").value.trim(),
+        starts_at: new Date().toISOString(),
+        ends_at: inMinutes(60 * Number($("override-hours").value)),
+      };
+      if ($("override-replaces").value.trim()) body.replaces = $("override-replaces").value.trim();
+      const r = await api("POST", "/api/v1/oncall/overrides", body);
+      say(r.status === 201 ? "" : `override refused: ${(r.body && r.body.error) || r.status}`);
+      if (r.status === 201) { $("override-form").reset(); refresh(); }
+    };
     $("maint-form").onsubmit = async (e) => {
       e.preventDefault();
       const body = { site_ids: csv($("maint-sites").value), ends_at: inMinutes(Number($("maint-minutes").value)), reason: $("maint-reason").value };
