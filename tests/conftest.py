@@ -50,6 +50,7 @@ SLOW_TESTS = frozenset(
         "test_a_trigger_refused_before_its_sender_is_killed_is_sent_once_by_the_survivor",
         "test_unacknowledged_incident_escalates_level_by_level_then_stops",
         "test_broker_away_is_503_and_alertmanagers_retry_delivers",
+        "test_a_process_killed_between_two_rules_leaves_the_second_to_the_survivor_once",
     }
 )
 

@@ -227,3 +227,81 @@ async def test_a_restricted_user_is_not_paged_for_a_site_they_may_not_see(
     assert (await _http(base_url, everything, "GET", "/api/v1/me/contact-methods"))[0] == 200
     await produce(TOPIC_ALERTS, alert(tenant, "RS-2", "critical", site="ppl-site", title="Seen"))
     await eventually(lambda: [f for f in _sms(sinks, number) if "Seen" in f["Body"][0]], 10)
+
+
+KILL_POLICY = """\
+policies:
+  - name: people-kill
+    match: {severities: [critical]}
+    levels:
+      - wait: 300ms
+        targets: [{user: pk}]
+"""
+
+
+async def test_a_process_killed_between_two_rules_leaves_the_second_to_the_survivor_once(
+    broker, redis_url, token, tmp_path, sinks
+):
+    """Two pipeline processes share the outbox: the one that sent the first rule's SMS is
+    SIGKILLed before the second rule is due; the other sends it, exactly once."""
+    from tests.test_processes import cluster_env, spawn, stop, wait_ready
+    from towerco_notify.embedded_broker import free_port
+
+    (tmp_path / "escalation.yaml").write_text(KILL_POLICY)
+    env = cluster_env(
+        broker,
+        redis_url,
+        "pkill",
+        NOTIFY_CONFIG_DIR=str(tmp_path),
+        NOTIFY_TWILIO_URL=f"{sinks.base}/twilio",
+        NOTIFY_TWILIO_ACCOUNT_SID="ACtest0001",
+        NOTIFY_TWILIO_AUTH_TOKEN="twilio-test-token",
+        NOTIFY_TWILIO_FROM="+15550001111",
+    )
+    ports = [free_port(), free_port()]
+    procs = [await spawn("pipeline", "--http-port", str(p), env=env) for p in ports]
+    tenant = new_tenant()
+    first, second = "+254700000061", "+254700000062"
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await wait_ready(port, proc)
+        base = f"http://127.0.0.1:{ports[0]}"
+        admin = token(tenant, "boss", ["admin"])
+        made = []
+        for number in (first, second):
+            linked = {"type": "sms", "value": number, "verified": True}
+            path = "/api/v1/users/pk/contact-methods"
+            status, method = await _http(base, admin, "POST", path, linked)
+            assert status == 201
+            made.append(method["id"])
+        rules = {"default": [{"after": "0m", "contact_method_id": made[0]},
+                             {"after": "5s", "contact_method_id": made[1]}]}  # fmt: skip
+        assert (await _http(base, token(tenant, "pk", ["operator"]), "PUT",
+                            "/api/v1/me/notification-rules", rules))[0] == 200  # fmt: skip
+        import orjson
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=broker)
+        await producer.start()
+        await producer.send_and_wait(
+            TOPIC_ALERTS, orjson.dumps(alert(tenant, "PK-1", site="pk-site")), key=tenant.encode()
+        )
+        await producer.stop()
+        await eventually(lambda: _sms(sinks, first), 30)
+
+        async def sent_by() -> list[dict] | None:
+            _, body = await _http(base, admin, "GET", "/api/v1/incidents/PK-1/timeline")
+            found = [e for e in body.get("timeline", []) if e["kind"] == "delivery"]
+            return found or None
+
+        entry = (await eventually(sent_by, 10))[0]
+        victim = next(p for p in procs if p.pid == int(entry["process"].rsplit(":", 1)[1]))
+        victim.kill()  # before the second rule is due: it is only in the outbox
+        await victim.wait()
+        await eventually(lambda: _sms(sinks, second), 30)
+        await asyncio.sleep(2.0)  # a duplicate would be here by now
+        assert len(_sms(sinks, second)) == 1 and len(_sms(sinks, first)) == 1
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                await stop(proc)

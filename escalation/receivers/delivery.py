@@ -252,6 +252,7 @@ class DeliveryWorker:
                 "result": sent.info.get("result") or result,
                 "attempt": job.attempts,
                 "level": job.event.get("level"),
+                "process": self.process,
             }
             if sent.error and result not in ("dropped", "throttled"):
                 reached["error"] = sent.error[:300]
