@@ -36,6 +36,7 @@ from notify_core.timeline import Timeline
 log = logging.getLogger(__name__)
 
 Publish = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
+TAKE = 64  # due jobs leased at a time; a full batch is followed at once by the next
 
 
 class Deliveries:
@@ -177,8 +178,9 @@ class DeliveryWorker:
 
     async def _loop(self) -> None:
         while True:
+            jobs: list[Job] = []
             try:
-                jobs = await self.outbox.take(64, self.lease_s)
+                jobs = await self.outbox.take(TAKE, self.lease_s)
                 for job in jobs:
                     if job.id in self._busy:
                         continue  # still being sent here (a lease shorter than a send)
@@ -190,6 +192,9 @@ class DeliveryWorker:
                 raise
             except Exception:
                 log.exception("receiver outbox unreachable; trying again")
+            if len(jobs) == TAKE and len(self._running) < TAKE * 4:
+                await asyncio.sleep(0)  # a full batch: more are due, take them now
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self.poll_s)
             self._woken.clear()
