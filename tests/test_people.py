@@ -305,3 +305,35 @@ async def test_a_process_killed_between_two_rules_leaves_the_second_to_the_survi
         for proc in procs:
             if proc.returncode is None:
                 await stop(proc)
+
+
+async def test_sms_pages_to_one_person_are_throttled():
+    from escalation.people.contacts import PeopleStore
+    from escalation.people.reach import THROTTLE, THROTTLE_WINDOW_S
+
+    store = PeopleStore(None)
+    allowed = [
+        not await store.throttled("t", "u", "sms", THROTTLE["sms"], THROTTLE_WINDOW_S)
+        for _ in range(THROTTLE["sms"] + 2)
+    ]
+    assert allowed == [True] * 5 + [False, False]  # five in the window, then throttled
+    other = await store.throttled("t", "v", "sms", THROTTLE["sms"], THROTTLE_WINDOW_S)
+    assert other is False  # per user
+
+
+async def test_an_email_rule_reaches_the_person_by_mail(base_url, produce, token, sinks):
+    tenant = new_tenant()
+    admin = token(tenant, "boss", ["admin"])
+    address = f"ppl-{tenant}@example.com"
+    linked = {"type": "email", "value": address, "verified": True}
+    assert (await _http(base_url, admin, "POST", "/api/v1/users/ppl/contact-methods", linked))[
+        0
+    ] == 201
+    title = f"Battery low {tenant}"
+    await produce(TOPIC_ALERTS, alert(tenant, "EM-1", "critical", site="ppl-site", title=title))
+    mail = await eventually(
+        lambda: [m for m in sinks.mailbox.messages if m["To"] == address], timeout=15
+    )
+    assert title in mail[0]["Subject"]
+    body = mail[0].get_content()
+    assert "Acknowledge: http://noc.example:8080/a/" in body
