@@ -126,6 +126,10 @@ async def test_the_response_report_through_the_daemon(base_url, produce, token, 
         assert proc.returncode == 0
         printed = orjson.loads(out)
         assert {g["key"]: g["incidents"] for g in printed["groups"]} == {"esc-site": 1, "plain": 2}
+        # an admin restricted to some sites sees only theirs
+        narrow = token(tenant, "site-boss", ["admin"], sites=["plain"])
+        _, body = await _report(base_url, narrow, "group_by=site")
+        assert [g["key"] for g in body["groups"]] == ["plain"]
         # the attacker's side: not an admin, another tenant's admin, a bad group
         assert (await _report(base_url, token(tenant, "op", ["operator"]), ""))[0] == 403
         status, body = await _report(base_url, token(new_tenant(), "x", ["admin"]), "")
