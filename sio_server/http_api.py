@@ -197,7 +197,16 @@ class HttpApi:
                     metrics.ORIGIN_REFUSED.labels("http").inc()
                     return web.Response(status=403)
                 return web.Response(status=204, headers=_cors_headers(allowed, preflight=True))
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                # aiohttp's own refusals (no such route, a method not allowed, a body too
+                # large) answer in the API's shape, JSON, keeping their headers (Allow)
+                if exc.status < 400:
+                    raise
+                response = _error(exc.status, exc.reason.lower())
+                if "Allow" in exc.headers:
+                    response.headers["Allow"] = exc.headers["Allow"]
             if allowed is not None:
                 response.headers.update(_cors_headers(allowed, preflight=False))
             return response

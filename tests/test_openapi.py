@@ -56,3 +56,19 @@ async def test_openapi_covers_every_registered_route(daemon, base_url):
         "last_event_id",
     ):
         assert field in incident, field
+
+
+async def test_refusals_of_the_api_are_json_with_their_headers(base_url):
+    """aiohttp's own 404 and 405 under /api answer in the API's shape (the document says
+    every refusal is an Error), and a 405 keeps its Allow header."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base_url}/api/v1/no-such-thing") as r:
+            assert r.status == 404 and r.content_type == "application/json"
+            assert (await r.json())["ok"] is False
+        async with http.delete(f"{base_url}/api/v1/incidents") as r:
+            assert r.status == 405 and r.content_type == "application/json"
+            assert "GET" in r.headers["Allow"]
+        async with http.get(f"{base_url}/static/no-such-file.js") as r:  # not the API: as before
+            assert r.status == 404
