@@ -175,6 +175,17 @@ class Runtime:
 
     # -- build -----------------------------------------------------------------
     def _build(self) -> None:
+        """Every part, in dependency order: started in this order, stopped in reverse."""
+        self._build_stores()
+        self._build_shared()
+        auth = self._build_auth()
+        self._build_reach()
+        self._build_server(auth)
+        if self.mode != "server":
+            self._build_pipeline()
+
+    def _build_stores(self) -> None:
+        """The broker (embedded unless given) and the stores: Redis, else memory."""
         s = self.settings
         add = self._parts.append
         if not s.kafka_bootstrap:
@@ -203,11 +214,16 @@ class Runtime:
             self.incidents = MemoryIncidentStore()
             self.snapshots = MemorySnapshots()
             self.timeline = MemoryTimeline()
+
+    def _build_shared(self) -> None:
+        """What every process mode shares: config reload, suppression, revocations, and
+        the stores of heartbeats, action links, overrides and push subscriptions."""
+        s = self.settings
+        add = self._parts.append
         reloader = self.reloader = ConfigReloader(
             s.config_dir, self._swap_config, self._reload_refused, tell=self._audit_reload
         )
         add(_Part("config reloader", reloader.start, reloader.stop))
-        public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
         suppression = self.suppression = SuppressionStore(
             self.redis, s.redis_prefix, self.config.suppression, self.config.sites
         )
@@ -220,26 +236,6 @@ class Runtime:
         )
         if self.mode != "pipeline":
             add(_Part("revocations", revocations.start, revocations.stop))
-        # a rotated key is fetched on sight of its kid, at most once per 5 s (a flood of
-        # made-up kids must not become a flood of requests to the identity provider)
-        jwks = (
-            jwt.PyJWKClient(s.jwt_jwks_url, lifespan=300, cooldown_duration=5)
-            if s.jwt_jwks_url
-            else None
-        )
-        self.people = PeopleStore(self.redis, s.redis_prefix)
-        auth = Authenticator(
-            self.jwt_secret if (s.jwt_secret is not None or self.generated_secret) else None,
-            public_key,
-            audience=s.jwt_audience,
-            issuer=s.jwt_issuer,
-            jwks=jwks,
-            tenant_claim=s.jwt_tenant_claim,
-            roles_claim=s.jwt_roles_claim,
-            revocations=revocations,
-            seen=self.people.seen,
-        )
-
         self.push_store: PushStore = (
             RedisPushStore(self.redis, s.redis_prefix)
             if self.redis is not None
@@ -250,7 +246,37 @@ class Runtime:
             self.redis,
             s.redis_prefix,
         )
-        self._build_reach()
+
+    def _build_auth(self) -> Authenticator:
+        """Who a token is: HS256, a public key or an identity provider's JWKS; each
+        accepted token tells the people store the user's roles and sites."""
+        s = self.settings
+        public_key = s.jwt_public_key_file.read_text() if s.jwt_public_key_file else None
+        # a rotated key is fetched on sight of its kid, at most once per 5 s (a flood of
+        # made-up kids must not become a flood of requests to the identity provider)
+        jwks = (
+            jwt.PyJWKClient(s.jwt_jwks_url, lifespan=300, cooldown_duration=5)
+            if s.jwt_jwks_url
+            else None
+        )
+        self.people = PeopleStore(self.redis, s.redis_prefix)
+        return Authenticator(
+            self.jwt_secret if (s.jwt_secret is not None or self.generated_secret) else None,
+            public_key,
+            audience=s.jwt_audience,
+            issuer=s.jwt_issuer,
+            jwks=jwks,
+            tenant_claim=s.jwt_tenant_claim,
+            roles_claim=s.jwt_roles_claim,
+            revocations=self.revocations,
+            seen=self.people.seen,
+        )
+
+    def _build_server(self, auth: Authenticator) -> None:
+        """Audit, the server's producer (actions, integrations, heartbeats) and the HTTP
+        and Socket.IO server with every API."""
+        s = self.settings
+        add = self._parts.append
         actions: ActionProducer | None = None
         copy: AuditCopy = (
             RedisAuditCopy(self.redis, s.redis_prefix)
@@ -307,7 +333,7 @@ class Runtime:
             timeline=self.timeline,
             incidents=self.incidents,
             audit=audit,
-            revocations=revocations,
+            revocations=self.revocations,
             limits=ConnectionLimits(
                 self.redis,
                 s.redis_prefix,
@@ -317,7 +343,7 @@ class Runtime:
             guard=guard,
             http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
             shared=(self.redis, s.redis_prefix) if self.redis is not None else None,
-            suppression=suppression,
+            suppression=self.suppression,
             push=(self.push_store, self.vapid),
             presence_lease_s=s.presence_lease_s,
             integrations=integrations,
@@ -348,14 +374,17 @@ class Runtime:
         )
         add(_Part("http + socket.io", self.server.start, self.server.stop))
 
-        if self.mode == "server":
-            return
+    def _build_pipeline(self) -> None:
+        """The pipeline side: the publisher, escalation and the Faust app."""
+        s = self.settings
+        add = self._parts.append
         emit: Emit
         if self.mode == "pipeline":
             # store only: server processes follow the history and fan out in id order
             async def emit(event: dict[str, Any], rooms: list[str]) -> None:
                 return None
         else:
+            assert self.server is not None  # built before the pipeline side
             emit = self.server.emit
         publisher = Publisher(self.history, emit, snapshots=self.snapshots, writes=self.writes)
         self._publisher = publisher
