@@ -8,8 +8,10 @@ escalation scheduler) holds a snapshot, refreshed within a second of a change, s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from datetime import time as dtime
 from typing import Any
 
@@ -68,6 +70,10 @@ class SuppressionStore(FollowedSnapshot):
         self._windows: dict[str, Window] = {}  # "tenant:id" -> window (API-made)
         self._silences: dict[str, Silence] = {}
         self._status: dict[tuple[str, str], str] = {}
+        # bumped by every local change: a refresh whose reads began before one must not
+        # put the older copy back (it skips; the next refresh reads the newer version)
+        self._local_writes = 0
+        self._writing = 0  # local writes on their way to Redis
         self._since: dict[tuple[str, str], float] = {}  # when each status began (unix s)
         self._sites: Inventory = sites if sites is not None else Inventory()
         self._config: Suppression = config if config is not None else Suppression()
@@ -138,16 +144,22 @@ class SuppressionStore(FollowedSnapshot):
 
     # -- changing ----------------------------------------------------------------------
     async def put_window(self, w: Window) -> None:
-        await self._set(f"w:{w.tenant_id}:{w.id}", window_to_json(w))
+        async with self._local():
+            await self._set(f"w:{w.tenant_id}:{w.id}", window_to_json(w))
         self._windows[f"{w.tenant_id}:{w.id}"] = w
         self._index = None
 
     async def put_silence(self, s: Silence) -> None:
-        await self._set(f"s:{s.tenant_id}:{s.id}", orjson.dumps(s._asdict()))
+        async with self._local():
+            await self._set(f"s:{s.tenant_id}:{s.id}", orjson.dumps(s._asdict()))
         self._silences[f"{s.tenant_id}:{s.id}"] = s
         self._index = None
 
     async def delete(self, kind: str, tenant: str, ident: str) -> bool:
+        async with self._local():
+            return await self._delete(kind, tenant, ident)
+
+    async def _delete(self, kind: str, tenant: str, ident: str) -> bool:
         table: dict[str, Any] = self._windows if kind == "w" else self._silences
         found = table.pop(f"{tenant}:{ident}", None) is not None
         self._index = None
@@ -170,15 +182,27 @@ class SuppressionStore(FollowedSnapshot):
             since = time.time() if at is None else at
             self._since[(tenant, site)] = since
             if self._redis is not None:
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.hset(self._status_hash, f"{tenant}/{site}", status)
-                pipe.hset(self._since_hash, f"{tenant}/{site}", repr(since))
-                pipe.incr(self._version_key)
-                await pipe.execute()
+                async with self._local():
+                    pipe = self._redis.pipeline(transaction=False)
+                    pipe.hset(self._status_hash, f"{tenant}/{site}", status)
+                    pipe.hset(self._since_hash, f"{tenant}/{site}", repr(since))
+                    pipe.incr(self._version_key)
+                    await pipe.execute()
         return previous
 
     def status_since(self, tenant: str, site: str) -> float | None:
         return self._since.get((tenant, site))
+
+    @contextlib.asynccontextmanager
+    async def _local(self) -> AsyncIterator[None]:
+        """Around a local change: a refresh reading meanwhile does not overwrite it."""
+        self._writing += 1
+        self._local_writes += 1
+        try:
+            yield
+        finally:
+            self._writing -= 1
+            self._local_writes += 1
 
     async def _set(self, field: str, value: bytes) -> None:
         if self._redis is not None:
@@ -188,9 +212,14 @@ class SuppressionStore(FollowedSnapshot):
     async def refresh(self) -> None:
         if self._redis is None or (version := await self._changed()) is UNCHANGED:
             return
-        raw: Any = await self._redis.hgetall(self._hash)
-        statuses: Any = await self._redis.hgetall(self._status_hash)
-        begun: Any = await self._redis.hgetall(self._since_hash)
+        writes = self._local_writes
+        pipe = self._redis.pipeline(transaction=True)  # one consistent read of all three
+        pipe.hgetall(self._hash)
+        pipe.hgetall(self._status_hash)
+        pipe.hgetall(self._since_hash)
+        raw, statuses, begun = await pipe.execute()
+        if self._local_writes != writes or self._writing:
+            return  # this process changed something meanwhile: read again next time
         windows, silences = {}, {}
         now = time.time()
         for field, value in raw.items():
