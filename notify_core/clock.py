@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def iso(ts: datetime, timespec: str = "auto") -> str:
+    """`timespec` as `datetime.isoformat`: `seconds` or `milliseconds` for a fixed width."""
+    return ts.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def iso_s(seconds: float) -> str:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import orjson
 
 from notify_core import metrics
+from notify_core.clock import iso
 from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS
 from notify_core.heartbeats import Beat, HeartbeatStore, decide
 from notify_core.heartbeats_config import Heartbeat, Heartbeats
@@ -32,7 +33,7 @@ HEARTBEAT_USER = "heartbeat"
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    return iso(datetime.fromtimestamp(ms / 1000, UTC), "milliseconds")
 
 
 def _duration(seconds: float) -> str:

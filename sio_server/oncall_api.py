@@ -22,6 +22,7 @@ from escalation.oncall.rotation import Override, Shift
 from escalation.oncall.schedule import Schedule
 from notify_core import metrics
 from notify_core.audit import AuditLog
+from notify_core.clock import iso
 from notify_core.events import describe_error
 from sio_server.api_models import OverrideBody
 from sio_server.auth import AuthError, Principal
@@ -32,7 +33,7 @@ MAX_SHIFT_SPAN = timedelta(days=400)
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso(t, "seconds")
 
 
 def _instant(value: str | None, field: str, default: datetime) -> datetime:

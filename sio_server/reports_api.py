@@ -14,6 +14,7 @@ from aiohttp import web
 
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.schedule import Schedule
+from notify_core.clock import iso
 from notify_core.incidents import IncidentStore
 from notify_core.reports import GROUP_BY, collect, response_report
 from notify_core.sites_config import Inventory
@@ -172,4 +173,4 @@ def _iso_s(ts: float) -> str:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso(t, "seconds")

@@ -16,6 +16,7 @@ import orjson
 from redis.asyncio import Redis
 
 from escalation.oncall.rotation import Override
+from notify_core.clock import iso
 from notify_core.redis_keys import RedisKeys
 
 KEEP_ENDED = timedelta(days=30)
@@ -34,7 +35,7 @@ def override_view(o: Override) -> dict[str, Any]:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(t, "milliseconds")
 
 
 def _from_json(raw: bytes | str) -> Override:
