@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -321,8 +321,6 @@ class WebPushSender:
         self.subject, self.links = subject, links
 
     async def send(self, job: Job) -> Sent:
-        from pywebpush import WebPushException, webpush_async
-
         target = Target.model_validate(job.target)
         assert target.webpush is not None
         subs = await self.store.for_target(job.tenant_id, target.webpush.role, target.webpush.user)
@@ -350,59 +348,56 @@ class WebPushSender:
                 }
             ).decode()
             try:
-                await webpush_async(
-                    sub["subscription"],
-                    data=data,
-                    vapid_private_key=vapid,
-                    vapid_claims={"sub": self.subject},
-                    ttl=3600,
-                    timeout=10,
-                    aiohttp_session=self.http.session,
-                    headers={"Urgency": "high"},
-                )
-                sent += 1
-            except WebPushException as exc:
-                status = getattr(exc.response, "status", None)
-                if status in (404, 410):
-                    await self.store.remove(job.tenant_id, sub_id)  # expired or unsubscribed
-                    dropped += 1
-                else:
-                    failed.append(sub_id)
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                failed.append(sub_id)
+                result = await self._push(job.tenant_id, sub_id, sub, data, vapid)
             except Exception as exc:  # the key or the claims (configuration): not retried
                 return Sent(False, None, f"{type(exc).__name__}: {exc}", retry=False)
+            if result == "sent":
+                sent += 1
+            elif result == "dropped":
+                dropped += 1
+            else:
+                failed.append(sub_id)
         job.state["pending"] = failed
         info: dict[str, Any] = {"sent": sent, "dropped": dropped, "failed": len(failed)}
         if failed:
             return Sent(False, None, f"{len(failed)} subscription(s) failed", info=info)
         return Sent(True, 201 if sent else None, None if sent else "no subscription", info=info)
 
-    async def to_user(self, tenant: str, user: str, data: dict[str, Any]) -> Sent:
-        """One notification to every subscription `user` registered (a person's page)."""
+    async def _push(
+        self, tenant: str, sub_id: str, sub: dict[str, Any], data: str, vapid: Any
+    ) -> Literal["sent", "dropped", "failed"]:
+        """One notification to one subscription: `dropped` when the push service says it
+        is gone (404/410: removed here), `failed` when it could not be reached; anything
+        else (the key, the claims) raises."""
         from pywebpush import WebPushException, webpush_async
 
+        try:
+            await webpush_async(
+                sub["subscription"],
+                data=data,
+                vapid_private_key=vapid,
+                vapid_claims={"sub": self.subject},
+                ttl=3600,
+                timeout=10,
+                aiohttp_session=self.http.session,
+                headers={"Urgency": "high"},
+            )
+            return "sent"
+        except WebPushException as exc:
+            if getattr(exc.response, "status", None) in (404, 410):
+                await self.store.remove(tenant, sub_id)  # expired or unsubscribed
+                return "dropped"
+            return "failed"
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return "failed"
+
+    async def to_user(self, tenant: str, user: str, data: dict[str, Any]) -> Sent:
+        """One notification to every subscription `user` registered (a person's page)."""
         subs = await self.store.for_target(tenant, None, user)
         if not subs:
             return Sent(False, None, "no push subscription", retry=False)
         vapid = await self.keys.vapid()
-        sent = 0
-        for sub_id, sub in subs.items():
-            try:
-                await webpush_async(
-                    sub["subscription"],
-                    data=orjson.dumps(data).decode(),
-                    vapid_private_key=vapid,
-                    vapid_claims={"sub": self.subject},
-                    ttl=3600,
-                    timeout=10,
-                    aiohttp_session=self.http.session,
-                    headers={"Urgency": "high"},
-                )
-                sent += 1
-            except WebPushException as exc:
-                if getattr(exc.response, "status", None) in (404, 410):
-                    await self.store.remove(tenant, sub_id)
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                pass
+        body = orjson.dumps(data).decode()
+        results = [await self._push(tenant, k, sub, body, vapid) for k, sub in subs.items()]
+        sent = results.count("sent")
         return Sent(sent > 0, 201 if sent else None, None if sent else "no subscription took it")
