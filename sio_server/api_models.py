@@ -423,6 +423,32 @@ class Route(NamedTuple):
     errors: tuple[str, ...] = ()  # refusals beyond an authenticated route's usual ones
 
 
+def _contact_method_routes(base: str, whose: str) -> tuple[Route, ...]:
+    """The contact-method routes of one person: `/me`, or an admin's `/users/{user_id}`
+    (sio_server/people_api.py serves both from one handler set)."""
+    return (
+        Route("GET", f"{base}/contact-methods", f"{whose} contact methods", ContactMethodList),
+        Route(
+            "POST",
+            f"{base}/contact-methods",
+            "Add a contact method (a code is sent through it)",
+            ContactMethodView,
+            ContactMethodBody,
+            ok="201",
+        ),
+        Route(
+            "POST",
+            f"{base}/contact-methods/{{id}}/verify",
+            "Verify a contact method with its code (5 wrong: locked an hour)",
+            Verified,
+            VerifyBody,
+        ),
+        Route(
+            "DELETE", f"{base}/contact-methods/{{id}}", "Remove a contact method", None, ok="204"
+        ),
+    )
+
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", "Liveness", Health, auth=False),
     Route("GET", "/readyz", "Readiness (consumer joined, Redis, HTTP)", Readiness, auth=False),
@@ -599,51 +625,8 @@ ROUTES: tuple[Route, ...] = (
         Handover,
         query=("schedule",),
     ),
-    Route("GET", "/api/v1/me/contact-methods", "My contact methods", ContactMethodList),
-    Route(
-        "POST",
-        "/api/v1/me/contact-methods",
-        "Add a contact method (a code is sent through it)",
-        ContactMethodView,
-        ContactMethodBody,
-        ok="201",
-    ),
-    Route(
-        "POST",
-        "/api/v1/me/contact-methods/{id}/verify",
-        "Verify a contact method with its code (5 wrong: locked an hour)",
-        Verified,
-        VerifyBody,
-    ),
-    Route("DELETE", "/api/v1/me/contact-methods/{id}", "Remove a contact method", None, ok="204"),
-    Route(
-        "GET",
-        "/api/v1/users/{user_id}/contact-methods",
-        "A user's (admins) contact methods",
-        ContactMethodList,
-    ),
-    Route(
-        "POST",
-        "/api/v1/users/{user_id}/contact-methods",
-        "Add a contact method (a code is sent through it)",
-        ContactMethodView,
-        ContactMethodBody,
-        ok="201",
-    ),
-    Route(
-        "POST",
-        "/api/v1/users/{user_id}/contact-methods/{id}/verify",
-        "Verify a contact method with its code (5 wrong: locked an hour)",
-        Verified,
-        VerifyBody,
-    ),
-    Route(
-        "DELETE",
-        "/api/v1/users/{user_id}/contact-methods/{id}",
-        "Remove a contact method",
-        None,
-        ok="204",
-    ),
+    *_contact_method_routes("/api/v1/me", "My"),
+    *_contact_method_routes("/api/v1/users/{user_id}", "A user's (admins)"),
     Route("GET", "/api/v1/me/notification-rules", "My notification rules", NotificationRules),
     Route(
         "PUT",
