@@ -36,20 +36,20 @@ class MemorySnapshots:
         self._seen: dict[tuple[str, str | None], int] = {}
 
     async def update(self, event: dict[str, Any]) -> None:
-        self._update(event)
+        self._update(event, int(time.time() * 1000))
 
     async def update_many(self, events: list[dict[str, Any]]) -> None:
+        now_ms = int(time.time() * 1000)  # when this batch was heard: once, not per event
         for event in events:
-            self._update(event)
+            self._update(event, now_ms)
 
-    def _update(self, event: dict[str, Any]) -> None:
+    def _update(self, event: dict[str, Any], now_ms: int) -> None:
         if not event.get("kpi_data"):
             return
         key = (event["tenant_id"], event["site_id"])
         current = self._data.setdefault(key, {"kpi_data": {}})
         current["kpi_data"].update(event["kpi_data"])
         current["id"], current["timestamp"] = event["id"], event["timestamp"]
-        now_ms = int(time.time() * 1000)
         self._seen[key] = self._seen[(key[0], None)] = now_ms
 
     async def last_sample(self, tenant: str, site: str | None) -> int | None:

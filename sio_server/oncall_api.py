@@ -22,7 +22,7 @@ from escalation.oncall.rotation import Override, Shift
 from escalation.oncall.schedule import Schedule
 from notify_core import metrics
 from notify_core.audit import AuditLog
-from notify_core.clock import iso
+from notify_core.clock import iso, query_instant
 from notify_core.events import describe_error
 from sio_server.api_models import OverrideBody
 from sio_server.auth import AuthError, Principal
@@ -34,18 +34,6 @@ MAX_SHIFT_SPAN = timedelta(days=400)
 
 def _iso(t: datetime) -> str:
     return iso(t, "seconds")
-
-
-def _instant(value: str | None, field: str, default: datetime) -> datetime:
-    if value is None or value == "":
-        return default
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{field}: not an ISO-8601 instant (got {value[:64]!r})") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{field}: give an offset or Z (got {value[:64]!r})")
-    return parsed.astimezone(UTC)
 
 
 def shift_view(s: Shift) -> dict[str, Any]:
@@ -123,7 +111,7 @@ class OnCallApi:
     @authenticated("oncall")
     async def who(self, request: web.Request, p: Principal) -> web.Response:
         try:
-            at = _instant(request.query.get("at"), "at", datetime.now(UTC))
+            at = query_instant(request.query.get("at"), "at", datetime.now(UTC))
             name = request.query.get("schedule")
             schedules = [self._schedule(p, name)] if name else self.directory.of_tenant(p.tenant_id)
         except ValueError as exc:
@@ -140,8 +128,8 @@ class OnCallApi:
         try:
             schedule = self._schedule(p, request.query.get("schedule"))
             now = datetime.now(UTC)
-            start = _instant(request.query.get("from"), "from", now)
-            end = _instant(request.query.get("to"), "to", start + timedelta(days=7))
+            start = query_instant(request.query.get("from"), "from", now)
+            end = query_instant(request.query.get("to"), "to", start + timedelta(days=7))
             if end <= start:
                 raise ValueError("to: must be after from")
             if end - start > MAX_SHIFT_SPAN:

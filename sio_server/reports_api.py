@@ -14,7 +14,7 @@ from aiohttp import web
 
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.schedule import Schedule
-from notify_core.clock import iso
+from notify_core.clock import iso, query_instant
 from notify_core.incidents import IncidentStore
 from notify_core.reports import GROUP_BY, collect, response_report
 from notify_core.sites_config import Inventory
@@ -22,7 +22,6 @@ from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import Timeline
 from sio_server.auth import Principal
 from sio_server.http_api import HttpApi, _error, _json, authenticated
-from sio_server.oncall_api import _instant
 
 MAX_SPAN = timedelta(days=93)
 
@@ -143,8 +142,8 @@ class ReportsApi:
             return _error(403, "forbidden: needs role admin")
         try:
             now = datetime.now(UTC)
-            end = _instant(request.query.get("to"), "to", now)
-            start = _instant(request.query.get("from"), "from", end - timedelta(days=7))
+            end = query_instant(request.query.get("to"), "to", now)
+            start = query_instant(request.query.get("from"), "from", end - timedelta(days=7))
             if end <= start:
                 raise ValueError("to: must be after from")
             if end - start > MAX_SPAN:
