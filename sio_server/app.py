@@ -38,6 +38,7 @@ from sio_server.auth import Authenticator, Principal
 from sio_server.chatops_api import ChatOpsApi, Once
 from sio_server.client_events import ClientEvents
 from sio_server.connections import ConnectionHub
+from sio_server.dashboard_page import DashboardPage
 from sio_server.deliveries import Deliveries
 from sio_server.fanout import DirectSocket, Fanout
 from sio_server.follower import LogFollower
@@ -150,7 +151,7 @@ class SocketServer:
         people: tuple[PeopleStore, PersonSender] | None = None,
         chatops: tuple[Callable[[], str | None], Callable[[], str | None]] | None = None,
         twilio: TwilioReplies | None = None,
-        client_config: dict[str, Any] | None = None,
+        oidc: dict[str, Any] | None = None,
     ) -> None:
         """`chatops`: the Slack signing secret and the PagerDuty webhook secret, read when
         a callback comes (None: no such callbacks); `twilio`: answers to SMS and voice
@@ -269,13 +270,7 @@ class SocketServer:
             integrations.add_routes(self.app)
         if oncall is not None:
             OnCallApi(api, oncall, audit).add_routes(self.app)
-        config_body = orjson.dumps(client_config or {"oidc": None})
-
-        async def client_config_route(request: web.Request) -> web.Response:
-            """What the dashboard needs before it has a token (no auth): how to sign in."""
-            return web.Response(body=config_body, content_type="application/json")
-
-        self.app.router.add_get("/api/v1/client-config", client_config_route)
+        DashboardPage(oidc).add_routes(self.app)
         if heartbeats is not None:
             HeartbeatsApi(api, heartbeats, audit, guard).add_routes(self.app)
         if action_links is not None:

@@ -6,7 +6,6 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -39,18 +38,10 @@ MAX_LIMIT = 1000
 SCAN_PAGE = 1000
 MAX_SCAN = 20_000  # events examined per request, so a filtered query stays bounded
 INCIDENTS_DEFAULT, INCIDENTS_MAX = 1000, 50_000
+
+
 # The dashboard runs only its own files: no inline script, no other origin, no framing
 # (a token in its localStorage must not be reachable by injected or framing content).
-DASHBOARD_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; worker-src 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; "
-    "form-action 'self'; object-src 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
@@ -227,8 +218,6 @@ class HttpApi:
         app.router.add_get("/api/v1/openapi.json", self.openapi)
         app.router.add_post("/api/v1/admin/revocations", self.revoke)
         app.router.add_get("/api/v1/admin/revocations", self.revocations_list)
-        app.router.add_get("/", self.dashboard)
-        app.router.add_get("/static/{name}", self.static)
 
     async def _principal(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
@@ -527,35 +516,4 @@ class HttpApi:
                 "generation": self.rules.generation,
                 "rules": described,
             }
-        )
-
-    async def dashboard(self, request: web.Request) -> web.Response:
-        body = resources.files("sio_server").joinpath("static", "index.html").read_bytes()
-        return web.Response(body=body, content_type="text/html", headers=DASHBOARD_HEADERS)
-
-    async def static(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        allowed = {
-            "socket.io.min.js": "application/javascript",
-            "notify-client.js": "application/javascript",
-            "notify-client.d.ts": "application/typescript",
-            "dashboard.js": "application/javascript",
-            "dashboard-transports.js": "application/javascript",
-            "dashboard-push.js": "application/javascript",
-            "dashboard-list.js": "application/javascript",
-            "dashboard-detail.js": "application/javascript",
-            "dashboard-ops.js": "application/javascript",
-            "dashboard-map.js": "application/javascript",
-            "dashboard-me.js": "application/javascript",
-            "dashboard-report.js": "application/javascript",
-            "sw.js": "application/javascript",
-            "dashboard.css": "text/css",
-            "manifest.webmanifest": "application/manifest+json",
-            "icon.svg": "image/svg+xml",
-        }
-        if name not in allowed:
-            raise web.HTTPNotFound()
-        body = resources.files("sio_server").joinpath("static", name).read_bytes()
-        return web.Response(
-            body=body, content_type=allowed[name], headers={"Cache-Control": "max-age=3600"}
         )

@@ -39,6 +39,7 @@ SLOW_MODULES = frozenset(
         "test_broker_restart",
         "test_install",
         "test_teamwork",
+        "test_signin",
         "test_write_behind",
         "test_thresholds_e2e",
         "test_client_module",

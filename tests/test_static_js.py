@@ -4,6 +4,7 @@ that it never went live."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -27,3 +28,16 @@ def test_every_script_of_the_page_is_checked() -> None:
     page = (STATIC / "index.html").read_text()
     named = {part.split('"')[0] for part in page.split('src="/static/')[1:]}
     assert {p.name for p in SCRIPTS} >= named - {"socket.io.min.js"}
+
+
+def test_the_vendored_oidc_client_is_the_pinned_npm_release() -> None:
+    """`oidc-client-ts.min.js` is npm's file (tests/node pins the version) with a license
+    banner and without its source map line: upgrading means copying it again."""
+    npm = Path(__file__).parent / "node" / "node_modules" / "oidc-client-ts"
+    if not npm.exists():
+        pytest.skip("tests/node packages not installed (./dev test installs them)")
+    shipped = (STATIC / "oidc-client-ts.min.js").read_text().splitlines()
+    original = (npm / "dist" / "browser" / "oidc-client-ts.min.js").read_text().splitlines()
+    version = json.loads((npm / "package.json").read_text())["version"]
+    assert shipped[0].startswith(f"/*! oidc-client-ts v{version} ")
+    assert shipped[1:] == [line for line in original if not line.startswith("//# sourceMappingURL")]

@@ -352,15 +352,11 @@ class Runtime:
             action_links=self.action_links,
             people=(self.people, self.person_sender),
             twilio=TwilioReplies(self.sms_replies, self.twilio_token, s.public_url),
-            client_config={
-                "oidc": {
-                    "issuer": s.oidc_issuer,
-                    "client_id": s.oidc_client_id,
-                    "scopes": s.oidc_scopes,
-                }
+            oidc=(
+                {"issuer": s.oidc_issuer, "client_id": s.oidc_client_id, "scopes": s.oidc_scopes}
                 if s.oidc_issuer and s.oidc_client_id
                 else None
-            },
+            ),
             chatops=(
                 lambda: (
                     s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None

@@ -18,14 +18,16 @@
   }
 
   // ADR-010's plain WebSocket: JSON frames; client events answered `<name>_result`.
-  function wsConnection(token, resumePoint) {
+  // `tokenOf()`: the current token (a renewed sign-in changes it); each reconnect sends it.
+  function wsConnection(tokenOf, resumePoint) {
     const ev = emitter();
     const waiting = new Map();  // answer type -> acks, in order
-    const c = claims(token);
-    let ws = null, backoff = 500, stopped = false;
+    const c = claims(tokenOf());
+    let ws = null, backoff = 500, stopped = false, used = null;
     function url() {
       const { lastId, epoch } = resumePoint();
-      const q = new URLSearchParams({ token });
+      used = tokenOf();
+      const q = new URLSearchParams({ token: used });
       if (lastId) q.set("last_id", lastId);
       if (lastId && epoch) q.set("epoch", epoch);
       const proto = location.protocol === "https:" ? "wss:" : "ws:";
@@ -42,7 +44,9 @@
       };
       ws.onclose = (e) => {
         for (const acks of waiting.values()) while (acks.length) acks.shift()({ ok: false, error: "disconnected" });
-        if (e.code === 1008) { stopped = true; ev.fire("connect_error", { message: "authentication failed" }); return; }
+        // 1008: refused or the session ended (token expired, revoked); a token renewed
+        // meanwhile tries again, the same token is done
+        if (e.code === 1008 && tokenOf() === used) { stopped = true; ev.fire("connect_error", { message: "authentication failed" }); return; }
         if (stopped) return;
         ev.fire("disconnect");
         setTimeout(open, backoff); backoff = Math.min(backoff * 2, 30000);
@@ -66,14 +70,15 @@
   // site reopens the stream from where it stood.
   const TYPES = ["connection_established", "incident_alert", "kpi_update", "site_status", "system_notification",
     "escalation", "incident_update", "sync_complete"];
-  function sseConnection(token, resumePoint) {
+  function sseConnection(tokenOf, resumePoint) {
     const ev = emitter();
     const sites = new Set();
-    let source = null, stopped = false;
+    let source = null, stopped = false, used = null;
     function open() {
       if (source) source.close();
       const { lastId, epoch } = resumePoint();
-      const q = new URLSearchParams({ token });
+      used = tokenOf();
+      const q = new URLSearchParams({ token: used });
       if (sites.size) q.set("kpi_sites", [...sites].join(","));
       if (lastId) q.set("last_id", lastId);
       if (lastId && epoch) q.set("epoch", epoch);
@@ -81,7 +86,8 @@
       source.onopen = () => ev.fire("connect");
       source.onerror = () => {
         if (stopped) return;
-        if (source.readyState === EventSource.CLOSED) { stopped = true; ev.fire("connect_error", { message: "authentication failed" }); }
+        if (source.readyState === EventSource.CLOSED && tokenOf() !== used) { ev.fire("disconnect"); open(); }  // renewed
+        else if (source.readyState === EventSource.CLOSED) { stopped = true; ev.fire("connect_error", { message: "authentication failed" }); }
         else ev.fire("disconnect");  // the browser reconnects by itself, with Last-Event-ID
       };
       for (const t of TYPES) source.addEventListener(t, (m) => { try { ev.fire(t, JSON.parse(m.data)); } catch { /* skip */ } });
@@ -89,7 +95,7 @@
     open();
     async function post(path) {
       try {
-        const r = await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+        const r = await fetch(path, { method: "POST", headers: { Authorization: `Bearer ${tokenOf()}` } });
         const body = await r.json().catch(() => ({}));
         return { ok: r.ok, ...body };
       } catch (e) { return { ok: false, error: String(e) }; }

@@ -80,15 +80,20 @@
   let me = null;
   let deepLink = null;  // #incident=<id>: a page's link opens that incident
 
-  const hash = new URLSearchParams(location.hash.slice(1));
   // `#transport=polling` forces Socket.IO's long-polling fallback (proxies that block
-  // WebSocket); `ws` is ADR-010's plain WebSocket, `sse` Server-Sent Events
-  const kind = hash.get("transport") || "socketio";
-  const transports = kind === "polling" ? ["polling"] : ["websocket", "polling"];
+  // WebSocket); `ws` is ADR-010's plain WebSocket, `sse` Server-Sent Events. Read again
+  // after an OIDC sign-in, which brings the fragment back from the issuer.
+  let hash, kind, transports;
+  function readHash() {
+    hash = new URLSearchParams(location.hash.slice(1));
+    kind = hash.get("transport") || "socketio";
+    transports = kind === "polling" ? ["polling"] : ["websocket", "polling"];
+    deepLink = hash.get("incident");
+  }
+  readHash();
   function tokenFromPage() {
     const fromHash = hash.get("token");
     if (fromHash) { localStorage.setItem("towerco.token", fromHash); history.replaceState(null, "", location.pathname + (hash.get("transport") ? "#transport=" + hash.get("transport") : "")); }
-    deepLink = hash.get("incident");
     // the token stays out of the address bar and history; localStorage keeps it for reloads
     return fromHash || localStorage.getItem("towerco.token");
   }
@@ -356,8 +361,34 @@
     return { lastId: localStorage.getItem(store + ".last_id"), epoch: localStorage.getItem(store + ".epoch") };
   }
 
+  // A token in the fragment or pasted (kept in localStorage for a wall screen's reloads),
+  // or signed in with the daemon's OpenID provider (kept in this tab's sessionStorage and
+  // renewed: `authToken` changes, and every reconnect of every transport sends the new one).
+  const signIn = window.createSignIn({
+    onToken: (fresh) => {  // the sign-in's own token arrives through connect()
+      if (!authToken || fresh === authToken) return;
+      authToken = fresh;
+      document.body.dataset.renewals = String(++renewals);
+    },
+    onFailed: (message) => showSignin(message),
+  });
+  let renewals = 0;
+  function showSignin(message) {
+    if (socket) { socket.disconnect(); socket = null; }
+    authToken = null;
+    setStatus("offline"); $("board").hidden = true; $("signin").hidden = false; $("signout").hidden = true;
+    $("signin-form").hidden = signIn.active; $("oidc-signin").hidden = !signIn.active;
+    $("auth-error").hidden = !message; $("auth-error").textContent = message || "";
+  }
+  $("oidc-signin").onclick = () => signIn.signIn();
+  $("signout").onclick = async () => {
+    if (signIn.active) { if (socket) socket.disconnect(); await signIn.signOut(); return; }
+    localStorage.removeItem("towerco.token");
+    showSignin("Signed out.");
+  };
+
   function connect(token) {
-    $("signin").hidden = true; $("board").hidden = false;
+    $("signin").hidden = true; $("board").hidden = false; $("signout").hidden = false;
     authToken = token;
     const c = window.towercoTransports.claims(token);
     me = c.sub || null;
@@ -365,21 +396,31 @@
     restore();
     // resume from where this browser left off: missed events first, then live
     if (kind === "ws" || kind === "sse") {
-      socket = window.towercoTransports[kind](token, resumePoint);
+      socket = window.towercoTransports[kind](() => authToken, resumePoint);
     } else {
       socket = io({ auth: (cb) => {
         const { lastId, epoch } = resumePoint();
-        cb(lastId ? (epoch ? { token, last_id: lastId, epoch } : { token, last_id: lastId }) : { token });
+        const t = authToken;
+        cb(lastId ? (epoch ? { token: t, last_id: lastId, epoch } : { token: t, last_id: lastId }) : { token: t });
       }, transports });
     }
-    socket.on("connect", () => { showTransport(); if (socket.io) socket.io.engine.on("upgrade", showTransport); });
+    const live = socket;
+    socket.on("connect", () => {
+      showTransport(); if (live.io) live.io.engine.on("upgrade", showTransport);
+      document.body.dataset.connects = String(Number(document.body.dataset.connects || 0) + 1);
+    });
     if (socket.io) socket.io.on("reconnect_attempt", () => setStatus("reconnecting"));
-    socket.on("disconnect", () => setStatus("reconnecting"));
+    socket.on("disconnect", (reason) => {
+      setStatus("reconnecting");
+      // the server ended the session (its token expired or was revoked): Socket.IO does not
+      // come back by itself; try again with the current token (a renewed one is accepted,
+      // a revoked or expired one is refused and the screen asks to sign in)
+      if (reason === "io server disconnect") setTimeout(() => { if (socket === live) live.connect(); }, 300);
+    });
     socket.on("connect_error", (err) => {
       if (String(err && err.message).includes("authentication failed")) {
-        socket.disconnect(); localStorage.removeItem("towerco.token");
-        setStatus("offline"); $("signin").hidden = false; $("board").hidden = true;
-        $("auth-error").hidden = false; $("auth-error").textContent = "Token refused or expired: sign in again.";
+        if (!signIn.active) localStorage.removeItem("towerco.token");
+        showSignin("Token refused or expired: sign in again.");
       }
     });
     socket.on("connection_established", (ev) => {
@@ -447,6 +488,12 @@
   $("mute").onclick = () => { muted = !muted; localStorage.setItem("towerco.muted", muted ? "1" : "0"); renderMute(); };
   renderMute(); renderUnread();
   $("signin-form").onsubmit = (e) => { e.preventDefault(); const t = $("token-input").value.trim(); if (t) { localStorage.setItem("towerco.token", t); connect(t); } };
-  const token = tokenFromPage();
-  if (token) connect(token); else $("signin").hidden = false;
+  async function boot() {
+    const token = tokenFromPage();
+    if (token) { connect(token); return; }
+    const answer = await signIn.start();
+    if (answer && answer.token) { readHash(); connect(answer.token); }
+    else if (!answer || !answer.redirecting) showSignin(answer && answer.signIn);
+  }
+  boot();
 })();

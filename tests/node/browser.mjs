@@ -3,6 +3,8 @@
 //   {"cmd":"open","url":...}  {"cmd":"wait","selector":...,"text"?:...,"timeout"?:ms}
 //   {"cmd":"text","selector":...}  {"cmd":"count","selector":...}  {"cmd":"click","selector":...}
 //   {"cmd":"press","key":"j"}  {"cmd":"reload"}  {"cmd":"screenshot","path":...}  {"cmd":"eval","js":...}  {"cmd":"close"}
+//   {"cmd":"fill","selector":...,"value":...}  {"cmd":"url"}  {"cmd":"urls"} (every page the tab asked for, redirects included)
+// No name resolves but localhost (oidc-provider's forms import a web font: refused at once).
 import { chromium } from "playwright-core";
 import readline from "node:readline";
 
@@ -11,7 +13,8 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const browser = await chromium.launch({
   executablePath: cfg.executable || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"],
+         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"],
 });
 const context = await browser.newContext({
   viewport: cfg.viewport || { width: 1400, height: 900 },
@@ -19,6 +22,8 @@ const context = await browser.newContext({
 });
 if (cfg.permissions) await context.grantPermissions(cfg.permissions);  // e.g. ["notifications"]
 const page = await context.newPage();
+const visited = [];
+page.on("request", (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) visited.push(r.url()); });
 const consoleLines = [];
 page.on("console", (m) => consoleLines.push(m.text()));
 out({ ok: true, ready: true });
@@ -38,6 +43,9 @@ for await (const line of rl) {
     else if (c.cmd === "text") { out({ ok: true, text: await page.locator(c.selector).first().innerText() }); }
     else if (c.cmd === "count") { out({ ok: true, count: await page.locator(c.selector).count() }); }
     else if (c.cmd === "texts") { out({ ok: true, texts: await page.locator(c.selector).allInnerTexts() }); }
+    else if (c.cmd === "fill") { await page.locator(c.selector).first().fill(c.value); out({ ok: true }); }
+    else if (c.cmd === "url") { out({ ok: true, url: page.url() }); }
+    else if (c.cmd === "urls") { out({ ok: true, urls: visited }); }
     else if (c.cmd === "press") { await page.keyboard.press(c.key); out({ ok: true }); }
     else if (c.cmd === "click") { await page.locator(c.selector).first().click(); out({ ok: true }); }
     else if (c.cmd === "eval") { out({ ok: true, value: await page.evaluate(`(${c.js})()`) }); }  // js: a function
