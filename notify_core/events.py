@@ -264,7 +264,7 @@ def describe_error(exc: ValidationError, prefix: str = "") -> str:
         loc = ".".join(str(p) for p in err["loc"] if p != "values")
         loc = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "message"
         value = repr(err.get("input"))[:80]
-        parts.append(f"{loc}: {err['msg']} (got {value})")
+        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')} (got {value})")
     return "; ".join(parts)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import time
 
-_ID_RE = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+# `<ms>-<seq>`, each part within a Redis stream id's 64 bits (19 digits always are)
+ID_PATTERN = r"^(\d{1,19})-(\d{1,19})$"
+_ID_RE = re.compile(ID_PATTERN.replace("$", r"\Z"))
 
 ZERO = (0, 0)
 

@@ -8,17 +8,50 @@ checks it against every route the application registers.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.json_schema import models_json_schema
 
-from notify_core.events import ACTIONS, MAX_NOTE, SNOOZE_MINUTES
+from escalation.people.contacts import E164, EMAIL, SLACK_USER
+from notify_core.events import ACTIONS, IDENT_PATTERN, MAX_NOTE, NOTIFICATION_TYPES, SNOOZE_MINUTES
 from notify_core.ingest import AmWebhook, GenericAlert
+from sio_server.api_queries import (
+    PATH_SCHEMAS,
+    AuditQuery,
+    CalendarQuery,
+    HandoverQuery,
+    IncidentsQuery,
+    KeyQuery,
+    NotificationsQuery,
+    OnCallQuery,
+    ResponseReportQuery,
+    ScheduleQuery,
+    ShiftsQuery,
+    SitesQuery,
+    StreamQuery,
+    VoiceQuery,
+    WsQuery,
+)
+from sio_server.dashboard_page import STATIC_FILES
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, and no coercion (`0` is not `false`, `"5"` is
+    not `5`): what the document's types say is what is accepted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ActionBody(_Model):
@@ -31,10 +64,25 @@ class ActionBody(_Model):
 class RevocationBody(_Model):
     """`{"jti"}` or `{"user_id", "issued_before"?}`; `expires_at`: when the tokens expire."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["jti"], "properties": {"jti": {"type": "string"}}},
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+            ]
+        },
+    )
     jti: str | None = Field(default=None, min_length=1, max_length=256)
-    user_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    user_id: str | None = Field(default=None, pattern=IDENT_PATTERN)
     issued_before: float | None = None
     expires_at: float | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RevocationBody:
+        if (self.jti is None) == (self.user_id is None):
+            raise ValueError("exactly one of jti or user_id")
+        return self
 
 
 class MaintenanceBody(_Model):
@@ -70,8 +118,8 @@ class OverrideBody(_Model):
 
     schedule: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
     user_id: str = Field(pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: AwareDatetime = Field(strict=False)  # ISO-8601 text in JSON
+    ends_at: AwareDatetime = Field(strict=False)
     replaces: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-@]{1,128}$")
 
 
@@ -170,10 +218,67 @@ class Handover(BaseModel):
     )
 
 
-class ContactMethodBody(_Model):
-    type: Literal["email", "sms", "voice", "slack", "webpush"]
-    value: str = Field(description="address, E.164 number, Slack user id or subscription id")
+class _MethodBody(_Model):
     verified: bool | None = Field(default=None, description="admins, for others: linked")
+
+
+def _matching(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
+    """A check that `regex` matches (its pattern is also in the document), `what` if not."""
+
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise ValueError(what)
+        return value
+
+    return check
+
+
+Phone = Annotated[
+    str,
+    AfterValidator(_matching(E164, "an E.164 number such as +254712345678")),
+    WithJsonSchema({"type": "string", "pattern": E164.pattern}),
+]
+Email = Annotated[
+    str,
+    AfterValidator(_matching(EMAIL, "an email address")),
+    WithJsonSchema({"type": "string", "pattern": EMAIL.pattern}),
+]
+SlackUser = Annotated[
+    str,
+    AfterValidator(_matching(SLACK_USER, "a Slack user id such as U024BE7LH")),
+    WithJsonSchema({"type": "string", "pattern": SLACK_USER.pattern}),
+]
+
+
+class PhoneMethodBody(_MethodBody):
+    type: Literal["sms", "voice"]
+    value: Phone
+
+
+class EmailMethodBody(_MethodBody):
+    type: Literal["email"]
+    value: Email
+
+
+class SlackMethodBody(_MethodBody):
+    type: Literal["slack"]
+    value: SlackUser
+
+
+class WebPushMethodBody(_MethodBody):
+    type: Literal["webpush"]
+    value: str = Field(min_length=1, max_length=64, description="one of my push subscriptions")
+
+
+class ContactMethodBody(
+    RootModel[
+        Annotated[
+            PhoneMethodBody | EmailMethodBody | SlackMethodBody | WebPushMethodBody,
+            Field(discriminator="type"),
+        ]
+    ]
+):
+    """`{type, value, verified?}`: the value's form depends on the type."""
 
 
 class ContactMethodView(BaseModel):
@@ -206,6 +311,20 @@ class NotificationRules(BaseModel):
     important: list[RuleView] = Field(
         default_factory=list, description="for critical incidents, when not empty"
     )
+
+
+class RuleBody(_Model):
+    after: str = Field(
+        "0m", pattern=r"^\d{1,5}(\.\d{1,3})?(ms|s|m|h)$", description="after the page, at most 24h"
+    )
+    contact_method_id: str = Field(min_length=1, max_length=64, description="one of mine")
+
+
+class NotificationRulesBody(_Model):
+    """`PUT /api/v1/me/notification-rules`: both lists replace what was there."""
+
+    default: list[RuleBody] = Field(default_factory=list, max_length=20)
+    important: list[RuleBody] = Field(default_factory=list, max_length=20)
 
 
 class OidcClient(BaseModel):
@@ -349,10 +468,16 @@ class PushKeys(_Model):
     auth: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_\-=]+$")
 
 
+# an https URL, or http on a loopback address (a local push service in tests)
+ENDPOINT_PATTERN = (
+    r"^(https://[A-Za-z0-9.\-]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:[0-9]{1,5})?(/[!-~]*)?$"
+)
+
+
 class PushSubscriptionBody(_Model):
     """`POST /api/v1/push/subscriptions`: the browser's `PushSubscription.toJSON()`."""
 
-    endpoint: str = Field(min_length=8, max_length=2000)
+    endpoint: str = Field(min_length=8, max_length=2000, pattern=ENDPOINT_PATTERN)
     expirationTime: float | None = None
     keys: PushKeys
 
@@ -410,6 +535,30 @@ class IngestAccepted(BaseModel):
     produced: int = Field(description="records the broker acknowledged (repeats are skipped)")
 
 
+SseEventName = Literal[
+    "connection_established",
+    "escalation",
+    "incident_alert",
+    "incident_update",
+    "incident_viewers",
+    "kpi_update",
+    "presence",
+    "site_status",
+    "sync_complete",
+    "system_notification",
+]
+assert NOTIFICATION_TYPES <= set(SseEventName.__args__)  # type: ignore[attr-defined]
+
+
+class SseEvent(BaseModel):
+    """One Server-Sent Event of the stream: `data` is the event as JSON (a wire event)."""
+
+    event: SseEventName | None = Field(None, description="absent on the stream's first `retry:`")
+    data: str | None = Field(None, description="the event, JSON")
+    id: str | None = Field(None, description="its history id (resume with Last-Event-ID)")
+    retry: int | None = None
+
+
 class Route(NamedTuple):
     method: str
     path: str
@@ -417,10 +566,14 @@ class Route(NamedTuple):
     response: type[BaseModel] | None  # None: not JSON (text, HTML, a stream)
     body: type[BaseModel] | None = None
     auth: bool = True
-    query: tuple[str, ...] = ()
+    query: type[BaseModel] | None = None  # sio_server/api_queries.py: what the handler parses
     content: str = "application/json"
+    more_content: tuple[str, ...] = ()  # other media types of the success (static files)
     ok: str | None = None  # the success status when not 200/201/202 as below (e.g. 204)
     errors: tuple[str, ...] = ()  # refusals beyond an authenticated route's usual ones
+    error_content: str = "application/json"  # HTML for pages a person reads, XML for Twilio
+    paths: tuple[tuple[str, dict[str, Any]], ...] = ()  # path parameter schemas beyond PATH_SCHEMAS
+    headers: tuple[tuple[str, dict[str, Any]], ...] = ()  # required request headers
 
 
 def _contact_method_routes(base: str, whose: str) -> tuple[Route, ...]:
@@ -458,14 +611,14 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/notifications",
         "History and polling: after `since` (oldest first), else the newest page",
         NotificationsPage,
-        query=("since", "limit", "types"),
+        query=NotificationsQuery,
     ),
     Route(
         "GET",
         "/api/v1/notifications/stream",
         "Server-Sent Events (Bearer or ?token=); resumes after Last-Event-ID",
         None,
-        query=("token", "kpi_sites", "last_id", "epoch"),
+        query=StreamQuery,
         content="text/event-stream",
     ),
     Route(
@@ -474,15 +627,22 @@ ROUTES: tuple[Route, ...] = (
         "ADR-010's plain WebSocket (upgrade; ?token=, last_id, epoch)",
         None,
         auth=False,
-        query=("token", "last_id", "epoch"),
-        content="application/json",
+        query=WsQuery,
+        ok="101",
+        errors=("400", "403"),
+        headers=(
+            ("Upgrade", {"type": "string", "enum": ["websocket"]}),
+            ("Connection", {"type": "string", "enum": ["Upgrade"]}),
+            ("Sec-WebSocket-Version", {"type": "string", "enum": ["13"]}),
+            ("Sec-WebSocket-Key", {"type": "string", "pattern": "^[A-Za-z0-9+/]{21}[AQgw]==$"}),
+        ),
     ),
     Route(
         "GET",
         "/api/v1/incidents",
         "The incidents a fresh screen shows (every status but resolved by default)",
         IncidentList,
-        query=("status", "site_id", "limit"),
+        query=IncidentsQuery,
     ),
     Route(
         "POST",
@@ -490,6 +650,7 @@ ROUTES: tuple[Route, ...] = (
         f"Act on an incident: {', '.join(ACTIONS)}",
         ActionAccepted,
         body=ActionBody,
+        paths=(("action", {"type": "string", "enum": list(ACTIONS)}),),
     ),
     Route("GET", "/api/v1/incidents/{incident_id}/timeline", "Every step of an incident", Timeline),
     Route("GET", "/api/v1/thresholds", "Effective threshold rules (operator, admin)", Thresholds),
@@ -498,7 +659,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/audit",
         "The tenant's audit trail (admin)",
         AuditPage,
-        query=("since", "limit", "action"),
+        query=AuditQuery,
     ),
     Route(
         "POST",
@@ -520,7 +681,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/sites",
         "The tenant's sites: inventory, status, worst severity, maintenance",
         SiteList,
-        query=("region",),
+        query=SitesQuery,
     ),
     Route("GET", "/api/v1/sites/{id}", "One site: dependents, open incidents, KPIs", SiteDetail),
     Route("GET", "/api/v1/push/vapid-public-key", "Web Push application key", VapidPublicKey),
@@ -530,6 +691,7 @@ ROUTES: tuple[Route, ...] = (
         "Register this browser for Web Push pages",
         PushCreated,
         PushSubscriptionBody,
+        ok="201",
     ),
     Route("GET", "/api/v1/push/subscriptions", "My push subscriptions", PushSubscriptionList),
     Route(
@@ -547,7 +709,7 @@ ROUTES: tuple[Route, ...] = (
         IngestAccepted,
         IntegrationBody,
         auth=False,
-        query=("key",),
+        query=KeyQuery,
         errors=("400", "401", "413", "503"),
     ),
     Route(
@@ -555,21 +717,21 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/oncall",
         "Who is on call (now or `at`)",
         OnCallList,
-        query=("at", "schedule"),
+        query=OnCallQuery,
     ),
     Route(
         "GET",
         "/api/v1/oncall/shifts",
         "The final shifts of a schedule in [from, to)",
         ShiftList,
-        query=("schedule", "from", "to"),
+        query=ShiftsQuery,
     ),
     Route(
         "GET",
         "/api/v1/oncall/{schedule}.ics",
         "The next 60 days of final shifts as iCalendar (Bearer or ?token=)",
         None,
-        query=("token", "user_id"),
+        query=CalendarQuery,
         content="text/calendar",
         errors=("401", "404"),
     ),
@@ -581,7 +743,7 @@ ROUTES: tuple[Route, ...] = (
         OverrideBody,
         ok="201",
     ),
-    Route("GET", "/api/v1/oncall/overrides", "Overrides", OverrideList, query=("schedule",)),
+    Route("GET", "/api/v1/oncall/overrides", "Overrides", OverrideList, query=ScheduleQuery),
     Route("DELETE", "/api/v1/oncall/overrides/{id}", "Remove an override", None, ok="204"),
     Route(
         "POST",
@@ -589,7 +751,7 @@ ROUTES: tuple[Route, ...] = (
         "A source is alive (its key as ?key= or Bearer; 401 alike for a wrong key or name)",
         Pinged,
         auth=False,
-        query=("key",),
+        query=KeyQuery,
         errors=("401",),
     ),
     Route("GET", "/api/v1/heartbeats", "The tenant's heartbeats and their state", HeartbeatList),
@@ -601,6 +763,7 @@ ROUTES: tuple[Route, ...] = (
         auth=False,
         content="text/html",
         errors=("404", "410"),
+        error_content="text/html",
     ),
     Route(
         "POST",
@@ -610,20 +773,21 @@ ROUTES: tuple[Route, ...] = (
         auth=False,
         content="text/html",
         errors=("400", "403", "404", "410"),
+        error_content="text/html",
     ),
     Route(
         "GET",
         "/api/v1/reports/response",
         "Time to acknowledge and resolve, grouped (role admin)",
         ResponseReport,
-        query=("from", "to", "group_by"),
+        query=ResponseReportQuery,
     ),
     Route(
         "GET",
         "/api/v1/reports/handover",
         "The current shift of a schedule: what happened, what the next one inherits",
         Handover,
-        query=("schedule",),
+        query=HandoverQuery,
     ),
     *_contact_method_routes("/api/v1/me", "My"),
     *_contact_method_routes("/api/v1/users/{user_id}", "A user's (admins)"),
@@ -633,7 +797,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/me/notification-rules",
         "Set my notification rules",
         NotificationRules,
-        NotificationRules,
+        NotificationRulesBody,
     ),
     Route(
         "POST",
@@ -659,6 +823,7 @@ ROUTES: tuple[Route, ...] = (
         auth=False,
         content="text/xml",
         errors=("403",),
+        error_content="text/plain",
     ),
     Route(
         "POST",
@@ -666,9 +831,10 @@ ROUTES: tuple[Route, ...] = (
         "The digit pressed on a page call: 4 acknowledges, 6 resolves (signed by Twilio)",
         None,
         auth=False,
-        query=("t",),
+        query=VoiceQuery,
         content="text/xml",
         errors=("403",),
+        error_content="text/plain",
     ),
     Route(
         "GET",
@@ -685,14 +851,18 @@ ROUTES: tuple[Route, ...] = (
         "Dashboard and client module files",
         None,
         auth=False,
+        content="application/javascript",
+        more_content=tuple(sorted(set(STATIC_FILES.values()) - {"application/javascript"})),
         errors=("404",),
+        paths=(("name", {"type": "string", "enum": sorted(STATIC_FILES)}),),
     ),
 )
 
 
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 description of `ROUTES`, schemas from the models above."""
-    models = {m for r in ROUTES for m in (r.response, r.body) if m is not None} | {Error}
+    models: set[type[BaseModel]] = {Error, SseEvent}
+    models |= {m for r in ROUTES for m in (r.response, r.body) if m is not None}
     _, defs = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",
@@ -700,19 +870,12 @@ def openapi() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in ROUTES:
         op: dict[str, Any] = {"summary": r.summary, "responses": {}}
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _path_params(r.path)
-        ]
-        params += [
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-            for name in r.query
-        ]
+        params = _parameters(r)
         if params:
             op["parameters"] = params
         if r.body is not None:
             op["requestBody"] = {
-                "required": False,
+                "required": _body_required(r.body),
                 "content": {"application/json": {"schema": _ref(r.body)}},
             }
         ok = "202" if r.method == "POST" and r.response is ActionAccepted else "200"
@@ -720,18 +883,25 @@ def openapi() -> dict[str, Any]:
             ok = "201"
         ok = r.ok or ok
         schema = _ref(r.response) if r.response is not None else {"type": "string"}
-        if ok == "204":
-            op["responses"][ok] = {"description": "done, nothing to say"}
+        if r.content == "text/event-stream":
+            schema = _ref(SseEvent)
+        if ok in ("101", "204"):
+            op["responses"][ok] = {"description": "switching protocols" if ok == "101" else "done"}
         else:
-            op["responses"][ok] = {"description": "OK", "content": {r.content: {"schema": schema}}}
+            content = {r.content: {"schema": schema}}
+            content |= {other: {"schema": {}} for other in r.more_content}
+            op["responses"][ok] = {"description": "OK", "content": content}
         refusals = list(r.errors)
         if r.auth:
             op["security"] = [{"bearer": []}]
             refusals += ["400", "401", "403", "404", "429"]
+        if r.query is not None:
+            refusals.append("400")
+        refused = _ref(Error) if r.error_content == "application/json" else {"type": "string"}
         for status in sorted(set(refusals)):
             op["responses"][status] = {
                 "description": "refused",
-                "content": {"application/json": {"schema": _ref(Error)}},
+                "content": {r.error_content: {"schema": refused}},
             }
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
@@ -752,4 +922,54 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 
 def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    return re.findall(r"\{(\w+)\}", path)
+
+
+def _parameters(r: Route) -> list[dict[str, Any]]:
+    """Path, query and header parameters: schemas from the same patterns and models the
+    handlers check with (a query model's optional fields without their `null`: a query
+    string has no null)."""
+    own = dict(r.paths)
+    params = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": own.get(name) or PATH_SCHEMAS.get(name) or {"type": "string"},
+        }
+        for name in _path_params(r.path)
+    ]
+    if r.query is not None:
+        schema = r.query.model_json_schema(by_alias=True)
+        required = set(schema.get("required", ()))
+        for name, prop in schema["properties"].items():
+            prop = _non_null(prop)
+            param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+            if "description" in prop:
+                param["description"] = prop.pop("description")
+            param["schema"] = prop
+            params.append(param)
+    params += [
+        {"name": name, "in": "header", "required": True, "schema": schema}
+        for name, schema in r.headers
+    ]
+    return params
+
+
+def _body_required(model: type[BaseModel]) -> bool:
+    """A body is required when its model has a required field (a union: any member)."""
+    schema = model.model_json_schema()
+    return bool(schema.get("required")) or "oneOf" in schema or "anyOf" in schema
+
+
+def _non_null(prop: dict[str, Any]) -> dict[str, Any]:
+    prop = {k: v for k, v in prop.items() if k != "title"}
+    options = prop.pop("anyOf", None)
+    if options is None:
+        return prop
+    kept = [o for o in options if o != {"type": "null"}]
+    if prop.get("default", 0) is None:
+        del prop["default"]
+    if len(kept) == 1:
+        return {**kept[0], **prop}
+    return {"anyOf": kept, **prop}

@@ -34,6 +34,7 @@ from sio_server import websocket
 from sio_server.action_links_api import ActionLinksApi
 from sio_server.admission import Admission
 from sio_server.aiohttp_site import WrappedTCPSite
+from sio_server.api_queries import MAX_REQUEST_LINE
 from sio_server.auth import Authenticator, Principal
 from sio_server.chatops_api import ChatOpsApi, Once
 from sio_server.client_events import ClientEvents
@@ -308,6 +309,9 @@ class SocketServer:
             access_log=None,
             shutdown_timeout=2.0,
             keepalive_timeout=self.http_keepalive_s,
+            # a query may carry an identity provider's token (SSE, calendar feeds): 8 KiB
+            # of it, percent-encoded, plus the rest (sio_server/api_queries.py's limits)
+            max_line_size=MAX_REQUEST_LINE,
         )
         await self._runner.setup()
         site = (

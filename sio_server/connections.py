@@ -154,10 +154,14 @@ class StreamConnection:
         """Send what was held while resuming (newer than `after`, in id order), then go
         live. No await inside: nothing emitted meanwhile can slip past."""
         held, self.held = self.held or [], None
-        for event in sorted(held, key=lambda e: parse_id(e["id"])):
+        stored = [e for e in held if e.get("id")]
+        for event in sorted(stored, key=lambda e: parse_id(e["id"])):
             if after is not None and parse_id(event["id"]) <= after:
                 continue  # already replayed
             self.send(event)
+        for event in held:  # presence and the like: not in the history, no id to order by
+            if not event.get("id"):
+                self.send(event)
 
     def abort(self, hard: bool = False) -> None:
         """Leave every room and close (`hard`: drop the socket, unsent bytes too)."""

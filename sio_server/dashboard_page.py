@@ -73,7 +73,8 @@ class DashboardPage:
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in STATIC_FILES:
-            raise web.HTTPNotFound()
+            body = orjson.dumps({"ok": False, "error": f"name: no such file (got {name[:64]!r})"})
+            return web.Response(body=body, status=404, content_type="application/json")
         body = resources.files("sio_server").joinpath("static", name).read_bytes()
         return web.Response(
             body=body, content_type=STATIC_FILES[name], headers={"Cache-Control": "max-age=3600"}

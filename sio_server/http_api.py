@@ -15,9 +15,8 @@ from pydantic import ValidationError
 
 from notify_core import metrics
 from notify_core.audit import AuditLog, audit_record
-from notify_core.events import NOTIFICATION_TYPES, describe_error, is_ident, is_incident_id
+from notify_core.events import ACTIONS, describe_error, is_incident_id
 from notify_core.history import History
-from notify_core.ids import InvalidEventId, parse_id
 from notify_core.incidents import STATUSES, IncidentState, IncidentStore
 from notify_core.readiness import Readiness
 from notify_core.revocations import DEFAULT_KEEP_S, Revocation, Revocations
@@ -26,6 +25,13 @@ from notify_core.suppression import Notice, suppression_fields
 from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import Timeline
 from sio_server.api_models import RevocationBody, openapi
+from sio_server.api_queries import (
+    AuditQuery,
+    IncidentsQuery,
+    NotificationsQuery,
+    QueryError,
+    parse_query,
+)
 from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.incident_actions import IncidentActions
 from sio_server.limits import HttpRateLimiter, retry_headers
@@ -34,14 +40,10 @@ from sio_server.presence import Presence
 
 log = logging.getLogger(__name__)
 
-MAX_LIMIT = 1000
 SCAN_PAGE = 1000
 MAX_SCAN = 20_000  # events examined per request, so a filtered query stays bounded
-INCIDENTS_DEFAULT, INCIDENTS_MAX = 1000, 50_000
 
 
-# The dashboard runs only its own files: no inline script, no other origin, no framing
-# (a token in its localStorage must not be reachable by injected or framing content).
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
@@ -70,7 +72,11 @@ def authenticated(
                 response = _error(429, f"rate limited: retry after {wait}s")
                 response.headers.update(retry_headers(wait))
                 return response
-            return await fn(self, request, principal)
+            try:
+                return await fn(self, request, principal)
+            except QueryError as exc:  # sio_server/api_queries.py: the query's model
+                metrics.HTTP_REQUESTS.labels(route, "400").inc()
+                return _error(400, str(exc))
 
         return handler
 
@@ -98,9 +104,7 @@ def revocation_from(body: Any, principal: Principal, now: float | None = None) -
         valid = RevocationBody.model_validate(body)
     except ValidationError as exc:
         raise ValueError(describe_error(exc)) from None
-    jti, user = valid.jti, valid.user_id
-    if (jti is None) == (user is None):
-        raise ValueError("exactly one of jti or user_id")
+    jti, user = valid.jti, valid.user_id  # exactly one (the model checks)
     issued_before = (valid.issued_before or now) if user is not None else None
     until = valid.expires_at or now + DEFAULT_KEEP_S
     return Revocation(
@@ -125,15 +129,6 @@ def _cors_headers(origin: str, preflight: bool) -> dict[str, str]:
             }
         )
     return headers
-
-
-def _int_in(text: str, low: int, high: int) -> int | None:
-    """`text` as an integer within [low, high], else None."""
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return value if low <= value <= high else None
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -210,7 +205,11 @@ class HttpApi:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/api/v1/notifications", self.notifications)
         app.router.add_get("/api/v1/incidents", self.incidents_list)
-        app.router.add_post("/api/v1/incidents/{incident_id}/{action}", self.incident_action)
+        # the action is one of ACTIONS in the path itself: POST .../timeline is a 405
+        actions = "|".join(ACTIONS)
+        app.router.add_post(
+            f"/api/v1/incidents/{{incident_id}}/{{action:{actions}}}", self.incident_action
+        )
         app.router.add_get("/api/v1/incidents/{incident_id}/timeline", self.incident_timeline)
         app.router.add_get("/api/v1/thresholds", self.thresholds)
         app.router.add_get("/api/v1/audit", self.audit_records)
@@ -246,25 +245,8 @@ class HttpApi:
     @authenticated("notifications")
     async def notifications(self, request: web.Request, principal: Principal) -> web.Response:
         route = "notifications"
-        query = request.query
-        since = query.get("since") or None
-        try:
-            if since is not None:
-                parse_id(since)
-            limit = int(query.get("limit", "100"))
-            if not 1 <= limit <= MAX_LIMIT:
-                raise ValueError
-        except InvalidEventId as exc:
-            metrics.HTTP_REQUESTS.labels(route, "400").inc()
-            return _error(400, f"since: {exc}")
-        except ValueError:
-            metrics.HTTP_REQUESTS.labels(route, "400").inc()
-            return _error(400, f"limit: must be an integer from 1 to {MAX_LIMIT}")
-        types = {t for t in query.get("types", "").split(",") if t} or None
-        if types and not types <= NOTIFICATION_TYPES:
-            metrics.HTTP_REQUESTS.labels(route, "400").inc()
-            bad = sorted(types - NOTIFICATION_TYPES)
-            return _error(400, f"types: unknown {bad}; known {sorted(NOTIFICATION_TYPES)}")
+        q = parse_query(request.query, NotificationsQuery)
+        since, limit, types = q.since, q.limit, q.type_set
         if since is None:
             out, cursor = await self._newest(principal, limit, types)
         else:
@@ -321,23 +303,9 @@ class HttpApi:
         """The incidents a fresh screen shows: every status but resolved by default,
         newest first, only those the caller may see (tenant and sites)."""
         route = "incidents"
-        query = request.query
-        status = query.get("status", "")
-        site = query.get("site_id") or None
-        wanted = {"": set(STATUSES) - {"resolved"}, "all": set(STATUSES)}.get(status)
-        if wanted is None and status in STATUSES:
-            wanted = {status}
-        problem = None
-        if wanted is None:
-            problem = f"status: must be one of {', '.join(STATUSES)}, all (got {status[:64]!r})"
-        elif site is not None and not is_ident(site):
-            problem = f"site_id: must be 1-64 of [A-Za-z0-9_.-] (got {site[:64]!r})"
-        limit = _int_in(query.get("limit", str(INCIDENTS_DEFAULT)), 1, INCIDENTS_MAX)
-        if limit is None:
-            problem = problem or f"limit: must be an integer from 1 to {INCIDENTS_MAX}"
-        if problem is not None or wanted is None or limit is None:
-            metrics.HTTP_REQUESTS.labels(route, "400").inc()
-            return _error(400, problem or "bad request")
+        q = parse_query(request.query, IncidentsQuery)
+        status, site, limit = q.status or "", q.site_id, q.limit
+        wanted = {"": set(STATUSES) - {"resolved"}, "all": set(STATUSES)}.get(status, {status})
         out: list[dict[str, Any]] = []
         if self.incidents is not None:
             now_ms = int(time.time() * 1000)
@@ -440,24 +408,12 @@ class HttpApi:
         if not principal.has_any_role("admin"):
             metrics.HTTP_REQUESTS.labels(route, "403").inc()
             return _error(403, "forbidden: needs role admin")
-        query = request.query
-        since = query.get("since") or None
-        limit = _int_in(query.get("limit", "100"), 1, MAX_LIMIT)
-        problem = None
-        if since is not None:
-            try:
-                parse_id(since)
-            except InvalidEventId as exc:
-                problem = f"since: {exc}"
-        if limit is None:
-            problem = problem or f"limit: must be an integer from 1 to {MAX_LIMIT}"
-        if problem is not None or limit is None:
-            metrics.HTTP_REQUESTS.labels(route, "400").inc()
-            return _error(400, problem or "bad request")
+        q = parse_query(request.query, AuditQuery)
+        since, limit = q.since, q.limit
         if self.audit is None:
             return _json({"records": [], "next": since})
         records, cursor = await self.audit.copy.read(
-            principal.tenant_id, since, limit, query.get("action") or None
+            principal.tenant_id, since, limit, q.action or None
         )
         metrics.HTTP_REQUESTS.labels(route, "200").inc()
         return _json({"records": records, "next": cursor})

@@ -22,9 +22,18 @@ from escalation.oncall.rotation import Override, Shift
 from escalation.oncall.schedule import Schedule
 from notify_core import metrics
 from notify_core.audit import AuditLog
-from notify_core.clock import iso, query_instant
+from notify_core.clock import iso
 from notify_core.events import describe_error
 from sio_server.api_models import OverrideBody
+from sio_server.api_queries import (
+    CalendarQuery,
+    OnCallQuery,
+    QueryError,
+    ScheduleQuery,
+    ShiftsQuery,
+    instant,
+    parse_query,
+)
 from sio_server.auth import AuthError, Principal
 from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
 
@@ -110,9 +119,10 @@ class OnCallApi:
 
     @authenticated("oncall")
     async def who(self, request: web.Request, p: Principal) -> web.Response:
+        q = parse_query(request.query, OnCallQuery)
+        at = instant(q.at, datetime.now(UTC))
         try:
-            at = query_instant(request.query.get("at"), "at", datetime.now(UTC))
-            name = request.query.get("schedule")
+            name = q.schedule
             schedules = [self._schedule(p, name)] if name else self.directory.of_tenant(p.tenant_id)
         except ValueError as exc:
             return _error(400, str(exc))
@@ -125,11 +135,11 @@ class OnCallApi:
 
     @authenticated("oncall")
     async def shifts(self, request: web.Request, p: Principal) -> web.Response:
+        q = parse_query(request.query, ShiftsQuery)
         try:
-            schedule = self._schedule(p, request.query.get("schedule"))
-            now = datetime.now(UTC)
-            start = query_instant(request.query.get("from"), "from", now)
-            end = query_instant(request.query.get("to"), "to", start + timedelta(days=7))
+            schedule = self._schedule(p, q.schedule)
+            start = instant(q.from_, datetime.now(UTC))
+            end = instant(q.to, start + timedelta(days=7))
             if end <= start:
                 raise ValueError("to: must be after from")
             if end - start > MAX_SHIFT_SPAN:
@@ -142,10 +152,14 @@ class OnCallApi:
     async def calendar(self, request: web.Request) -> web.Response:
         """Bearer, or `?token=` (calendar apps cannot send headers)."""
         try:
+            q = parse_query(request.query, CalendarQuery)
+        except QueryError as exc:
+            return _error(400, str(exc))
+        try:
             principal = await self._principal(request)
         except AuthError:
             try:
-                principal = await self._auth.authenticate(request.query.get("token", ""))
+                principal = await self._auth.authenticate(q.token or "")
             except AuthError:
                 metrics.HTTP_REQUESTS.labels("oncall", "401").inc()
                 return _error(401, "authentication failed")
@@ -157,9 +171,8 @@ class OnCallApi:
         found = await self.directory.shifts(
             principal.tenant_id, schedule, now, now + timedelta(days=ICS_DAYS)
         )
-        user = request.query.get("user_id")
-        if user:
-            found = [s for s in found if s.user_id == user]
+        if q.user_id:
+            found = [s for s in found if s.user_id == q.user_id]
         body = ics(principal.tenant_id, schedule, found, now)
         return web.Response(
             text=body,
@@ -202,7 +215,7 @@ class OnCallApi:
 
     @authenticated("oncall")
     async def list_overrides(self, request: web.Request, p: Principal) -> web.Response:
-        name = request.query.get("schedule")
+        name = parse_query(request.query, ScheduleQuery).schedule
         found = await self.directory.overrides.all(p.tenant_id)
         if name:
             found = [o for o in found if o.schedule == name]

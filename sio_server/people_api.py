@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from escalation.people.contacts import (
     MAX_AFTER_S,
@@ -22,13 +23,13 @@ from escalation.people.contacts import (
     PeopleStore,
     Rule,
     Rules,
-    value_problem,
 )
 from escalation.people.reach import PersonSender
 from escalation.receivers.push import PushStore
 from notify_core.audit import AuditLog
-from notify_core.events import is_ident
+from notify_core.events import describe_error, is_ident
 from notify_core.rules import parse_duration
+from sio_server.api_models import ContactMethodBody, NotificationRulesBody
 from sio_server.auth import Principal
 from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
 
@@ -81,16 +82,13 @@ class PeopleApi:
         if isinstance(user, web.Response):
             return user
         try:
-            body = await request.json()
+            body = ContactMethodBody.model_validate(await request.json()).root
+        except ValidationError as exc:
+            return _error(400, describe_error(exc))
         except ValueError:
             return _error(400, "body: must be JSON")
-        if not isinstance(body, dict):
-            return _error(400, 'body: expected {"type": ..., "value": ...}')
-        kind, value = str(body.get("type", "")), str(body.get("value", "")).strip()
-        problem = value_problem(kind, value)
-        if problem is not None:
-            return _error(400, problem)
-        pre_verified = body.get("verified") is True
+        kind, value = body.type, body.value
+        pre_verified = body.verified is True
         if pre_verified and not (p.has_any_role("admin") and "user_id" in request.match_info):
             return _error(403, "forbidden: only admins create verified methods, for others")
         if kind == "webpush":  # the user's own subscription: verified by registering it
@@ -151,29 +149,21 @@ class PeopleApi:
     @authenticated("people")
     async def put_rules(self, request: web.Request, p: Principal) -> web.Response:
         try:
-            body = await request.json()
+            body = NotificationRulesBody.model_validate(await request.json())
+        except ValidationError as exc:
+            return _error(400, describe_error(exc))
         except ValueError:
             return _error(400, "body: must be JSON")
-        if not isinstance(body, dict) or set(body) - {"default", "important"}:
-            return _error(400, 'body: {"default": [...], "important": [...]}')
         mine = {m.id for m in await self.store.methods(p.tenant_id, p.user_id)}
         parsed: dict[str, tuple[Rule, ...]] = {}
-        for name in ("default", "important"):
-            rules = body.get(name) or []
-            if not isinstance(rules, list) or len(rules) > 20:
-                return _error(400, f"{name}: a list of at most 20 rules")
+        for name, rules in (("default", body.default), ("important", body.important)):
             out = []
             for i, rule in enumerate(rules):
                 where = f"{name}.{i}"
-                if not isinstance(rule, dict):
-                    return _error(400, f"{where}: {{after, contact_method_id}}")
-                try:
-                    after = parse_duration(rule.get("after", "0m"))
-                except ValueError as exc:
-                    return _error(400, f"{where}.after: {exc}")
+                after = parse_duration(rule.after)  # the model's pattern: a duration
                 if after > MAX_AFTER_S:
-                    return _error(400, f"{where}.after: at most 24h (got {rule.get('after')!r})")
-                ident = str(rule.get("contact_method_id", ""))
+                    return _error(400, f"{where}.after: at most 24h (got {rule.after!r})")
+                ident = rule.contact_method_id
                 if ident not in mine:
                     return _error(
                         400, f"{where}.contact_method_id: not one of yours ({ident[:32]!r})"

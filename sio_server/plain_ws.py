@@ -21,6 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from notify_core import metrics
 from sio_server.admission import AUTH_FAILED, Admission, Refused
+from sio_server.api_queries import QueryError, WsQuery, parse_query
 from sio_server.client_events import ClientEvents
 from sio_server.connections import ConnectionHub, StreamConnection
 from sio_server.fanout import text_frame
@@ -74,12 +75,14 @@ class PlainWebSocket:
             return web.json_response({"ok": False, "error": "origin not allowed"}, status=403)
         ws = web.WebSocketResponse(compress=False, max_msg_size=READ_LIMIT, heartbeat=30.0)
         await ws.prepare(request)
-        query = request.query
+        try:
+            query = parse_query(request.query, WsQuery)
+        except QueryError as exc:  # refused as a bad token is: a close frame, with the field
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc).encode()[:120])
+            return ws
         conn_id = uuid.uuid4().hex
         try:
-            principal = await self.admission.admit(
-                query.get("token"), request.remote, "ws", conn_id
-            )
+            principal = await self.admission.admit(query.token, request.remote, "ws", conn_id)
         except Refused as exc:
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc).encode())
             return ws
@@ -105,7 +108,7 @@ class PlainWebSocket:
         if self.follower is not None:
             await self.follower.follow(principal.tenant_id)
         try:
-            await self.hub.open(conn, query.get("last_id"), query.get("epoch"))
+            await self.hub.open(conn, query.last_id, query.epoch)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     reply = await self._answer(conn, msg.data)

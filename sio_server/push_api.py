@@ -103,6 +103,8 @@ class PushApi:
     async def unsubscribe_body(self, request: web.Request, p: Principal) -> web.Response:
         try:
             body = PushUnsubscribeBody.model_validate(await request.json())
+        except ValidationError as exc:
+            return _error(400, describe_error(exc))
         except ValueError:
             return _error(400, "body: {endpoint} required")
         return await self._remove(request, p, subscription_id(body.endpoint))

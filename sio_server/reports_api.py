@@ -14,12 +14,18 @@ from aiohttp import web
 
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.schedule import Schedule
-from notify_core.clock import iso, query_instant
+from notify_core.clock import iso
 from notify_core.incidents import IncidentStore
-from notify_core.reports import GROUP_BY, collect, response_report
+from notify_core.reports import collect, response_report
 from notify_core.sites_config import Inventory
 from notify_core.suppression_store import SuppressionStore
 from notify_core.timeline import Timeline
+from sio_server.api_queries import (
+    HandoverQuery,
+    ResponseReportQuery,
+    instant,
+    parse_query,
+)
 from sio_server.auth import Principal
 from sio_server.http_api import HttpApi, _error, _json, authenticated
 
@@ -70,8 +76,8 @@ class ReportsApi:
         inherits (the handoff notice carries the same)."""
         if not p.has_any_role("operator", "oncall", "admin"):
             return _error(403, "forbidden: needs role operator, oncall or admin")
-        name = request.query.get("schedule")
-        schedule = self.oncall.schedule(p.tenant_id, name) if self.oncall and name else None
+        name = parse_query(request.query, HandoverQuery).schedule
+        schedule = self.oncall.schedule(p.tenant_id, name) if self.oncall else None
         if self.oncall is None or schedule is None:
             return _error(400, f"schedule: no such schedule (got {str(name)[:64]!r})")
         now = datetime.now(UTC)
@@ -140,19 +146,14 @@ class ReportsApi:
     async def response(self, request: web.Request, p: Principal) -> web.Response:
         if not p.has_any_role("admin"):
             return _error(403, "forbidden: needs role admin")
-        try:
-            now = datetime.now(UTC)
-            end = query_instant(request.query.get("to"), "to", now)
-            start = query_instant(request.query.get("from"), "from", end - timedelta(days=7))
-            if end <= start:
-                raise ValueError("to: must be after from")
-            if end - start > MAX_SPAN:
-                raise ValueError(f"from: at most {MAX_SPAN.days} days before to")
-            group_by = request.query.get("group_by", "site")
-            if group_by not in GROUP_BY:
-                raise ValueError(f"group_by: one of {', '.join(GROUP_BY)} (got {group_by[:32]!r})")
-        except ValueError as exc:
-            return _error(400, str(exc))
+        q = parse_query(request.query, ResponseReportQuery)
+        end = instant(q.to, datetime.now(UTC))
+        start = instant(q.from_, end - timedelta(days=7))
+        group_by = q.group_by
+        if end <= start:
+            return _error(400, "to: must be after from")
+        if end - start > MAX_SPAN:
+            return _error(400, f"from: at most {MAX_SPAN.days} days before to")
         items = await collect(
             self.incidents,
             self.timeline,

@@ -17,6 +17,7 @@ from notify_core.incidents import IncidentState, IncidentStore
 from notify_core.snapshots import SnapshotStore
 from notify_core.suppression import Notice
 from notify_core.suppression_store import SuppressionStore
+from sio_server.api_queries import SitesQuery, parse_query
 from sio_server.auth import Principal
 from sio_server.http_api import HttpApi, _error, _json, authenticated
 
@@ -87,7 +88,7 @@ class SitesApi:
     async def list_sites(self, request: web.Request, p: Principal) -> web.Response:
         now = time.time()
         tenant = p.tenant_id
-        region = request.query.get("region")
+        region = parse_query(request.query, SitesQuery).region
         statuses = self.store.site_statuses(tenant)
         names = set(statuses) | {s.id for s in self.store.sites.of_tenant(tenant)}
         for w in self.store.windows(tenant):

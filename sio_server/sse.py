@@ -18,6 +18,7 @@ from aiohttp import web
 from notify_core.events import is_ident
 from notify_core.rooms import site_room
 from sio_server.admission import AUTH_FAILED, Admission, Refused
+from sio_server.api_queries import QueryError, StreamQuery, parse_query
 from sio_server.connections import ConnectionHub, StreamConnection
 from sio_server.follower import LogFollower
 from sio_server.origin import OriginPolicy
@@ -25,7 +26,6 @@ from sio_server.origin import OriginPolicy
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/notifications/stream"
-MAX_KPI_SITES = 500
 
 
 class SseFrames:
@@ -73,18 +73,21 @@ class EventStream:
         origin = request.headers.get("Origin")
         if not self.origins.check(origin, request.scheme, request.host, "sse"):
             return web.json_response({"ok": False, "error": "origin not allowed"}, status=403)
-        query = request.query
+        try:
+            query = parse_query(request.query, StreamQuery)
+        except QueryError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
         header = request.headers.get("Authorization", "")
         scheme, _, bearer = header.partition(" ")
-        token = bearer.strip() if scheme.lower() == "bearer" else query.get("token")
+        token = bearer.strip() if scheme.lower() == "bearer" else query.token
         conn_id = uuid.uuid4().hex
         try:
             principal = await self.admission.admit(token, request.remote, "sse", conn_id)
         except Refused as exc:
             status = 401 if str(exc) == AUTH_FAILED else 429
             return web.json_response({"ok": False, "error": str(exc)}, status=status)
-        sites = [s for s in query.get("kpi_sites", "").split(",") if s][:MAX_KPI_SITES]
-        last_id = request.headers.get("Last-Event-ID") or query.get("last_id") or None
+        sites = query.sites
+        last_id = request.headers.get("Last-Event-ID") or query.last_id
         resp = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -114,7 +117,7 @@ class EventStream:
         if self.follower is not None:
             await self.follower.follow(principal.tenant_id)
         try:
-            await self.hub.open(conn, last_id, query.get("epoch"))
+            await self.hub.open(conn, last_id, query.epoch)
             await conn.wait_closed()
         finally:
             conn.abort()

@@ -28,12 +28,34 @@ from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticate
 MAKERS = ("operator", "admin")
 
 
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: the last instant a timestamp can show
+
+
 def _when(value: str | float | None, default: float) -> float:
     if value is None:
         return default
     if isinstance(value, int | float):
         return float(value)
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _span(starts_at: str | float | None, ends_at: str | float, now: float) -> tuple[float, float]:
+    """[starts, ends) in unix seconds; ValueError names the field at fault."""
+    try:
+        starts = _when(starts_at, now)
+    except ValueError:
+        raise ValueError(f"starts_at: ISO-8601 or unix seconds (got {starts_at!r:.64})") from None
+    try:
+        ends = _when(ends_at, now)
+    except ValueError:
+        raise ValueError(f"ends_at: ISO-8601 or unix seconds (got {ends_at!r:.64})") from None
+    if ends <= starts or ends <= now:
+        raise ValueError("ends_at: must be after starts_at and in the future")
+    if ends > LATEST:
+        raise ValueError("ends_at: at the latest 9999-12-31T23:59:59Z")
+    if starts < 0:
+        raise ValueError("starts_at: not before 1970-01-01T00:00:00Z")
+    return starts, ends
 
 
 def silence_view(s: Silence) -> dict[str, Any]:
@@ -76,9 +98,7 @@ class SuppressionApi:
         try:
             body = await self._body(request, MaintenanceBody)
             now = time.time()
-            starts, ends = _when(body.starts_at, now), _when(body.ends_at, now)
-            if ends <= starts or ends <= now:
-                raise ValueError("ends_at: must be after starts_at and in the future")
+            starts, ends = _span(body.starts_at, body.ends_at, now)
         except ValueError as exc:
             metrics.HTTP_REQUESTS.labels("maintenance", "400").inc()
             return _error(400, str(exc))
@@ -126,9 +146,7 @@ class SuppressionApi:
         try:
             body = await self._body(request, SilenceBody)
             now = time.time()
-            starts, ends = _when(body.starts_at, now), _when(body.ends_at, now)
-            if ends <= starts or ends <= now:
-                raise ValueError("ends_at: must be after starts_at and in the future")
+            starts, ends = _span(body.starts_at, body.ends_at, now)
             matchers = body.matchers.model_dump(exclude_none=True)
             if not matchers:
                 raise ValueError(

@@ -88,7 +88,12 @@ class TwilioApi:
     async def _signed(self, request: web.Request) -> dict[str, str] | None:
         """The form, when the signature holds; None otherwise."""
         token = self.auth_token()
-        posted = await request.post()
+        if request.content_type not in ("application/x-www-form-urlencoded", ""):
+            return None  # Twilio posts forms only; a multipart body is not read
+        try:
+            posted = await request.post()
+        except ValueError:  # a malformed form: refused like a bad signature
+            return None
         form = {k: str(v) for k, v in posted.items()}
         if not token:
             return None

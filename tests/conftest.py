@@ -40,6 +40,7 @@ SLOW_MODULES = frozenset(
         "test_install",
         "test_teamwork",
         "test_signin",
+        "test_openapi_fuzz",
         "test_write_behind",
         "test_thresholds_e2e",
         "test_client_module",

@@ -120,7 +120,7 @@ async def test_a_method_is_verified_with_the_code_sent_through_it(base_url, toke
     # bad values name the field; another user's method cannot be verified from /me
     status, body = await _http(base_url, tok, "POST", "/api/v1/me/contact-methods",
                                {"type": "sms", "value": "0712345678"})  # fmt: skip
-    assert status == 400 and body["error"].startswith("value: an E.164")
+    assert status == 400 and "value: an E.164" in body["error"]
     other = token(tenant, "mallory", ["operator"])
     assert (await _http(base_url, other, "POST", path, {"code": code}))[0] == 404
     # only an admin creates a verified method, and only for others; it is audited

@@ -37,21 +37,6 @@ EMAIL = re.compile(r"^[^@\s<>,;\"]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}$"
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
-def value_problem(kind: str, value: str) -> str | None:
-    """Why `value` cannot be a method of type `kind`, or None."""
-    if kind not in METHOD_TYPES:
-        return f"type: one of {', '.join(METHOD_TYPES)} (got {kind[:32]!r})"
-    if kind in ("sms", "voice") and not E164.match(value):
-        return f"value: an E.164 number such as +254712345678 (got {value[:32]!r})"
-    if kind == "email" and not EMAIL.match(value):
-        return f"value: an email address (got {value[:64]!r})"
-    if kind == "slack" and not SLACK_USER.match(value):
-        return f"value: a Slack user id such as U024BE7LH (got {value[:32]!r})"
-    if kind == "webpush" and not value:
-        return "value: the push subscription's id"
-    return None
-
-
 def _digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
