@@ -19,7 +19,6 @@ STATIC_FILES = {
     "notify-client.js": "application/javascript",
     "notify-client.d.ts": "application/typescript",
     "dashboard.js": "application/javascript",
-    "dashboard-transports.js": "application/javascript",
     "dashboard-push.js": "application/javascript",
     "dashboard-list.js": "application/javascript",
     "dashboard-detail.js": "application/javascript",

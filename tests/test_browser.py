@@ -473,3 +473,49 @@ async def test_an_admin_overrides_who_is_on_call_from_the_dashboard(base_url, to
             async with aiohttp.ClientSession() as http:
                 await http.delete(f"{base_url}/api/v1/oncall/overrides/{o['id']}", headers=headers)
         await browser.close()
+
+
+@pytest.mark.parametrize("kind", ["ws", "sse"])
+async def test_the_dashboard_over_the_plain_websocket_and_sse(base_url, produce, token, kind):
+    """The same screen over ADR-010's plain WebSocket and over Server-Sent Events (the one
+    client of notify-client.js): live, an action (a frame, or the HTTP API), and a reload
+    that resumes from the last event with nothing twice."""
+    tenant = new_tenant()
+    browser = await Browser.start()
+    watcher = await NodeClient.start(base_url, token(tenant, "watcher"), ["websocket"])
+    try:
+        await watcher.connected()
+        await browser.do("open", url=f"{base_url}/#token={token(tenant, 'noc-t')}&transport={kind}")
+        await browser.do("wait", selector="#status[data-state='live']")
+        assert (await browser.do("text", selector="#status"))["text"] == f"live ({kind})"
+        await produce(
+            TOPIC_ALERTS, alert(tenant, "T-1", "critical", site="s1", title="Over " + kind)
+        )
+        await browser.do("wait", selector="#incidents li[data-id='T-1']", text="Over " + kind)
+        await browser.do("click", selector="#incidents li[data-id='T-1'] .action-acknowledge")
+        line = await watcher.wait_for(lambda m: m.get("name") == "incident_update", 20)
+        assert line["data"]["incident_id"] == "T-1" and line["data"]["by"] == "noc-t"
+        await browser.do("wait", selector="#incidents li.acknowledged[data-id='T-1']")
+        reload = asyncio.create_task(browser.do("reload"))
+        for i in range(2, 6):
+            await produce(TOPIC_ALERTS, alert(tenant, f"T-{i}", "minor", title=f"during {i}"))
+        await reload
+        await browser.do("wait", selector="#incidents li[data-id='T-5']", timeout=20000)
+        await browser.do("wait", selector="#incidents[data-rows='5']")
+        stored = (
+            await browser.do(
+                "eval",
+                js="() => Object.keys(localStorage)"
+                f".filter((k) => k.startsWith('towerco.{tenant}.noc-t.'))",
+            )
+        )["value"]
+        assert f"towerco.{tenant}.noc-t.last_id" in stored  # the resume point, per user
+        # a token the daemon refuses: the screen says so and asks to sign in (and only then:
+        # the reload above closed the stream too, and signed nobody out)
+        await browser.do("open", url=f"{base_url}/#token=not.a.token&transport={kind}")
+        await browser.do("reload")  # the same page with another fragment: load it again
+        await browser.do("wait", selector="#auth-error", text="Token refused")
+        assert (await browser.do("text", selector="#status"))["text"] == "offline"
+    finally:
+        await watcher.close()
+        await browser.close()

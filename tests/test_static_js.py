@@ -5,6 +5,7 @@ that it never went live."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,9 +26,20 @@ def test_the_dashboards_scripts_parse(script: Path) -> None:
 
 
 def test_every_script_of_the_page_is_checked() -> None:
+    """The page's scripts and every module they import, followed from index.html."""
     page = (STATIC / "index.html").read_text()
     named = {part.split('"')[0] for part in page.split('src="/static/')[1:]}
-    assert {p.name for p in SCRIPTS} >= named - {"socket.io.min.js"}
+    todo, seen = [n for n in named if n.endswith(".js")], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += re.findall(
+            r'^import .* from "\./([\w.-]+\.js)";$', (STATIC / name).read_text(), re.M
+        )
+    assert "notify-client.js" in seen and "dashboard-list.js" in seen  # modules followed
+    assert {p.name for p in SCRIPTS} >= seen - {"socket.io.min.js"}
 
 
 def test_the_vendored_oidc_client_is_the_pinned_npm_release() -> None:

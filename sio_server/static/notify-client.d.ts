@@ -1,8 +1,9 @@
 // Types for notify-client.js (the events of shared/DESIGN.md's wire contract).
-export type ConnectionState = "live" | "live (sse)" | "reconnecting" | "polling fallback" | "offline";
+export type ConnectionState = "live" | "live (sse)" | "live (ws)" | "reconnecting" | "polling fallback" | "offline";
 export type Severity = "critical" | "major" | "minor" | "warning" | "info";
 
-interface Base { id: string; type: string; tenant_id: string; timestamp: string }
+// every event may carry more than the fields named here (the dashboard reads them)
+interface Base { id: string | null; type: string; tenant_id: string; timestamp: string; [k: string]: any }
 export interface IncidentAlert extends Base {
   type: "incident_alert"; site_id?: string; priority: Severity; requires_acknowledgment: boolean;
   incident: { incident_id: string; title: string; description: string; severity: Severity; site_id: string | null; [k: string]: unknown };
@@ -23,6 +24,8 @@ export interface EventMap {
   incident_alert: IncidentAlert; kpi_update: KpiUpdate; site_status: SiteStatus;
   system_notification: SystemNotification; escalation: Escalation; incident_update: IncidentUpdate;
   sync_complete: SyncComplete; connection_established: ConnectionEstablished; auth_failed: Error;
+  presence: Base & { count: number; users: { user_id: string }[] }; incident_viewers: Base & { incident_id: string; viewers: { user_id: string }[] };
+  connect: null;
   // recovered: false: reload the open incidents (GET /api/v1/incidents) and KPI snapshot
   reload: SyncComplete;
 }
@@ -34,21 +37,35 @@ export interface NotifyClient {
   readonly state: ConnectionState;
   readonly lastId: string | null;
   readonly epoch: string | null;
+  readonly transport: "socketio" | "ws" | "sse";
   subscribeKpis(siteIds: string[]): Promise<Ack & { granted: string[]; denied: string[]; snapshot: Record<string, { kpi_data: Record<string, number>; id: string; timestamp: string }> }>;
-  action(incidentId: string, action: "acknowledge" | "resolve"): Promise<Ack>;
+  action(incidentId: string, action: string, extra?: { note?: string; minutes?: number }): Promise<Ack>;
+  /** Any client event (view_incident, comment, ...), answered as the server answers it. */
+  emit(name: string, data?: object): Promise<Ack & Record<string, any>>;
   close(): void;
-  socket?: unknown;
+  socket?: any;
 }
-export function createNotifyClient(opts: {
-  io: (url: string, opts: object) => unknown; url: string; token: string;
-  storage?: { getItem(k: string): string | null; setItem(k: string, v: string): void };
+/** A token, or a function giving the current one (a renewed sign-in). */
+export type TokenSource = string | (() => string);
+export interface Storage { getItem(k: string): string | null; setItem(k: string, v: string): void; removeItem?(k: string): void }
+interface Common {
+  token: TokenSource;
+  storage?: Storage;
+  /** Keys of the resume point: `<prefix>.last_id`, `<prefix>.epoch` (default `towerco.<tenant>`). */
+  storagePrefix?: string;
+}
+export function createNotifyClient(opts: Common & {
+  io: (url: string, opts: object) => any; url: string;
   transports?: ("websocket" | "polling")[]; maxBackoffMs?: number;
 }): NotifyClient;
-export function createSseClient(opts: {
-  url?: string; token: string; kpiSites?: string[];
-  storage?: { getItem(k: string): string | null; setItem(k: string, v: string): void };
-  EventSource?: unknown; fetch?: typeof fetch;
+export function createSseClient(opts: Common & {
+  url?: string; kpiSites?: string[]; EventSource?: any; fetch?: typeof fetch;
 }): NotifyClient;
+export function createWsClient(opts: Common & {
+  url: string; WebSocket?: any; maxBackoffMs?: number;
+}): NotifyClient;
+/** A token's claims, unverified (the server verifies): tenant_id, sub, roles... */
+export function claimsOf(token: string): Record<string, any>;
 export function useNotifications<K extends keyof EventMap>(
-  React: unknown, client: NotifyClient, names: K[], limit?: number,
+  React: any, client: NotifyClient, names: K[], limit?: number,
 ): { state: ConnectionState; events: EventMap[K][] };

@@ -25,7 +25,10 @@ const page = await context.newPage();
 const visited = [];
 page.on("request", (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) visited.push(r.url()); });
 const consoleLines = [];
+const refused = [];  // every answer >= 400, "<status> <url>", for a failing test's message
+page.on("response", (r) => { if (r.status() >= 400) refused.push(`${r.status()} ${r.url()}`); });
 page.on("console", (m) => consoleLines.push(m.text()));
+page.on("pageerror", (e) => consoleLines.push(`page error: ${e.message}`));
 out({ ok: true, ready: true });
 
 const rl = readline.createInterface({ input: process.stdin });
@@ -53,7 +56,7 @@ for await (const line of rl) {
     else if (c.cmd === "close") { await browser.close(); out({ ok: true }); process.exit(0); }
     else out({ ok: false, error: "unknown command" });
   } catch (e) {
-    out({ ok: false, error: String(e && e.message || e), console: consoleLines.slice(-20) });
+    out({ ok: false, error: String(e && e.message || e), console: consoleLines.slice(-20), refused: refused.slice(-10) });
   }
 }
 await browser.close();
