@@ -10,7 +10,7 @@ shared by every pipeline process whichever partition carried the alert.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -106,6 +106,11 @@ class IncidentStore(Protocol):
         """One page of `list`'s order from `offset`: its incidents and the offset of the
         next page (None: this was the last)."""
 
+    async def opened_in(
+        self, tenant: str, resolved: bool, start_ms: int, end_ms: int
+    ) -> Sequence[str]:
+        """The ids (no states) of the incidents `list` holds opened in [start_ms, end_ms)."""
+
 
 def _order(items: Iterable[tuple[str, IncidentState]]) -> Listing:
     return sorted(items, key=lambda kv: kv[1].opened_at_ms or 0, reverse=True)
@@ -142,6 +147,15 @@ class MemoryIncidentStore:
         ordered = await self.list(tenant, resolved)
         nxt = offset + count
         return ordered[offset:nxt], nxt if nxt < len(ordered) else None
+
+    async def opened_in(
+        self, tenant: str, resolved: bool, start_ms: int, end_ms: int
+    ) -> Sequence[str]:
+        return [
+            i
+            for i, s in await self.list(tenant, resolved)
+            if s.opened_at_ms is not None and start_ms <= s.opened_at_ms < end_ms
+        ]
 
 
 class RedisIncidentStore(HashStore[IncidentState | None]):
@@ -187,6 +201,15 @@ class RedisIncidentStore(HashStore[IncidentState | None]):
 
     async def list(self, tenant: str, resolved: bool) -> list[tuple[str, IncidentState]]:
         return (await self.page(tenant, resolved, 0, -1))[0]
+
+    async def opened_in(
+        self, tenant: str, resolved: bool, start_ms: int, end_ms: int
+    ) -> Sequence[str]:
+        """One read of the index (scored by opened time): no hash is read."""
+        members: Any = await self._redis.zrangebyscore(
+            self._index(tenant, resolved), start_ms, f"({end_ms}"
+        )
+        return [m.decode() if isinstance(m, bytes) else m for m in members]
 
     async def page(
         self, tenant: str, resolved: bool, offset: int, count: int
@@ -270,6 +293,11 @@ class ReadAhead:
         self, tenant: str, resolved: bool, offset: int, count: int
     ) -> tuple[Listing, int | None]:
         return await self.store.page(tenant, resolved, offset, count)
+
+    async def opened_in(
+        self, tenant: str, resolved: bool, start_ms: int, end_ms: int
+    ) -> Sequence[str]:
+        return await self.store.opened_in(tenant, resolved, start_ms, end_ms)
 
     async def put(self, tenant: str, incident_id: str, state: IncidentState) -> None:
         await self.store.put(tenant, incident_id, state)

@@ -87,6 +87,27 @@ def response_report(items: Iterable[Handled], group_by: GroupBy) -> list[dict[st
     return out
 
 
+def handled_from(
+    incident_id: str, state: Any, lines: list[dict[str, Any]], region: str | None
+) -> Handled:
+    """One incident as the report sees it, from its stored state and its timeline."""
+    policy = next((e.get("policy") for e in lines if e["kind"] == "escalation_started"), None)
+    pages = sum(1 for e in lines if e["kind"] == "notified")
+    resolver = next((e.get("by") for e in lines if e["kind"] == "resolved"), None)
+    return Handled(
+        incident_id,
+        state.site_id,
+        region,
+        state.severity,
+        policy,
+        state.acknowledged_by or resolver,
+        state.opened_at_ms,
+        state.acknowledged_at_ms,
+        state.resolved_at_ms if state.status == "resolved" else None,
+        pages,
+    )
+
+
 async def collect(
     incidents: Any,
     timeline: Any,
@@ -95,13 +116,16 @@ async def collect(
     start_ms: int,
     end_ms: int,
     limit: int = 20_000,
+    archive: Any = None,
 ) -> list[Handled]:
-    """The tenant's incidents opened in [start_ms, end_ms), open and resolved (the
-    latest resolved ones the store keeps), each with its pages and policy from its
-    timeline. `incidents`: an IncidentStore; `timeline`: a Timeline; `region_of(tenant,
-    site)`: the site's region."""
+    """The tenant's incidents opened in [start_ms, end_ms): the records of the archive
+    (notify_core/report_archive.py: every resolved incident, a year and more), and from
+    the live store what is open or resolved since (the latest resolved ones it keeps),
+    each with its pages and policy from its timeline; the live one wins. `incidents`: an
+    IncidentStore; `timeline`: a Timeline; `region_of(tenant, site)`: the site's region."""
     found: list[tuple[str, Any]] = []
-    for resolved in (False, True):
+    by_id: dict[str, Handled] = {}
+    for resolved in (False, True) if archive is None else (False,):
         # one read of up to `limit` (newest first): paging would sort the memory store's
         # list once a page, and read Redis's index a page a round trip
         page, _ = await incidents.page(tenant, resolved, 0, limit)
@@ -110,28 +134,22 @@ async def collect(
             for i, s in page
             if s.opened_at_ms is not None and start_ms <= s.opened_at_ms < end_ms
         ]
-    out: list[Handled] = []
+    if archive is not None:
+        by_id = {h.incident_id: h for h in await archive.span(tenant, start_ms, end_ms)}
+        # the resolved ones the live store has and the archive not yet (recorded a few
+        # seconds after the resolve; or resolved before the archive existed): ids first,
+        # states only for those
+        ids = await incidents.opened_in(tenant, True, start_ms, end_ms)
+        missing = [i for i in ids if i not in by_id][:limit]
+        states = await incidents.get_many([(tenant, i) for i in missing])
+        found += [
+            (i, s)
+            for i in missing
+            if (s := states.get((tenant, i))) is not None and s.status == "resolved"
+        ]
     for chunk in range(0, len(found), TIMELINE_READS):
         part = found[chunk : chunk + TIMELINE_READS]
         entries = await asyncio.gather(*(timeline.get(tenant, i) for i, _ in part))
         for (incident_id, s), lines in zip(part, entries, strict=True):
-            policy = next(
-                (e.get("policy") for e in lines if e["kind"] == "escalation_started"), None
-            )
-            pages = sum(1 for e in lines if e["kind"] == "notified")
-            resolver = next((e.get("by") for e in lines if e["kind"] == "resolved"), None)
-            out.append(
-                Handled(
-                    incident_id,
-                    s.site_id,
-                    region_of(tenant, s.site_id),
-                    s.severity,
-                    policy,
-                    s.acknowledged_by or resolver,
-                    s.opened_at_ms,
-                    s.acknowledged_at_ms,
-                    s.resolved_at_ms if s.status == "resolved" else None,
-                    pages,
-                )
-            )
-    return out
+            by_id[incident_id] = handled_from(incident_id, s, lines, region_of(tenant, s.site_id))
+    return list(by_id.values())

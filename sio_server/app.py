@@ -25,6 +25,7 @@ from notify_core.audit import AuditLog
 from notify_core.history import History, RedisHistory
 from notify_core.incidents import IncidentStore
 from notify_core.readiness import Readiness
+from notify_core.report_archive import ArchiveStore
 from notify_core.revocations import Revocations
 from notify_core.rules_holder import RulesHolder
 from notify_core.snapshots import SnapshotStore
@@ -133,6 +134,7 @@ class SocketServer:
         snapshots: SnapshotStore | None = None,
         timeline: Timeline | None = None,
         incidents: IncidentStore | None = None,
+        archive: ArchiveStore | None = None,
         follow: tuple[Redis, RedisHistory] | None = None,
         audit: AuditLog | None = None,
         revocations: Revocations | None = None,
@@ -264,7 +266,9 @@ class SocketServer:
         if incidents is not None and timeline is not None:
             store = suppression
             sites = (lambda: store.sites) if store is not None else None
-            ReportsApi(api, incidents, timeline, sites, oncall, suppression).add_routes(self.app)
+            ReportsApi(api, incidents, timeline, sites, oncall, suppression, archive).add_routes(
+                self.app
+            )
         if push is not None:
             PushApi(api, push[0], push[1], audit).add_routes(self.app)
         if integrations is not None:

@@ -16,6 +16,7 @@ from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.schedule import Schedule
 from notify_core.clock import iso
 from notify_core.incidents import IncidentStore
+from notify_core.report_archive import ArchiveStore
 from notify_core.reports import collect, response_report
 from notify_core.sites_config import Inventory
 from notify_core.suppression_store import SuppressionStore
@@ -29,7 +30,7 @@ from sio_server.api_queries import (
 from sio_server.auth import Principal
 from sio_server.http_api import HttpApi, _error, _json, authenticated
 
-MAX_SPAN = timedelta(days=93)
+MAX_SPAN = timedelta(days=400)  # a year's report: the archive keeps 400 days
 
 
 class ReportsApi:
@@ -41,8 +42,10 @@ class ReportsApi:
         sites: Callable[[], Inventory] | None,
         oncall: OnCallDirectory | None = None,
         suppression: SuppressionStore | None = None,
+        archive: ArchiveStore | None = None,
     ) -> None:
-        """`sites()`: the inventory in force (regions; swapped on reload)."""
+        """`sites()`: the inventory in force (regions; swapped on reload); `archive`: the
+        records of resolved incidents (a year of reports)."""
         self._principal = api._principal
         self.http_rate = api.http_rate
         self._row = api.incident_row
@@ -51,6 +54,7 @@ class ReportsApi:
         self.sites = sites
         self.oncall = oncall
         self.suppression = suppression
+        self.archive = archive
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v1/reports/response", self.response)
@@ -93,6 +97,7 @@ class ReportsApi:
                 p.tenant_id,
                 int(start.timestamp() * 1000),
                 int(now.timestamp() * 1000) + 1,
+                archive=self.archive,
             )
             if covered(i.site)
         ]
@@ -161,6 +166,7 @@ class ReportsApi:
             p.tenant_id,
             int(start.timestamp() * 1000),
             int(end.timestamp() * 1000),
+            archive=self.archive,
         )
         if p.sites is not None:  # a restricted admin: its sites only
             items = [i for i in items if p.can_see_site(i.site)]

@@ -138,3 +138,137 @@ async def test_the_response_report_through_the_daemon(base_url, produce, token, 
         assert status == 400 and body["error"].startswith("group_by")
     finally:
         await oc.close()
+
+
+async def test_the_archive_records_resolves_and_reports_a_span_the_live_store_forgot(
+    redis_client,
+):
+    """Marks become records from the stored state and timeline; a mark whose resolve is
+    not written yet waits (and one re-opened long ago is dropped); `collect` reports a
+    resolved incident from its record once the live store has let it go, and the live
+    state wins for an incident open again. Memory and Redis alike."""
+    import time as _time
+    import uuid
+
+    from notify_core.incidents import IncidentState, MemoryIncidentStore, RedisIncidentStore
+    from notify_core.report_archive import Archiver, MemoryArchive, RedisArchive
+    from notify_core.reports import collect
+    from notify_core.timeline import MemoryTimeline, RedisTimeline
+
+    redis = redis_client
+    prefix = f"archive-test-{uuid.uuid4().hex[:6]}:"
+    try:
+        for archive, incidents, timeline in (
+            (MemoryArchive(), MemoryIncidentStore(), MemoryTimeline()),
+            (
+                RedisArchive(redis, prefix),
+                RedisIncidentStore(redis, prefix),
+                RedisTimeline(redis, prefix),
+            ),
+        ):
+            tenant = new_tenant()
+            base = int(_time.time() * 1000) - 86_400_000
+
+            def state(status: str, opened: int, acked: int | None, resolved: int | None) -> Any:
+                return IncidentState(
+                    "s1",
+                    "critical",
+                    status,
+                    resolved,
+                    "t",
+                    opened,
+                    "ann" if acked else None,
+                    None,
+                    None,
+                    None,
+                    acked,
+                )
+
+            await incidents.put(
+                tenant, "A-1", state("resolved", base, base + 60_000, base + 120_000)
+            )
+            await timeline.add(tenant, "A-1", "escalation_started", policy="critical-default")
+            await timeline.add(tenant, "A-1", "notified", level=1)
+            await incidents.put(tenant, "A-2", state("open", base + 1000, None, None))  # in flight
+            await archive.mark(tenant, "A-1")
+            await archive.mark(tenant, "A-2")
+            await archive.mark(tenant, "A-3", _time.time() - 3600)  # never stored: dropped
+            archiver = Archiver(archive, incidents, timeline, lambda t, s: "north")
+            assert await archiver.round() == 3
+            [rec] = await archive.span(tenant, base - 1, base + 10_000)
+            assert (rec.incident_id, rec.policy, rec.pages, rec.region) == (
+                "A-1",
+                "critical-default",
+                1,
+                "north",
+            )
+            assert (rec.acknowledged_ms, rec.resolved_ms, rec.user) == (
+                base + 60_000,
+                base + 120_000,
+                "ann",
+            )
+            assert [m.incident_id for m in await archive.claim(10)] == ["A-2"]  # waits, once
+            # the live store lets A-1 go (30 days, newest 10 000): the record reports it
+            gone = MemoryIncidentStore()
+            await gone.put(tenant, "A-2", state("open", base + 1000, None, None))
+            items = await collect(
+                gone, timeline, lambda t, s: None, tenant, base - 1, base + 10_000, archive=archive
+            )
+            by_id = {i.incident_id: i for i in items}
+            assert set(by_id) == {"A-1", "A-2"} and by_id["A-1"].ttr_s == 120.0
+            assert by_id["A-2"].resolved_ms is None
+            # without the archive, as before this store existed: A-1 is not in the report
+            assert {
+                i.incident_id
+                for i in await collect(
+                    gone, timeline, lambda t, s: None, tenant, base - 1, base + 10_000
+                )
+            } == {"A-2"}
+            # A-1 open again: the live state wins over its record
+            await gone.put(tenant, "A-1", state("open", base, None, None))
+            items = await collect(
+                gone, timeline, lambda t, s: None, tenant, base - 1, base + 10_000, archive=archive
+            )
+            assert {i.incident_id: i.resolved_ms for i in items} == {"A-1": None, "A-2": None}
+    finally:
+        for key in [k async for k in redis.scan_iter(match=f"{prefix}*")]:
+            await redis.delete(key)
+
+
+async def test_a_resolve_through_the_pipeline_is_archived_and_outlives_the_live_store(
+    base_url, produce, token, daemon
+):
+    tenant = new_tenant()
+    oc = await NodeClient.start(base_url, token(tenant, "oc", ["operator"]), ["websocket"])
+    try:
+        await oc.connected()
+        await produce(
+            TOPIC_ALERTS, {**alert(tenant, "AR-1", "major", site="s1"), "timestamp": _now()}
+        )
+        await oc.wait_for(lambda m: m.get("name") == "incident_alert", 10)
+        await oc.emit("incident_action", {"incident_id": "AR-1", "action": "resolve"})
+        await oc.wait_for(lambda m: m.get("name") == "incident_update", 10)
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+
+        async def archived() -> bool:
+            return any(
+                r.incident_id == "AR-1" for r in await daemon.archive.span(tenant, 0, now_ms + 1)
+            )
+
+        for _ in range(200):  # the archiver's round: every 5 s
+            if await archived():
+                break
+            await asyncio.sleep(0.1)
+        assert await archived()
+        # the live store forgets it (as after 30 days): the report still counts it
+        from notify_core.redis_keys import RedisKeys
+
+        keys = RedisKeys(daemon.settings.redis_prefix)
+        await daemon.redis.zrem(keys.incident_index(tenant, True), "AR-1")
+        status, body = await _report(base_url, token(tenant, "boss", ["admin"]), "group_by=site")
+        assert status == 200
+        [group] = body["groups"]
+        assert (group["key"], group["incidents"], group["resolved"]) == ("s1", 1, 1)
+        assert group["mttr_s"]["p50"] is not None
+    finally:
+        await oc.close()

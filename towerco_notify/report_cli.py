@@ -71,6 +71,7 @@ def _s(value: float | None) -> str:
 
 async def _groups(args: argparse.Namespace, span: float, sites: Inventory) -> list[dict[str, Any]]:
     from notify_core.incidents import RedisIncidentStore
+    from notify_core.report_archive import RedisArchive
     from notify_core.timeline import RedisTimeline
 
     redis = redis_factory.connect(args.redis_url, args.redis_cluster)
@@ -84,6 +85,7 @@ async def _groups(args: argparse.Namespace, span: float, sites: Inventory) -> li
             args.tenant,
             now_ms - int(span * 1000),
             now_ms,
+            archive=RedisArchive(redis, args.redis_prefix),
         )
         return response_report(items, args.group_by)
     finally:

@@ -62,6 +62,13 @@ from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncid
 from notify_core.integrations_config import Integrations
 from notify_core.readiness import Readiness
 from notify_core.replication import ReplicaConfirm
+from notify_core.report_archive import (
+    Archiver,
+    ArchiveStore,
+    ArchivingListener,
+    MemoryArchive,
+    RedisArchive,
+)
 from notify_core.revocations import Revocations
 from notify_core.rules import THRESHOLDS_FILE
 from notify_core.rules_holder import RulesHolder
@@ -203,6 +210,7 @@ class Runtime:
             self.incidents = RedisIncidentStore(redis, s.redis_prefix, writes)
             self.snapshots: SnapshotStore = RedisSnapshots(redis, s.redis_prefix, writes)
             self.timeline: Timeline = RedisTimeline(redis, s.redis_prefix, writes)
+            self.archive: ArchiveStore = RedisArchive(redis, s.redis_prefix)
             self.readiness.add("redis", self._redis_ok)
             if s.redis_min_replicas:
                 replicas = self.replicas = ReplicaConfirm(
@@ -214,6 +222,7 @@ class Runtime:
             self.incidents = MemoryIncidentStore()
             self.snapshots = MemorySnapshots()
             self.timeline = MemoryTimeline()
+            self.archive = MemoryArchive()
 
     def _build_shared(self) -> None:
         """What every process mode shares: config reload, suppression, revocations, and
@@ -332,6 +341,7 @@ class Runtime:
             snapshots=self.snapshots,
             timeline=self.timeline,
             incidents=self.incidents,
+            archive=self.archive,
             audit=audit,
             revocations=self.revocations,
             limits=ConnectionLimits(
@@ -385,6 +395,9 @@ class Runtime:
         publisher = Publisher(self.history, emit, snapshots=self.snapshots, writes=self.writes)
         self._publisher = publisher
         self._build_escalation(publisher)
+        # resolved incidents become the report's records (read by /api/v1/reports)
+        archiver = Archiver(self.archive, self.incidents, self.timeline, self._region_of)
+        add(_Part("report archiver", archiver.start, archiver.stop))
         add(_Part("faust pipeline", self._start_pipeline, self._stop_pipeline, 15.0))
         if self.redis is not None:
             bridge = SystemChannelBridge(self.redis, s.system_channel, publisher)
@@ -544,7 +557,7 @@ class Runtime:
             self.incidents,
             self.rules,
             tansu=self.broker is not None,
-            listener=self.escalation,
+            listener=ArchivingListener(self.escalation, self.archive),
             writes=self.writes,
             suppression=self.suppression,
             audit=self.audit,
@@ -571,6 +584,9 @@ class Runtime:
 
     def _reload_refused(self, error: str) -> None:
         self.rules.last_error = error
+
+    def _region_of(self, tenant: str, site: str | None) -> str | None:
+        return self.current_sites().region(tenant, site)
 
     def current_sites(self) -> Inventory:
         """The site inventory in force (sites.yaml, swapped on reload)."""
