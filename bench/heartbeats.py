@@ -3,7 +3,8 @@
     python bench/heartbeats.py [--monitors 10000] [--tenants 10] [--redis-url URL]
 
 Every monitor pinged once, then timed: a tick where all are healthy (the steady state),
-and the tick that opens every incident after a silence (the sink only counts records).
+and the tick that opens every incident after a silence (the sink counts records after
+`--sink-ms`, standing in for the broker's acknowledgement of each send).
 """
 
 from __future__ import annotations
@@ -28,12 +29,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--monitors", type=int, default=10_000)
     parser.add_argument("--tenants", type=int, default=10)
+    parser.add_argument(
+        "--sink-ms", type=float, default=2.0, help="the broker's answer to one send (simulated)"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
     logging.getLogger("notify_core.heartbeat_watch").setLevel(logging.ERROR)  # 10 000 warnings
-    from redis.asyncio import Redis
+    logging.basicConfig()  # but a failed check is shown
+    from notify_core.redis_factory import connect
 
-    redis = Redis.from_url(args.redis_url)
+    redis = connect(args.redis_url)  # the daemon's pool (it waits for a free connection)
     prefix = f"benchhb{uuid.uuid4().hex[:6]}:"
     configured = Heartbeats()
     for i in range(args.monitors):
@@ -47,6 +52,7 @@ async def main() -> None:
     opened = [0]
 
     async def sink(records: list[tuple[str, bytes, bytes]]) -> None:
+        await asyncio.sleep(args.sink_ms / 1000)  # a produce and its acknowledgement
         opened[0] += len(records)
 
     async def no_kpi(tenant: str, site: str | None) -> int | None:
