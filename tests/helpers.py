@@ -86,11 +86,16 @@ class NodeProcess:
                 self.lines.append(line)
                 self._cond.notify_all()
 
-    async def wait_for(self, pred: Callable[[Line], bool], timeout: float = 20.0) -> Line:
+    async def wait_for(
+        self, pred: Callable[[Line], bool], timeout: float = 20.0, since: int = 0
+    ) -> Line:
+        """The first line (from the `since`-th on: `len(client.lines)` taken earlier skips
+        what came before) that `pred` accepts."""
+
         async def _wait() -> Line:
             async with self._cond:
                 while True:
-                    for line in self.lines:
+                    for line in self.lines[since:]:
                         if pred(line):
                             return line
                     await self._cond.wait()

@@ -141,6 +141,7 @@ async def test_a_sigkilled_servers_users_leave_presence_within_the_lease(broker,
             15,
         )
         assert both  # the positive twin: amy is seen from the other process
+        seen = len(bob.lines)  # bob's first presence (before amy's share reached b) is old
         procs[0].kill()  # SIGKILL: no goodbye is written
         await procs[0].wait()
         gone = await bob.wait_for(
@@ -149,6 +150,7 @@ async def test_a_sigkilled_servers_users_leave_presence_within_the_lease(broker,
                 and [u["user_id"] for u in m["data"]["users"]] == ["bob"]
             ),
             15,
+            since=seen,
         )
         assert gone["data"]["users"][0]["connections"] == 1
         assert [u["user_id"] for u in await _presence(b, token(tenant, "bob"))] == ["bob"]

@@ -46,7 +46,8 @@ export function createSignIn({ onToken, onFailed }) {
       client_id: cfg.client_id,
       scope: cfg.scopes,
       redirect_uri: home,
-      post_logout_redirect_uri: home + "?signed-out",  // (no fragment allowed there)
+      // back to the dashboard, which sends the next person at the screen to sign in
+      post_logout_redirect_uri: home,
       response_type: "code",
       loadUserInfo: false,
       automaticSilentRenew: false,  // renewed on our schedule (renewIn)
@@ -80,10 +81,6 @@ export function createSignIn({ onToken, onFailed }) {
           history.replaceState(null, "", "/");
           return { signIn: `Sign-in refused: ${e && e.message}` };
         }
-      }
-      if (q.has("signed-out")) {
-        history.replaceState(null, "", "/");
-        return { signIn: "Signed out." };
       }
       const user = await manager.getUser();
       if (user && !user.expired) { schedule(user); return { token: user.access_token }; }
