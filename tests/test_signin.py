@@ -256,3 +256,41 @@ async def test_a_phone_opens_a_pages_link_signs_in_and_acknowledges(oidc, produc
         await eventually(acknowledged, timeout=15)
     finally:
         await browser.close()
+
+
+async def test_without_a_refresh_token_the_screen_renews_through_the_issuer(oidc, produce):
+    """A provider that gives the dashboard no refresh token: before the token ends the page
+    goes through the issuer again (its session still there: no form) and resumes from its
+    last event: every incident once."""
+    browser = await Browser.start()
+    try:
+        await sign_in(browser, oidc, f"{oidc.base_url}/", "norefresh-dave")
+        first = await session_token(browser)
+        assert first["access_token"] and not first.get("refresh_token")
+        produced: list[str] = []
+
+        async def steady() -> None:
+            for i in range(1, 10_000):
+                produced.append(f"NR-{i}")
+                await produce(TOPIC_ALERTS, alert(oidc.tenant, f"NR-{i}", "minor", title=f"nr {i}"))
+                await asyncio.sleep(0.5)
+
+        stream = asyncio.create_task(steady())
+        try:
+            for _ in range(TOKEN_TTL_S * 4):  # the renewal: at 3/4 of the token's life
+                await asyncio.sleep(0.5)
+                now = await session_token(browser)
+                if now.get("access_token") not in (None, first["access_token"]):
+                    break
+            assert now["access_token"] != first["access_token"]
+            await browser.do("wait", selector="#status[data-state='live']")
+            await asyncio.sleep(2)
+        finally:
+            stream.cancel()
+        auths = [
+            u for u in (await browser.do("urls"))["urls"] if u.startswith(f"{oidc.issuer}/auth")
+        ]
+        assert len(auths) >= 2  # through the issuer again, without its form
+        await browser.do("wait", selector=f"#incidents[data-rows='{len(produced)}']", timeout=15000)
+    finally:
+        await browser.close()

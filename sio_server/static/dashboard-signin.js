@@ -32,6 +32,13 @@ export function createSignIn({ onToken, onFailed }) {
     renewTimer = setTimeout(renew, renewIn(user.expires_in));
   }
   async function renew() {
+    const current = await manager.getUser();
+    if (!current || !current.refresh_token) {
+      // a provider that gives no refresh token: through the issuer again while its session
+      // lasts (a reload; the screen resumes from its last event)
+      await manager.signinRedirect({ state: { hash: location.hash } });
+      return;
+    }
     try {
       const user = await manager.signinSilent();  // the refresh token grant
       if (!user) throw new Error("no session");

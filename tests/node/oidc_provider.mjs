@@ -4,7 +4,7 @@
 // indicators) carrying `tenant_id` and `roles`, and refresh tokens to the public client
 // (authorization code + PKCE S256, as single-page apps get them from Keycloak or Auth0 with
 // rotation). Sign-in is oidc-provider's own development form: any login, any password;
-// the login becomes `sub`. Prints {"ready": true, "issuer"} when listening.
+// the login becomes `sub` (one starting with "norefresh" gets no refresh token). Prints {"ready": true, "issuer"} when listening.
 // stdin: JSON lines {"cmd": "codes"} -> {"codes": [...]} the authorization codes issued so
 // far (for the replay test), {"cmd": "close"}.
 import Provider from "oidc-provider";
@@ -39,7 +39,10 @@ const provider = new Provider(issuer, {
     await grant.save();
     return grant;
   },
-  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
+  // a login starting with "norefresh" gets none (a provider that gives single-page apps no
+  // refresh token: the dashboard renews through the issuer again)
+  issueRefreshToken: async (_ctx, client, code) =>
+    client.grantTypeAllowed("refresh_token") && !String(code.accountId).startsWith("norefresh"),
   extraTokenClaims: async (_ctx, token) => (token.kind === "AccessToken" ? { tenant_id: cfg.tenant, roles: cfg.roles || ["operator"] } : undefined),
   ttl: { AccessToken: cfg.accessTokenTtl || 600, IdToken: 3600, RefreshToken: 86400, Session: 86400, Grant: 86400, Interaction: 600 },
   features: {
