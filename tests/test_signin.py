@@ -120,6 +120,18 @@ async def session_token(browser: Browser) -> dict[str, Any]:
     return json.loads(value) if value else {}
 
 
+async def rows_now(browser: Browser) -> int:
+    """The incidents the screen lists once loaded (the tenant's, from earlier tests too)."""
+    await browser.do("wait", selector="body[data-loaded]", state="attached")
+    return int(
+        (
+            await browser.do(
+                "eval", js="() => document.getElementById('incidents').dataset.rows || '0'"
+            )
+        )["value"]
+    )
+
+
 async def get(base: str, path: str, token: str) -> int:
     async with aiohttp.ClientSession() as http:
         async with http.get(base + path, headers={"Authorization": f"Bearer {token}"}) as r:
@@ -147,14 +159,19 @@ async def test_sign_in_with_pkce_stays_live_past_the_token_and_signs_out(oidc, p
 
         # incidents all along: before the renewal, between it and the old token's end, and
         # after the daemon cut the expired session and the screen came back with the new one
+        before = await rows_now(browser)
         produced: list[str] = []
 
+        stop = asyncio.Event()
+
         async def steady() -> None:
-            for i in range(1, 10_000):
-                produced.append(f"RN-{i}")
+            i = 0
+            while not stop.is_set():  # stopped between two sends, never in the middle of one
+                i += 1
                 await produce(
                     TOPIC_ALERTS, alert(oidc.tenant, f"RN-{i}", "minor", title=f"steady {i}")
                 )
+                produced.append(f"RN-{i}")
                 await asyncio.sleep(0.5)
 
         stream = asyncio.create_task(steady())
@@ -167,14 +184,15 @@ async def test_sign_in_with_pkce_stays_live_past_the_token_and_signs_out(oidc, p
             await browser.do("wait", selector="#status[data-state='live']")
             await asyncio.sleep(2)
         finally:
-            stream.cancel()
+            stop.set()
+            await stream
         last = produced[-1]
         await browser.do("wait", selector=f"#incidents li[data-id='{last}']", timeout=15000)
         # every incident once: the list holds as many rows as were produced (it is virtual:
         # only the rows on screen are in the DOM), the count of open ones agrees
-        await browser.do("wait", selector=f"#incidents[data-rows='{len(produced)}']")
+        await browser.do("wait", selector=f"#incidents[data-rows='{before + len(produced)}']")
         count = (await browser.do("text", selector="#incident-count"))["text"]
-        assert count == str(len(produced))
+        assert count == str(before + len(produced))
         # the connection the daemon holds now is the renewed token's
         sessions = oidc.daemon.server.handlers.sessions.values()
         mine = [s.principal for s in sessions if s.principal.tenant_id == oidc.tenant]
@@ -267,12 +285,17 @@ async def test_without_a_refresh_token_the_screen_renews_through_the_issuer(oidc
         await sign_in(browser, oidc, f"{oidc.base_url}/", "norefresh-dave")
         first = await session_token(browser)
         assert first["access_token"] and not first.get("refresh_token")
+        before = await rows_now(browser)
         produced: list[str] = []
 
+        stop = asyncio.Event()
+
         async def steady() -> None:
-            for i in range(1, 10_000):
-                produced.append(f"NR-{i}")
+            i = 0
+            while not stop.is_set():  # stopped between two sends, never in the middle of one
+                i += 1
                 await produce(TOPIC_ALERTS, alert(oidc.tenant, f"NR-{i}", "minor", title=f"nr {i}"))
+                produced.append(f"NR-{i}")
                 await asyncio.sleep(0.5)
 
         stream = asyncio.create_task(steady())
@@ -286,11 +309,14 @@ async def test_without_a_refresh_token_the_screen_renews_through_the_issuer(oidc
             await browser.do("wait", selector="#status[data-state='live']")
             await asyncio.sleep(2)
         finally:
-            stream.cancel()
+            stop.set()
+            await stream
         auths = [
             u for u in (await browser.do("urls"))["urls"] if u.startswith(f"{oidc.issuer}/auth")
         ]
         assert len(auths) >= 2  # through the issuer again, without its form
-        await browser.do("wait", selector=f"#incidents[data-rows='{len(produced)}']", timeout=15000)
+        await browser.do(
+            "wait", selector=f"#incidents[data-rows='{before + len(produced)}']", timeout=15000
+        )
     finally:
         await browser.close()
