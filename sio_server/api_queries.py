@@ -1,5 +1,6 @@
 """The HTTP API's query strings and path parameters as pydantic models. A handler reads its
-query with `parse_query(request.query, Model)`; the OpenAPI document (api_models.openapi)
+query with `parse_query(request.query, Model)` (and its body with `parse_body(request,
+Model)`, the models of sio_server/api_models.py); the OpenAPI document (api_models.openapi)
 describes the same parameters from the same models (types, ranges, patterns, enums), so the
 document cannot promise what a handler refuses, nor hide what it accepts.
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar, get_args
 
+from aiohttp import web
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -69,8 +71,8 @@ MAX_REQUEST_LINE = 32 * 1024
 Epoch = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
-class QueryError(ValueError):
-    """A query the handler refuses (400), naming the parameter and the value."""
+class RequestError(ValueError):
+    """A query or body the handler refuses (400), naming the field and the value."""
 
 
 Q = TypeVar("Q", bound=BaseModel)
@@ -81,7 +83,19 @@ def parse_query(query: Mapping[str, str], model: type[Q]) -> Q:
     try:
         return model.model_validate({k: query[k] for k in query})
     except ValidationError as exc:
-        raise QueryError(describe_error(exc)) from None
+        raise RequestError(describe_error(exc)) from None
+
+
+async def parse_body(request: web.Request, model: type[Q]) -> Q:
+    """`model` from a request's JSON body (sio_server/api_models.py)."""
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise RequestError("body: must be JSON") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestError(describe_error(exc)) from None
 
 
 class _Query(BaseModel):

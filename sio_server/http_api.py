@@ -29,7 +29,7 @@ from sio_server.api_queries import (
     AuditQuery,
     IncidentsQuery,
     NotificationsQuery,
-    QueryError,
+    RequestError,
     parse_query,
 )
 from sio_server.auth import Authenticator, AuthError, Principal
@@ -74,7 +74,7 @@ def authenticated(
                 return response
             try:
                 return await fn(self, request, principal)
-            except QueryError as exc:  # sio_server/api_queries.py: the query's model
+            except RequestError as exc:  # sio_server/api_queries.py: the query's model
                 metrics.HTTP_REQUESTS.labels(route, "400").inc()
                 return _error(400, str(exc))
 

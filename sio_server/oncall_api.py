@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.overrides import override_view
@@ -23,15 +22,15 @@ from escalation.oncall.schedule import Schedule
 from notify_core import metrics
 from notify_core.audit import AuditLog
 from notify_core.clock import iso
-from notify_core.events import describe_error
 from sio_server.api_models import OverrideBody
 from sio_server.api_queries import (
     CalendarQuery,
     OnCallQuery,
-    QueryError,
+    RequestError,
     ScheduleQuery,
     ShiftsQuery,
     instant,
+    parse_body,
     parse_query,
 )
 from sio_server.auth import AuthError, Principal
@@ -153,7 +152,7 @@ class OnCallApi:
         """Bearer, or `?token=` (calendar apps cannot send headers)."""
         try:
             q = parse_query(request.query, CalendarQuery)
-        except QueryError as exc:
+        except RequestError as exc:
             return _error(400, str(exc))
         try:
             principal = await self._principal(request)
@@ -183,14 +182,7 @@ class OnCallApi:
     @authenticated("oncall")
     async def create_override(self, request: web.Request, p: Principal) -> web.Response:
         try:
-            try:
-                raw = await request.json()
-            except ValueError:
-                raise ValueError("body: must be JSON") from None
-            try:
-                body = OverrideBody.model_validate(raw)
-            except ValidationError as exc:
-                raise ValueError(describe_error(exc)) from None
+            body = await parse_body(request, OverrideBody)
             self._schedule(p, body.schedule)
             if body.ends_at <= body.starts_at:
                 raise ValueError("ends_at: must be after starts_at")

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from escalation.people.contacts import (
     MAX_AFTER_S,
@@ -27,9 +26,10 @@ from escalation.people.contacts import (
 from escalation.people.reach import PersonSender
 from escalation.receivers.push import PushStore
 from notify_core.audit import AuditLog
-from notify_core.events import describe_error, is_ident
+from notify_core.events import is_ident
 from notify_core.rules import parse_duration
 from sio_server.api_models import ContactMethodBody, NotificationRulesBody
+from sio_server.api_queries import parse_body
 from sio_server.auth import Principal
 from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
 
@@ -81,12 +81,7 @@ class PeopleApi:
         user = self._whose(request, p)
         if isinstance(user, web.Response):
             return user
-        try:
-            body = ContactMethodBody.model_validate(await request.json()).root
-        except ValidationError as exc:
-            return _error(400, describe_error(exc))
-        except ValueError:
-            return _error(400, "body: must be JSON")
+        body = (await parse_body(request, ContactMethodBody)).root
         kind, value = body.type, body.value
         pre_verified = body.verified is True
         if pre_verified and not (p.has_any_role("admin") and "user_id" in request.match_info):
@@ -148,12 +143,7 @@ class PeopleApi:
 
     @authenticated("people")
     async def put_rules(self, request: web.Request, p: Principal) -> web.Response:
-        try:
-            body = NotificationRulesBody.model_validate(await request.json())
-        except ValidationError as exc:
-            return _error(400, describe_error(exc))
-        except ValueError:
-            return _error(400, "body: must be JSON")
+        body = await parse_body(request, NotificationRulesBody)
         mine = {m.id for m in await self.store.methods(p.tenant_id, p.user_id)}
         parsed: dict[str, tuple[Rule, ...]] = {}
         for name, rules in (("default", body.default), ("important", body.important)):

@@ -21,7 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from notify_core import metrics
 from sio_server.admission import AUTH_FAILED, Admission, Refused
-from sio_server.api_queries import QueryError, WsQuery, parse_query
+from sio_server.api_queries import RequestError, WsQuery, parse_query
 from sio_server.client_events import ClientEvents
 from sio_server.connections import ConnectionHub, StreamConnection
 from sio_server.fanout import text_frame
@@ -77,7 +77,7 @@ class PlainWebSocket:
         await ws.prepare(request)
         try:
             query = parse_query(request.query, WsQuery)
-        except QueryError as exc:  # refused as a bad token is: a close frame, with the field
+        except RequestError as exc:  # refused as a bad token is: a close frame, with the field
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc).encode()[:120])
             return ws
         conn_id = uuid.uuid4().hex

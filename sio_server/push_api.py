@@ -13,13 +13,12 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from escalation.receivers.push import PushStore, VapidKeys, subscription_id
 from notify_core import metrics
 from notify_core.audit import AuditLog
-from notify_core.events import describe_error
 from sio_server.api_models import PushSubscriptionBody, PushUnsubscribeBody
+from sio_server.api_queries import parse_body
 from sio_server.auth import Principal
 from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
 
@@ -63,12 +62,7 @@ class PushApi:
 
     @authenticated("push")
     async def subscribe(self, request: web.Request, p: Principal) -> web.Response:
-        try:
-            body = PushSubscriptionBody.model_validate(await request.json())
-        except ValueError as exc:
-            metrics.HTTP_REQUESTS.labels("push", "400").inc()
-            detail = describe_error(exc) if isinstance(exc, ValidationError) else "body: JSON"
-            return _error(400, detail)
+        body = await parse_body(request, PushSubscriptionBody)
         problem = endpoint_problem(body.endpoint)
         if problem is not None:
             metrics.HTTP_REQUESTS.labels("push", "400").inc()
@@ -101,12 +95,7 @@ class PushApi:
 
     @authenticated("push")
     async def unsubscribe_body(self, request: web.Request, p: Principal) -> web.Response:
-        try:
-            body = PushUnsubscribeBody.model_validate(await request.json())
-        except ValidationError as exc:
-            return _error(400, describe_error(exc))
-        except ValueError:
-            return _error(400, "body: {endpoint} required")
+        body = await parse_body(request, PushUnsubscribeBody)
         return await self._remove(request, p, subscription_id(body.endpoint))
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from notify_core.events import is_ident
 from notify_core.rooms import site_room
 from sio_server.admission import AUTH_FAILED, Admission, Refused
-from sio_server.api_queries import QueryError, StreamQuery, parse_query
+from sio_server.api_queries import RequestError, StreamQuery, parse_query
 from sio_server.connections import ConnectionHub, StreamConnection
 from sio_server.follower import LogFollower
 from sio_server.origin import OriginPolicy
@@ -75,7 +75,7 @@ class EventStream:
             return web.json_response({"ok": False, "error": "origin not allowed"}, status=403)
         try:
             query = parse_query(request.query, StreamQuery)
-        except QueryError as exc:
+        except RequestError as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         header = request.headers.get("Authorization", "")
         scheme, _, bearer = header.partition(" ")

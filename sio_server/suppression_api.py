@@ -13,15 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from notify_core import metrics
 from notify_core.audit import AuditLog
 from notify_core.clock import iso_s
-from notify_core.events import describe_error
 from notify_core.suppression import Silence, Window
 from notify_core.suppression_store import SuppressionStore, window_view
 from sio_server.api_models import MaintenanceBody, SilenceBody
+from sio_server.api_queries import parse_body
 from sio_server.auth import Principal
 from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
 
@@ -81,22 +80,12 @@ class SuppressionApi:
         app.router.add_get("/api/v1/silences", self.list_silences)
         app.router.add_delete("/api/v1/silences/{id}", self.delete_silence)
 
-    async def _body(self, request: web.Request, model: Any) -> Any:
-        try:
-            raw = await request.json()
-        except ValueError:
-            raise ValueError("body: must be JSON") from None
-        try:
-            return model.model_validate(raw)
-        except ValidationError as exc:
-            raise ValueError(describe_error(exc)) from None
-
     @authenticated("maintenance")
     async def create_window(self, request: web.Request, p: Principal) -> web.Response:
         if not p.has_any_role(*MAKERS):
             return _error(403, "forbidden: needs role operator or admin")
         try:
-            body = await self._body(request, MaintenanceBody)
+            body = await parse_body(request, MaintenanceBody)
             now = time.time()
             starts, ends = _span(body.starts_at, body.ends_at, now)
         except ValueError as exc:
@@ -144,7 +133,7 @@ class SuppressionApi:
         if not p.has_any_role(*MAKERS):
             return _error(403, "forbidden: needs role operator or admin")
         try:
-            body = await self._body(request, SilenceBody)
+            body = await parse_body(request, SilenceBody)
             now = time.time()
             starts, ends = _span(body.starts_at, body.ends_at, now)
             matchers = body.matchers.model_dump(exclude_none=True)
