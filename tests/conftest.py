@@ -4,9 +4,11 @@ one in-process daemon on them; tests isolate themselves by tenant id."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -130,6 +132,26 @@ def daemon_settings(bootstrap: str, redis_url: str | None, **extra: Any) -> Any:
             **extra,
         },
     )
+
+
+@contextlib.asynccontextmanager
+async def own_daemon(
+    broker: str, redis_url: str, config_dir: Path, **extra: Any
+) -> AsyncIterator[Runtime]:
+    """A `run` daemon of its own on the session's broker and Redis (its own key prefix and
+    consumer group), for a test that needs settings the session daemon cannot have; its
+    config directory holds the shipped thresholds.yaml."""
+    shipped = Path(__file__).parent.parent / "config" / "thresholds.yaml"
+    (config_dir / "thresholds.yaml").write_text(shipped.read_text())
+    runtime = Runtime(
+        daemon_settings(broker, redis_url, config_dir=config_dir, **extra), mode="run"
+    )
+    await runtime.start()
+    try:
+        await runtime.wait_ready(60)
+        yield runtime
+    finally:
+        await runtime.stop()
 
 
 TEST_THRESHOLDS = """\

@@ -18,9 +18,8 @@ import pytest
 import pytest_asyncio
 
 from sio_server.auth import mint_token
-from tests.conftest import TEST_SECRET, daemon_settings
+from tests.conftest import TEST_SECRET, own_daemon
 from tests.helpers import new_tenant
-from towerco_notify.runtime import Runtime
 
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
 CONFIG = Path(__file__).parent / "schemathesis.toml"
@@ -32,22 +31,15 @@ pytestmark = pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis not i
 async def fuzzed(broker: str, redis_url: str, tmp_path_factory: Any) -> AsyncIterator[str]:
     """A daemon of its own: no rate limit or connection cap in the way of the generated
     requests, and whatever they create (windows, silences, methods) kept apart."""
-    config = tmp_path_factory.mktemp("fuzz-config")
-    shipped = Path(__file__).parent.parent / "config" / "thresholds.yaml"
-    (config / "thresholds.yaml").write_text(shipped.read_text())
-    settings = daemon_settings(
+    async with own_daemon(
         broker,
         redis_url,
-        config_dir=config,
+        tmp_path_factory.mktemp("fuzz-config"),
         http_rate="100000/s",
         http_burst=100_000,
         max_connections_per_user=100_000,
-    )
-    daemon = Runtime(settings, mode="run")
-    await daemon.start()
-    await daemon.wait_ready(60)
-    yield f"http://127.0.0.1:{daemon.http_port}"
-    await daemon.stop()
+    ) as daemon:
+        yield f"http://127.0.0.1:{daemon.http_port}"
 
 
 async def schemathesis(base: str, token: str, *selection: str) -> tuple[int, str]:

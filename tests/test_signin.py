@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +22,7 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from notify_core.events import TOPIC_ALERTS
-from tests.conftest import daemon_settings, eventually
+from tests.conftest import eventually, own_daemon
 from tests.helpers import NODE_DIR, alert, new_tenant, node_bin
 from tests.test_browser import Browser, pytestmark  # noqa: F401  (skip without Chromium)
 from towerco_notify.embedded_broker import free_port
@@ -49,51 +48,46 @@ async def oidc(broker: str, redis_url: str, tmp_path_factory: Any) -> AsyncItera
     it to the dashboard, and the provider with that daemon's page as redirect URI."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    config = tmp_path_factory.mktemp("signin-config")
-    shipped = Path(__file__).parent.parent / "config" / "thresholds.yaml"
-    (config / "thresholds.yaml").write_text(shipped.read_text())
-    settings = daemon_settings(
+    async with own_daemon(
         broker,
         redis_url,
-        config_dir=config,
+        tmp_path_factory.mktemp("signin-config"),
         jwt_jwks_url=f"{issuer}/jwks",
         jwt_audience=AUDIENCE,
         jwt_issuer=issuer,
         oidc_issuer=issuer,
         oidc_client_id=CLIENT_ID,
-    )
-    daemon = Runtime(settings, mode="run")
-    await daemon.start()
-    await daemon.wait_ready(60)
-    base = f"http://127.0.0.1:{daemon.http_port}"
-    tenant = new_tenant()
-    provider = await asyncio.create_subprocess_exec(
-        node_bin(),
-        str(NODE_DIR / "oidc_provider.mjs"),
-        json.dumps(
-            {
-                "port": port,
-                "clientId": CLIENT_ID,
-                "redirectUris": [f"{base}/"],
-                "postLogoutRedirectUris": [f"{base}/"],
-                "audience": AUDIENCE,
-                "tenant": tenant,
-                "roles": ["operator", "oncall"],
-                "accessTokenTtl": TOKEN_TTL_S,
-            }
-        ),
-        cwd=str(NODE_DIR),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=sys.stderr,
-    )
-    assert provider.stdout is not None
-    ready = json.loads(await asyncio.wait_for(provider.stdout.readline(), 30))
-    assert ready["issuer"] == issuer
-    yield SignInSetup(base, issuer, tenant, daemon, provider)
-    provider.kill()
-    await provider.wait()
-    await daemon.stop()
+    ) as daemon:
+        base = f"http://127.0.0.1:{daemon.http_port}"
+        tenant = new_tenant()
+        provider = await asyncio.create_subprocess_exec(
+            node_bin(),
+            str(NODE_DIR / "oidc_provider.mjs"),
+            json.dumps(
+                {
+                    "port": port,
+                    "clientId": CLIENT_ID,
+                    "redirectUris": [f"{base}/"],
+                    "postLogoutRedirectUris": [f"{base}/"],
+                    "audience": AUDIENCE,
+                    "tenant": tenant,
+                    "roles": ["operator", "oncall"],
+                    "accessTokenTtl": TOKEN_TTL_S,
+                }
+            ),
+            cwd=str(NODE_DIR),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=sys.stderr,
+        )
+        try:
+            assert provider.stdout is not None
+            ready = json.loads(await asyncio.wait_for(provider.stdout.readline(), 30))
+            assert ready["issuer"] == issuer
+            yield SignInSetup(base, issuer, tenant, daemon, provider)
+        finally:
+            provider.kill()
+            await provider.wait()
 
 
 async def sign_in(browser: Browser, setup: SignInSetup, url: str, login: str) -> None:
@@ -132,6 +126,31 @@ async def rows_now(browser: Browser) -> int:
     )
 
 
+class Steady:
+    """Incidents for `tenant` every half second until `stop()`: stopped between two
+    sends, never in the middle of one, so `produced` holds exactly what the broker has."""
+
+    def __init__(self, produce: Any, tenant: str, prefix: str) -> None:
+        self.produced: list[str] = []
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run(produce, tenant, prefix))
+
+    async def _run(self, produce: Any, tenant: str, prefix: str) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            await produce(
+                TOPIC_ALERTS, alert(tenant, f"{prefix}-{i}", "minor", title=f"{prefix} {i}")
+            )
+            self.produced.append(f"{prefix}-{i}")
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> list[str]:
+        self._stop.set()
+        await self._task
+        return self.produced
+
+
 async def get(base: str, path: str, token: str) -> int:
     async with aiohttp.ClientSession() as http:
         async with http.get(base + path, headers={"Authorization": f"Bearer {token}"}) as r:
@@ -160,21 +179,7 @@ async def test_sign_in_with_pkce_stays_live_past_the_token_and_signs_out(oidc, p
         # incidents all along: before the renewal, between it and the old token's end, and
         # after the daemon cut the expired session and the screen came back with the new one
         before = await rows_now(browser)
-        produced: list[str] = []
-
-        stop = asyncio.Event()
-
-        async def steady() -> None:
-            i = 0
-            while not stop.is_set():  # stopped between two sends, never in the middle of one
-                i += 1
-                await produce(
-                    TOPIC_ALERTS, alert(oidc.tenant, f"RN-{i}", "minor", title=f"steady {i}")
-                )
-                produced.append(f"RN-{i}")
-                await asyncio.sleep(0.5)
-
-        stream = asyncio.create_task(steady())
+        steady = Steady(produce, oidc.tenant, "RN")
         try:
             await browser.do("wait", selector="body[data-renewals='1']", timeout=TOKEN_TTL_S * 1000)
             renewed = (await session_token(browser))["access_token"]
@@ -184,8 +189,7 @@ async def test_sign_in_with_pkce_stays_live_past_the_token_and_signs_out(oidc, p
             await browser.do("wait", selector="#status[data-state='live']")
             await asyncio.sleep(2)
         finally:
-            stop.set()
-            await stream
+            produced = await steady.stop()
         last = produced[-1]
         await browser.do("wait", selector=f"#incidents li[data-id='{last}']", timeout=15000)
         # every incident once: the list holds as many rows as were produced (it is virtual:
@@ -286,19 +290,7 @@ async def test_without_a_refresh_token_the_screen_renews_through_the_issuer(oidc
         first = await session_token(browser)
         assert first["access_token"] and not first.get("refresh_token")
         before = await rows_now(browser)
-        produced: list[str] = []
-
-        stop = asyncio.Event()
-
-        async def steady() -> None:
-            i = 0
-            while not stop.is_set():  # stopped between two sends, never in the middle of one
-                i += 1
-                await produce(TOPIC_ALERTS, alert(oidc.tenant, f"NR-{i}", "minor", title=f"nr {i}"))
-                produced.append(f"NR-{i}")
-                await asyncio.sleep(0.5)
-
-        stream = asyncio.create_task(steady())
+        steady = Steady(produce, oidc.tenant, "NR")
         try:
             for _ in range(TOKEN_TTL_S * 4):  # the renewal: at 3/4 of the token's life
                 await asyncio.sleep(0.5)
@@ -309,8 +301,7 @@ async def test_without_a_refresh_token_the_screen_renews_through_the_issuer(oidc
             await browser.do("wait", selector="#status[data-state='live']")
             await asyncio.sleep(2)
         finally:
-            stop.set()
-            await stream
+            produced = await steady.stop()
         auths = [
             u for u in (await browser.do("urls"))["urls"] if u.startswith(f"{oidc.issuer}/auth")
         ]
