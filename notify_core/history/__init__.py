@@ -1,0 +1,2 @@
+"""The per-tenant ordered history every event id comes from, and whether a
+client's resume point in it can be recovered."""

@@ -1,0 +1,2 @@
+"""Alerts from systems that do not write to Kafka: `integrations.yaml` and
+the records their payloads become."""

@@ -1,0 +1,1 @@
+"""How the NOC is doing: the pure response report and its year-long archive."""
