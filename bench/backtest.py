@@ -27,7 +27,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notify_core.rules_file import load_rules  # noqa: E402
+from notify_core.thresholds.rules_file import load_rules  # noqa: E402
 from pipeline.backtest import Backtest  # noqa: E402
 from pipeline.envelope import decode_kpi  # noqa: E402
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from fanout import markdown_table  # type: ignore[import-not-found]  # noqa: E402
 
-from pipeline.topics import ensure_topics  # noqa: E402
+from pipeline.kafka.topics import ensure_topics  # noqa: E402
 from towerco_notify.embedded_broker import EmbeddedBroker  # noqa: E402
 
 PAYLOAD_BYTES = 300  # about an incident alert's envelope

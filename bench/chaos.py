@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaProducer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sio_server.auth import mint_token  # noqa: E402
+from sio_server.admission.auth import mint_token  # noqa: E402
 from towerco_notify.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
 
 SECRET = "chaos-bench-secret-0123456789abcdefghij"

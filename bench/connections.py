@@ -33,9 +33,9 @@ from fanout import (  # type: ignore[import-not-found]
     start_reference,
 )
 
-from notify_core.events import ALL_TOPICS
-from pipeline.topics import ensure_topics
-from sio_server.auth import mint_token
+from notify_core.wire.events import ALL_TOPICS
+from pipeline.kafka.topics import ensure_topics
+from sio_server.admission.auth import mint_token
 from towerco_notify.embedded_broker import EmbeddedBroker, free_port
 
 

@@ -34,9 +34,9 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notify_core.events import ALL_TOPICS, TOPIC_ALERTS  # noqa: E402
-from pipeline.topics import ensure_topics  # noqa: E402
-from sio_server.auth import mint_token  # noqa: E402
+from notify_core.wire.events import ALL_TOPICS, TOPIC_ALERTS  # noqa: E402
+from pipeline.kafka.topics import ensure_topics  # noqa: E402
+from sio_server.admission.auth import mint_token  # noqa: E402
 from towerco_notify.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
 
 NODE = ROOT / "bench" / "node"

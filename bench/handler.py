@@ -28,14 +28,14 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notify_core.events import TOPIC_KPIS  # noqa: E402
-from notify_core.history import MemoryHistory, RedisHistory  # noqa: E402
-from notify_core.incidents import MemoryIncidentStore, ReadAhead, RedisIncidentStore  # noqa: E402
-from notify_core.replication import ReplicaConfirm  # noqa: E402
-from notify_core.rules_file import load_rules  # noqa: E402
-from notify_core.rules_holder import RulesHolder  # noqa: E402
-from notify_core.snapshots import MemorySnapshots, RedisSnapshots  # noqa: E402
-from notify_core.write_behind import WriteBehind  # noqa: E402
+from notify_core.history.store import MemoryHistory, RedisHistory  # noqa: E402
+from notify_core.redis.replication import ReplicaConfirm  # noqa: E402
+from notify_core.redis.write_behind import WriteBehind  # noqa: E402
+from notify_core.state.incidents import MemoryIncidentStore, ReadAhead, RedisIncidentStore  # noqa: E402
+from notify_core.state.snapshots import MemorySnapshots, RedisSnapshots  # noqa: E402
+from notify_core.thresholds.holder import RulesHolder  # noqa: E402
+from notify_core.thresholds.rules_file import load_rules  # noqa: E402
+from notify_core.wire.events import TOPIC_KPIS  # noqa: E402
 from pipeline.handlers import MessageHandler  # noqa: E402
 from pipeline.kpi_alerts import DictStore, KpiAlerts  # noqa: E402
 from pipeline.publisher import Publisher  # noqa: E402

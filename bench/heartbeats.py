@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notify_core.heartbeat_watch import HeartbeatWatch  # noqa: E402
-from notify_core.heartbeats import HeartbeatStore  # noqa: E402
-from notify_core.heartbeats_config import Heartbeat, Heartbeats  # noqa: E402
+from notify_core.heartbeats.config import Heartbeat, Heartbeats  # noqa: E402
+from notify_core.heartbeats.policy import HeartbeatStore  # noqa: E402
+from notify_core.heartbeats.watch import HeartbeatWatch  # noqa: E402
 
 
 async def main() -> None:
@@ -34,9 +34,9 @@ async def main() -> None:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
-    logging.getLogger("notify_core.heartbeat_watch").setLevel(logging.ERROR)  # 10 000 warnings
+    logging.getLogger("notify_core.heartbeats.watch").setLevel(logging.ERROR)  # 10 000 warnings
     logging.basicConfig()  # but a failed check is shown
-    from notify_core.redis_factory import connect
+    from notify_core.redis.factory import connect
 
     redis = connect(args.redis_url)  # the daemon's pool (it waits for a free connection)
     prefix = f"benchhb{uuid.uuid4().hex[:6]}:"

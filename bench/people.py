@@ -31,7 +31,7 @@ from escalation.receivers.delivery import Deliveries, DeliveryWorker  # noqa: E4
 from escalation.receivers.outbox import MemoryOutbox  # noqa: E402
 from escalation.receivers.senders import PageLinks, Sent  # noqa: E402
 from escalation.webhooks import HttpClient  # noqa: E402
-from notify_core.timeline import MemoryTimeline  # noqa: E402
+from notify_core.state.timeline import MemoryTimeline  # noqa: E402
 from towerco_notify.embedded_broker import free_port  # noqa: E402
 
 

@@ -37,7 +37,7 @@ from fanout import (  # noqa: E402
     start_daemon,
 )
 
-from sio_server.auth import mint_token  # noqa: E402
+from sio_server.admission.auth import mint_token  # noqa: E402
 from towerco_notify.embedded_broker import free_port  # noqa: E402
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:]*)(?::\d+)?\)$")

@@ -36,7 +36,7 @@ from escalation.receivers.senders import (  # noqa: E402
     WebPushSender,
 )
 from escalation.webhooks import HttpClient  # noqa: E402
-from notify_core.timeline import MemoryTimeline  # noqa: E402
+from notify_core.state.timeline import MemoryTimeline  # noqa: E402
 from tests.receiver_sinks import Browser  # noqa: E402
 from towerco_notify.embedded_broker import free_port  # noqa: E402
 

@@ -23,10 +23,10 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notify_core.history import History, MemoryHistory, RedisHistory  # noqa: E402
-from notify_core.readiness import Readiness  # noqa: E402
+from notify_core.history.store import History, MemoryHistory, RedisHistory  # noqa: E402
+from notify_core.obs.readiness import Readiness  # noqa: E402
+from sio_server.admission.auth import Authenticator, mint_token  # noqa: E402
 from sio_server.app import SocketServer  # noqa: E402
-from sio_server.auth import Authenticator, mint_token  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdefghijklmnop"
 REDIS_URL = "redis://127.0.0.1:6379/14"

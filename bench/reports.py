@@ -1,10 +1,10 @@
-"""The response report over a year of incidents (notify_core/reports.py `collect` and
+"""The response report over a year of incidents (notify_core/reports/summary.py `collect` and
 `response_report`), memory engine and Redis.
 
     python bench/reports.py [--incidents 100000] [--redis-incidents 10000] [--redis-url URL]
 
 With Redis, the year twice: the live store alone (what it keeps: `--redis-incidents`), and
-the archive (notify_core/report_archive.py) holding all `--incidents` records, the live
+the archive (notify_core/reports/archive.py) holding all `--incidents` records, the live
 store its newest `--redis-incidents` as the daemon keeps them, plus the archiver's rate.
 
 Each incident opened within the year at one of 2 000 sites, most acknowledged and resolved,
@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notify_core.incidents import IncidentState, MemoryIncidentStore  # noqa: E402
-from notify_core.reports import collect, response_report  # noqa: E402
-from notify_core.timeline import MemoryTimeline  # noqa: E402
+from notify_core.reports.summary import collect, response_report  # noqa: E402
+from notify_core.state.incidents import IncidentState, MemoryIncidentStore  # noqa: E402
+from notify_core.state.timeline import MemoryTimeline  # noqa: E402
 
 YEAR_MS = 365 * 86400 * 1000
 
@@ -71,9 +71,9 @@ async def timed(label: str, incidents, timeline, start_ms: int) -> None:  # type
 async def archived(redis, prefix: str, n: int, live: int, start_ms: int) -> None:  # type: ignore[no-untyped-def]
     """A year in the archive: the archiver turns `n` marks into records (timed), then
     the report reads the archive and the live store's newest `live`."""
-    from notify_core.incidents import RedisIncidentStore
-    from notify_core.report_archive import Archiver, RedisArchive
-    from notify_core.timeline import RedisTimeline
+    from notify_core.reports.archive import Archiver, RedisArchive
+    from notify_core.state.incidents import RedisIncidentStore
+    from notify_core.state.timeline import RedisTimeline
 
     store, lines, archive = (
         RedisIncidentStore(redis, prefix),
@@ -90,7 +90,7 @@ async def archived(redis, prefix: str, n: int, live: int, start_ms: int) -> None
     took = time.perf_counter() - t0
     print(f"  archiver: {n} marks in {took:.1f} s ({n / took:.0f} records/s)")
     # what the live store keeps: the newest `live` resolved ones (and every open one)
-    from notify_core.redis_keys import RedisKeys
+    from notify_core.redis.keys import RedisKeys
 
     resolved_index = RedisKeys(prefix).incident_index("t", True)
     await redis.zremrangebyrank(resolved_index, 0, -live - 1)
@@ -123,8 +123,8 @@ async def main() -> None:
     await timed("memory", incidents, timeline, start_ms)
     from redis.asyncio import Redis
 
-    from notify_core.incidents import RedisIncidentStore
-    from notify_core.timeline import RedisTimeline
+    from notify_core.state.incidents import RedisIncidentStore
+    from notify_core.state.timeline import RedisTimeline
 
     redis = Redis.from_url(args.redis_url)
     prefix = f"benchrep{uuid.uuid4().hex[:6]}:"

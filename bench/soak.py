@@ -42,11 +42,11 @@ from fanout import (  # type: ignore[import-not-found]
 )
 from redis.asyncio import Redis
 
-from notify_core import events
-from notify_core.events import ALL_TOPICS, Envelope, IncidentPayload
-from notify_core.history import RedisHistory
-from pipeline.topics import ensure_topics
-from sio_server.auth import mint_token
+from notify_core.history.store import RedisHistory
+from notify_core.wire import events
+from notify_core.wire.events import ALL_TOPICS, Envelope, IncidentPayload
+from pipeline.kafka.topics import ensure_topics
+from sio_server.admission.auth import mint_token
 from towerco_notify.embedded_broker import EmbeddedBroker, free_port
 
 

@@ -30,8 +30,8 @@ from escalation.engine import EscalationEngine  # noqa: E402
 from escalation.policy import Policy  # noqa: E402
 from escalation.scheduler import TimerScheduler  # noqa: E402
 from escalation.store import RedisEscalationStore  # noqa: E402
-from notify_core.redis_factory import connect_sync  # noqa: E402
-from notify_core.timeline import RedisTimeline  # noqa: E402
+from notify_core.redis.factory import connect_sync  # noqa: E402
+from notify_core.state.timeline import RedisTimeline  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 

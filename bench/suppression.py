@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notify_core.suppression import Notice, Silence, Window  # noqa: E402
-from notify_core.suppression_store import SuppressionStore  # noqa: E402
+from notify_core.suppression.policy import Notice, Silence, Window  # noqa: E402
+from notify_core.suppression.store import SuppressionStore  # noqa: E402
 
 ZONES = ("UTC", "Africa/Lagos", "Europe/Paris", "America/New_York", "Asia/Kolkata")
 

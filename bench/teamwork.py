@@ -26,9 +26,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from notify_core.incidents import IncidentState  # noqa: E402
 from notify_core.settings import load_settings  # noqa: E402
-from sio_server.auth import mint_token  # noqa: E402
+from notify_core.state.incidents import IncidentState  # noqa: E402
+from sio_server.admission.auth import mint_token  # noqa: E402
 from tests.helpers import TEST_SECRET, NodeClient  # noqa: E402
 from towerco_notify.runtime import Runtime  # noqa: E402
 

@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "config")
 sys.path.insert(0, str(ROOT))
 
-from notify_core.events import ALL_TOPICS, TOPIC_ALERTS, TOPIC_KPIS  # noqa: E402
-from notify_core.rules_file import load_rules  # noqa: E402
 from notify_core.settings import load_settings  # noqa: E402
+from notify_core.thresholds.rules_file import load_rules  # noqa: E402
+from notify_core.wire.events import ALL_TOPICS, TOPIC_ALERTS, TOPIC_KPIS  # noqa: E402
+from pipeline.kafka.topics import ensure_topics  # noqa: E402
 from pipeline.thresholds import evaluate  # noqa: E402
-from pipeline.topics import ensure_topics  # noqa: E402
 from towerco_notify.embedded_broker import EmbeddedBroker  # noqa: E402
 from towerco_notify.runtime import Runtime  # noqa: E402
 

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from notify_core.sites_config import Site, dump_sites, parse_sites  # noqa: E402
-from notify_core.suppression import Notice  # noqa: E402
-from notify_core.suppression_store import SuppressionStore  # noqa: E402
+from notify_core.suppression.policy import Notice  # noqa: E402
+from notify_core.suppression.store import SuppressionStore  # noqa: E402
 
 
 def inventory(n: int, every: int) -> list[Site]:

@@ -20,12 +20,13 @@ from escalation.policy import EscalationState, Policy, Step, advance, select_pol
 from escalation.receivers.delivery import Deliveries
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore
-from notify_core import events, metrics
-from notify_core.log_fields import about
+from notify_core.obs import metrics
+from notify_core.obs.log_fields import about
+from notify_core.redis.write_behind import UNREACHABLE
 from notify_core.sites_config import Inventory
-from notify_core.suppression import Muted, Notice
-from notify_core.timeline import Timeline
-from notify_core.write_behind import UNREACHABLE
+from notify_core.state.timeline import Timeline
+from notify_core.suppression.policy import Muted, Notice
+from notify_core.wire import events
 
 log = logging.getLogger(__name__)
 

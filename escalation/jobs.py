@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from notify_core.log_fields import about
+from notify_core.obs.log_fields import about
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from pydantic import (
 )
 
 from escalation.targets import Target
-from notify_core.events import Ident
-from notify_core.rules import parse_duration
+from notify_core.thresholds.rules import parse_duration
+from notify_core.wire.events import Ident
 
 __all__ = ["EscalationState", "Level", "Match", "Policy", "Step", "Target", "advance"]
 

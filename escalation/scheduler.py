@@ -38,8 +38,8 @@ from redis import Redis as SyncRedis
 from redis import exceptions as redis_exceptions
 
 from escalation.apscheduler_adapter import OffLoopScheduler
-from notify_core import metrics
-from notify_core.redis_keys import RedisKeys
+from notify_core.obs import metrics
+from notify_core.redis.keys import RedisKeys
 from notify_core.retry import until_done_blocking
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class UpsertRedisJobStore(RedisJobStore):
 
 class TimerScheduler:
     def __init__(self, redis: SyncRedis | None, prefix: str) -> None:
-        """`redis`: the job store's synchronous client (notify_core/redis_factory.py), or
+        """`redis`: the job store's synchronous client (notify_core/redis/factory.py), or
         None to keep jobs in memory."""
         # what its jobs carry to find their engine (escalation/jobs.py): the Redis key
         # prefix, or for jobs in memory (they die with the process) this scheduler alone

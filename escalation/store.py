@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from escalation.policy import EscalationState
 from notify_core.bounded import Bounded
-from notify_core.redis_hashes import HashStore
-from notify_core.write_behind import ABSENT, WriteBehind
+from notify_core.redis.hashes import HashStore
+from notify_core.redis.write_behind import ABSENT, WriteBehind
 
 TTL_S = 30 * 24 * 3600
 

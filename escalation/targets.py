@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 
-from notify_core.events import Ident
 from notify_core.redact import url_origin
 from notify_core.secret_refs import EnvName, describe_missing, read_secret
+from notify_core.wire.events import Ident
 
 _EMAIL = re.compile(r"^[^@\s<>,;\"]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}$")
 

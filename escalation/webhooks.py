@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from notify_core import metrics
+from notify_core.obs import metrics
 from notify_core.redact import url_origin
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
 
 REMEMBER_S = 7 * 86400  # a used or expired token answers 410 this long, then 404
 Use = Literal["ok", "gone", "unknown"]

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_keys import RedisKeys
-from notify_core.snapshot_follower import UNCHANGED, FollowedSnapshot
+from notify_core.redis.keys import RedisKeys
+from notify_core.redis.snapshot_follower import UNCHANGED, FollowedSnapshot
 
 log = logging.getLogger(__name__)
 

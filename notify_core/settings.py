@@ -14,8 +14,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from notify_core.redact import mask_password
-from notify_core.redis_factory import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.factory import SCHEMES, SENTINEL_SCHEME, parse_sentinel_url
+from notify_core.redis.keys import RedisKeys
 
 ENV_PREFIX = "NOTIFY_"
 
@@ -308,7 +308,7 @@ class Settings(BaseSettings):
     @field_validator("action_link_ttl", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        from notify_core.rules import parse_duration
+        from notify_core.thresholds.rules import parse_duration
 
         return parse_duration(value) if isinstance(value, str) else value
 

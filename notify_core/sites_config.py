@@ -35,7 +35,7 @@ from notify_core.config_yaml import (
     parse_yaml,
     read_text,
 )
-from notify_core.events import Ident
+from notify_core.wire.events import Ident
 
 SITES_FILE = "sites.yaml"
 KIND = "site"

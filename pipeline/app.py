@@ -15,20 +15,20 @@ from typing import Any
 import faust
 from faust.streams import current_event
 
-from notify_core import metrics
-from notify_core.audit import AuditLog
-from notify_core.events import INPUT_TOPICS, TOPIC_DEADLETTER, TOPIC_KPIS
-from notify_core.incidents import IncidentStore, ReadAhead
-from notify_core.replication import ReplicaConfirm
-from notify_core.rules_holder import RulesHolder
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog
+from notify_core.redis.replication import ReplicaConfirm
+from notify_core.redis.write_behind import WriteBehind
 from notify_core.settings import Settings
-from notify_core.suppression_store import SuppressionStore
-from notify_core.write_behind import WriteBehind
-from pipeline.batches import BatchRouting, Incoming
+from notify_core.state.incidents import IncidentStore, ReadAhead
+from notify_core.suppression.store import SuppressionStore
+from notify_core.thresholds.holder import RulesHolder
+from notify_core.wire.events import INPUT_TOPICS, TOPIC_DEADLETTER, TOPIC_KPIS
 from pipeline.handlers import MessageHandler
-from pipeline.kafka_tuning import faust_settings, tuned_transport
+from pipeline.kafka.batches import BatchRouting, Incoming
+from pipeline.kafka.lag import ConsumerLag
+from pipeline.kafka.tuning import faust_settings, tuned_transport
 from pipeline.kpi_alerts import KpiAlerts
-from pipeline.lag import ConsumerLag
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 

@@ -2,7 +2,7 @@
 
 Pure: KPI messages (decoded by the pipeline's own `decode_kpi`) in, event time as the
 clock, per-series outcomes out; nothing is emitted, stored or committed.
-`towerco_notify.backtest_cli` feeds it from the retained KPI topic or a JSONL file and
+`towerco_notify.commands.backtest` feeds it from the retained KPI topic or a JSONL file and
 prints, writes or plots what differs.
 
 Per (tenant, site, KPI) and rule set, an `Outcome` counts what on-call would have seen:
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notify_core.clock import iso_s
-from notify_core.events import KpiMessage
-from notify_core.rules import Rule, RuleSet
+from notify_core.thresholds.rules import Rule, RuleSet
+from notify_core.wire.events import KpiMessage
 from pipeline.thresholds import AlertState, Transition, evaluate
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from notify_core.events import (
+from notify_core.wire.events import (
     TOPIC_ACTIONS,
     TOPIC_ALERTS,
     TOPIC_KPIS,

@@ -18,9 +18,17 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import ValidationError
 
-from notify_core import events, metrics
-from notify_core.audit import AuditLog, audit_record
-from notify_core.events import (
+from notify_core.history.store import Dedupe, SourcePosition
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog, audit_record
+from notify_core.redis.replication import ReplicaConfirm, ReplicasBehind
+from notify_core.redis.write_behind import UNREACHABLE, WriteBehind
+from notify_core.retry import Backoff, until_done
+from notify_core.state.incidents import IncidentState, IncidentStore, ReadAhead, epoch_ms
+from notify_core.suppression.policy import Notice, suppression_fields
+from notify_core.suppression.store import SuppressionStore
+from notify_core.wire import events
+from notify_core.wire.events import (
     TOPIC_ACTIONS,
     TOPIC_ALERTS,
     TOPIC_KPIS,
@@ -30,16 +38,9 @@ from notify_core.events import (
     KpiMessage,
     SiteStatusPayload,
 )
-from notify_core.history import Dedupe, SourcePosition
-from notify_core.incidents import IncidentState, IncidentStore, ReadAhead, epoch_ms
-from notify_core.replication import ReplicaConfirm, ReplicasBehind
-from notify_core.retry import Backoff, until_done
-from notify_core.suppression import Notice, suppression_fields
-from notify_core.suppression_store import SuppressionStore
-from notify_core.write_behind import UNREACHABLE, WriteBehind
-from pipeline.batches import Incoming
 from pipeline.envelope import BadInput, Decoded, decode, decode_kpi
 from pipeline.incident_actions import apply_action
+from pipeline.kafka.batches import Incoming
 from pipeline.kpi_alerts import KpiAlerts
 from pipeline.listener import BatchListener, IncidentListener
 from pipeline.publisher import Item, Publisher
@@ -216,7 +217,7 @@ class MessageHandler:
 
         The Redis stores' writes (incident, escalation, timeline) are queued meanwhile
         and sent together: before the next notifications are stored, and here at the
-        end, before the batch is acked (notify_core/write_behind.py); the escalation
+        end, before the batch is acked (notify_core/redis/write_behind.py); the escalation
         timers the batch sets are written after them, also in one round trip.
         """
         counts: dict[str, int] = {}

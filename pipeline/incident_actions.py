@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from notify_core.clock import iso_ms
-from notify_core.events import ActionPayload
-from notify_core.incidents import IncidentState
+from notify_core.state.incidents import IncidentState
+from notify_core.wire.events import ActionPayload
 
 
 class Applied(NamedTuple):

@@ -18,14 +18,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from notify_core import events, metrics
-from notify_core.events import IncidentPayload, KpiMessage, Origin
-from notify_core.history import Dedupe
-from notify_core.incidents import IncidentState, IncidentStore, epoch_ms
-from notify_core.rules import Rule, RuleSet
-from notify_core.rules_holder import RulesHolder
-from notify_core.suppression import Notice, suppression_fields
-from notify_core.suppression_store import SuppressionStore
+from notify_core.history.store import Dedupe
+from notify_core.obs import metrics
+from notify_core.state.incidents import IncidentState, IncidentStore, epoch_ms
+from notify_core.suppression.policy import Notice, suppression_fields
+from notify_core.suppression.store import SuppressionStore
+from notify_core.thresholds.holder import RulesHolder
+from notify_core.thresholds.rules import Rule, RuleSet
+from notify_core.wire import events
+from notify_core.wire.events import IncidentPayload, KpiMessage, Origin
 from pipeline.listener import IncidentListener
 from pipeline.publisher import Publisher
 from pipeline.thresholds import LAST_SEEN, AlertState, Transition, evaluate, stale

@@ -21,12 +21,12 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from notify_core import metrics
-from notify_core.history import Dedupe, History
-from notify_core.prometheus_adapter import observe_many
-from notify_core.rooms import rooms_for
-from notify_core.snapshots import SnapshotStore
-from notify_core.write_behind import UNREACHABLE, WriteBehind
+from notify_core.history.store import Dedupe, History
+from notify_core.obs import metrics
+from notify_core.obs.prometheus_adapter import observe_many
+from notify_core.redis.write_behind import UNREACHABLE, WriteBehind
+from notify_core.state.snapshots import SnapshotStore
+from notify_core.wire.rooms import rooms_for
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from notify_core import metrics, redis_factory
+from notify_core.obs import metrics
+from notify_core.redis import factory as redis_factory
 from notify_core.retry import Backoff
 from pipeline.envelope import BadInput
 from pipeline.handlers import dedupe_key, system_notice_event

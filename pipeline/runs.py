@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from notify_core import events
-from notify_core.events import KpiMessage
-from notify_core.history import Dedupe
+from notify_core.history.store import Dedupe
+from notify_core.wire import events
+from notify_core.wire.events import KpiMessage
 from pipeline.publisher import Item
 
 After = Callable[[], Awaitable[Any]]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
 from notify_core.clock import iso_s
-from notify_core.rules import Rule
+from notify_core.thresholds.rules import Rule
 
 State = Literal["ok", "pending", "firing"]
 _RANK = {None: 0, "warning": 1, "critical": 2}

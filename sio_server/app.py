@@ -21,48 +21,48 @@ from escalation.people.contacts import PeopleStore
 from escalation.people.reach import PersonSender
 from escalation.receivers.push import PushStore, VapidKeys
 from notify_core.action_links import ActionLinks
-from notify_core.audit import AuditLog
-from notify_core.history import History, RedisHistory
-from notify_core.incidents import IncidentStore
-from notify_core.readiness import Readiness
-from notify_core.report_archive import ArchiveStore
+from notify_core.history.store import History, RedisHistory
+from notify_core.obs.audit import AuditLog
+from notify_core.obs.readiness import Readiness
+from notify_core.reports.archive import ArchiveStore
 from notify_core.revocations import Revocations
-from notify_core.rules_holder import RulesHolder
-from notify_core.snapshots import SnapshotStore
-from notify_core.suppression_store import SuppressionStore
-from notify_core.timeline import Timeline
-from sio_server import websocket
-from sio_server.action_links_api import ActionLinksApi
-from sio_server.admission import Admission
-from sio_server.aiohttp_site import WrappedTCPSite
-from sio_server.api_queries import MAX_REQUEST_LINE
-from sio_server.auth import Authenticator, Principal
-from sio_server.chatops_api import ChatOpsApi, Once
+from notify_core.state.incidents import IncidentStore
+from notify_core.state.snapshots import SnapshotStore
+from notify_core.state.timeline import Timeline
+from notify_core.suppression.store import SuppressionStore
+from notify_core.thresholds.holder import RulesHolder
+from sio_server.admission.admit import Admission
+from sio_server.admission.auth import Authenticator, Principal
+from sio_server.admission.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
+from sio_server.admission.origin import OriginPolicy
+from sio_server.api.core import HttpApi
+from sio_server.api.oncall import OnCallApi
+from sio_server.api.people import PeopleApi
+from sio_server.api.push import PushApi
+from sio_server.api.queries import MAX_REQUEST_LINE
+from sio_server.api.reports import ReportsApi
+from sio_server.api.sites import SitesApi
+from sio_server.api.suppression import SuppressionApi
 from sio_server.client_events import ClientEvents
-from sio_server.connections import ConnectionHub
 from sio_server.dashboard_page import DashboardPage
 from sio_server.deliveries import Deliveries
-from sio_server.fanout import DirectSocket, Fanout
 from sio_server.follower import LogFollower
-from sio_server.heartbeats_api import HeartbeatsApi, HeartbeatSources
-from sio_server.http_api import HttpApi
+from sio_server.inbound.action_links import ActionLinksApi
+from sio_server.inbound.chatops import ChatOpsApi, Once
+from sio_server.inbound.heartbeats import HeartbeatsApi, HeartbeatSources
+from sio_server.inbound.integrations import IntegrationsApi
+from sio_server.inbound.twilio import TwilioApi, TwilioReplies
 from sio_server.incident_actions import ActionSink, IncidentActions
-from sio_server.integrations_api import IntegrationsApi
-from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
-from sio_server.oncall_api import OnCallApi
-from sio_server.origin import OriginPolicy
-from sio_server.people_api import PeopleApi
-from sio_server.plain_ws import PlainWebSocket
-from sio_server.polling import LeanPolling
 from sio_server.presence import Presence
-from sio_server.push_api import PushApi
-from sio_server.recovery import DeliveryGate
-from sio_server.reports_api import ReportsApi
-from sio_server.sites_api import SitesApi
-from sio_server.sockets import SocketHandlers
-from sio_server.sse import EventStream
-from sio_server.suppression_api import SuppressionApi
-from sio_server.twilio_api import TwilioApi, TwilioReplies
+from sio_server.socketio import websocket
+from sio_server.socketio.aiohttp_site import WrappedTCPSite
+from sio_server.socketio.fanout import DirectSocket, Fanout
+from sio_server.socketio.polling import LeanPolling
+from sio_server.socketio.recovery import DeliveryGate
+from sio_server.socketio.sockets import SocketHandlers
+from sio_server.streams.connections import ConnectionHub
+from sio_server.streams.plain_ws import PlainWebSocket
+from sio_server.streams.sse import EventStream
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class SocketServer:
             coalesce_s=emit_coalesce_ms / 1000,
         )
         self.app = web.Application(client_max_size=64 * 1024)
-        # long-poll GETs answered before aiohttp sees them (`sio_server.polling`)
+        # long-poll GETs answered before aiohttp sees them (`sio_server.socketio.polling`)
         self.polling = (
             LeanPolling(self.sio.eio, self.origins, idle_timeout_s=http_keepalive_s)
             if sockets_enabled and lean_polling
@@ -314,7 +314,7 @@ class SocketServer:
             shutdown_timeout=2.0,
             keepalive_timeout=self.http_keepalive_s,
             # a query may carry an identity provider's token (SSE, calendar feeds): 8 KiB
-            # of it, percent-encoded, plus the rest (sio_server/api_queries.py's limits)
+            # of it, percent-encoded, plus the rest (sio_server/api/queries.py's limits)
             max_line_size=MAX_REQUEST_LINE,
         )
         await self._runner.setup()

@@ -16,18 +16,18 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from notify_core import metrics
-from notify_core.audit import Source
-from notify_core.events import ACTIONS, is_ident, is_incident_id, now_iso
-from notify_core.ids import InvalidEventId, parse_id
-from notify_core.rooms import oncall_room, site_room
-from notify_core.snapshots import SnapshotStore
-from notify_core.timeline import Timeline
-from sio_server.auth import Principal
+from notify_core.obs import metrics
+from notify_core.obs.audit import Source
+from notify_core.state.snapshots import SnapshotStore
+from notify_core.state.timeline import Timeline
+from notify_core.wire.events import ACTIONS, is_ident, is_incident_id, now_iso
+from notify_core.wire.ids import InvalidEventId, parse_id
+from notify_core.wire.rooms import oncall_room, site_room
+from sio_server.admission.auth import Principal
+from sio_server.admission.ratelimit import TokenBucket
 from sio_server.deliveries import Deliveries
 from sio_server.incident_actions import IncidentActions
 from sio_server.presence import Presence, viewers_room
-from sio_server.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from notify_core import metrics
+from notify_core.obs import metrics
 
 MARKER = '"requires_acknowledgment":true'
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from notify_core.history import RedisHistory, decode_entry
-from notify_core.redis_scripts import is_cluster
+from notify_core.history.store import RedisHistory, decode_entry
+from notify_core.redis.scripts import is_cluster
 from notify_core.retry import Backoff
-from notify_core.rooms import rooms_for
+from notify_core.wire.rooms import rooms_for
 
 log = logging.getLogger(__name__)
 

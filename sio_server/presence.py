@@ -24,13 +24,14 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from notify_core import events, redis_factory
 from notify_core.clock import iso_s
-from notify_core.log_fields import about
-from notify_core.redis_keys import RedisKeys
+from notify_core.obs.log_fields import about
+from notify_core.redis import factory as redis_factory
+from notify_core.redis.keys import RedisKeys
 from notify_core.retry import Backoff
-from notify_core.rooms import tenant_room
-from sio_server.auth import Principal
+from notify_core.wire import events
+from notify_core.wire.rooms import tenant_room
+from sio_server.admission.auth import Principal
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from notify_core.events import ALL_TOPICS
-from notify_core.redis_factory import initialize
+from notify_core.redis.factory import initialize
 from notify_core.settings import load_settings
-from pipeline.topics import ensure_topics
-from sio_server.auth import mint_token
+from notify_core.wire.events import ALL_TOPICS
+from pipeline.kafka.topics import ensure_topics
+from sio_server.admission.auth import mint_token
 from tests import redis_cluster
 from tests.helpers import TEST_SECRET, serve_app
 from tests.receiver_sinks import ReceiverSinks

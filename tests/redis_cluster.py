@@ -20,7 +20,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from notify_core.redis_factory import connect, connect_sync
+from notify_core.redis.factory import connect, connect_sync
 
 CLUSTER = os.environ.get("TOWERCO_TEST_REDIS", "").lower() == "cluster"
 MASTERS = 3

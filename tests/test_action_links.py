@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from notify_core.action_links import ActionLinks
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.conftest import eventually
 from tests.helpers import NodeClient, alert, new_tenant
 

@@ -12,8 +12,8 @@ import asyncio
 import orjson
 import pytest
 
-from notify_core import events
-from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
+from notify_core.wire import events
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_KPIS
 from pipeline.envelope import BadInput, decode, decode_kpi
 from pipeline.handlers import system_notice_event
 from tests import redis_cluster

@@ -9,12 +9,12 @@ import uuid
 
 import aiohttp
 
-from notify_core.audit import MemoryAuditCopy
-from notify_core.history import MemoryHistory
-from notify_core.readiness import Readiness
+from notify_core.history.store import MemoryHistory
+from notify_core.obs.audit import MemoryAuditCopy
+from notify_core.obs.readiness import Readiness
+from sio_server.admission.auth import Authenticator
+from sio_server.admission.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator
-from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from tests import redis_cluster
 from tests.helpers import TEST_SECRET, NodeClient, WsClient, new_tenant
 from tests.test_plain_ws import ws_url

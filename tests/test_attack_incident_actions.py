@@ -9,7 +9,7 @@ import asyncio
 
 import aiohttp
 
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.helpers import NodeClient, WsClient, alert, new_tenant
 from tests.test_plain_ws import ws_url
 
@@ -142,7 +142,7 @@ async def test_every_action_attempt_is_in_the_tenants_audit_trail_only(base_url,
 async def test_actions_from_other_systems_are_audited_once_with_source_kafka(
     base_url, produce, token
 ):
-    from notify_core.events import TOPIC_ACTIONS
+    from notify_core.wire.events import TOPIC_ACTIONS
     from tests.helpers import envelope
 
     tenant = new_tenant()

@@ -8,10 +8,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from notify_core.history import MemoryHistory
-from notify_core.readiness import Readiness
+from notify_core.history.store import MemoryHistory
+from notify_core.obs.readiness import Readiness
+from sio_server.admission.auth import Authenticator
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator
 from tests.helpers import TEST_SECRET, NodeClient, WsClient, new_tenant
 from tests.test_plain_ws import ws_url
 

@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from notify_core.events import TOPIC_ALERTS
 from notify_core.redact import mask_password, url_origin
-from sio_server.auth import Authenticator, AuthError
+from notify_core.wire.events import TOPIC_ALERTS
+from sio_server.admission.auth import Authenticator, AuthError
 from tests.helpers import TEST_SECRET, NodeClient, WsClient, alert, new_tenant
 from tests.test_plain_ws import ws_url
 

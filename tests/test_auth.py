@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sio_server.auth import Authenticator, AuthError, mint_token, principal_from_claims
+from sio_server.admission.auth import Authenticator, AuthError, mint_token, principal_from_claims
 
 SECRET = "unit-test-secret-0123456789abcdefghijkl"
 

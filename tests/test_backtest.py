@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from notify_core.events import TOPIC_KPIS, KpiMessage
-from notify_core.rules_file import parse_rules
+from notify_core.thresholds.rules_file import parse_rules
+from notify_core.wire.events import TOPIC_KPIS, KpiMessage
 from pipeline.backtest import Backtest
 from pipeline.envelope import decode_kpi
 from tests.conftest import TEST_THRESHOLDS, eventually

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from notify_core.events import TOPIC_ALERTS, TOPIC_DEADLETTER, TOPIC_KPIS, TOPIC_SITES
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_DEADLETTER, TOPIC_KPIS, TOPIC_SITES
 from tests.helpers import NodeClient, alert, envelope, new_tenant
 
 

@@ -18,8 +18,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from notify_core.events import TOPIC_ALERTS
-from sio_server.auth import mint_token
+from notify_core.wire.events import TOPIC_ALERTS
+from sio_server.admission.auth import mint_token
 from tests.conftest import daemon_settings
 from tests.helpers import TEST_SECRET, alert, history_of, new_tenant
 from towerco_notify.embedded_broker import EmbeddedBroker, free_port

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.helpers import NODE_DIR, NodeClient, alert, new_tenant, node_bin
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -154,7 +154,7 @@ async def test_other_tenant_sees_nothing_and_screenshot_under_load(base_url, pro
 
 
 async def test_toasts_unread_badge_mute_and_sparklines(base_url, produce, token):
-    from notify_core.events import TOPIC_KPIS
+    from notify_core.wire.events import TOPIC_KPIS
     from tests.helpers import envelope
 
     tenant = new_tenant()
@@ -281,7 +281,7 @@ async def test_the_site_view_groups_by_region_maps_the_sites_and_shows_an_outage
 ):
     """The session's sites.yaml: tenant topo-map has hub-m <- m-1 <- m-2 (region rift)
     and c-1 (region coast)."""
-    from notify_core.events import TOPIC_SITES
+    from notify_core.wire.events import TOPIC_SITES
     from tests.helpers import envelope
 
     browser = await Browser.start()

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from notify_core.events import TOPIC_ALERTS, TOPIC_SITES
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_SITES
 from tests.helpers import NodeClient, alert, envelope, new_tenant
 from tests.test_browser import ARTIFACTS, Browser, pytestmark  # noqa: F401 (skip without chromium)
 
@@ -166,7 +166,7 @@ async def test_site_grid_lists_every_site_and_maintenance_is_set_from_the_screen
 async def test_five_thousand_open_incidents_stay_a_usable_screen(base_url, daemon, token):
     """5 000 open incidents: the list renders only what is in view, every one is reachable
     by scrolling or search, and the count says 5 000 (the screenshot is the README's)."""
-    from notify_core.incidents import IncidentState
+    from notify_core.state.incidents import IncidentState
 
     tenant = new_tenant()
     for n in range(5000):

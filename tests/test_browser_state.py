@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ACTIONS, TOPIC_ALERTS
 from tests.helpers import alert, envelope, new_tenant
 from tests.test_browser import Browser, pytestmark  # noqa: F401  (skip without Chromium)
 

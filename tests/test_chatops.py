@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.conftest import PAGERDUTY_WEBHOOK_SECRET, SLACK_SIGNING_SECRET, eventually
 from tests.helpers import NodeClient, alert, new_tenant
 

@@ -9,7 +9,7 @@ import sys
 
 import aiohttp
 
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.helpers import NODE_DIR, NodeClient, alert, new_tenant, node_bin
 
 

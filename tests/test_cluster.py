@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from notify_core.events import IDENT_PATTERN
-from notify_core.history import RedisHistory
-from notify_core.redis_factory import connect, parse_sentinel_url
-from notify_core.redis_keys import RedisKeys, slot_tag
+from notify_core.history.store import RedisHistory
+from notify_core.redis.factory import connect, parse_sentinel_url
+from notify_core.redis.keys import RedisKeys, slot_tag
 from notify_core.settings import SettingsError, load_settings
+from notify_core.wire.events import IDENT_PATTERN
 from tests import redis_cluster
 from tests.redis_cluster import until_answers
 from towerco_notify.embedded_broker import free_port

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.events import TOPIC_ALERTS
-from notify_core.suppression import Notice, State, mutes
-from notify_core.suppression_config import parse_suppression
+from notify_core.suppression.config import parse_suppression
+from notify_core.suppression.policy import Notice, State, mutes
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.conftest import eventually
 from tests.helpers import NodeClient, alert, new_tenant
 from towerco_notify.config_files import check_dir

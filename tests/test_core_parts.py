@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from notify_core.incidents import MemoryIncidentStore
-from notify_core.rooms import rooms_for
-from sio_server.ratelimit import TokenBucket
+from notify_core.state.incidents import MemoryIncidentStore
+from notify_core.wire.rooms import rooms_for
+from sio_server.admission.ratelimit import TokenBucket
 
 
 def test_routing_never_leaves_the_tenant():
@@ -41,7 +41,7 @@ def test_observe_many_counts_exactly_as_observing_one_by_one():
     an upgrade that changes them must fail here, not skew the dashboards."""
     from prometheus_client import CollectorRegistry, Histogram
 
-    from notify_core.prometheus_adapter import observe_many
+    from notify_core.obs.prometheus_adapter import observe_many
 
     values = [0.0, 0.001, 0.0011, 0.02, 0.025, 0.7, 2.5, 9.99, 10.0, 11.0, 1e9, 0.003]
     one, many = CollectorRegistry(), CollectorRegistry()
@@ -71,8 +71,8 @@ async def test_the_embedded_engines_per_incident_stores_are_bounded():
     runs: what it keeps per incident is bounded, the most recently written kept."""
     from escalation.policy import EscalationState
     from escalation.store import MemoryEscalationStore
-    from notify_core.incidents import IncidentState
-    from notify_core.timeline import MemoryTimeline
+    from notify_core.state.incidents import IncidentState
+    from notify_core.state.timeline import MemoryTimeline
 
     escalations, incidents, timeline = (
         MemoryEscalationStore(maxsize=3),
@@ -157,7 +157,7 @@ async def test_shutdown_cancels_what_is_left_and_gives_up_on_a_task_that_ignores
 
 
 async def test_the_corker_writes_once_per_socket_in_order_and_batches_under_load():
-    from sio_server.corking import Corker
+    from sio_server.socketio.corking import Corker
 
     class Sink:
         def __init__(self) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
+from notify_core.wire.events import TOPIC_ACTIONS, TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
 from tests.helpers import NOT_STORED, NodeClient, alert, envelope, new_tenant
 
 TRANSPORTS = [pytest.param(["websocket"], id="websocket"), pytest.param(["polling"], id="polling")]

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from notify_core.history import History, MemoryHistory, RedisHistory
-from notify_core.readiness import Readiness
+from notify_core.history.store import History, MemoryHistory, RedisHistory
+from notify_core.obs.readiness import Readiness
 from pipeline.publisher import Publisher
+from sio_server.admission.auth import Authenticator
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator
 from tests import redis_cluster
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
 from tests.redis_cluster import until_answers

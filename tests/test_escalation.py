@@ -13,7 +13,7 @@ import pytest
 from escalation.config import parse_policies
 from escalation.policy import EscalationState, Policy, advance
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests import redis_cluster
 from tests.conftest import eventually
 from tests.helpers import TEST_SECRET, NodeClient, alert, new_tenant
@@ -309,7 +309,7 @@ async def test_read_ahead_state_never_hides_a_resolve_from_a_later_alert_of_the_
     from escalation.engine import EscalationEngine
     from escalation.scheduler import TimerScheduler
     from escalation.store import MemoryEscalationStore
-    from notify_core.timeline import MemoryTimeline
+    from notify_core.state.timeline import MemoryTimeline
 
     policy = Policy.model_validate(
         {"name": "p", "levels": [{"wait": 60, "targets": [{"oncall": True}]}]}

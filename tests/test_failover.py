@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.conftest import daemon_settings, eventually
 from tests.helpers import alert, history_of, new_tenant
 from tests.redis_sentinel import SentinelSet

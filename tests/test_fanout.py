@@ -1,4 +1,4 @@
-"""The direct emit path (`sio_server.fanout`): same order and completeness as engine.io's
+"""The direct emit path (`sio_server.socketio.fanout`): same order and completeness as engine.io's
 own path on both transports and across upgrades, and a client that stops reading is
 cut off without holding up the others."""
 
@@ -14,12 +14,12 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from notify_core.history import MemoryHistory
-from notify_core.ids import format_id
-from notify_core.readiness import Readiness
-from notify_core.rooms import rooms_for
+from notify_core.history.store import MemoryHistory
+from notify_core.obs.readiness import Readiness
+from notify_core.wire.ids import format_id
+from notify_core.wire.rooms import rooms_for
+from sio_server.admission.auth import Authenticator, mint_token
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator, mint_token
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
 
 

@@ -11,15 +11,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notify_core.incidents import MemoryIncidentStore
-from notify_core.snapshots import MemorySnapshots
-from notify_core.timeline import MemoryTimeline
-from sio_server.auth import Principal
+from notify_core.state.incidents import MemoryIncidentStore
+from notify_core.state.snapshots import MemorySnapshots
+from notify_core.state.timeline import MemoryTimeline
+from sio_server.admission.auth import Principal
+from sio_server.admission.ratelimit import TokenBucket
 from sio_server.client_events import ClientEvents
 from sio_server.deliveries import Deliveries
 from sio_server.incident_actions import IncidentActions
 from sio_server.presence import Presence
-from sio_server.ratelimit import TokenBucket
 
 EVENTS = [
     "subscribe_kpis",

@@ -12,8 +12,8 @@ from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.handoff import HandoffWatch
 from escalation.oncall.overrides import OverrideStore
 from escalation.oncall.schedule import parse_schedules
-from notify_core.incidents import IncidentState, MemoryIncidentStore
 from notify_core.sites_config import Inventory
+from notify_core.state.incidents import IncidentState, MemoryIncidentStore
 
 SCHEDULES = parse_schedules("""\
 schedules:

@@ -1,6 +1,6 @@
 """Heartbeats: a source that goes quiet opens an incident, its next ping resolves it.
 
-The decision is pure (notify_core/heartbeats.py, property-tested); the rest runs through
+The decision is pure (notify_core/heartbeats/policy.py, property-tested); the rest runs through
 the session daemon (tansu + Faust + Redis + the official socket.io-client), whose
 heartbeats.yaml (tests/conftest.py HEARTBEATS) has, for tenant `hb-acme`, `nms` (http,
 2 s) and `site-kpis` (KPI samples of site hb-site, 2 s).
@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.events import TOPIC_KPIS
-from notify_core.heartbeats import Beat, decide, state
-from notify_core.heartbeats_config import Heartbeat, parse_heartbeats
+from notify_core.heartbeats.config import Heartbeat, parse_heartbeats
+from notify_core.heartbeats.policy import Beat, decide, state
+from notify_core.wire.events import TOPIC_KPIS
 from tests.conftest import HEARTBEAT_KEY, eventually
 from tests.helpers import NodeClient, envelope
 
@@ -175,9 +175,9 @@ async def test_two_watches_on_one_redis_open_and_resolve_once(redis_client):
     and a watch started later (a restart) carries on from the stored state."""
     import uuid
 
-    from notify_core.heartbeat_watch import HeartbeatWatch
-    from notify_core.heartbeats import HeartbeatStore
-    from notify_core.heartbeats_config import Heartbeats
+    from notify_core.heartbeats.config import Heartbeats
+    from notify_core.heartbeats.policy import HeartbeatStore
+    from notify_core.heartbeats.watch import HeartbeatWatch
 
     prefix = f"hbw-{uuid.uuid4().hex[:6]}:"
     hb = Heartbeat(name="nms", tenant="t", kind="http", timeout=60, key_env="X")

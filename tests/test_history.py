@@ -10,14 +10,14 @@ import pytest_asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notify_core.history import (
+from notify_core.history.store import (
     REDELIVERY_WINDOW,
     MemoryHistory,
     RedisHistory,
     SourcePosition,
 )
-from notify_core.ids import IdMinter, InvalidEventId, format_id, parse_id
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
+from notify_core.wire.ids import IdMinter, InvalidEventId, format_id, parse_id
 
 
 @given(st.lists(st.integers(min_value=0, max_value=2**45), min_size=1, max_size=200))
@@ -100,9 +100,9 @@ async def test_append_many_stores_in_order_and_drops_redeliveries(history):
 async def test_a_batch_larger_than_one_script_call_keeps_order_and_dedupe(history, monkeypatch):
     """Redis stores a batch as several script calls (`EVENTS_PER_CALL` each) in one round
     trip: order and redelivery checks hold across the calls' borders."""
-    import notify_core.history
+    import notify_core.history.store
 
-    monkeypatch.setattr(notify_core.history, "EVENTS_PER_CALL", 3)
+    monkeypatch.setattr(notify_core.history.store, "EVENTS_PER_CALL", 3)
     items = [(ev("x", i), f"k{i}") for i in range(8)]
     items.insert(
         4, (ev("x", 2), "k2")
@@ -125,9 +125,9 @@ async def test_kpi_updates_are_deduped_by_kafka_position_without_a_key_per_event
     batch); partitions are independent; far behind the last one (a recreated topic, a
     group reset to replay) it is stored and the partition starts over from there. No
     dedupe key per event is kept in Redis."""
-    import notify_core.history
+    import notify_core.history.store
 
-    monkeypatch.setattr(notify_core.history, "EVENTS_PER_CALL", 2)
+    monkeypatch.setattr(notify_core.history.store, "EVENTS_PER_CALL", 2)
 
     def at(partition: int, offset: int) -> SourcePosition:
         return SourcePosition("towerco.kpis.updates", partition, offset)
@@ -164,7 +164,7 @@ async def test_a_long_batch_is_published_part_by_part_in_order(redis_client, mon
     every event is emitted only once it is stored, all in id order, duplicates not at
     all; snapshots follow. A part that cannot be stored fails the call after the parts
     before it went out, and publishing again emits only what was not stored."""
-    from notify_core.snapshots import RedisSnapshots
+    from notify_core.state.snapshots import RedisSnapshots
     from pipeline.publisher import Publisher
 
     monkeypatch.setattr(RedisHistory, "store_part", 4)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS
-from notify_core.ids import parse_id
+from notify_core.wire.events import TOPIC_ACTIONS, TOPIC_ALERTS
+from notify_core.wire.ids import parse_id
 from tests.conftest import eventually
 from tests.helpers import alert, envelope, new_tenant
 

@@ -15,10 +15,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.events import TOPIC_ALERTS, IncidentPayload
-from notify_core.incidents import IncidentState
-from notify_core.ingest import IngestError, changes, from_alertmanager, from_generic, severity_of
-from notify_core.integrations_config import Integration, parse_integrations
+from notify_core.integrations.config import Integration, parse_integrations
+from notify_core.integrations.ingest import (
+    IngestError,
+    changes,
+    from_alertmanager,
+    from_generic,
+    severity_of,
+)
+from notify_core.state.incidents import IncidentState
+from notify_core.wire.events import TOPIC_ALERTS, IncidentPayload
 from tests.alertmanager import Alertmanager
 from tests.conftest import INTEGRATION_KEY, eventually
 
@@ -331,7 +337,7 @@ async def test_broker_away_is_503_and_alertmanagers_retry_delivers(redis_url, tm
     """A `server` process on a broker of its own: while the broker answers nothing (paused)
     the endpoint answers 503 (nothing claimed), Alertmanager's own retry delivers the alert
     once the broker is back."""
-    from pipeline.topics import ensure_topics
+    from pipeline.kafka.topics import ensure_topics
     from tests.conftest import daemon_settings
     from towerco_notify.embedded_broker import EmbeddedBroker
     from towerco_notify.runtime import Runtime

@@ -10,7 +10,7 @@ import jwt
 import orjson
 import pytest
 
-from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
+from notify_core.wire.events import TOPIC_ACTIONS, TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
 from tests.helpers import NOT_STORED, TEST_SECRET, NodeClient, alert, envelope, new_tenant
 
 TRANSPORTS = [pytest.param(["websocket"], id="websocket"), pytest.param(["polling"], id="polling")]

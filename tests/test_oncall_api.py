@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import icalendar
 
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.helpers import NodeClient, alert
 
 TENANT, OTHER = "oc-acme", "oc-other"

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from sio_server.auth import mint_token
+from sio_server.admission.auth import mint_token
 from tests.conftest import TEST_SECRET, own_daemon
 from tests.helpers import new_tenant
 

@@ -71,7 +71,7 @@ def test_the_lag_counts_records_past_the_last_handled_and_forgets_revoked_partit
 
     from prometheus_client import REGISTRY
 
-    from pipeline.lag import ConsumerLag
+    from pipeline.kafka.lag import ConsumerLag
 
     TP = namedtuple("TP", "topic partition")
     ends = {TP("lag-test", 0): 10, TP("lag-test", 1): 4}
@@ -91,7 +91,7 @@ def test_the_lag_counts_records_past_the_last_handled_and_forgets_revoked_partit
 
 
 async def test_the_daemon_serves_the_lag_of_the_partitions_it_consumes(base_url, produce):
-    from notify_core.events import TOPIC_KPIS
+    from notify_core.wire.events import TOPIC_KPIS
     from tests.conftest import eventually
     from tests.helpers import envelope, new_tenant
 

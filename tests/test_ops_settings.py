@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from notify_core.settings import SettingsError, load_settings
-from pipeline.kafka_tuning import faust_settings
+from pipeline.kafka.tuning import faust_settings
 from towerco_notify.cli import JsonLogFormatter
 
 

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from escalation.people.contacts import ContactMethod, Rule, Rules, plan
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.conftest import eventually
 from tests.helpers import NodeClient, alert, new_tenant
 

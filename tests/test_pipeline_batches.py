@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
-from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
-from notify_core.history import MemoryHistory
-from notify_core.incidents import MemoryIncidentStore
+from notify_core.history.store import MemoryHistory
+from notify_core.state.incidents import MemoryIncidentStore
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
 from pipeline.handlers import MessageHandler
 from pipeline.publisher import Publisher
-from towerco_notify.simulate import Generator
+from towerco_notify.commands.simulate import Generator
 
 
 class Recorder:
@@ -85,7 +85,7 @@ def test_generator_produces_valid_envelopes_of_every_kind():
 def test_generator_holds_faults_long_enough_for_sustained_rules():
     from pathlib import Path
 
-    from notify_core.rules_file import load_rules
+    from notify_core.thresholds.rules_file import load_rules
 
     rules = load_rules(Path(__file__).resolve().parent.parent / "config" / "thresholds.yaml")
     gen = Generator(["demo"], 3, seed=3)
@@ -122,8 +122,8 @@ def _kpi(site: str, second: int, **values: float) -> bytes:
 async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce):
     from pathlib import Path
 
-    from notify_core.rules_file import parse_rules
-    from notify_core.rules_holder import RulesHolder
+    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -180,8 +180,8 @@ async def test_a_reloaded_threshold_applies_to_sites_already_evaluated():
     """The engine remembers each site's rules between samples; a reload must replace them."""
     from pathlib import Path
 
-    from notify_core.rules_file import parse_rules
-    from notify_core.rules_holder import RulesHolder
+    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -212,7 +212,7 @@ async def test_a_redelivered_kpi_fetch_stores_only_what_is_new(coalesce, engine,
     messages) stores only the new ones."""
     import uuid
 
-    from notify_core.history import RedisHistory
+    from notify_core.history.store import RedisHistory
 
     prefix = f"testkpi-{uuid.uuid4().hex[:8]}:"
     history: Any = MemoryHistory() if engine == "memory" else RedisHistory(redis_client, prefix)
@@ -255,9 +255,9 @@ async def test_a_long_mixed_fetch_is_published_once_in_order(engine, redis_clien
 
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from notify_core.history import RedisHistory
-    from notify_core.rules_file import parse_rules
-    from notify_core.rules_holder import RulesHolder
+    from notify_core.history.store import RedisHistory
+    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -320,7 +320,7 @@ async def test_a_long_mixed_fetch_is_published_once_in_order(engine, redis_clien
 
 def test_a_fetch_is_handled_in_record_time_order_keeping_each_partition_in_order():
 
-    from pipeline.batches import in_time_order
+    from pipeline.kafka.batches import in_time_order
 
     def m(topic: str, offset: int, ts: int | None) -> Any:
         return (topic, b"", ts, 0, offset)
@@ -347,8 +347,8 @@ def test_a_fetch_is_handled_in_record_time_order_keeping_each_partition_in_order
 async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_the_rest_kept():
     from pathlib import Path
 
-    from notify_core.rules_file import parse_rules
-    from notify_core.rules_holder import RulesHolder
+    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -382,8 +382,8 @@ async def test_a_batch_whose_joint_publish_fails_is_published_one_by_one():
     tried alone: the one that cannot be stored is dead-lettered, the rest keep order."""
     from pathlib import Path
 
-    from notify_core.rules_file import parse_rules
-    from notify_core.rules_holder import RulesHolder
+    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -451,8 +451,8 @@ async def _run_handler(
     from pathlib import Path
     from types import SimpleNamespace
 
-    from notify_core.rules_file import parse_rules
-    from notify_core.rules_holder import RulesHolder
+    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
@@ -469,8 +469,8 @@ async def _run_handler(
             calls.append(("action", incident_id, status))
 
     rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
-    from notify_core.incidents import ReadAhead, RedisIncidentStore
-    from notify_core.write_behind import WriteBehind
+    from notify_core.redis.write_behind import WriteBehind
+    from notify_core.state.incidents import ReadAhead, RedisIncidentStore
 
     counting = CountingIncidents()
     writes = WriteBehind(redis) if redis is not None else None
@@ -539,7 +539,7 @@ def _mixed_batch() -> list[Any]:
     alert = _msg(
         TOPIC_ALERTS, 1, "s1", {"incident_id": "I1", "title": "Mains fail", "severity": "critical"}
     )
-    from notify_core.events import TOPIC_ACTIONS
+    from notify_core.wire.events import TOPIC_ACTIONS
 
     def act(second: int, incident: str, action: str) -> bytes:
         payload = {"incident_id": incident, "action": action, "user_id": "op1"}
@@ -660,7 +660,7 @@ async def test_an_alert_older_than_its_incidents_resolution_does_not_reopen_it(
     the resolve reopens the incident, as before."""
     from prometheus_client import REGISTRY
 
-    from notify_core.events import TOPIC_ACTIONS
+    from notify_core.wire.events import TOPIC_ACTIONS
 
     def alert(second: int, title: str) -> bytes:
         payload = {"incident_id": "I1", "title": title, "severity": "critical"}
@@ -700,7 +700,7 @@ async def test_an_alert_older_than_its_incidents_resolution_does_not_reopen_it(
 async def test_redis_incident_store_reads_many_as_it_reads_one(redis_client):
     import uuid
 
-    from notify_core.incidents import IncidentState, RedisIncidentStore
+    from notify_core.state.incidents import IncidentState, RedisIncidentStore
 
     prefix = f"testinc-{uuid.uuid4().hex[:8]}:"
     store = RedisIncidentStore(redis_client, prefix)
@@ -721,7 +721,7 @@ async def test_a_redis_blip_delays_incident_messages_instead_of_dead_lettering_t
     waits, as for the history), so a blip loses no alert and no escalation."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from notify_core.events import TOPIC_ACTIONS
+    from notify_core.wire.events import TOPIC_ACTIONS
 
     class FlakyIncidents(MemoryIncidentStore):
         failures = 3
@@ -750,7 +750,7 @@ async def test_a_redis_blip_delays_incident_messages_instead_of_dead_lettering_t
             calls.append((status, incident_id))
 
     history, rec = MemoryHistory(), Recorder()
-    from notify_core.incidents import ReadAhead
+    from notify_core.state.incidents import ReadAhead
 
     handler = MessageHandler(
         Publisher(history, rec.emit),

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
-from notify_core.ids import parse_id
+from notify_core.wire.events import TOPIC_ACTIONS, TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
+from notify_core.wire.ids import parse_id
 from tests.helpers import WsClient, alert, envelope, new_tenant
 
 

@@ -1,4 +1,4 @@
-"""The lean long-polling path (`sio_server.polling`): official clients get everything in
+"""The lean long-polling path (`sio_server.socketio.polling`): official clients get everything in
 order with it on and off, and the requests it takes are answered as engine.io would,
 while anything unusual still reaches aiohttp and engine.io (attacks included)."""
 
@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from notify_core.rooms import rooms_for
+from notify_core.wire.rooms import rooms_for
+from sio_server.admission.auth import mint_token
 from sio_server.app import SocketServer
-from sio_server.auth import mint_token
-from sio_server.polling_request import parse_poll
+from sio_server.socketio.polling_request import parse_poll
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
 from tests.test_fanout import alert_event, ids_of, serve
 

@@ -8,11 +8,11 @@ import uuid
 
 import aiohttp
 
-from notify_core.history import MemoryHistory
-from notify_core.incidents import IncidentState, MemoryIncidentStore
-from notify_core.readiness import Readiness
+from notify_core.history.store import MemoryHistory
+from notify_core.obs.readiness import Readiness
+from notify_core.state.incidents import IncidentState, MemoryIncidentStore
+from sio_server.admission.auth import Authenticator
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator
 from tests import redis_cluster
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_KPIS
 from tests import redis_cluster
 from tests.conftest import SESSION
 from tests.helpers import (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from notify_core.events import TOPIC_KPIS
+from notify_core.wire.events import TOPIC_KPIS
 from pipeline.kpi_alerts import incident_id_for
 from tests.conftest import TEST_THRESHOLDS
 from tests.helpers import envelope, history_of, new_tenant

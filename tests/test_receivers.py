@@ -15,8 +15,8 @@ import pytest
 from escalation.config import parse_policies
 from escalation.receivers.page import render
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.events import TOPIC_ALERTS
 from notify_core.retry import wait_s
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.conftest import eventually
 from tests.helpers import NodeClient, alert, new_tenant
 

@@ -15,13 +15,13 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from notify_core.history import MemoryHistory
-from notify_core.ids import parse_id
-from notify_core.readiness import Readiness
-from notify_core.snapshots import MemorySnapshots
+from notify_core.history.store import MemoryHistory
+from notify_core.obs.readiness import Readiness
+from notify_core.state.snapshots import MemorySnapshots
+from notify_core.wire.ids import parse_id
 from pipeline.publisher import Publisher
+from sio_server.admission.auth import Authenticator
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator
 from tests.helpers import NOT_STORED, TEST_SECRET, NodeClient, new_tenant
 
 TRANSPORTS = [pytest.param(["websocket"], id="websocket"), pytest.param(["polling"], id="polling")]

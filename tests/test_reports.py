@@ -1,4 +1,4 @@
-"""How the NOC is doing: the response report (notify_core/reports.py, pure and
+"""How the NOC is doing: the response report (notify_core/reports/summary.py, pure and
 property-tested) through the session daemon."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notify_core.events import TOPIC_ALERTS
-from notify_core.reports import GROUP_BY, Handled, response_report
+from notify_core.reports.summary import GROUP_BY, Handled, response_report
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.helpers import NodeClient, alert, new_tenant
 
 times = st.integers(0, 10**7)
@@ -150,10 +150,10 @@ async def test_the_archive_records_resolves_and_reports_a_span_the_live_store_fo
     import time as _time
     import uuid
 
-    from notify_core.incidents import IncidentState, MemoryIncidentStore, RedisIncidentStore
-    from notify_core.report_archive import Archiver, MemoryArchive, RedisArchive
-    from notify_core.reports import collect
-    from notify_core.timeline import MemoryTimeline, RedisTimeline
+    from notify_core.reports.archive import Archiver, MemoryArchive, RedisArchive
+    from notify_core.reports.summary import collect
+    from notify_core.state.incidents import IncidentState, MemoryIncidentStore, RedisIncidentStore
+    from notify_core.state.timeline import MemoryTimeline, RedisTimeline
 
     redis = redis_client
     prefix = f"archive-test-{uuid.uuid4().hex[:6]}:"
@@ -261,7 +261,7 @@ async def test_a_resolve_through_the_pipeline_is_archived_and_outlives_the_live_
             await asyncio.sleep(0.1)
         assert await archived()
         # the live store forgets it (as after 30 days): the report still counts it
-        from notify_core.redis_keys import RedisKeys
+        from notify_core.redis.keys import RedisKeys
 
         keys = RedisKeys(daemon.settings.redis_prefix)
         await daemon.redis.zrem(keys.incident_index(tenant, True), "AR-1")

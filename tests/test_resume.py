@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notify_core.history import MemoryHistory, RedisHistory
-from notify_core.ids import format_id
-from notify_core.resume import EMPTY, HistoryPosition, decide
+from notify_core.history.resume import EMPTY, HistoryPosition, decide
+from notify_core.history.store import MemoryHistory, RedisHistory
+from notify_core.wire.ids import format_id
 from tests import redis_cluster
 
 ids = st.tuples(st.integers(0, 50), st.integers(0, 3))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.rules_file import load_rules, parse_rules
+from notify_core.thresholds.rules_file import load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 

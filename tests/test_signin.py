@@ -21,7 +21,7 @@ import jwt
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from notify_core.events import TOPIC_ALERTS
+from notify_core.wire.events import TOPIC_ALERTS
 from tests.conftest import eventually, own_daemon
 from tests.helpers import NODE_DIR, alert, new_tenant, node_bin
 from tests.test_browser import Browser, pytestmark  # noqa: F401  (skip without Chromium)

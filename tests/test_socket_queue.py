@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sio_server.socket_queue import SocketQueue
+from sio_server.socketio.socket_queue import SocketQueue
 
 
 async def test_packets_come_out_in_order_and_wake_a_waiting_get():

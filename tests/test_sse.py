@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_KPIS
 from tests.helpers import alert, envelope, new_tenant
 
 

@@ -12,8 +12,8 @@ import aiohttp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notify_core.events import TOPIC_ALERTS, TOPIC_SITES
-from notify_core.suppression import Notice, Silence, State, Window, mutes
+from notify_core.suppression.policy import Notice, Silence, State, Window, mutes
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_SITES
 from tests.helpers import NodeClient, alert, envelope, new_tenant
 
 
@@ -270,7 +270,7 @@ async def test_explain_says_what_quiets_an_incident_on_the_live_state(
 
 def test_the_index_decides_as_a_scan_of_every_window_and_silence():
     """Property: the indexed decision (what the stores use) equals a plain scan."""
-    from notify_core.suppression import Index
+    from notify_core.suppression.policy import Index
 
     sites = ["s1", "s2", "s3"]
     windows = st.builds(

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from escalation.policy import EscalationState, Level, Policy, Target, advance
-from notify_core.events import TOPIC_ALERTS, ActionPayload
-from notify_core.incidents import IncidentState
+from notify_core.state.incidents import IncidentState
+from notify_core.wire.events import TOPIC_ALERTS, ActionPayload
 from pipeline.incident_actions import apply_action
 from tests.helpers import NodeClient, alert, new_tenant
 from tests.test_escalation import _timeline
@@ -213,7 +213,7 @@ async def test_holder_sigkilled_while_snoozed_rearms_exactly_once(
     import orjson
     from aiokafka import AIOKafkaProducer
 
-    from notify_core.events import TOPIC_ALERTS
+    from notify_core.wire.events import TOPIC_ALERTS
     from tests.helpers import alert, new_tenant
     from tests.test_processes import cluster_env, escalation_leaders, spawn, stop, wait_ready
     from towerco_notify.embedded_broker import free_port

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notify_core.rules import Rule
-from notify_core.rules_file import parse_rules
+from notify_core.thresholds.rules import Rule
+from notify_core.thresholds.rules_file import parse_rules
 from pipeline.thresholds import AlertState, evaluate, stale
 
 ABOVE = Rule("temp", "temp", "above", warning=45.0, critical=55.0, clear=40.0)

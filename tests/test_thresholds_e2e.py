@@ -7,7 +7,7 @@ import uuid
 
 import aiohttp
 
-from notify_core.events import TOPIC_KPIS
+from notify_core.wire.events import TOPIC_KPIS
 from pipeline.kpi_alerts import incident_id_for
 from tests.conftest import TEST_THRESHOLDS, daemon_settings, eventually
 from tests.helpers import NodeClient, envelope, new_tenant

@@ -1,6 +1,6 @@
 """Sites and topology: one page for a hub's outage, none per tower behind it.
 
-The decision is the pure muter (notify_core/suppression.py) with the inventory's
+The decision is the pure muter (notify_core/suppression/policy.py) with the inventory's
 dependencies, property-tested over random dependency graphs; the rest runs through the
 session daemon, whose sites.yaml (tests/conftest.py SITES) has tenant `topo-acme`:
 hub-1 <- t-1 <- t-2 in region north, t-9 alone in region south.
@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.events import TOPIC_ALERTS, TOPIC_SITES
 from notify_core.sites_config import Inventory, Site, dump_sites, parse_sites
-from notify_core.suppression import Index, Notice, State
+from notify_core.suppression.policy import Index, Notice, State
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_SITES
 from tests.helpers import NodeClient, alert, envelope
 
 TENANT = "topo-acme"

@@ -6,11 +6,11 @@ import aiohttp
 import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
 
-from notify_core.events import INPUT_TOPICS
-from notify_core.history import MemoryHistory
-from notify_core.readiness import Readiness
+from notify_core.history.store import MemoryHistory
+from notify_core.obs.readiness import Readiness
+from notify_core.wire.events import INPUT_TOPICS
+from sio_server.admission.auth import Authenticator
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator
 from tests.helpers import TEST_SECRET
 
 
@@ -86,7 +86,7 @@ async def test_pipeline_consumes_in_batches_through_fausts_own_consumer(daemon):
     routing = daemon.pipeline._routing
     assert routing.sink is not None
     assert routing.topics == frozenset(INPUT_TOPICS)
-    # what pipeline.batches relies on in Faust's consumer (fails if an upgrade renames it)
+    # what pipeline.kafka.batches relies on in Faust's consumer (fails if an upgrade renames it)
     for name in (
         "_read_offset",
         "_add_gap",
@@ -162,7 +162,7 @@ async def test_offsets_are_committed_once_the_batch_is_handled(daemon, producer,
     import orjson
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS
+    from notify_core.wire.events import TOPIC_ALERTS, TOPIC_KPIS
     from tests.conftest import eventually
     from tests.helpers import alert, envelope, new_tenant
 
@@ -204,8 +204,8 @@ async def test_enqueue_puts_as_engineios_send_would_and_leaves_it_the_rest():
     from engineio import packet
     from engineio.async_socket import AsyncSocket
 
-    from sio_server import websocket
-    from sio_server.socket_queue import SocketQueue, enqueue
+    from sio_server.socketio import websocket
+    from sio_server.socketio.socket_queue import SocketQueue, enqueue
 
     eio = engineio.AsyncServer(async_mode="aiohttp")
     websocket.install(eio, compress=False)

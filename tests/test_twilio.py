@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlencode
 
 import aiohttp
 
-from notify_core.events import TOPIC_ALERTS
-from sio_server.twilio_api import twilio_signature
+from notify_core.wire.events import TOPIC_ALERTS
+from sio_server.inbound.twilio import twilio_signature
 from tests.conftest import eventually
 from tests.helpers import NodeClient, alert, new_tenant
 

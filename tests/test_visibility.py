@@ -11,8 +11,8 @@ import aiohttp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notify_core.rooms import rooms_for, rooms_of, site_room, visible
-from sio_server.auth import Principal
+from notify_core.wire.rooms import rooms_for, rooms_of, site_room, visible
+from sio_server.admission.auth import Principal
 from tests.helpers import NodeClient, new_tenant
 
 TENANTS = ["t1", "t2"]

@@ -1,4 +1,4 @@
-"""The Redis stores' batched writes (notify_core/write_behind.py), against real Redis:
+"""The Redis stores' batched writes (notify_core/redis/write_behind.py), against real Redis:
 queued while a batch is open, read back until sent, sent in order, a refused write
 costs only itself, an unreachable Redis loses nothing."""
 
@@ -18,10 +18,10 @@ from escalation.engine import EscalationEngine
 from escalation.policy import EscalationState, Policy
 from escalation.scheduler import TimerScheduler
 from escalation.store import RedisEscalationStore
-from notify_core.incidents import IncidentState, RedisIncidentStore
-from notify_core.redis_factory import connect_sync
-from notify_core.timeline import RedisTimeline
-from notify_core.write_behind import ABSENT, WriteBehind
+from notify_core.redis.factory import connect_sync
+from notify_core.redis.write_behind import ABSENT, WriteBehind
+from notify_core.state.incidents import IncidentState, RedisIncidentStore
+from notify_core.state.timeline import RedisTimeline
 from tests import redis_cluster
 
 
@@ -177,7 +177,7 @@ async def test_kpi_snapshots_in_redis_keep_the_latest_value_per_kpi(redis_client
     """A site's snapshot (sent to a dashboard when it subscribes) merges the samples of a
     batch, latest value per KPI, numbers exactly as published; written when the batch
     ends (a run's flush of state writes mid-batch leaves them merging)."""
-    from notify_core.snapshots import RedisSnapshots
+    from notify_core.state.snapshots import RedisSnapshots
 
     writes = WriteBehind(redis_client)
     snapshots = RedisSnapshots(redis_client, prefix, writes)
@@ -220,7 +220,7 @@ async def test_a_write_that_cannot_be_encoded_is_counted_and_later_writes_still_
 ):
     """A bug (a value that is not text) must not wedge the queue: its round is dropped,
     logged and counted, and the writes after it are sent."""
-    from notify_core.write_behind import HashWrite
+    from notify_core.redis.write_behind import HashWrite
 
     writes = WriteBehind(redis_client)
     incidents = RedisIncidentStore(redis_client, prefix, writes)

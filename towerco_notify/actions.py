@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from notify_core.events import TOPIC_ACTIONS, now_iso
-from sio_server.auth import Principal
+from notify_core.wire.events import TOPIC_ACTIONS, now_iso
+from sio_server.admission.auth import Principal
 
 
 class ActionProducer:

@@ -18,7 +18,11 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from notify_core.settings import Settings, SettingsError, env_name, flag_name, load_settings
-from towerco_notify import admin_cli, backtest_cli, explain_cli, report_cli, sites_cli
+from towerco_notify.commands import admin as admin_cli
+from towerco_notify.commands import backtest as backtest_cli
+from towerco_notify.commands import explain as explain_cli
+from towerco_notify.commands import report as report_cli
+from towerco_notify.commands import sites as sites_cli
 
 log = logging.getLogger("towerco_notify")
 
@@ -235,7 +239,7 @@ def _csv(value: str | None) -> list[str]:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from sio_server.auth import AuthError, mint_token
+    from sio_server.admission.auth import AuthError, mint_token
 
     if not args.jwt_secret or len(args.jwt_secret.encode()) < 32:
         print(
@@ -271,7 +275,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from towerco_notify.simulate import Generator, produce
+    from towerco_notify.commands.simulate import Generator, produce
 
     if not args.kafka_bootstrap:
         print(
@@ -313,7 +317,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
         await runtime.wait_ready(90)
         _banner(runtime, args)
         if getattr(args, "demo", False):
-            from towerco_notify.simulate import Generator, produce
+            from towerco_notify.commands.simulate import Generator, produce
 
             gen = Generator(["demo"], 12)
             demo = asyncio.create_task(
@@ -361,7 +365,7 @@ async def cancel_leftovers(
 
 def _banner(runtime: Any, args: argparse.Namespace) -> None:
     from notify_core.redact import mask_password
-    from sio_server.auth import mint_token
+    from sio_server.admission.auth import mint_token
 
     s = runtime.settings
     host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::") else s.http_host

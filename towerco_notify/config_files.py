@@ -16,12 +16,12 @@ from escalation.config import ESCALATION_FILE, load_policies
 from escalation.oncall.schedule import ONCALL_FILE, Schedules, load_schedules
 from escalation.policy import Policy
 from notify_core.config_yaml import ConfigInvalid, ConfigProblem
-from notify_core.heartbeats_config import HEARTBEATS_FILE, Heartbeats, load_heartbeats
-from notify_core.integrations_config import INTEGRATIONS_FILE, Integrations, load_integrations
-from notify_core.rules import THRESHOLDS_FILE, RuleSet
-from notify_core.rules_file import load_rules
+from notify_core.heartbeats.config import HEARTBEATS_FILE, Heartbeats, load_heartbeats
+from notify_core.integrations.config import INTEGRATIONS_FILE, Integrations, load_integrations
 from notify_core.sites_config import SITES_FILE, Inventory, load_sites
-from notify_core.suppression_config import SUPPRESSION_FILE, Suppression, load_suppression
+from notify_core.suppression.config import SUPPRESSION_FILE, Suppression, load_suppression
+from notify_core.thresholds.rules import THRESHOLDS_FILE, RuleSet
+from notify_core.thresholds.rules_file import load_rules
 
 DEFAULT_CONFIG_DIR = Path("config")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from watchfiles import awatch
 
-from notify_core import metrics
 from notify_core.config_yaml import ConfigInvalid
+from notify_core.obs import metrics
 from towerco_notify.config_files import WATCHED, ConfigSet, load_config
 
 log = logging.getLogger(__name__)

@@ -44,25 +44,24 @@ from escalation.receivers.senders import (
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
 from escalation.webhooks import HttpClient, WebhookSender
-from notify_core import redis_factory
 from notify_core.action_links import ActionLinks
-from notify_core.audit import (
+from notify_core.heartbeats.config import Heartbeats
+from notify_core.heartbeats.policy import HeartbeatStore
+from notify_core.heartbeats.watch import HeartbeatWatch
+from notify_core.history.store import History, MemoryHistory, RedisHistory
+from notify_core.integrations.config import Integrations
+from notify_core.obs.audit import (
     AuditCopy,
     AuditLog,
     MemoryAuditCopy,
     RedisAuditCopy,
     audit_record,
 )
-from notify_core.events import ALL_TOPICS
-from notify_core.heartbeat_watch import HeartbeatWatch
-from notify_core.heartbeats import HeartbeatStore
-from notify_core.heartbeats_config import Heartbeats
-from notify_core.history import History, MemoryHistory, RedisHistory
-from notify_core.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
-from notify_core.integrations_config import Integrations
-from notify_core.readiness import Readiness
-from notify_core.replication import ReplicaConfirm
-from notify_core.report_archive import (
+from notify_core.obs.readiness import Readiness
+from notify_core.redis import factory as redis_factory
+from notify_core.redis.replication import ReplicaConfirm
+from notify_core.redis.write_behind import WriteBehind
+from notify_core.reports.archive import (
     Archiver,
     ArchiveStore,
     ArchivingListener,
@@ -70,26 +69,27 @@ from notify_core.report_archive import (
     RedisArchive,
 )
 from notify_core.revocations import Revocations
-from notify_core.rules import THRESHOLDS_FILE
-from notify_core.rules_holder import RulesHolder
 from notify_core.secret_refs import read_secret
 from notify_core.settings import Settings
 from notify_core.sites_config import Inventory
-from notify_core.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
-from notify_core.suppression_audit import ExpiryAudit
-from notify_core.suppression_store import SuppressionStore
-from notify_core.timeline import MemoryTimeline, RedisTimeline, Timeline
-from notify_core.write_behind import WriteBehind
+from notify_core.state.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
+from notify_core.state.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
+from notify_core.state.timeline import MemoryTimeline, RedisTimeline, Timeline
+from notify_core.suppression.audit import ExpiryAudit
+from notify_core.suppression.store import SuppressionStore
+from notify_core.thresholds.holder import RulesHolder
+from notify_core.thresholds.rules import THRESHOLDS_FILE
+from notify_core.wire.events import ALL_TOPICS
 from pipeline.app import Pipeline
+from pipeline.kafka.topics import ensure_topics
 from pipeline.publisher import Emit, Publisher
 from pipeline.redis_bridge import SystemChannelBridge
-from pipeline.topics import ensure_topics
+from sio_server.admission.auth import Authenticator
+from sio_server.admission.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.app import SocketServer
-from sio_server.auth import Authenticator
-from sio_server.heartbeats_api import HeartbeatSources
-from sio_server.integrations_api import IntegrationsApi
-from sio_server.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
-from sio_server.twilio_api import TwilioReplies
+from sio_server.inbound.heartbeats import HeartbeatSources
+from sio_server.inbound.integrations import IntegrationsApi
+from sio_server.inbound.twilio import TwilioReplies
 from towerco_notify.actions import ActionProducer
 from towerco_notify.config_files import ConfigSet, load_config
 from towerco_notify.embedded_broker import EmbeddedBroker

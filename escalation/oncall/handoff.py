@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.schedule import Schedule, Schedules
-from notify_core.incidents import IncidentStore
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
 from notify_core.sites_config import Inventory
+from notify_core.state.incidents import IncidentStore
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from escalation.oncall.rotation import Override
 from notify_core.clock import iso
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
 
 KEEP_ENDED = timedelta(days=30)
 

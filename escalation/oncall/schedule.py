@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from notify_core.config_yaml import parse_items, read_text
-from notify_core.events import Ident
-from notify_core.rules import parse_duration
+from notify_core.thresholds.rules import parse_duration
+from notify_core.wire.events import Ident
 
 ONCALL_FILE = "oncall.yaml"
 KIND = "schedule"

@@ -24,7 +24,7 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core.bounded import Bounded
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
 
 MethodType = Literal["email", "sms", "voice", "slack", "webpush"]
 METHOD_TYPES: tuple[MethodType, ...] = ("email", "sms", "voice", "slack", "webpush")

@@ -31,7 +31,7 @@ from escalation.people.replies import Paged, SmsReplies
 from escalation.receivers.outbox import Job
 from escalation.receivers.senders import PageLinks, Sent
 from escalation.webhooks import HttpClient
-from notify_core.incidents import IncidentStore
+from notify_core.state.incidents import IncidentStore
 
 THROTTLE = {"sms": 5, "voice": 3}  # per user and type, per THROTTLE_WINDOW_S
 THROTTLE_WINDOW_S = 15 * 60

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
 
 KEEP_S = 24 * 3600
 REPLY = re.compile(r"^\s*(\d{1,2})\s*([ac])\s*$", re.IGNORECASE)

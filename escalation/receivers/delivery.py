@@ -28,10 +28,11 @@ from escalation.policy import Policy
 from escalation.receivers.outbox import Job, Outbox
 from escalation.receivers.senders import Sender, Sent
 from escalation.targets import Target
-from notify_core import events, metrics
-from notify_core.log_fields import about
+from notify_core.obs import metrics
+from notify_core.obs.log_fields import about
 from notify_core.retry import wait_s
-from notify_core.timeline import Timeline
+from notify_core.state.timeline import Timeline
+from notify_core.wire import events
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
 
 DONE_TTL_S = 7 * 86400.0
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
 
 MAX_PER_USER = 10
 

@@ -27,9 +27,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, field_validator, model_validator
 
 from notify_core.config_yaml import parse_items, read_text
-from notify_core.events import Ident, Severity
-from notify_core.rules import parse_duration
 from notify_core.secret_refs import KeyByReference, describe_missing
+from notify_core.thresholds.rules import parse_duration
+from notify_core.wire.events import Ident, Severity
 
 HEARTBEATS_FILE = "heartbeats.yaml"
 KIND = "heartbeat"

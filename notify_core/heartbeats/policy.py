@@ -18,8 +18,8 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from notify_core.heartbeats_config import Heartbeat
-from notify_core.redis_keys import RedisKeys
+from notify_core.heartbeats.config import Heartbeat
+from notify_core.redis.keys import RedisKeys
 
 State = Literal["inactive", "healthy", "unhealthy"]
 Change = Literal["open", "resolve"]

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 
 import orjson
 
-from notify_core import metrics
 from notify_core.clock import iso
-from notify_core.events import TOPIC_ACTIONS, TOPIC_ALERTS
-from notify_core.heartbeats import Beat, HeartbeatStore, decide
-from notify_core.heartbeats_config import Heartbeat, Heartbeats
+from notify_core.heartbeats.config import Heartbeat, Heartbeats
+from notify_core.heartbeats.policy import Beat, HeartbeatStore, decide
+from notify_core.obs import metrics
+from notify_core.wire.events import TOPIC_ACTIONS, TOPIC_ALERTS
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from notify_core.ids import InvalidEventId, parse_id
+from notify_core.wire.ids import InvalidEventId, parse_id
 
 Pos = tuple[int, int]
 

@@ -26,10 +26,10 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core.bounded import Bounded
-from notify_core.ids import IdMinter, format_id, parse_id
-from notify_core.redis_keys import RedisKeys
-from notify_core.redis_scripts import KeyTable, ScriptArgs, call_per_item
-from notify_core.resume import EMPTY, HistoryPosition
+from notify_core.history.resume import EMPTY, HistoryPosition
+from notify_core.redis.keys import RedisKeys
+from notify_core.redis.scripts import KeyTable, ScriptArgs, call_per_item
+from notify_core.wire.ids import IdMinter, format_id, parse_id
 
 DEDUPE_TTL_S = 24 * 3600
 # A position this far behind the last one stored for its partition is not a redelivery
@@ -88,7 +88,7 @@ class History(Protocol):
 
     async def position(self, tenant: str) -> HistoryPosition:
         """Epoch, first id ever held, oldest and newest held, trimmed-through: what a
-        resume decision (`notify_core.resume.decide`) needs, in one round trip."""
+        resume decision (`notify_core.history.resume.decide`) needs, in one round trip."""
 
 
 def new_epoch() -> str:
@@ -270,7 +270,7 @@ EVENTS_PER_CALL = 500
 
 
 class RedisHistory:
-    """History in Redis streams `{prefix}history:{{tenant}}` (notify_core/redis_keys.py);
+    """History in Redis streams `{prefix}history:{{tenant}}` (notify_core/redis/keys.py);
     ids are the stream ids."""
 
     store_part = EVENTS_PER_CALL  # one script call: no pipeline (whose SCRIPT EXISTS costs a turn)

@@ -24,8 +24,8 @@ from typing import Literal
 from pydantic import ConfigDict, model_validator
 
 from notify_core.config_yaml import parse_items, read_text
-from notify_core.events import Ident, Severity
 from notify_core.secret_refs import KeyByReference, describe_missing
+from notify_core.wire.events import Ident, Severity
 
 INTEGRATIONS_FILE = "integrations.yaml"
 KIND = "integration"

@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from notify_core.events import (
+from notify_core.integrations.config import Integration
+from notify_core.wire.events import (
     SEVERITY_ALIASES,
     TOPIC_ACTIONS,
     TOPIC_ALERTS,
@@ -29,7 +30,6 @@ from notify_core.events import (
     describe_error,
     is_ident,
 )
-from notify_core.integrations_config import Integration
 
 MAX_BODY = 1024 * 1024  # bytes of one request
 MAX_ALERTS = 1000  # alerts of one request

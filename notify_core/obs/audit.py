@@ -20,12 +20,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from notify_core import metrics
 from notify_core.clock import iso_s
-from notify_core.events import TOPIC_AUDIT
-from notify_core.history import decode_entry
-from notify_core.ids import format_id, parse_id
-from notify_core.redis_keys import RedisKeys
+from notify_core.history.store import decode_entry
+from notify_core.obs import metrics
+from notify_core.redis.keys import RedisKeys
+from notify_core.wire.events import TOPIC_AUDIT
+from notify_core.wire.ids import format_id, parse_id
 
 log = logging.getLogger(__name__)
 

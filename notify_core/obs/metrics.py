@@ -80,7 +80,7 @@ DELIVERIES = Counter(
 POLLING_REQUESTS = Counter(
     "notify_polling_requests_total",
     "HTTP requests at the listening socket's first look, by who answered: lean (a long-poll"
-    " GET answered by sio_server.polling) or aiohttp (everything else: handshakes, POSTs,"
+    " GET answered by sio_server.socketio.polling) or aiohttp (everything else: handshakes, POSTs,"
     " upgrades, the HTTP API)",
     ["path"],
 )

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 
-from notify_core import metrics
+from notify_core.obs import metrics
 
 Check = Callable[[], bool | Awaitable[bool]]
 

@@ -6,7 +6,7 @@ watched master, from `NOTIFY_REDIS_URL` and `NOTIFY_REDIS_CLUSTER`.
   pool raises past its limit.
 - the same with `NOTIFY_REDIS_CLUSTER=true`: the URL names a seed node; redis-py's cluster
   client learns the others and follows slot moves. Keys used together share a hash tag
-  (notify_core/redis_keys.py), scripts name their keys in KEYS.
+  (notify_core/redis/keys.py), scripts name their keys in KEYS.
 - `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<service>[/<db>]`: the
   master Sentinel names for that service, found again after a failover (default port
   26379; the password is the master's).
@@ -90,7 +90,7 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
 
 def connect(url: str, cluster: bool = False) -> Redis:
     """The daemon's async client. A cluster client offers the same commands; its type is
-    told as `Redis` so the stores need not know (notify_core/redis_scripts.py and
+    told as `Redis` so the stores need not know (notify_core/redis/scripts.py and
     sio_server/follower.py are the two places that group keys by slot on a cluster)."""
     if url.startswith(SENTINEL_SCHEME):
         where = parse_sentinel_url(url)

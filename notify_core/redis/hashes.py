@@ -1,5 +1,5 @@
 """Redis hashes as the stores keep them, many read in one round trip (written through
-notify_core/write_behind.py).
+notify_core/redis/write_behind.py).
 
 Shared by the incident, escalation and KPI-snapshot stores, which each keep one hash per
 thing and differ only in how they encode it.
@@ -12,9 +12,9 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
-from notify_core.redis_keys import RedisKeys, slot_tag
-from notify_core.redis_scripts import ScriptArgs, call_per_item
-from notify_core.write_behind import ABSENT, HashWrite, WriteBehind
+from notify_core.redis.keys import RedisKeys, slot_tag
+from notify_core.redis.scripts import ScriptArgs, call_per_item
+from notify_core.redis.write_behind import ABSENT, HashWrite, WriteBehind
 
 T = TypeVar("T")
 Key = tuple[str, str]  # tenant, id

@@ -45,7 +45,7 @@ class RedisKeys:
         return f"{self.prefix}{{{concept}}}{tail}"
 
     def replication_marker(self, shard: int | None = None) -> str:
-        """What `notify_core.replication` writes before it WAITs: one key, or on a Redis
+        """What `notify_core.redis.replication` writes before it WAITs: one key, or on a Redis
         Cluster one per primary (`shard` picks a hash tag that lands on it)."""
         if shard is None:
             return self.shared("replication", "marker")
@@ -55,7 +55,7 @@ class RedisKeys:
         """One key per action link (notify_core/action_links.py): its own slot."""
         return f"{self.prefix}action-link:{token}"
 
-    # -- the history (notify_core/history.py) ---------------------------------------
+    # -- the history (notify_core/history/store.py) ---------------------------------------
     def stream(self, tenant: str) -> str:
         return self.tenant("history", tenant)
 

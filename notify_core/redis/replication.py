@@ -22,9 +22,9 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.cluster import key_slot
 
-from notify_core import metrics
-from notify_core.redis_factory import on_one_connection
-from notify_core.redis_keys import RedisKeys
+from notify_core.obs import metrics
+from notify_core.redis.factory import on_one_connection
+from notify_core.redis.keys import RedisKeys
 
 log = logging.getLogger(__name__)
 

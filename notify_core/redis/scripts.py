@@ -7,7 +7,7 @@ the chunk's data as one JSON argument; the chunk size bounds how long a call hol
 
 Every key a call touches is in its KEYS (`KeyTable` numbers them; the JSON names keys by
 number). On a Redis Cluster one call's keys must share a slot, so there the items are
-first grouped by their keys' hash tag (`tag_of`, notify_core/redis_keys.py) and each
+first grouped by their keys' hash tag (`tag_of`, notify_core/redis/keys.py) and each
 group's chunks go to their own node, concurrently; on a single Redis nothing is grouped.
 """
 

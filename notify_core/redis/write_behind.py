@@ -27,9 +27,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from notify_core import metrics
-from notify_core.redis_keys import slot_tag
-from notify_core.redis_scripts import KeyTable, ScriptArgs, call_in_chunks
+from notify_core.obs import metrics
+from notify_core.redis.keys import slot_tag
+from notify_core.redis.scripts import KeyTable, ScriptArgs, call_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ Write = HashWrite | ListAppend | IndexMove
 # The writes of a round as one script call with one argument (JSON) instead of 2-3
 # commands each: redis-py spends more packing each command and argument (in Python) and
 # reading each reply (with its timeout) than Redis spends applying them. The writes name
-# their keys by index in KEYS (notify_core/redis_scripts.py). pcall: a refused write is
+# their keys by index in KEYS (notify_core/redis/scripts.py). pcall: a refused write is
 # counted, the rest still applied.
 _APPLY_LUA = """
 local errors, first = 0, ''
@@ -216,7 +216,7 @@ class WriteBehind:
 
 
 def _tag_of(w: Write) -> str:
-    return slot_tag(w.key)  # an index move's two sets share it (notify_core/redis_keys.py)
+    return slot_tag(w.key)  # an index move's two sets share it (notify_core/redis/keys.py)
 
 
 def _script_args(writes: Sequence[Write]) -> ScriptArgs:

@@ -8,7 +8,7 @@ records a little later, from the incident's state and timeline as stored then (a
 writes may still be in flight when it is told). Marks are durable in Redis and taken by
 one process at a time (ZPOPMIN), so a process killed between the two loses nothing: a
 record is idempotent (the incident id is its key) and a claimed mark that failed is put
-back. `collect` (notify_core/reports.py) reads the records of a span, and the live store
+back. `collect` (notify_core/reports/summary.py) reads the records of a span, and the live store
 for what is open or newer.
 """
 
@@ -25,8 +25,8 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_keys import RedisKeys
-from notify_core.reports import TIMELINE_READS, Handled, handled_from
+from notify_core.redis.keys import RedisKeys
+from notify_core.reports.summary import TIMELINE_READS, Handled, handled_from
 
 log = logging.getLogger(__name__)
 

@@ -119,7 +119,7 @@ async def collect(
     archive: Any = None,
 ) -> list[Handled]:
     """The tenant's incidents opened in [start_ms, end_ms): the records of the archive
-    (notify_core/report_archive.py: every resolved incident, a year and more), and from
+    (notify_core/reports/archive.py: every resolved incident, a year and more), and from
     the live store what is open or resolved since (the latest resolved ones it keeps),
     each with its pages and policy from its timeline; the live one wins. `incidents`: an
     IncidentStore; `timeline`: a Timeline; `region_of(tenant, site)`: the site's region."""

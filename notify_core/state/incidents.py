@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 
 from notify_core.bounded import Bounded
 from notify_core.clock import iso_ms
-from notify_core.redis_hashes import HashStore
-from notify_core.write_behind import IndexMove, WriteBehind
+from notify_core.redis.hashes import HashStore
+from notify_core.redis.write_behind import IndexMove, WriteBehind
 
 INCIDENT_TTL_S = 30 * 24 * 3600
 RESOLVED_KEPT = 10_000  # per tenant, the latest resolved incidents stay listable
@@ -160,7 +160,7 @@ class MemoryIncidentStore:
 
 class RedisIncidentStore(HashStore[IncidentState | None]):
     """One hash per incident. Writes go through `writes`, so during a pipeline batch they
-    are sent together (notify_core/write_behind.py) and read back from there until then."""
+    are sent together (notify_core/redis/write_behind.py) and read back from there until then."""
 
     def __init__(self, redis: Redis, prefix: str, writes: WriteBehind | None = None) -> None:
         super().__init__(redis, prefix, "incident", _state, INCIDENT_TTL_S, writes)

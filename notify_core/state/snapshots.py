@@ -8,9 +8,9 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_hashes import hgetall_many
-from notify_core.redis_keys import RedisKeys
-from notify_core.write_behind import HashWrite, WriteBehind
+from notify_core.redis.hashes import hgetall_many
+from notify_core.redis.keys import RedisKeys
+from notify_core.redis.write_behind import HashWrite, WriteBehind
 
 SNAPSHOT_TTL_S = 7 * 24 * 3600
 

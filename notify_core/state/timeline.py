@@ -11,8 +11,8 @@ import orjson
 from redis.asyncio import Redis
 
 from notify_core.bounded import Bounded
-from notify_core.redis_keys import RedisKeys
-from notify_core.write_behind import ListAppend, WriteBehind
+from notify_core.redis.keys import RedisKeys
+from notify_core.redis.write_behind import ListAppend, WriteBehind
 
 TIMELINE_TTL_S = 30 * 24 * 3600
 MAX_ENTRIES = 1000

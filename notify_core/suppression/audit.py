@@ -16,8 +16,8 @@ import time
 
 from redis.asyncio import Redis
 
-from notify_core.audit import AuditLog, audit_record
-from notify_core.suppression_store import SuppressionStore
+from notify_core.obs.audit import AuditLog, audit_record
+from notify_core.suppression.store import SuppressionStore
 
 log = logging.getLogger(__name__)
 

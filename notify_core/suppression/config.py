@@ -1,6 +1,6 @@
 """Load and validate `suppression.yaml`: maintenance windows (one-time or recurring) and
 inhibition rules; every error names file, line, window/rule and field, as the other
-config files do (`notify_core.rules.ConfigProblem`).
+config files do (`notify_core.thresholds.rules.ConfigProblem`).
 
 ```yaml
 windows:
@@ -38,9 +38,9 @@ from notify_core.config_yaml import (
     read_text,
     validation_problems,
 )
-from notify_core.events import Ident
-from notify_core.rules import parse_duration
-from notify_core.suppression import DAYS, Window
+from notify_core.suppression.policy import DAYS, Window
+from notify_core.thresholds.rules import parse_duration
+from notify_core.wire.events import Ident
 
 SUPPRESSION_FILE = "suppression.yaml"
 

@@ -3,7 +3,7 @@
 Redis (hashes `{prefix}suppression` and `{prefix}site-status`, a version counter bumped on
 each change) or memory in the embedded mode. Every process that decides (pipelines, the
 escalation scheduler) holds a snapshot, refreshed within a second of a change, so deciding
-(`notify_core.suppression.mutes`) is a pure call with no I/O on the alert path.
+(`notify_core.suppression.policy.mutes`) is a pure call with no I/O on the alert path.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from notify_core.redis_keys import RedisKeys
+from notify_core.redis.keys import RedisKeys
+from notify_core.redis.snapshot_follower import UNCHANGED, FollowedSnapshot
 from notify_core.sites_config import Inventory
-from notify_core.snapshot_follower import UNCHANGED, FollowedSnapshot
-from notify_core.suppression import Index, Muted, Notice, Silence, State, Window
-from notify_core.suppression_config import Suppression
+from notify_core.suppression.config import Suppression
+from notify_core.suppression.policy import Index, Muted, Notice, Silence, State, Window
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class SuppressionStore(FollowedSnapshot):
         )
 
     def mutes(self, n: Notice, now: float | None = None) -> Muted | None:
-        """The pure decision (`notify_core.suppression`) on the current snapshot."""
+        """The pure decision (`notify_core.suppression.policy`) on the current snapshot."""
         index = self._index
         if index is None:
             index = self._index = Index(self.state())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from notify_core.rules import RuleSet
+from notify_core.thresholds.rules import RuleSet
 
 
 class RulesHolder:

@@ -2,8 +2,8 @@
 resolves the effective one for (tenant, site, KPI).
 
 Defaults, then per-tenant overrides, then per-site overrides; the most specific wins and
-an override may change any field. Reading `thresholds.yaml` is `notify_core.rules_file`;
-the rules in force, swapped on reload, are `notify_core.rules_holder`.
+an override may change any field. Reading `thresholds.yaml` is `notify_core.thresholds.rules_file`;
+the rules in force, swapped on reload, are `notify_core.thresholds.holder`.
 """
 
 from __future__ import annotations

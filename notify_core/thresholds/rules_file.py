@@ -18,8 +18,8 @@ from notify_core.config_yaml import (
     read_text,
     validation_problems,
 )
-from notify_core.events import is_ident
-from notify_core.rules import THRESHOLDS_FILE, RuleFields, RuleSet, complete
+from notify_core.thresholds.rules import THRESHOLDS_FILE, RuleFields, RuleSet, complete
+from notify_core.wire.events import is_ident
 
 
 def load_rules(path: Path) -> RuleSet:

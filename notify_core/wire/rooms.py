@@ -52,7 +52,7 @@ def scope_room(tenant: str, site: str = ALL_SITES) -> str:
 
 
 class Viewer(Protocol):
-    """Who a connection is (sio_server.auth.Principal): what its rooms derive from."""
+    """Who a connection is (sio_server.admission.auth.Principal): what its rooms derive from."""
 
     @property
     def tenant_id(self) -> str: ...

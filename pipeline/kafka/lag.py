@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from notify_core import metrics
-from pipeline.batches import Incoming
+from notify_core.obs import metrics
+from pipeline.kafka.batches import Incoming
 
 
 class ConsumerLag:

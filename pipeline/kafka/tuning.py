@@ -19,7 +19,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from notify_core.settings import Settings
-from pipeline.batches import BatchRouting, drain_in_batches
+from pipeline.kafka.batches import BatchRouting, drain_in_batches
 
 
 def faust_settings(settings: Settings, tansu: bool = False) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def tuned_transport(
     fetch_wait_ms: int, routing: BatchRouting | None = None
 ) -> type[faust_aiokafka.Transport]:
     """A Faust aiokafka Transport whose worker consumer waits at most `fetch_wait_ms`,
-    and hands the topics of `routing` over in batches (`pipeline.batches`)."""
+    and hands the topics of `routing` over in batches (`pipeline.kafka.batches`)."""
 
     class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from notify_core import metrics
-from notify_core.audit import AuditLog, Source, audit_record
-from sio_server.auth import Authenticator, AuthError, Principal
-from sio_server.limits import AddressGuard, ConnectionLimits
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog, Source, audit_record
+from sio_server.admission.auth import Authenticator, AuthError, Principal
+from sio_server.admission.limits import AddressGuard, ConnectionLimits
 
 log = logging.getLogger(__name__)
 

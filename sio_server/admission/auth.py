@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import jwt
 
-from notify_core.events import ROLES, is_ident
-from notify_core.rooms import may_see_site, rooms_of, visible
+from notify_core.wire.events import ROLES, is_ident
+from notify_core.wire.rooms import may_see_site, rooms_of, visible
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Principal:
         return may_see_site(self, site)
 
     def can_see(self, event: dict[str, Any]) -> bool:
-        """The one visibility rule (notify_core.rooms.visible): replay, HTTP, polling."""
+        """The one visibility rule (notify_core.wire.rooms.visible): replay, HTTP, polling."""
         return visible(self, event, self.rooms)
 
     def has_any_role(self, *roles: str) -> bool:

@@ -22,10 +22,10 @@ from typing import Any
 from cachetools import TTLCache
 from redis.asyncio import Redis
 
-from notify_core import metrics
-from notify_core.redis_keys import RedisKeys
-from sio_server.auth import Principal
-from sio_server.ratelimit import TokenBucket
+from notify_core.obs import metrics
+from notify_core.redis.keys import RedisKeys
+from sio_server.admission.auth import Principal
+from sio_server.admission.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 

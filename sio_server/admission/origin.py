@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from notify_core import metrics
+from notify_core.obs import metrics
 
 
 class OriginPolicy:

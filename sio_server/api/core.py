@@ -13,29 +13,29 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import ValidationError
 
-from notify_core import metrics
-from notify_core.audit import AuditLog, audit_record
-from notify_core.events import ACTIONS, describe_error, is_incident_id
-from notify_core.history import History
-from notify_core.incidents import STATUSES, IncidentState, IncidentStore
-from notify_core.readiness import Readiness
+from notify_core.history.store import History
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog, audit_record
+from notify_core.obs.readiness import Readiness
 from notify_core.revocations import DEFAULT_KEEP_S, Revocation, Revocations
-from notify_core.rules_holder import RulesHolder
-from notify_core.suppression import Notice, suppression_fields
-from notify_core.suppression_store import SuppressionStore
-from notify_core.timeline import Timeline
-from sio_server.api_models import RevocationBody, openapi
-from sio_server.api_queries import (
+from notify_core.state.incidents import STATUSES, IncidentState, IncidentStore
+from notify_core.state.timeline import Timeline
+from notify_core.suppression.policy import Notice, suppression_fields
+from notify_core.suppression.store import SuppressionStore
+from notify_core.thresholds.holder import RulesHolder
+from notify_core.wire.events import ACTIONS, describe_error, is_incident_id
+from sio_server.admission.auth import Authenticator, AuthError, Principal
+from sio_server.admission.limits import HttpRateLimiter, retry_headers
+from sio_server.admission.origin import OriginPolicy
+from sio_server.api.models import RevocationBody, openapi
+from sio_server.api.queries import (
     AuditQuery,
     IncidentsQuery,
     NotificationsQuery,
     RequestError,
     parse_query,
 )
-from sio_server.auth import Authenticator, AuthError, Principal
 from sio_server.incident_actions import IncidentActions
-from sio_server.limits import HttpRateLimiter, retry_headers
-from sio_server.origin import OriginPolicy
 from sio_server.presence import Presence
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def authenticated(
                 return response
             try:
                 return await fn(self, request, principal)
-            except RequestError as exc:  # sio_server/api_queries.py: the query's model
+            except RequestError as exc:  # sio_server/api/queries.py: the query's model
                 metrics.HTTP_REQUESTS.labels(route, "400").inc()
                 return _error(400, str(exc))
 

@@ -25,9 +25,15 @@ from pydantic import (
 from pydantic.json_schema import models_json_schema
 
 from escalation.people.contacts import E164, EMAIL, SLACK_USER
-from notify_core.events import ACTIONS, IDENT_PATTERN, MAX_NOTE, NOTIFICATION_TYPES, SNOOZE_MINUTES
-from notify_core.ingest import AmWebhook, GenericAlert
-from sio_server.api_queries import (
+from notify_core.integrations.ingest import AmWebhook, GenericAlert
+from notify_core.wire.events import (
+    ACTIONS,
+    IDENT_PATTERN,
+    MAX_NOTE,
+    NOTIFICATION_TYPES,
+    SNOOZE_MINUTES,
+)
+from sio_server.api.queries import (
     PATH_SCHEMAS,
     AuditQuery,
     CalendarQuery,
@@ -566,7 +572,7 @@ class Route(NamedTuple):
     response: type[BaseModel] | None  # None: not JSON (text, HTML, a stream)
     body: type[BaseModel] | None = None
     auth: bool = True
-    query: type[BaseModel] | None = None  # sio_server/api_queries.py: what the handler parses
+    query: type[BaseModel] | None = None  # sio_server/api/queries.py: what the handler parses
     content: str = "application/json"
     more_content: tuple[str, ...] = ()  # other media types of the success (static files)
     ok: str | None = None  # the success status when not 200/201/202 as below (e.g. 204)
@@ -578,7 +584,7 @@ class Route(NamedTuple):
 
 def _contact_method_routes(base: str, whose: str) -> tuple[Route, ...]:
     """The contact-method routes of one person: `/me`, or an admin's `/users/{user_id}`
-    (sio_server/people_api.py serves both from one handler set)."""
+    (sio_server/api/people.py serves both from one handler set)."""
     return (
         Route("GET", f"{base}/contact-methods", f"{whose} contact methods", ContactMethodList),
         Route(

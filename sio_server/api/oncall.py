@@ -19,11 +19,13 @@ from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.overrides import override_view
 from escalation.oncall.rotation import Override, Shift
 from escalation.oncall.schedule import Schedule
-from notify_core import metrics
-from notify_core.audit import AuditLog
 from notify_core.clock import iso
-from sio_server.api_models import OverrideBody
-from sio_server.api_queries import (
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog
+from sio_server.admission.auth import AuthError, Principal
+from sio_server.api.core import HttpApi, _error, _json, audit_http, authenticated
+from sio_server.api.models import OverrideBody
+from sio_server.api.queries import (
     CalendarQuery,
     OnCallQuery,
     RequestError,
@@ -33,8 +35,6 @@ from sio_server.api_queries import (
     parse_body,
     parse_query,
 )
-from sio_server.auth import AuthError, Principal
-from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
 
 ICS_DAYS = 60
 MAX_SHIFT_SPAN = timedelta(days=400)

@@ -25,13 +25,13 @@ from escalation.people.contacts import (
 )
 from escalation.people.reach import PersonSender
 from escalation.receivers.push import PushStore
-from notify_core.audit import AuditLog
-from notify_core.events import is_ident
-from notify_core.rules import parse_duration
-from sio_server.api_models import ContactMethodBody, NotificationRulesBody
-from sio_server.api_queries import parse_body
-from sio_server.auth import Principal
-from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
+from notify_core.obs.audit import AuditLog
+from notify_core.thresholds.rules import parse_duration
+from notify_core.wire.events import is_ident
+from sio_server.admission.auth import Principal
+from sio_server.api.core import HttpApi, _error, _json, audit_http, authenticated
+from sio_server.api.models import ContactMethodBody, NotificationRulesBody
+from sio_server.api.queries import parse_body
 
 
 class PeopleApi:

@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from escalation.receivers.push import PushStore, VapidKeys, subscription_id
-from notify_core import metrics
-from notify_core.audit import AuditLog
-from sio_server.api_models import PushSubscriptionBody, PushUnsubscribeBody
-from sio_server.api_queries import parse_body
-from sio_server.auth import Principal
-from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog
+from sio_server.admission.auth import Principal
+from sio_server.api.core import HttpApi, _error, _json, audit_http, authenticated
+from sio_server.api.models import PushSubscriptionBody, PushUnsubscribeBody
+from sio_server.api.queries import parse_body
 
 
 def endpoint_problem(endpoint: str) -> str | None:

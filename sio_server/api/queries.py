@@ -1,6 +1,6 @@
 """The HTTP API's query strings and path parameters as pydantic models. A handler reads its
 query with `parse_query(request.query, Model)` (and its body with `parse_body(request,
-Model)`, the models of sio_server/api_models.py); the OpenAPI document (api_models.openapi)
+Model)`, the models of sio_server/api/models.py); the OpenAPI document (api_models.openapi)
 describes the same parameters from the same models (types, ranges, patterns, enums), so the
 document cannot promise what a handler refuses, nor hide what it accepts.
 
@@ -25,15 +25,15 @@ from pydantic import (
     ValidationError,
 )
 
-from notify_core.events import (
+from notify_core.reports.summary import GroupBy
+from notify_core.state.incidents import STATUSES
+from notify_core.wire.events import (
     IDENT_PATTERN,
     INCIDENT_ID_PATTERN,
     NOTIFICATION_TYPES,
     describe_error,
 )
-from notify_core.ids import ID_PATTERN
-from notify_core.incidents import STATUSES
-from notify_core.reports import GroupBy
+from notify_core.wire.ids import ID_PATTERN
 
 MAX_LIMIT = 1000  # a page of history or audit
 INCIDENTS_DEFAULT, INCIDENTS_MAX = 1000, 50_000
@@ -87,7 +87,7 @@ def parse_query(query: Mapping[str, str], model: type[Q]) -> Q:
 
 
 async def parse_body(request: web.Request, model: type[Q]) -> Q:
-    """`model` from a request's JSON body (sio_server/api_models.py)."""
+    """`model` from a request's JSON body (sio_server/api/models.py)."""
     try:
         raw = await request.json()
     except ValueError:
@@ -207,7 +207,7 @@ def instant(value: datetime | None, default: datetime) -> datetime:
 
 
 # path parameters: names to schemas, for the document (handlers check the same patterns
-# with notify_core.events.is_ident / is_incident_id)
+# with notify_core.wire.events.is_ident / is_incident_id)
 PATH_SCHEMAS: dict[str, dict[str, object]] = {
     "incident_id": {"type": "string", "pattern": INCIDENT_ID_PATTERN},
     "tenant_id": {"type": "string", "pattern": IDENT_PATTERN},

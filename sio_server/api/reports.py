@@ -1,7 +1,7 @@
 """`GET /api/v1/reports/response`: how fast incidents opened in a span were acknowledged
 and resolved, grouped by site, region, policy, severity or user (role admin).
 
-The numbers are `notify_core.reports` (pure); this module reads the stores for them.
+The numbers are `notify_core.reports.summary` (pure); this module reads the stores for them.
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ from aiohttp import web
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.schedule import Schedule
 from notify_core.clock import iso
-from notify_core.incidents import IncidentStore
-from notify_core.report_archive import ArchiveStore
-from notify_core.reports import collect, response_report
+from notify_core.reports.archive import ArchiveStore
+from notify_core.reports.summary import collect, response_report
 from notify_core.sites_config import Inventory
-from notify_core.suppression_store import SuppressionStore
-from notify_core.timeline import Timeline
-from sio_server.api_queries import (
+from notify_core.state.incidents import IncidentStore
+from notify_core.state.timeline import Timeline
+from notify_core.suppression.store import SuppressionStore
+from sio_server.admission.auth import Principal
+from sio_server.api.core import HttpApi, _error, _json, authenticated
+from sio_server.api.queries import (
     HandoverQuery,
     ResponseReportQuery,
     instant,
     parse_query,
 )
-from sio_server.auth import Principal
-from sio_server.http_api import HttpApi, _error, _json, authenticated
 
 MAX_SPAN = timedelta(days=400)  # a year's report: the archive keeps 400 days
 

@@ -13,13 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
-from notify_core.incidents import IncidentState, IncidentStore
-from notify_core.snapshots import SnapshotStore
-from notify_core.suppression import Notice
-from notify_core.suppression_store import SuppressionStore
-from sio_server.api_queries import SitesQuery, parse_query
-from sio_server.auth import Principal
-from sio_server.http_api import HttpApi, _error, _json, authenticated
+from notify_core.state.incidents import IncidentState, IncidentStore
+from notify_core.state.snapshots import SnapshotStore
+from notify_core.suppression.policy import Notice
+from notify_core.suppression.store import SuppressionStore
+from sio_server.admission.auth import Principal
+from sio_server.api.core import HttpApi, _error, _json, authenticated
+from sio_server.api.queries import SitesQuery, parse_query
 
 RANK = {"critical": 5, "major": 4, "minor": 3, "warning": 2, "info": 1}
 

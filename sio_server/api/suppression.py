@@ -2,7 +2,7 @@
 
 Operators and admins create them (a site-restricted user only for its own sites, and
 silences naming one of them); every create and end goes to the audit trail. They take
-effect within a second on every process (notify_core/suppression_store.py).
+effect within a second on every process (notify_core/suppression/store.py).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
-from notify_core import metrics
-from notify_core.audit import AuditLog
 from notify_core.clock import iso_s
-from notify_core.suppression import Silence, Window
-from notify_core.suppression_store import SuppressionStore, window_view
-from sio_server.api_models import MaintenanceBody, SilenceBody
-from sio_server.api_queries import parse_body
-from sio_server.auth import Principal
-from sio_server.http_api import HttpApi, _error, _json, audit_http, authenticated
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog
+from notify_core.suppression.policy import Silence, Window
+from notify_core.suppression.store import SuppressionStore, window_view
+from sio_server.admission.auth import Principal
+from sio_server.api.core import HttpApi, _error, _json, audit_http, authenticated
+from sio_server.api.models import MaintenanceBody, SilenceBody
+from sio_server.api.queries import parse_body
 
 MAKERS = ("operator", "admin")
 

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from notify_core import metrics
 from notify_core.action_links import ActionLinks, Link
-from notify_core.incidents import IncidentStore
-from sio_server.auth import Principal
+from notify_core.obs import metrics
+from notify_core.state.incidents import IncidentStore
+from sio_server.admission.auth import Principal
 from sio_server.incident_actions import IncidentActions
 
 HEADERS = {

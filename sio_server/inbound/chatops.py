@@ -29,10 +29,10 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from escalation.people.contacts import PeopleStore
-from notify_core import metrics
-from notify_core.redis_keys import RedisKeys
-from sio_server.auth import Principal
-from sio_server.http_api import _error, _json
+from notify_core.obs import metrics
+from notify_core.redis.keys import RedisKeys
+from sio_server.admission.auth import Principal
+from sio_server.api.core import _error, _json
 from sio_server.incident_actions import IncidentActions
 
 SLACK_SKEW_S = 300

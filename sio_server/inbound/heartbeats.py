@@ -14,15 +14,15 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from notify_core import metrics
-from notify_core.audit import AuditLog
 from notify_core.clock import iso_s
-from notify_core.heartbeats import HeartbeatStore, state
-from notify_core.heartbeats_config import Heartbeats
-from sio_server.auth import Principal
-from sio_server.http_api import HttpApi, _json, authenticated
-from sio_server.integrations_api import key_ok, refuse
-from sio_server.limits import AddressGuard
+from notify_core.heartbeats.config import Heartbeats
+from notify_core.heartbeats.policy import HeartbeatStore, state
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog
+from sio_server.admission.auth import Principal
+from sio_server.admission.limits import AddressGuard
+from sio_server.api.core import HttpApi, _json, authenticated
+from sio_server.inbound.integrations import key_ok, refuse
 
 
 class HeartbeatSources(NamedTuple):

@@ -5,9 +5,9 @@ The integration's key (`?key=` or `Authorization: Bearer <key>`) is its only cre
 compared in constant time; a wrong or missing key, or a name that is not configured, is
 answered 401 alike (names are not disclosed), audited and counted against the address
 like a refused handshake. A body is translated whole before anything is produced
-(`notify_core.ingest`: 400 naming the field, nothing produced), alerts that would change
-nothing are skipped, and the rest are produced with the producer's `acks`: the answer is
-200 only after the broker acknowledged every record, 503 when it did not within
+(`notify_core.integrations.ingest`: 400 naming the field, nothing produced), alerts that
+would change nothing are skipped, and the rest are produced with the producer's `acks`:
+the answer is 200 only after the broker acknowledged every record, 503 when it did not within
 `NOTIFY_INGEST_TIMEOUT_S` (Alertmanager retries; a record that did get through is kept
 once by the pipeline's dedupe).
 """
@@ -24,13 +24,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from notify_core import metrics
-from notify_core.audit import AuditLog, audit_record
-from notify_core.incidents import IncidentStore
-from notify_core.ingest import MAX_BODY, Ingested, IngestError, changes, translate
-from notify_core.integrations_config import Integration, Integrations
-from sio_server.http_api import _error, _json
-from sio_server.limits import AddressGuard
+from notify_core.integrations.config import Integration, Integrations
+from notify_core.integrations.ingest import MAX_BODY, Ingested, IngestError, changes, translate
+from notify_core.obs import metrics
+from notify_core.obs.audit import AuditLog, audit_record
+from notify_core.state.incidents import IncidentStore
+from sio_server.admission.limits import AddressGuard
+from sio_server.api.core import _error, _json
 
 log = logging.getLogger(__name__)
 

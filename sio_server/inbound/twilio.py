@@ -28,10 +28,10 @@ from aiohttp import web
 
 from escalation.people.contacts import PeopleStore
 from escalation.people.replies import SmsReplies, parse_reply
-from notify_core import metrics
 from notify_core.action_links import ActionLinks
-from sio_server.auth import Principal
-from sio_server.chatops_api import Once
+from notify_core.obs import metrics
+from sio_server.admission.auth import Principal
+from sio_server.inbound.chatops import Once
 from sio_server.incident_actions import IncidentActions
 
 

@@ -2,7 +2,7 @@
 
 `aiohttp.web.TCPSite.start` hands the runner's low-level `web.Server` (a protocol
 factory, the documented low-level server API) to `loop.create_server`. This site does
-the same with `wrap(server)` instead, so `sio_server.polling` can answer long-polls and
+the same with `wrap(server)` instead, so `sio_server.socketio.polling` can answer long-polls and
 pass every other connection to aiohttp's own protocol (`transport.set_protocol`).
 Everything else is TCPSite's: the runner registers it, `runner.addresses` reads it,
 `runner.cleanup()` stops it, and aiohttp still drains the connections it was given.

@@ -31,10 +31,10 @@ import orjson
 import socketio
 from engineio import packet as eio_packet
 
-from notify_core import metrics
-from sio_server.corking import Corker
+from notify_core.obs import metrics
 from sio_server.deliveries import Deliveries
-from sio_server.socket_queue import enqueue
+from sio_server.socketio.corking import Corker
+from sio_server.socketio.socket_queue import enqueue
 
 log = logging.getLogger(__name__)
 

@@ -32,16 +32,16 @@ from typing import Any, cast
 
 from engineio import exceptions as eio_exceptions
 
-from notify_core import metrics
-from sio_server.origin import OriginPolicy
-from sio_server.polling_request import (
+from notify_core.obs import metrics
+from sio_server.admission.origin import OriginPolicy
+from sio_server.socketio.polling_request import (
     MAX_HEAD_BYTES,
     Clock,
     PollRequest,
     could_be_poll,
     parse_poll,
 )
-from sio_server.socket_queue import SocketQueue
+from sio_server.socketio.socket_queue import SocketQueue
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ few bits of its answer that do not change per request.
 
 Anything unusual (another method, path or HTTP version, a body, an upgrade, percent-encoded
 or repeated fields, control bytes, obsolete line folding) reads as "not a poll", so aiohttp
-and engine.io see it and answer as they always have (`sio_server.polling`).
+and engine.io see it and answer as they always have (`sio_server.socketio.polling`).
 """
 
 from __future__ import annotations

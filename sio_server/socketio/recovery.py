@@ -18,14 +18,14 @@ from typing import Any, NamedTuple
 import orjson
 import socketio
 
-from notify_core import metrics
 from notify_core.bounded import Bounded
-from notify_core.events import connection_established, sync_complete
-from notify_core.history import History
-from notify_core.ids import InvalidEventId, format_id, parse_id
-from notify_core.resume import decide
-from sio_server.auth import Principal
-from sio_server.fanout import encode_event
+from notify_core.history.resume import decide
+from notify_core.history.store import History
+from notify_core.obs import metrics
+from notify_core.wire.events import connection_established, sync_complete
+from notify_core.wire.ids import InvalidEventId, format_id, parse_id
+from sio_server.admission.auth import Principal
+from sio_server.socketio.fanout import encode_event
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ async def resume(
     send: Send,
     snapshot: dict[str, Any] | None = None,
 ) -> Resumed:
-    """Decide (`notify_core.resume.decide`), replay what the history holds after
+    """Decide (`notify_core.history.resume.decide`), replay what the history holds after
     `last_id` that `p` may see, and build `sync_complete`. Every transport resumes
     through here; the caller sends `done` and releases what it held."""
     position = await history.position(p.tenant_id)

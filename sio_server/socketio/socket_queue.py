@@ -1,9 +1,9 @@
 """engine.io's per-connection packet queue, in ~100 bytes instead of ~3.3 KB.
 
 engine.io gives every connection an `asyncio.Queue` (from its server's `create_queue`,
-which `sio_server.websocket.install` points here). An empty one holds four `deque`s (items,
+which `sio_server.socketio.websocket.install` points here). An empty one holds four `deque`s (items,
 getters, putters, and its `join` event's waiters) of 760 bytes each, for a queue that
-is idle nearly always: with direct writes (`sio_server.fanout`) it carries only
+is idle nearly always: with direct writes (`sio_server.socketio.fanout`) it carries only
 engine.io's own packets (the handshake, pings, acks) and, for polling clients, the
 events of one poll. At 10 000 idle connections that was 32 MB, a tenth of the daemon's
 memory per connection (docs/performance.md). This queue keeps what engine.io uses of

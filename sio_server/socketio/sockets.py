@@ -14,15 +14,15 @@ from urllib.parse import parse_qs
 
 import socketio
 
-from notify_core.history import History
-from notify_core.snapshots import SnapshotStore
-from sio_server.admission import Admission, Refused
-from sio_server.auth import Principal
+from notify_core.history.store import History
+from notify_core.state.snapshots import SnapshotStore
+from sio_server.admission.admit import Admission, Refused
+from sio_server.admission.auth import Principal
+from sio_server.admission.ratelimit import TokenBucket
 from sio_server.client_events import ClientError, ClientEvents
 from sio_server.follower import LogFollower
 from sio_server.presence import Presence
-from sio_server.ratelimit import TokenBucket
-from sio_server.recovery import DeliveryGate, Recovery, hello
+from sio_server.socketio.recovery import DeliveryGate, Recovery, hello
 
 log = logging.getLogger(__name__)
 

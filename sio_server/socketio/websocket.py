@@ -1,6 +1,6 @@
 """engine.io's aiohttp WebSocket wrapper: compression made a setting, and connections
-registered for the direct emit path (`sio_server.fanout`); and its per-connection packet
-queue, a lighter one (`sio_server.socket_queue`).
+registered for the direct emit path (`sio_server.socketio.fanout`); and its per-connection packet
+queue, a lighter one (`sio_server.socketio.socket_queue`).
 
 engine.io builds `aiohttp.web.WebSocketResponse()` with aiohttp's default
 `compress=True`; browsers always offer deflate, and it costs 2-3x CPU per message.
@@ -19,8 +19,8 @@ from typing import Any
 from aiohttp.web import WebSocketResponse
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
-from sio_server.fanout import DirectSocket
-from sio_server.socket_queue import SocketQueue
+from sio_server.socketio.fanout import DirectSocket
+from sio_server.socketio.socket_queue import SocketQueue
 
 
 def websocket_class(compress: bool, direct: dict[str, DirectSocket] | None = None) -> type:

@@ -6,10 +6,10 @@ a recovery hold of typed events) and writes through a `Codec` onto its socket; t
 every member (python-socketio keeps the same bookkeeping for Socket.IO connections; the
 delivery gate plays the hold's part there). A transport module only accepts the
 connection, authenticates it, and feeds client frames in: rooms, visibility (`rooms_of`,
-the same rooms as Socket.IO), resume (`sio_server.recovery.resume`) and client events
+the same rooms as Socket.IO), resume (`sio_server.socketio.recovery.resume`) and client events
 (`sio_server.client_events`) are the same code for every transport.
 
-Writes go to the socket's transport, corked until the next flush (`sio_server.corking`: a
+Writes go to the socket's transport, corked until the next flush (`sio_server.socketio.corking`: a
 burst leaves in one write per socket): fan-out never awaits per recipient, and every write of a
 connection, live or replayed, goes the same way, so events leave in the order written.
 A client that stops reading is cut off at a bound of unsent
@@ -26,16 +26,16 @@ from typing import Any, Protocol
 
 import orjson
 
-from notify_core import metrics
-from notify_core.history import History
-from notify_core.ids import parse_id
-from sio_server.auth import Principal
+from notify_core.history.store import History
+from notify_core.obs import metrics
+from notify_core.wire.ids import parse_id
+from sio_server.admission.auth import Principal
+from sio_server.admission.ratelimit import TokenBucket
 from sio_server.client_events import ClientError
-from sio_server.corking import Corker
 from sio_server.deliveries import Deliveries
 from sio_server.presence import Presence
-from sio_server.ratelimit import TokenBucket
-from sio_server.recovery import hello, resume
+from sio_server.socketio.corking import Corker
+from sio_server.socketio.recovery import hello, resume
 
 log = logging.getLogger(__name__)
 

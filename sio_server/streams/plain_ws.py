@@ -6,7 +6,7 @@ payloads (each has its `type`), `connection_established` first. Client -> server
 (`heartbeat` -> `heartbeat_ack`); anything unknown or malformed -> `{"type": "error"}` and
 the socket stays open. The token's `tenant_id` and `sub` must be the path's: anything
 else is closed with 1008 before any event. Rooms, visibility, resume (`last_id`,
-`epoch`), rate limits and client events are the shared ones (`sio_server.connections`).
+`epoch`), rate limits and client events are the shared ones (`sio_server.streams.connections`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from notify_core import metrics
-from sio_server.admission import AUTH_FAILED, Admission, Refused
-from sio_server.api_queries import RequestError, WsQuery, parse_query
+from notify_core.obs import metrics
+from sio_server.admission.admit import AUTH_FAILED, Admission, Refused
+from sio_server.admission.origin import OriginPolicy
+from sio_server.api.queries import RequestError, WsQuery, parse_query
 from sio_server.client_events import ClientEvents
-from sio_server.connections import ConnectionHub, StreamConnection
-from sio_server.fanout import text_frame
 from sio_server.follower import LogFollower
-from sio_server.origin import OriginPolicy
+from sio_server.socketio.fanout import text_frame
+from sio_server.streams.connections import ConnectionHub, StreamConnection
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
-from notify_core.rooms import site_room
-from sio_server.admission import AUTH_FAILED, Admission, Refused
-from sio_server.api_queries import RequestError, StreamQuery, parse_query
-from sio_server.connections import ConnectionHub, StreamConnection
+from notify_core.wire.rooms import site_room
+from sio_server.admission.admit import AUTH_FAILED, Admission, Refused
+from sio_server.admission.origin import OriginPolicy
+from sio_server.api.queries import RequestError, StreamQuery, parse_query
 from sio_server.follower import LogFollower
-from sio_server.origin import OriginPolicy
+from sio_server.streams.connections import ConnectionHub, StreamConnection
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from notify_core import redis_factory
+from notify_core.redis import factory as redis_factory
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,9 +57,9 @@ def add_parsers(sub: Any) -> None:
 
 
 def revoke(args: argparse.Namespace) -> int:
-    from notify_core.audit import AuditLog, MemoryAuditCopy, audit_record
-    from notify_core.events import is_ident
+    from notify_core.obs.audit import AuditLog, MemoryAuditCopy, audit_record
     from notify_core.revocations import DEFAULT_KEEP_S, Revocation, Revocations
+    from notify_core.wire.events import is_ident
 
     if not args.redis_url:
         print(
@@ -131,8 +131,8 @@ def audit(args: argparse.Namespace) -> int:
 
 async def read_audit(bootstrap: str, since_ms: int, idle_s: float = 1.5) -> list[dict[str, Any]]:
     """Every audit record produced since `since_ms`, oldest first (no group, no commit)."""
-    from notify_core.events import TOPIC_AUDIT
-    from towerco_notify.topic_reader import read_topic
+    from notify_core.wire.events import TOPIC_AUDIT
+    from towerco_notify.commands.topic_reader import read_topic
 
     out = []
     async for records in read_topic(bootstrap, TOPIC_AUDIT, since_ms, idle_s):

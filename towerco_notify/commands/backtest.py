@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.events import TOPIC_KPIS, KpiMessage
-from notify_core.rules import THRESHOLDS_FILE, RuleSet, parse_duration
-from notify_core.rules_file import load_rules
+from notify_core.thresholds.rules import THRESHOLDS_FILE, RuleSet, parse_duration
+from notify_core.thresholds.rules_file import load_rules
+from notify_core.wire.events import TOPIC_KPIS, KpiMessage
 from pipeline.backtest import Backtest, Series
 from pipeline.envelope import BadInput, decode_kpi
 
@@ -128,7 +128,7 @@ def _file_messages(path: Path, bad: Bad) -> Iterator[KpiMessage]:
 async def _replay_kafka(
     bootstrap: str, bt: Backtest, start: float | None, progress: Progress
 ) -> Bad:
-    from towerco_notify.topic_reader import read_topic
+    from towerco_notify.commands.topic_reader import read_topic
 
     bad = Bad()
     since_ms = int(start * 1000) if start is not None else None
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             Path(args.json).write_bytes(data + b"\n")
     if args.plot:
-        from towerco_notify.backtest_plot import plot
+        from towerco_notify.commands.backtest_plot import plot
 
         plot(changed[: args.max_panels], Path(args.plot), args.against, args.config)
     return 0

@@ -2,7 +2,7 @@
 
 Thresholds: the effective rule of one KPI (defaults -> tenant -> site) and the level one
 value yields. Suppression: the one decision the pipeline and the escalation engine make
-(`notify_core.suppression`), on config/suppression.yaml and, with `--redis-url`, on the
+(`notify_core.suppression.policy`), on config/suppression.yaml and, with `--redis-url`, on the
 live windows, silences and site statuses of a running deployment.
 """
 
@@ -17,14 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from notify_core import redis_factory
 from notify_core.clock import iso_s
 from notify_core.config_yaml import ConfigInvalid
-from notify_core.rules import THRESHOLDS_FILE, Rule
-from notify_core.rules_file import load_rules
-from notify_core.suppression import Notice
-from notify_core.suppression_config import SUPPRESSION_FILE, load_suppression
-from notify_core.suppression_store import SuppressionStore
+from notify_core.redis import factory as redis_factory
+from notify_core.suppression.config import SUPPRESSION_FILE, load_suppression
+from notify_core.suppression.policy import Notice
+from notify_core.suppression.store import SuppressionStore
+from notify_core.thresholds.rules import THRESHOLDS_FILE, Rule
+from notify_core.thresholds.rules_file import load_rules
 from towerco_notify.config_files import DEFAULT_CONFIG_DIR, effective_config_dir
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from notify_core import redis_factory
-from notify_core.reports import GROUP_BY, collect, response_report
-from notify_core.rules import parse_duration
+from notify_core.redis import factory as redis_factory
+from notify_core.reports.summary import GROUP_BY, collect, response_report
 from notify_core.sites_config import SITES_FILE, Inventory, load_sites
+from notify_core.thresholds.rules import parse_duration
 
 
 def add_parser(sub: Any) -> None:
@@ -70,9 +70,9 @@ def _s(value: float | None) -> str:
 
 
 async def _groups(args: argparse.Namespace, span: float, sites: Inventory) -> list[dict[str, Any]]:
-    from notify_core.incidents import RedisIncidentStore
-    from notify_core.report_archive import RedisArchive
-    from notify_core.timeline import RedisTimeline
+    from notify_core.reports.archive import RedisArchive
+    from notify_core.state.incidents import RedisIncidentStore
+    from notify_core.state.timeline import RedisTimeline
 
     redis = redis_factory.connect(args.redis_url, args.redis_cluster)
     try:

@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from notify_core.clock import iso_s
-from notify_core.events import TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
+from notify_core.wire.events import TOPIC_ALERTS, TOPIC_KPIS, TOPIC_SITES
 
 SEVERITIES = ("critical", "major", "minor", "warning", "info")
 SEVERITY_WEIGHTS = (1, 3, 6, 8, 4)

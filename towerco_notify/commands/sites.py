@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from notify_core.events import describe_error
 from notify_core.sites_config import SITES_FILE, Site, dump_sites, graph_problems
+from notify_core.wire.events import describe_error
 
 COLUMNS = ("tenant", "id", "name", "region", "lat", "lon", "depends_on")
 
