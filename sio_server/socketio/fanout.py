@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from engineio import packet as eio_packet
 
 from notify_core.obs import metrics
 from sio_server.deliveries import Deliveries
+from sio_server.frames import text_frame
 from sio_server.socketio.corking import Corker
 from sio_server.socketio.socket_queue import enqueue
 
@@ -64,18 +64,6 @@ def encode_event(name: str, data: Any) -> tuple[bytes, Any]:
     engine.io MESSAGE packet carrying it (`42[...]` on the wire)."""
     body = orjson.dumps([name, data])
     return body, eio_packet.Packet(eio_packet.MESSAGE, "2" + body.decode())
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A final, unmasked WebSocket text frame carrying `payload` (server to client)."""
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n < 65536:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
 
 
 def _itself(transport: asyncio.Transport) -> asyncio.Transport:

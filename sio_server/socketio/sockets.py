@@ -22,7 +22,8 @@ from sio_server.admission.ratelimit import TokenBucket
 from sio_server.client_events import ClientError, ClientEvents
 from sio_server.follower import LogFollower
 from sio_server.presence import Presence
-from sio_server.socketio.recovery import DeliveryGate, Recovery, hello
+from sio_server.replay import hello
+from sio_server.socketio.recovery import DeliveryGate, Recovery
 
 log = logging.getLogger(__name__)
 

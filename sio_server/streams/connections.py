@@ -34,8 +34,8 @@ from sio_server.admission.ratelimit import TokenBucket
 from sio_server.client_events import ClientError
 from sio_server.deliveries import Deliveries
 from sio_server.presence import Presence
+from sio_server.replay import hello, resume
 from sio_server.socketio.corking import Corker
-from sio_server.socketio.recovery import hello, resume
 
 log = logging.getLogger(__name__)
 

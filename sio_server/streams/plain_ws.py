@@ -25,7 +25,7 @@ from sio_server.admission.origin import OriginPolicy
 from sio_server.api.queries import RequestError, WsQuery, parse_query
 from sio_server.client_events import ClientEvents
 from sio_server.follower import LogFollower
-from sio_server.socketio.fanout import text_frame
+from sio_server.frames import text_frame
 from sio_server.streams.connections import ConnectionHub, StreamConnection
 
 log = logging.getLogger(__name__)
