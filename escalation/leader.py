@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from notify_core.lifecycle import Background
+
 log = logging.getLogger(__name__)
 
 _RENEW = (
@@ -43,11 +45,11 @@ class LeaderLock:
         self._on_gain, self._on_loss = on_gain, on_loss
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("leader-lock", self._run)
         self.leader = False
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="leader-lock")
+        await self._task.start()
 
     async def _run(self) -> None:
         while True:
@@ -71,10 +73,7 @@ class LeaderLock:
             await asyncio.sleep(self._ttl_ms / 3000)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
         if self.leader:
             with contextlib.suppress(Exception):
                 await self._release(keys=[self.key], args=[self._token])

@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from notify_core.lifecycle import Background
 from notify_core.obs import metrics
 from notify_core.redis import factory as redis_factory
 from notify_core.retry import Backoff
@@ -29,17 +30,14 @@ class SystemChannelBridge:
         self._redis = redis
         self._channel = channel
         self._publisher = publisher
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("system-channel-bridge", self._run)
         self.subscribed = False
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="system-channel-bridge")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
     async def handle(self, raw: bytes) -> str | None:
         try:

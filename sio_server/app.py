@@ -22,6 +22,7 @@ from escalation.people.reach import PersonSender
 from escalation.receivers.push import PushStore, VapidKeys
 from notify_core.action_links import ActionLinks
 from notify_core.history.store import History, RedisHistory
+from notify_core.lifecycle import Background, Lifecycle, Part, nothing, plain
 from notify_core.obs.audit import AuditLog
 from notify_core.obs.readiness import Readiness
 from notify_core.reports.archive import ArchiveStore
@@ -298,7 +299,8 @@ class SocketServer:
                     twilio.public_url,
                 ).add_routes(self.app)
         self._runner: web.AppRunner | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Background("expire-sessions", self._sweep_expired)
+        self._lifecycle = Lifecycle()
         self._collector = ConnectionsCollector(self)
         readiness.add("http", lambda: self._runner is not None)
 
@@ -307,7 +309,32 @@ class SocketServer:
         self.hub.emit(event, rooms)
         await self.fanout.emit(event, rooms)
 
+    def parts(self) -> list[Part]:
+        """What this server runs, in start order (stopped in reverse): the listening socket
+        first, the history follower last, and what was emitted flushed before the sockets
+        close. The composition root puts these in its one lifecycle."""
+        parts = [Part("http listener", self._listen, self._close)]
+        if self.polling is not None:
+            parts.append(Part("lean polling", self.polling.start, self.polling.stop))
+        parts += [
+            Part("session sweep", self._sweeper.start, self._sweeper.stop),
+            Part("stream hub", self.hub.start, self.hub.stop),
+            Part("connection limits", self.admission.limits.start, self.admission.limits.stop),
+            Part("presence", self.presence.start, self.presence.stop),
+            Part("pending fan-out", nothing, plain(self.fanout.flush)),
+        ]
+        if self.follower is not None:
+            parts.append(Part("history follower", self.follower.start, self.follower.stop))
+        return parts
+
     async def start(self) -> None:
+        """Start `parts()` on this server's own lifecycle (a server used on its own)."""
+        await self._lifecycle.start(self.parts())
+
+    async def stop(self) -> None:
+        await self._lifecycle.stop()
+
+    async def _listen(self) -> None:
         self._runner = web.AppRunner(
             self.app,
             access_log=None,
@@ -333,19 +360,18 @@ class SocketServer:
             )
         )
         await site.start()
-        if self.polling is not None:
-            await self.polling.start()
         addresses = self._runner.addresses  # public: the bound sockets' names
         self.port = int(addresses[0][1]) if addresses else self.requested_port
         with contextlib.suppress(ValueError):
             REGISTRY.register(self._collector)
-        self._sweeper = asyncio.create_task(self._sweep_expired(), name="expire-sessions")
-        await self.hub.start()
-        await self.admission.limits.start()
-        await self.presence.start()
-        if self.follower is not None:
-            await self.follower.start()
         log.info("listening on http://%s:%s", self.host, self.port)
+
+    async def _close(self) -> None:
+        with contextlib.suppress(KeyError):
+            REGISTRY.unregister(self._collector)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
     async def _sweep_expired(self) -> None:
         """Each second: cut the connections of tokens revoked since (on every process:
@@ -384,22 +410,3 @@ class SocketServer:
                 conn.abort()
                 cut += 1
         return cut
-
-    async def stop(self) -> None:
-        if self.follower is not None:
-            await self.follower.stop()
-        self.fanout.flush()  # what was emitted leaves before the sockets close
-        if self._sweeper:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        await self.hub.stop()
-        await self.admission.limits.stop()
-        await self.presence.stop()
-        with contextlib.suppress(KeyError):
-            REGISTRY.unregister(self._collector)
-        if self.polling is not None:
-            await self.polling.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None

@@ -59,11 +59,21 @@ SLOW_TESTS = frozenset(
 )
 
 
+# A test that uses one of these (directly or through another fixture) needs a real Redis,
+# the broker, the daemon or Node; modules that start such parts themselves say so with
+# `pytestmark = pytest.mark.integration`. `./dev test --fast` runs the rest.
+REAL_PARTS = frozenset(
+    {"redis_url", "broker", "daemon", "producer", "hooks", "sinks", "redis_client"}
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+        if REAL_PARTS.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -9,7 +9,6 @@ logged with file, line and field, and `notify_config_reloads_total{result="inval
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from watchfiles import awatch
 
 from notify_core.config_yaml import ConfigInvalid
+from notify_core.lifecycle import Background
 from notify_core.obs import metrics
 from towerco_notify.config_files import WATCHED, ConfigSet, load_config
 
@@ -40,7 +40,7 @@ class ConfigReloader:
         self._swap = swap
         self._refused = refused
         self._watch = watch
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("config-watch", self._run)
         self._stop = asyncio.Event()
 
     def reload(self, why: str) -> bool:
@@ -69,7 +69,7 @@ class ConfigReloader:
 
     async def start(self) -> None:
         if self._watch and self.config_dir.is_dir():
-            self._task = asyncio.create_task(self._run(), name="config-watch")
+            await self._task.start()
 
     async def _run(self) -> None:
         targets = {(self.config_dir / name).resolve() for name in WATCHED}
@@ -88,10 +88,7 @@ class ConfigReloader:
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
 
 def path_matches(changed: str, targets: set[Path]) -> bool:

@@ -12,7 +12,6 @@ import gc
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,6 +49,7 @@ from notify_core.heartbeats.policy import HeartbeatStore
 from notify_core.heartbeats.watch import HeartbeatWatch
 from notify_core.history.store import History, MemoryHistory, RedisHistory
 from notify_core.integrations.config import Integrations
+from notify_core.lifecycle import Lifecycle, Part, nothing, plain
 from notify_core.obs.audit import (
     AuditCopy,
     AuditLog,
@@ -116,14 +116,6 @@ def tune_gc(threshold: int) -> None:
 
 
 @dataclass
-class _Part:
-    name: str
-    start: Callable[[], Awaitable[Any]]
-    stop: Callable[[], Awaitable[Any]]
-    stop_timeout_s: float = 10.0
-
-
-@dataclass
 class Runtime:
     settings: Settings
     mode: Mode = "run"
@@ -150,8 +142,8 @@ class Runtime:
         self.jwt_secret = (
             s.jwt_secret.get_secret_value() if s.jwt_secret else secrets.token_urlsafe(32)
         )
-        self._parts: list[_Part] = []
-        self._started: list[_Part] = []
+        self._parts: list[Part] = []
+        self._lifecycle = Lifecycle()
         self.broker: EmbeddedBroker | None = None
         self.server: SocketServer | None = None
         self.pipeline: Pipeline | None = None
@@ -197,11 +189,11 @@ class Runtime:
         add = self._parts.append
         if not s.kafka_bootstrap:
             self.broker = EmbeddedBroker()
-            add(_Part("embedded broker", self.broker.start, self.broker.stop))
-        add(_Part("kafka topics", self._ensure_topics, _noop))
+            add(Part("embedded broker", self.broker.start, self.broker.stop))
+        add(Part("kafka topics", self._ensure_topics, nothing))
         if s.redis_url:
             redis = self.redis = redis_factory.connect(s.redis_url, s.redis_cluster)
-            add(_Part("redis", self._check_redis, redis.aclose))
+            add(Part("redis", self._check_redis, redis.aclose))
             self.history = RedisHistory(
                 redis, s.redis_prefix, s.history_maxlen, s.history_max_age_s or None
             )
@@ -232,11 +224,11 @@ class Runtime:
         reloader = self.reloader = ConfigReloader(
             s.config_dir, self._swap_config, self._reload_refused, tell=self._audit_reload
         )
-        add(_Part("config reloader", reloader.start, reloader.stop))
+        add(Part("config reloader", reloader.start, reloader.stop))
         suppression = self.suppression = SuppressionStore(
             self.redis, s.redis_prefix, self.config.suppression, self.config.sites
         )
-        add(_Part("suppression", suppression.start, suppression.stop))
+        add(Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
         self.heartbeat_store = HeartbeatStore(self.redis, s.redis_prefix)
         self.action_links = ActionLinks(self.redis, s.redis_prefix, s.action_link_ttl)
@@ -244,7 +236,7 @@ class Runtime:
             self.current_schedules, OverrideStore(self.redis, s.redis_prefix)
         )
         if self.mode != "pipeline":
-            add(_Part("revocations", revocations.start, revocations.stop))
+            add(Part("revocations", revocations.start, revocations.stop))
         self.push_store: PushStore = (
             RedisPushStore(self.redis, s.redis_prefix)
             if self.redis is not None
@@ -293,12 +285,12 @@ class Runtime:
             else MemoryAuditCopy()
         )
         audit = self.audit = AuditLog(lambda: self.bootstrap, copy, s.producer_acks)
-        add(_Part("audit log", audit.start, audit.stop))
+        add(Part("audit log", audit.start, audit.stop))
         guard = AddressGuard(s.auth_failures_per_min, s.auth_block_s)
         integrations: IntegrationsApi | None = None
         if self.mode in ("run", "server"):
             actions = ActionProducer(lambda: self.bootstrap, s.producer_acks)
-            add(_Part("action producer", actions.start, actions.stop))
+            add(Part("action producer", actions.start, actions.stop))
             integrations = IntegrationsApi(
                 self.current_integrations,
                 actions.send_records,
@@ -313,7 +305,7 @@ class Runtime:
                 self.snapshots.last_sample,
                 actions.send_records,
             )
-            add(_Part("heartbeat watch", watch.start, watch.stop))
+            add(Part("heartbeat watch", watch.start, watch.stop))
 
         follow = None
         if self.mode == "server":
@@ -378,7 +370,7 @@ class Runtime:
                 ),
             ),
         )
-        add(_Part("http + socket.io", self.server.start, self.server.stop))
+        self._parts += self.server.parts()
 
     def _build_pipeline(self) -> None:
         """The pipeline side: the publisher, escalation and the Faust app."""
@@ -397,11 +389,11 @@ class Runtime:
         self._build_escalation(publisher)
         # resolved incidents become the report's records (read by /api/v1/reports)
         archiver = Archiver(self.archive, self.incidents, self.timeline, self._region_of)
-        add(_Part("report archiver", archiver.start, archiver.stop))
-        add(_Part("faust pipeline", self._start_pipeline, self._stop_pipeline, 15.0))
+        add(Part("report archiver", archiver.start, archiver.stop))
+        add(Part("faust pipeline", self._start_pipeline, self._stop_pipeline, 15.0))
         if self.redis is not None:
             bridge = SystemChannelBridge(self.redis, s.system_channel, publisher)
-            add(_Part("system channel bridge", bridge.start, bridge.stop))
+            add(Part("system channel bridge", bridge.start, bridge.stop))
             self.readiness.add("redis_channel", lambda: bridge.subscribed)
 
     def _build_escalation(self, publisher: Publisher) -> None:
@@ -438,8 +430,8 @@ class Runtime:
         async def release_jobs() -> None:
             escalation_jobs.uninstall(engine, scheduler.deployment)
 
-        add(_Part("escalation jobs", _noop, release_jobs))
-        add(_Part("receiver deliveries", worker.start, worker.stop))
+        add(Part("escalation jobs", nothing, release_jobs))
+        add(Part("receiver deliveries", worker.start, worker.stop))
         handoff = HandoffWatch(
             self.current_schedules,
             self.oncall,
@@ -450,12 +442,12 @@ class Runtime:
             s.redis_prefix,
             s.handoff_check_s,
         )
-        add(_Part("on-call handoff notices", handoff.start, handoff.stop))
+        add(Part("on-call handoff notices", handoff.start, handoff.stop))
         if self.audit is not None:
             lapsed = ExpiryAudit(self.suppression, self.audit, self.redis, s.redis_prefix)
-            add(_Part("suppression expiry audit", lapsed.start, lapsed.stop))
-        add(_Part("escalation scheduler", scheduler.start, scheduler.stop))
-        add(_Part("escalation engine", _noop, self.escalation.stop))
+            add(Part("suppression expiry audit", lapsed.start, lapsed.stop))
+        add(Part("escalation scheduler", scheduler.start, scheduler.stop))
+        add(Part("escalation engine", nothing, self.escalation.stop))
         if self.redis is not None:
             lock = LeaderLock(
                 self.redis,
@@ -464,9 +456,9 @@ class Runtime:
                 scheduler.deactivate,
             )
             self.leader = lock
-            add(_Part("escalation leader lock", lock.start, lock.stop))
+            add(Part("escalation leader lock", lock.start, lock.stop))
         else:
-            add(_Part("escalation (single process)", _as_async(scheduler.activate), _noop))
+            add(Part("escalation (single process)", plain(scheduler.activate), nothing))
 
     def _public_url(self) -> str:
         """Where pages link to (NOTIFY_PUBLIC_URL, else where this process listens: the
@@ -481,7 +473,7 @@ class Runtime:
         (Twilio-compatible), Slack direct messages, and people's contact methods."""
         s, add = self.settings, self._parts.append
         self.http = HttpClient(timeout_s=10.0)  # one session: webhooks and every receiver
-        add(_Part("receiver http client", self.http.start, self.http.stop))
+        add(Part("receiver http client", self.http.start, self.http.stop))
         self.page_links = PageLinks(self._public_url, self.action_links)
         smtp = s.smtp_url.get_secret_value() if s.smtp_url else None
         self.email_sender = EmailSender(smtp, s.smtp_from, self.page_links)
@@ -646,27 +638,12 @@ class Runtime:
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
         self._build()
-        for part in self._parts:
-            log.debug("starting %s", part.name)
-            try:
-                await part.start()
-            except BaseException:
-                log.error("failed to start %s; stopping what started", part.name)
-                await self.stop()
-                raise
-            self._started.append(part)
+        await self._lifecycle.start(self._parts)
         if self.settings.gc_freeze:
             tune_gc(self.settings.gc_threshold)
 
     async def stop(self) -> None:
-        while self._started:
-            part = self._started.pop()
-            try:
-                await asyncio.wait_for(part.stop(), part.stop_timeout_s)
-            except TimeoutError:
-                log.warning("%s did not stop within %.0fs", part.name, part.stop_timeout_s)
-            except Exception:
-                log.exception("error while stopping %s", part.name)
+        await self._lifecycle.stop()
 
     def reload_config(self, why: str = "SIGHUP") -> bool:
         """Reload the operator config now; False (old rules kept) when it is invalid."""
@@ -682,14 +659,3 @@ class Runtime:
             if loop.time() > deadline:
                 raise TimeoutError(f"not ready after {timeout_s}s: {checks}")
             await asyncio.sleep(0.1)
-
-
-async def _noop() -> None:
-    return None
-
-
-def _as_async(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        fn()
-
-    return run

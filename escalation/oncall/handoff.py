@@ -10,7 +10,6 @@ handoff is told once however many watch. The first look at a schedule only recor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from redis.asyncio import Redis
 
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.schedule import Schedule, Schedules
+from notify_core.lifecycle import Background
 from notify_core.redis.keys import RedisKeys
 from notify_core.sites_config import Inventory
 from notify_core.state.incidents import IncidentStore
@@ -55,16 +55,13 @@ class HandoffWatch:
         self._memory: dict[tuple[str, str], str] = {}
         self._cas = redis.register_script(_CAS_LUA) if redis is not None else None
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("oncall-handoff", self._run)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="oncall-handoff")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

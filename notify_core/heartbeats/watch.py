@@ -11,7 +11,6 @@ produced gives its claim back, and the next tick tries again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ import orjson
 from notify_core.clock import iso
 from notify_core.heartbeats.config import Heartbeat, Heartbeats
 from notify_core.heartbeats.policy import Beat, HeartbeatStore, decide
+from notify_core.lifecycle import Background
 from notify_core.obs import metrics
 from notify_core.wire.events import TOPIC_ACTIONS, TOPIC_ALERTS
 
@@ -87,17 +87,13 @@ class HeartbeatWatch:
         self._sink = sink
         self._interval_s = interval_s
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("heartbeat-watch", self._run)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="heartbeat-watch")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

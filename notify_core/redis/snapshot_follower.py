@@ -5,9 +5,10 @@ one GET), kept as it was while Redis is away. Revocations and suppression use it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
+
+from notify_core.lifecycle import Background
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class FollowedSnapshot:
     _hash: str
     _version_key: str
     _version: Any = None
-    _follow_task: asyncio.Task[None] | None = None
+    _follower: Background | None = None
     what = "shared state"
 
     async def refresh(self) -> None:
@@ -47,13 +48,12 @@ class FollowedSnapshot:
     async def start(self) -> None:
         await self.refresh()
         if self._redis is not None:
-            self._follow_task = asyncio.create_task(self._follow(), name=f"follow {self.what}")
+            self._follower = Background(f"follow {self.what}", self._follow)
+            await self._follower.start()
 
     async def stop(self) -> None:
-        if self._follow_task is not None:
-            self._follow_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow_task
+        if self._follower is not None:
+            await self._follower.stop()
 
     async def _follow(self) -> None:
         while True:

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.lifecycle import Background
 from notify_core.redis.keys import RedisKeys
 from notify_core.reports.summary import TIMELINE_READS, Handled, handled_from
 
@@ -152,17 +153,13 @@ class Archiver:
         self._timeline = timeline
         self._region_of = region_of
         self._every = every_s
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("report-archiver", self._loop)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="report-archiver")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         with contextlib.suppress(Exception):
             await self.round()
 

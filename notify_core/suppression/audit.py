@@ -10,12 +10,12 @@ embedded mode, one process).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from redis.asyncio import Redis
 
+from notify_core.lifecycle import Background
 from notify_core.obs.audit import AuditLog, audit_record
 from notify_core.suppression.store import SuppressionStore
 
@@ -37,7 +37,7 @@ class ExpiryAudit:
         self._prefix, self.every_s = prefix, every_s
         self._told: set[str] = set()
         self._since = time.time()  # what ended before we started is not ours to report
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("suppression expiry audit", self._loop)
 
     def ended(self, now: float) -> list[tuple[str, str, str]]:
         """(action, tenant, id) of what lapsed in (`_since`, `now`]."""
@@ -85,10 +85,7 @@ class ExpiryAudit:
                 log.warning("auditing lapsed windows and silences failed (%s)", exc)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="suppression expiry audit")
+        await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -22,6 +21,7 @@ from typing import Any
 from cachetools import TTLCache
 from redis.asyncio import Redis
 
+from notify_core.lifecycle import Background
 from notify_core.obs import metrics
 from notify_core.redis.keys import RedisKeys
 from sio_server.admission.auth import Principal
@@ -58,7 +58,7 @@ class ConnectionLimits:
         self._live: dict[str, Principal] = {}  # this process's connections
         self._users: Counter[tuple[str, str]] = Counter()
         self._tenants: Counter[str] = Counter()
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("connection-leases", self._renew)
 
     def _keys(self, p: Principal) -> list[str]:
         """The user's and the tenant's counts: one slot (the admit script takes both)."""
@@ -107,13 +107,10 @@ class ConnectionLimits:
 
     async def start(self) -> None:
         if self._redis is not None:
-            self._task = asyncio.create_task(self._renew(), name="connection-leases")
+            await self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
     async def _renew(self) -> None:
         assert self._redis is not None

@@ -32,6 +32,7 @@ from typing import Any, cast
 
 from engineio import exceptions as eio_exceptions
 
+from notify_core.lifecycle import Background
 from notify_core.obs import metrics
 from sio_server.admission.origin import OriginPolicy
 from sio_server.socketio.polling_request import (
@@ -65,7 +66,7 @@ class LeanPolling:
         self.sweep_s = sweep_s
         self.clock = Clock()
         self.connections: set[PollingProtocol] = set()
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Background("lean-polling-sweep", self._sweep)
         # expiries under way (the loop keeps only a weak reference to a task)
         self.expiring: set[asyncio.Task[None]] = set()
         self._lean = metrics.POLLING_REQUESTS.labels("lean")
@@ -79,14 +80,10 @@ class LeanPolling:
         return float(self.eio.ping_interval + self.eio.ping_timeout)
 
     async def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep(), name="lean-polling-sweep")
+        await self._sweeper.start()
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._sweeper.stop()
         for conn in list(self.connections):
             conn.close()
 

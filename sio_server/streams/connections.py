@@ -19,7 +19,6 @@ bytes; it reconnects with its last id and resumes from history.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from notify_core.history.store import History
+from notify_core.lifecycle import Background
 from notify_core.obs import metrics
 from notify_core.wire.ids import parse_id
 from sio_server.admission.auth import Principal
@@ -202,7 +202,7 @@ class ConnectionHub:
         self.buffer_limit = buffer_limit
         self._rooms: dict[str, set[StreamConnection]] = {}
         self.connections: set[StreamConnection] = set()
-        self._keepalive: asyncio.Task[None] | None = None
+        self._keepalive = Background("stream-keepalive", self._keep_alive)
         # bytes waiting for the next flush, per connection: the events of a burst (and a
         # replay) leave in one write per socket, in the order written; a connection
         # closed meanwhile gets nothing more
@@ -310,14 +310,11 @@ class ConnectionHub:
         return n
 
     async def start(self) -> None:
-        self._keepalive = asyncio.create_task(self._keep_alive(), name="stream-keepalive")
+        await self._keepalive.start()
 
     async def stop(self) -> None:
         self.flush()
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keepalive
+        await self._keepalive.stop()
         for conn in list(self.connections):
             conn.abort()
 
