@@ -57,7 +57,7 @@ async def main() -> None:
     )
     scheduler = TimerScheduler(connect_sync(REDIS_URL), prefix)
     engine = EscalationEngine(
-        [policy],
+        lambda: [policy],
         RedisEscalationStore(redis, prefix),
         RedisTimeline(redis, prefix),
         publish,

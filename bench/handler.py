@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from notify_core.history.store import MemoryHistory, RedisHistory  # noqa: E402
+from notify_core.in_force import fixed  # noqa: E402
 from notify_core.redis.replication import ReplicaConfirm  # noqa: E402
 from notify_core.redis.write_behind import WriteBehind  # noqa: E402
 from notify_core.state.incidents import MemoryIncidentStore, ReadAhead, RedisIncidentStore  # noqa: E402
 from notify_core.state.snapshots import MemorySnapshots, RedisSnapshots  # noqa: E402
-from notify_core.thresholds.holder import RulesHolder  # noqa: E402
 from notify_core.thresholds.rules_file import load_rules  # noqa: E402
 from notify_core.wire.events import TOPIC_KPIS  # noqa: E402
 from pipeline.handlers import MessageHandler  # noqa: E402
@@ -70,7 +70,7 @@ def messages(n: int, sites: int, breaching_pct: float) -> list[Any]:
 
 async def run(args: argparse.Namespace) -> None:
     path = ROOT / "config" / "thresholds.yaml"
-    alerts_rules = RulesHolder(path, load_rules(path))
+    alerts_rules = fixed(load_rules(path))
     redis: Any = None
     replicas: ReplicaConfirm | None = None
 

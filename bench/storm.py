@@ -56,7 +56,7 @@ async def storm(args: argparse.Namespace, grouped: bool) -> dict[str, Any]:
         spec |= {"group_by": ["site"], "group_wait": args.group_wait}
     scheduler = TimerScheduler(connect_sync(REDIS_URL), prefix)
     engine = EscalationEngine(
-        [Policy.model_validate(spec)],
+        lambda: [Policy.model_validate(spec)],
         RedisEscalationStore(redis, prefix),
         RedisTimeline(redis, prefix),
         publish,

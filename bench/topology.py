@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from notify_core.in_force import fixed  # noqa: E402
 from notify_core.sites_config import Site, dump_sites, parse_sites  # noqa: E402
 from notify_core.suppression.policy import Notice  # noqa: E402
 from notify_core.suppression.store import SuppressionStore  # noqa: E402
@@ -69,7 +70,7 @@ async def main() -> None:
     inv, generated_s = timed(lambda: parse_sites(generated))
     _, hand_s = timed(lambda: parse_sites(hand))
     print(f"{len(inv)} sites: generated form {generated_s:.2f} s, hand-written YAML {hand_s:.2f} s")
-    store = SuppressionStore(None, sites=inv)
+    store = SuppressionStore(None, sites=fixed(inv))
     hubs = [s.id for s in sites if s.id.startswith("hub-")]
     down = set(random.Random(1).sample(hubs, min(args.down, len(hubs))))
     for hub in down:

@@ -44,7 +44,7 @@ def _epoch_s(iso_text: str) -> float:
 class EscalationEngine:
     def __init__(
         self,
-        policies: list[Policy],
+        policies: Callable[[], list[Policy]],
         store: EscalationStore,
         timeline: Timeline,
         publish: Publish,
@@ -55,9 +55,11 @@ class EscalationEngine:
         oncall: OnCallDirectory | None = None,
         sites: Callable[[], Inventory] | None = None,
     ) -> None:
-        """`oncall`: who is on call, asked when a level naming `schedule:` or
-        `site_oncall:` fires; `sites()`: the inventory in force (sites.yaml): regions for
-        policies that match them, and the sites behind a parent (`affected_sites`)."""
+        """`policies()`: the policies in force (escalation.yaml: new incidents pick from
+        them; a running chain keeps its policy, by name, while it exists); `oncall`: who
+        is on call, asked when a level naming `schedule:` or `site_oncall:` fires;
+        `sites()`: the inventory in force (sites.yaml): regions for policies that match
+        them, and the sites behind a parent (`affected_sites`)."""
         self.oncall = oncall
         self.sites = sites or Inventory
         self.muter = muter
@@ -75,7 +77,7 @@ class EscalationEngine:
         self._held: dict[tuple[str, str], float | None] | None = None
 
     def _policy(self, name: str) -> Policy | None:
-        return next((p for p in self.policies if p.name == name), None)
+        return next((p for p in self.policies() if p.name == name), None)
 
     # -- incident events (from the pipeline) -------------------------------------
     async def read_ahead(self, keys: list[tuple[str, str]]) -> None:
@@ -148,7 +150,7 @@ class EscalationEngine:
             tenant, incident_id, "raised", severity=severity, site_id=site, title=title
         )
         region = self.sites().region(tenant, site)
-        policy = select_policy(self.policies, tenant, site, severity, region)
+        policy = select_policy(self.policies(), tenant, site, severity, region)
         if policy is None:
             return
         now = self.clock()

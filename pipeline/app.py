@@ -15,6 +15,7 @@ from typing import Any
 import faust
 from faust.streams import current_event
 
+from notify_core.in_force import View
 from notify_core.obs import metrics
 from notify_core.obs.audit import AuditLog
 from notify_core.redis.replication import ReplicaConfirm
@@ -22,7 +23,7 @@ from notify_core.redis.write_behind import WriteBehind
 from notify_core.settings import Settings
 from notify_core.state.incidents import IncidentStore, ReadAhead
 from notify_core.suppression.store import SuppressionStore
-from notify_core.thresholds.holder import RulesHolder
+from notify_core.thresholds.rules import RuleSet
 from notify_core.wire.events import INPUT_TOPICS, TOPIC_DEADLETTER, TOPIC_KPIS
 from pipeline.handlers import MessageHandler
 from pipeline.kafka.batches import BatchRouting, Incoming
@@ -42,7 +43,7 @@ class Pipeline:
         bootstrap: list[str],
         publisher: Publisher,
         incidents: IncidentStore,
-        rules: RulesHolder,
+        rules: View[RuleSet],
         tansu: bool = False,
         listener: IncidentListener | None = None,
         writes: WriteBehind | None = None,

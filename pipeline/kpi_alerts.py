@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from notify_core.history.store import Dedupe
+from notify_core.in_force import View
 from notify_core.obs import metrics
 from notify_core.state.incidents import IncidentState, IncidentStore, epoch_ms
 from notify_core.suppression.policy import Notice, suppression_fields
 from notify_core.suppression.store import SuppressionStore
-from notify_core.thresholds.holder import RulesHolder
 from notify_core.thresholds.rules import Rule, RuleSet
 from notify_core.wire import events
 from notify_core.wire.events import IncidentPayload, KpiMessage, Origin
@@ -84,7 +84,7 @@ def incident_id_for(tenant: str, site: str, kpi: str) -> str:
 class KpiAlerts:
     def __init__(
         self,
-        rules: RulesHolder,
+        rules: View[RuleSet],
         states: StateStore,
         publisher: Publisher,
         incidents: IncidentStore,

@@ -22,6 +22,7 @@ from escalation.people.reach import PersonSender
 from escalation.receivers.push import PushStore, VapidKeys
 from notify_core.action_links import ActionLinks
 from notify_core.history.store import History, RedisHistory
+from notify_core.in_force import View
 from notify_core.lifecycle import Background, Lifecycle, Part, nothing, plain
 from notify_core.obs.audit import AuditLog
 from notify_core.obs.readiness import Readiness
@@ -31,7 +32,7 @@ from notify_core.state.incidents import IncidentStore
 from notify_core.state.snapshots import SnapshotStore
 from notify_core.state.timeline import Timeline
 from notify_core.suppression.store import SuppressionStore
-from notify_core.thresholds.holder import RulesHolder
+from notify_core.thresholds.rules import RuleSet
 from sio_server.admission.admit import Admission
 from sio_server.admission.auth import Authenticator, Principal
 from sio_server.admission.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
@@ -131,7 +132,7 @@ class SocketServer:
         client_manager: socketio.AsyncManager | None = None,
         action_sink: ActionSink | None = None,
         sockets_enabled: bool = True,
-        rules: RulesHolder | None = None,
+        rules: View[RuleSet] | None = None,
         snapshots: SnapshotStore | None = None,
         timeline: Timeline | None = None,
         incidents: IncidentStore | None = None,

@@ -100,7 +100,7 @@ async def test_a_policy_added_by_editing_escalation_yaml_pages(
         )
         path.write_text(added)
         await eventually(
-            lambda: any(p.name == "added-live" for p in daemon.escalation.policies), 15
+            lambda: any(p.name == "added-live" for p in daemon.escalation.policies()), 15
         )
         await produce(TOPIC_ALERTS, alert(tenant, "NEW-1", "major", site="new-site"))
         page = await oncall.wait_for(lambda m: m.get("name") == "escalation", 10)
@@ -108,7 +108,7 @@ async def test_a_policy_added_by_editing_escalation_yaml_pages(
         path.write_text(added + "  - name: broken\n    levels: []\n")  # an invalid edit
         await eventually(lambda: daemon.rules.last_error is not None, 15)
         assert "escalation.yaml" in daemon.rules.last_error
-        assert any(p.name == "added-live" for p in daemon.escalation.policies), "old ones stay"
+        assert any(p.name == "added-live" for p in daemon.escalation.policies()), "old ones stay"
 
         async def reloads() -> list[str]:
             records, _ = await daemon.audit.copy.read("-", None, 1000, "config_reload")

@@ -329,7 +329,7 @@ async def test_read_ahead_state_never_hides_a_resolve_from_a_later_alert_of_the_
 
     timeline = MemoryTimeline()
     engine = EscalationEngine(
-        [policy],
+        lambda: [policy],
         Stored(),
         timeline,
         publish,

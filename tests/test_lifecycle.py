@@ -49,8 +49,12 @@ async def test_a_failed_start_stops_what_started_and_raises():
     life = Lifecycle()
     with pytest.raises(RuntimeError, match="http cannot start"):
         await life.start(
-            [recorded(log, "redis"), recorded(log, "audit"), recorded(log, "http", fail=True)]
-            + [recorded(log, "faust")]
+            [
+                recorded(log, "redis"),
+                recorded(log, "audit"),
+                recorded(log, "http", fail=True),
+                recorded(log, "faust"),
+            ]
         )
     assert log == ["start redis", "start audit", "stop audit", "stop redis"]
     assert life.started == []
@@ -66,12 +70,14 @@ async def test_a_part_that_hangs_on_stop_does_not_keep_the_others_running():
 
 async def test_a_background_task_runs_until_stopped_and_is_awaited():
     ticks: list[int] = []
-    ended = asyncio.Event()
+    ended, three = asyncio.Event(), asyncio.Event()
 
     async def loop() -> None:
         try:
             while True:
                 ticks.append(len(ticks))
+                if len(ticks) == 3:
+                    three.set()
                 await asyncio.sleep(0.01)
         finally:
             ended.set()
@@ -80,8 +86,7 @@ async def test_a_background_task_runs_until_stopped_and_is_awaited():
     assert not task.running
     await task.start()
     await task.start()  # a second start is the same task
-    while len(ticks) < 3:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(three.wait(), 5)
     assert task.running
     await task.stop()
     assert ended.is_set() and not task.running

@@ -120,16 +120,15 @@ def _kpi(site: str, second: int, **values: float) -> bytes:
 
 @pytest.mark.parametrize("coalesce", [False, True])
 async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce):
-    from pathlib import Path
 
-    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.in_force import fixed
     from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
     history, rec = MemoryHistory(), Recorder()
     publisher = Publisher(history, rec.emit)
-    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    rules = fixed(parse_rules(TEST_THRESHOLDS))
     states = DictStore()
     alerts = KpiAlerts(rules, states, publisher, MemoryIncidentStore())
     handler = MessageHandler(
@@ -178,23 +177,23 @@ async def test_a_batch_of_kpi_samples_keeps_every_transition_and_order(coalesce)
 
 async def test_a_reloaded_threshold_applies_to_sites_already_evaluated():
     """The engine remembers each site's rules between samples; a reload must replace them."""
-    from pathlib import Path
 
-    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.in_force import InForce
     from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
 
     rec = Recorder()
     publisher = Publisher(MemoryHistory(), rec.emit)
-    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    in_force = InForce(parse_rules(TEST_THRESHOLDS))
+    rules = in_force.view(lambda r: r)
     alerts = KpiAlerts(rules, DictStore(), publisher, MemoryIncidentStore())
     handler = MessageHandler(publisher, MemoryIncidentStore(), rec.deadletter, alerts)
 
     await handler.handle_batch([(TOPIC_KPIS, _kpi("a", 0, temp_c=42), 1, 0, 0)])
-    rules.current = parse_rules(TEST_THRESHOLDS.replace("warning: 45", "warning: 41", 1))
+    in_force.swap(parse_rules(TEST_THRESHOLDS.replace("warning: 45", "warning: 41", 1)))
     await handler.handle_batch([(TOPIC_KPIS, _kpi("a", 1, temp_c=42), 1, 0, 1)])
-    rules.current = parse_rules("kpis:\n  avail_pct: {direction: below, warning: 99}\n")
+    in_force.swap(parse_rules("kpis:\n  avail_pct: {direction: below, warning: 99}\n"))
     await handler.handle_batch([(TOPIC_KPIS, _kpi("a", 2, temp_c=90), 1, 0, 2)])
 
     breaches = [e.get("threshold_breach") for e, _ in rec.emitted]
@@ -251,12 +250,11 @@ async def test_a_long_mixed_fetch_is_published_once_in_order(engine, redis_clien
     and a history call that fails once: clients get every notification once, in input
     order, with increasing ids, as stored."""
     import uuid
-    from pathlib import Path
 
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from notify_core.history.store import RedisHistory
-    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.in_force import fixed
     from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
@@ -280,7 +278,7 @@ async def test_a_long_mixed_fetch_is_published_once_in_order(engine, redis_clien
 
     rec = Recorder()
     publisher = Publisher(FailsOnce(), rec.emit, max_backoff_s=0.01)  # type: ignore[arg-type]
-    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    rules = fixed(parse_rules(TEST_THRESHOLDS))
     alerts = KpiAlerts(rules, DictStore(), publisher, MemoryIncidentStore())
     handler = MessageHandler(publisher, MemoryIncidentStore(), rec.deadletter, alerts)
 
@@ -345,9 +343,8 @@ def test_a_fetch_is_handled_in_record_time_order_keeping_each_partition_in_order
 
 
 async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_the_rest_kept():
-    from pathlib import Path
 
-    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.in_force import fixed
     from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
@@ -360,7 +357,7 @@ async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_t
 
     history, rec = MemoryHistory(), Recorder()
     publisher = Publisher(history, rec.emit)
-    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    rules = fixed(parse_rules(TEST_THRESHOLDS))
     alerts = KpiAlerts(rules, BrokenForSiteB(), publisher, MemoryIncidentStore())
     handler = MessageHandler(
         publisher, MemoryIncidentStore(), rec.deadletter, alerts, coalesce_kpis=True
@@ -380,9 +377,8 @@ async def test_a_failing_kpi_message_in_a_coalesced_batch_is_dead_lettered_and_t
 async def test_a_batch_whose_joint_publish_fails_is_published_one_by_one():
     """If storing a run of KPI updates together fails with an unexpected error, each is
     tried alone: the one that cannot be stored is dead-lettered, the rest keep order."""
-    from pathlib import Path
 
-    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.in_force import fixed
     from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
@@ -397,7 +393,7 @@ async def test_a_batch_whose_joint_publish_fails_is_published_one_by_one():
 
     history, rec = FailsTogether(), Recorder()
     publisher = Publisher(history, rec.emit)
-    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    rules = fixed(parse_rules(TEST_THRESHOLDS))
     alerts = KpiAlerts(rules, DictStore(), publisher, MemoryIncidentStore())
     handler = MessageHandler(publisher, MemoryIncidentStore(), rec.deadletter, alerts)
     await handler.handle_batch(
@@ -448,10 +444,9 @@ async def _run_handler(
     `read_ahead`, the handler and the threshold engine share a ReadAhead store, as the
     pipeline wires them; with `redis` (a client), that store keeps incidents in Redis
     and its writes go through a WriteBehind, as the Redis engine wires them."""
-    from pathlib import Path
     from types import SimpleNamespace
 
-    from notify_core.thresholds.holder import RulesHolder
+    from notify_core.in_force import fixed
     from notify_core.thresholds.rules_file import parse_rules
     from pipeline.kpi_alerts import DictStore, KpiAlerts
     from tests.conftest import TEST_THRESHOLDS
@@ -468,7 +463,7 @@ async def _run_handler(
         async def on_action(self, tenant, incident_id, status, by, kind=None, details=None) -> None:
             calls.append(("action", incident_id, status))
 
-    rules = RulesHolder(Path("thresholds.yaml"), parse_rules(TEST_THRESHOLDS))
+    rules = fixed(parse_rules(TEST_THRESHOLDS))
     from notify_core.redis.write_behind import WriteBehind
     from notify_core.state.incidents import ReadAhead, RedisIncidentStore
 

@@ -138,7 +138,7 @@ def _engine(
         return None
 
     return EscalationEngine(
-        [policy],
+        lambda: [policy],
         RedisEscalationStore(redis, prefix, writes),
         RedisTimeline(redis, prefix, writes),
         publish,

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 import jwt
@@ -24,7 +25,6 @@ from escalation.leader import LeaderLock
 from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.handoff import HandoffWatch
 from escalation.oncall.overrides import OverrideStore
-from escalation.oncall.schedule import Schedules
 from escalation.people.contacts import PeopleStore
 from escalation.people.reach import PersonSender, Slack, Twilio
 from escalation.people.replies import SmsReplies
@@ -44,11 +44,10 @@ from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
 from escalation.webhooks import HttpClient, WebhookSender
 from notify_core.action_links import ActionLinks
-from notify_core.heartbeats.config import Heartbeats
 from notify_core.heartbeats.policy import HeartbeatStore
 from notify_core.heartbeats.watch import HeartbeatWatch
 from notify_core.history.store import History, MemoryHistory, RedisHistory
-from notify_core.integrations.config import Integrations
+from notify_core.in_force import InForce
 from notify_core.lifecycle import Lifecycle, Part, nothing, plain
 from notify_core.obs.audit import (
     AuditCopy,
@@ -71,14 +70,11 @@ from notify_core.reports.archive import (
 from notify_core.revocations import Revocations
 from notify_core.secret_refs import read_secret
 from notify_core.settings import Settings
-from notify_core.sites_config import Inventory
 from notify_core.state.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
 from notify_core.state.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
 from notify_core.state.timeline import MemoryTimeline, RedisTimeline, Timeline
 from notify_core.suppression.audit import ExpiryAudit
 from notify_core.suppression.store import SuppressionStore
-from notify_core.thresholds.holder import RulesHolder
-from notify_core.thresholds.rules import THRESHOLDS_FILE
 from notify_core.wire.events import ALL_TOPICS
 from pipeline.app import Pipeline
 from pipeline.kafka.topics import ensure_topics
@@ -91,7 +87,7 @@ from sio_server.inbound.heartbeats import HeartbeatSources
 from sio_server.inbound.integrations import IntegrationsApi
 from sio_server.inbound.twilio import TwilioReplies
 from towerco_notify.actions import ActionProducer
-from towerco_notify.config_files import ConfigSet, load_config
+from towerco_notify.config_files import load_config
 from towerco_notify.embedded_broker import EmbeddedBroker
 from towerco_notify.reload import ConfigReloader
 
@@ -152,10 +148,14 @@ class Runtime:
         self.replicas: ReplicaConfirm | None = None  # NOTIFY_REDIS_MIN_REPLICAS
         self.history: History
         self.incidents: IncidentStore
-        # an invalid config file at start is fatal (ConfigInvalid names every problem)
-        self.config = load_config(s.config_dir)
-        self.rules = RulesHolder(s.config_dir / THRESHOLDS_FILE, self.config.rules)
-        self.policies = self.config.policies
+        # the config directory, read here and by the reloader only; an invalid file at
+        # start is fatal (ConfigInvalid names every problem). Parts get views of it.
+        self.config = InForce(load_config(s.config_dir))
+        self.rules = self.config.view(attrgetter("rules"))
+        self.current_sites = self.config.view(attrgetter("sites"))
+        self.current_heartbeats = self.config.view(attrgetter("heartbeats"))
+        self.current_schedules = self.config.view(attrgetter("schedules"))
+        self.current_integrations = self.config.view(attrgetter("integrations"))
         self.escalation: EscalationEngine | None = None
         self.leader: LeaderLock | None = None
         self.audit: AuditLog | None = None
@@ -222,11 +222,14 @@ class Runtime:
         s = self.settings
         add = self._parts.append
         reloader = self.reloader = ConfigReloader(
-            s.config_dir, self._swap_config, self._reload_refused, tell=self._audit_reload
+            s.config_dir, self.config.swap, self.config.refuse, tell=self._audit_reload
         )
         add(Part("config reloader", reloader.start, reloader.stop))
         suppression = self.suppression = SuppressionStore(
-            self.redis, s.redis_prefix, self.config.suppression, self.config.sites
+            self.redis,
+            s.redis_prefix,
+            self.config.view(attrgetter("suppression")),
+            self.current_sites,
         )
         add(Part("suppression", suppression.start, suppression.stop))
         revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
@@ -414,7 +417,7 @@ class Runtime:
             else MemoryEscalationStore()
         )
         self.escalation = EscalationEngine(
-            self.policies,
+            self.config.view(attrgetter("policies")),
             store,
             self.timeline,
             publisher.publish,
@@ -562,39 +565,8 @@ class Runtime:
         if self.pipeline is not None:
             await self.pipeline.stop()
 
-    def _swap_config(self, config: ConfigSet) -> None:
-        """A reloaded, validated config directory, put in force whole. Escalation: new
-        incidents pick from the new policies; running chains keep the policy they started
-        with (by name) while it exists."""
-        self.config = config
-        self.rules.swap(config.rules)
-        self.policies = config.policies
-        if self.escalation is not None:
-            self.escalation.policies = config.policies
-        self.suppression.config = config.suppression
-        self.suppression.sites = config.sites
-
-    def _reload_refused(self, error: str) -> None:
-        self.rules.last_error = error
-
     def _region_of(self, tenant: str, site: str | None) -> str | None:
         return self.current_sites().region(tenant, site)
-
-    def current_sites(self) -> Inventory:
-        """The site inventory in force (sites.yaml, swapped on reload)."""
-        return self.config.sites
-
-    def current_heartbeats(self) -> Heartbeats:
-        """The heartbeats in force (heartbeats.yaml, swapped on reload)."""
-        return self.config.heartbeats
-
-    def current_schedules(self) -> Schedules:
-        """The on-call schedules in force (oncall.yaml, swapped on reload)."""
-        return self.config.schedules
-
-    def current_integrations(self) -> Integrations:
-        """The inbound integrations in force (integrations.yaml, swapped on reload)."""
-        return self.config.integrations
 
     def _audit_reload(self, result: str, reason: str | None) -> None:
         """A config reload in the audit trail (in the background: it runs from a file

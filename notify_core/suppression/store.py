@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import time as dtime
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
+from notify_core.in_force import fixed
 from notify_core.redis.keys import RedisKeys
 from notify_core.redis.snapshot_follower import UNCHANGED, FollowedSnapshot
 from notify_core.sites_config import Inventory
@@ -55,11 +56,12 @@ class SuppressionStore(FollowedSnapshot):
         self,
         redis: Redis | None,
         prefix: str = "",
-        config: Suppression | None = None,
-        sites: Inventory | None = None,
+        config: Callable[[], Suppression] | None = None,
+        sites: Callable[[], Inventory] | None = None,
     ) -> None:
-        """`config`: suppression.yaml's windows and inhibition; `sites`: the inventory
-        whose dependencies topology follows (both swapped on reload)."""
+        """`config()`: suppression.yaml's windows and inhibition in force; `sites()`: the
+        inventory whose dependencies topology follows (both views of the config in force,
+        `notify_core.in_force`: read when deciding, so a reload is seen at once)."""
         self._redis = redis
         keys = RedisKeys(prefix)  # one slot: the transactions below touch them together
         self._hash = keys.shared("suppression")
@@ -75,46 +77,41 @@ class SuppressionStore(FollowedSnapshot):
         self._local_writes = 0
         self._writing = 0  # local writes on their way to Redis
         self._since: dict[tuple[str, str], float] = {}  # when each status began (unix s)
-        self._sites: Inventory = sites if sites is not None else Inventory()
-        self._config: Suppression = config if config is not None else Suppression()
+        self._sites = sites if sites is not None else fixed(Inventory())
+        self._config = config if config is not None else fixed(Suppression())
         self._index: Index | None = None  # of the state, rebuilt after a change
+        self._index_of: tuple[Suppression, Inventory] | None = None  # the files it was built on
 
     @property
     def config(self) -> Suppression:
-        """config/suppression.yaml (windows, inhibition), swapped on reload."""
-        return self._config
-
-    @config.setter
-    def config(self, value: Suppression) -> None:
-        self._config, self._index = value, None
+        """config/suppression.yaml (windows, inhibition) in force."""
+        return self._config()
 
     @property
     def sites(self) -> Inventory:
-        """config/sites.yaml (regions, dependencies), swapped on reload."""
-        return self._sites
-
-    @sites.setter
-    def sites(self, value: Inventory) -> None:
-        self._sites, self._index = value, None
+        """config/sites.yaml (regions, dependencies) in force."""
+        return self._sites()
 
     # -- deciding ------------------------------------------------------------------
     def state(self) -> State:
-        windows = (*self._windows.values(), *self.config.windows)
+        config, sites = self.config, self.sites
+        windows = (*self._windows.values(), *config.windows)
         return State(
             self._status,
             windows,
             tuple(self._silences.values()),
-            self.config.site_down,
-            self._sites if len(self._sites) else None,
+            config.site_down,
+            sites if len(sites) else None,
             self._since,
-            self.config.topology_window,
+            config.topology_window,
         )
 
     def mutes(self, n: Notice, now: float | None = None) -> Muted | None:
         """The pure decision (`notify_core.suppression.policy`) on the current snapshot."""
-        index = self._index
-        if index is None:
-            index = self._index = Index(self.state())
+        index, files = self._index, (self.config, self.sites)
+        if index is None or self._index_of is None or not _same(self._index_of, files):
+            index = self._index = Index(self.state())  # changed, or a reload put new files
+            self._index_of = files
         return index.mutes(n, time.time() if now is None else now)
 
     def windows(self, tenant: str) -> list[Window]:
@@ -242,3 +239,8 @@ class SuppressionStore(FollowedSnapshot):
         self._since = since
         self._index = None
         self._version = version
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """The same objects (a reload swaps whole files: identity says whether one changed)."""
+    return all(x is y for x, y in zip(a, b, strict=True))

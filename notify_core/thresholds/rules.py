@@ -3,7 +3,7 @@ resolves the effective one for (tenant, site, KPI).
 
 Defaults, then per-tenant overrides, then per-site overrides; the most specific wins and
 an override may change any field. Reading `thresholds.yaml` is `notify_core.thresholds.rules_file`;
-the rules in force, swapped on reload, are `notify_core.thresholds.holder`.
+the rules in force, swapped on reload, are a view of `notify_core.in_force`.
 """
 
 from __future__ import annotations

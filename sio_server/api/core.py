@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import ValidationError
 
 from notify_core.history.store import History
+from notify_core.in_force import View
 from notify_core.obs import metrics
 from notify_core.obs.audit import AuditLog, audit_record
 from notify_core.obs.readiness import Readiness
@@ -22,7 +23,7 @@ from notify_core.state.incidents import STATUSES, IncidentState, IncidentStore
 from notify_core.state.timeline import Timeline
 from notify_core.suppression.policy import Notice, suppression_fields
 from notify_core.suppression.store import SuppressionStore
-from notify_core.thresholds.holder import RulesHolder
+from notify_core.thresholds.rules import RuleSet
 from notify_core.wire.events import ACTIONS, describe_error, is_incident_id
 from sio_server.admission.auth import Authenticator, AuthError, Principal
 from sio_server.admission.limits import HttpRateLimiter, retry_headers
@@ -142,7 +143,7 @@ class HttpApi:
         history: History,
         readiness: Readiness,
         actions: IncidentActions,
-        rules: RulesHolder | None = None,
+        rules: View[RuleSet] | None = None,
         timeline: Timeline | None = None,
         incidents: IncidentStore | None = None,
         audit: AuditLog | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 
 from notify_core.clock import iso_s
 from notify_core.config_yaml import ConfigInvalid
+from notify_core.in_force import fixed
 from notify_core.redis import factory as redis_factory
 from notify_core.suppression.config import SUPPRESSION_FILE, load_suppression
 from notify_core.suppression.policy import Notice
@@ -113,7 +114,9 @@ async def explain_suppression(config: Path, args: argparse.Namespace) -> int:
     redis = None
     if args.redis_url:
         redis = redis_factory.connect(args.redis_url, args.redis_cluster)
-    store = SuppressionStore(redis, args.redis_prefix, from_file)
+    store = SuppressionStore(
+        redis, args.redis_prefix, fixed(from_file) if from_file is not None else None
+    )
     try:
         if redis is not None:
             await store.refresh()
