@@ -80,7 +80,9 @@ class SuppressionStore(FollowedSnapshot):
         self._sites = sites if sites is not None else fixed(Inventory())
         self._config = config if config is not None else fixed(Suppression())
         self._index: Index | None = None  # of the state, rebuilt after a change
-        self._index_of: tuple[Suppression, Inventory] | None = None  # the files it was built on
+        # the files the index was built on: a reload swaps them whole (identity is enough)
+        self._index_config: Suppression | None = None
+        self._index_sites: Inventory | None = None
 
     @property
     def config(self) -> Suppression:
@@ -108,10 +110,10 @@ class SuppressionStore(FollowedSnapshot):
 
     def mutes(self, n: Notice, now: float | None = None) -> Muted | None:
         """The pure decision (`notify_core.suppression.policy`) on the current snapshot."""
-        index, files = self._index, (self.config, self.sites)
-        if index is None or self._index_of is None or not _same(self._index_of, files):
+        index, config, sites = self._index, self._config(), self._sites()
+        if index is None or config is not self._index_config or sites is not self._index_sites:
             index = self._index = Index(self.state())  # changed, or a reload put new files
-            self._index_of = files
+            self._index_config, self._index_sites = config, sites
         return index.mutes(n, time.time() if now is None else now)
 
     def windows(self, tenant: str) -> list[Window]:
@@ -240,7 +242,3 @@ class SuppressionStore(FollowedSnapshot):
         self._index = None
         self._version = version
 
-
-def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
-    """The same objects (a reload swaps whole files: identity says whether one changed)."""
-    return all(x is y for x, y in zip(a, b, strict=True))
