@@ -241,4 +241,3 @@ class SuppressionStore(FollowedSnapshot):
         self._since = since
         self._index = None
         self._version = version
-
