@@ -37,14 +37,19 @@ from sio_server.admission.admit import Admission
 from sio_server.admission.auth import Authenticator, Principal
 from sio_server.admission.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.admission.origin import OriginPolicy
-from sio_server.api.core import HttpApi
+from sio_server.api.admin import AdminApi
+from sio_server.api.http import ApiGate, cors_middleware
+from sio_server.api.incidents import IncidentsApi
+from sio_server.api.notifications import NotificationsApi
 from sio_server.api.oncall import OnCallApi
 from sio_server.api.people import PeopleApi
 from sio_server.api.push import PushApi
 from sio_server.api.queries import MAX_REQUEST_LINE
 from sio_server.api.reports import ReportsApi
+from sio_server.api.service import ServiceApi
 from sio_server.api.sites import SitesApi
 from sio_server.api.suppression import SuppressionApi
+from sio_server.api.thresholds import ThresholdsApi
 from sio_server.client_events import ClientEvents
 from sio_server.dashboard_page import DashboardPage
 from sio_server.deliveries import Deliveries
@@ -246,46 +251,40 @@ class SocketServer:
                 admission, self.hub, self.events, self.origins, self.follower
             ).add_routes(self.app)
             EventStream(admission, self.hub, self.origins, self.follower).add_routes(self.app)
-        api = HttpApi(
-            auth,
-            history,
-            readiness,
-            actions,
-            rules,
-            timeline,
-            incidents,
-            audit,
-            revocations,
-            http_rate or HttpRateLimiter(20.0, 40.0),
-            self.presence,
-            suppression,
-        )
-        self.app.middlewares.append(api.cors_middleware(self.origins))
-        api.add_routes(self.app)
+        api_gate = ApiGate(auth, http_rate or HttpRateLimiter(20.0, 40.0))
+        self.app.middlewares.append(cors_middleware(self.origins))
+        for resource in (
+            ServiceApi(readiness),
+            NotificationsApi(api_gate, history),
+            IncidentsApi(api_gate, actions, incidents, timeline, suppression, self.presence),
+            ThresholdsApi(api_gate, rules),
+            AdminApi(api_gate, audit, revocations),
+        ):
+            resource.add_routes(self.app)
         if suppression is not None:
-            SuppressionApi(api, suppression, audit).add_routes(self.app)
-            SitesApi(api, suppression, incidents, snapshots).add_routes(self.app)
+            SuppressionApi(api_gate, suppression, audit).add_routes(self.app)
+            SitesApi(api_gate, suppression, incidents, snapshots).add_routes(self.app)
         if incidents is not None and timeline is not None:
             store = suppression
             sites = (lambda: store.sites) if store is not None else None
-            ReportsApi(api, incidents, timeline, sites, oncall, suppression, archive).add_routes(
-                self.app
-            )
+            ReportsApi(
+                api_gate, incidents, timeline, sites, oncall, suppression, archive
+            ).add_routes(self.app)
         if push is not None:
-            PushApi(api, push[0], push[1], audit).add_routes(self.app)
+            PushApi(api_gate, push[0], push[1], audit).add_routes(self.app)
         if integrations is not None:
             integrations.add_routes(self.app)
         if oncall is not None:
-            OnCallApi(api, oncall, audit).add_routes(self.app)
+            OnCallApi(api_gate, oncall, audit).add_routes(self.app)
         DashboardPage(oidc).add_routes(self.app)
         if heartbeats is not None:
-            HeartbeatsApi(api, heartbeats, audit, guard).add_routes(self.app)
+            HeartbeatsApi(api_gate, heartbeats, audit, guard).add_routes(self.app)
         if action_links is not None:
             sites_of = people[0].sites_of if people is not None else None
             ActionLinksApi(action_links, incidents, actions, sites_of).add_routes(self.app)
         if people is not None:
             subscriptions = push[0] if push else None
-            PeopleApi(api, people[0], people[1], subscriptions, audit).add_routes(self.app)
+            PeopleApi(api_gate, people[0], people[1], subscriptions, audit).add_routes(self.app)
             once = Once(shared[0] if shared else None, shared[1] if shared else "")
             if chatops is not None:
                 ChatOpsApi(actions, people[0], once, *chatops).add_routes(self.app)

@@ -23,7 +23,7 @@ from notify_core.clock import iso
 from notify_core.obs import metrics
 from notify_core.obs.audit import AuditLog
 from sio_server.admission.auth import AuthError, Principal
-from sio_server.api.core import HttpApi, _error, _json, audit_http, authenticated
+from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
 from sio_server.api.models import OverrideBody
 from sio_server.api.queries import (
     CalendarQuery,
@@ -95,10 +95,9 @@ def ics(tenant: str, schedule: Schedule, shifts: list[Shift], now: datetime) -> 
 
 
 class OnCallApi:
-    def __init__(self, api: HttpApi, directory: OnCallDirectory, audit: AuditLog | None) -> None:
-        self._principal = api._principal
-        self._auth = api.auth
-        self.http_rate = api.http_rate
+    def __init__(self, gate: ApiGate, directory: OnCallDirectory, audit: AuditLog | None) -> None:
+        self.gate = gate
+        self._auth = gate.auth
         self.directory = directory
         self.audit = audit
 
@@ -124,13 +123,13 @@ class OnCallApi:
             name = q.schedule
             schedules = [self._schedule(p, name)] if name else self.directory.of_tenant(p.tenant_id)
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error_reply(400, str(exc))
         out = []
         for schedule in schedules:
             now = await self.directory.now(p.tenant_id, schedule, at)
             now["until"] = _iso(now["until"]) if now["until"] is not None else None
             out.append(now)
-        return _json({"oncall": out})
+        return json_reply({"oncall": out})
 
     @authenticated("oncall")
     async def shifts(self, request: web.Request, p: Principal) -> web.Response:
@@ -144,28 +143,28 @@ class OnCallApi:
             if end - start > MAX_SHIFT_SPAN:
                 raise ValueError(f"to: at most {MAX_SHIFT_SPAN.days} days after from")
         except ValueError as exc:
-            return _error(400, str(exc))
+            return error_reply(400, str(exc))
         found = await self.directory.shifts(p.tenant_id, schedule, start, end)
-        return _json({"shifts": [shift_view(s) for s in found]})
+        return json_reply({"shifts": [shift_view(s) for s in found]})
 
     async def calendar(self, request: web.Request) -> web.Response:
         """Bearer, or `?token=` (calendar apps cannot send headers)."""
         try:
             q = parse_query(request.query, CalendarQuery)
         except RequestError as exc:
-            return _error(400, str(exc))
+            return error_reply(400, str(exc))
         try:
-            principal = await self._principal(request)
+            principal = await self.gate.principal(request)
         except AuthError:
             try:
                 principal = await self._auth.authenticate(q.token or "")
             except AuthError:
                 metrics.HTTP_REQUESTS.labels("oncall", "401").inc()
-                return _error(401, "authentication failed")
+                return error_reply(401, "authentication failed")
         try:
             schedule = self._schedule(principal, request.match_info["schedule"])
         except ValueError as exc:
-            return _error(404, str(exc))
+            return error_reply(404, str(exc))
         now = datetime.now(UTC).replace(microsecond=0)
         found = await self.directory.shifts(
             principal.tenant_id, schedule, now, now + timedelta(days=ICS_DAYS)
@@ -188,10 +187,12 @@ class OnCallApi:
                 raise ValueError("ends_at: must be after starts_at")
         except ValueError as exc:
             metrics.HTTP_REQUESTS.labels("oncall", "400").inc()
-            return _error(400, str(exc))
+            return error_reply(400, str(exc))
         giving_away = body.replaces is not None and body.replaces == p.user_id
         if not p.has_any_role("admin") and not giving_away:
-            return _error(403, "forbidden: admins override; others only give away their own shift")
+            return error_reply(
+                403, "forbidden: admins override; others only give away their own shift"
+            )
         override = Override(
             uuid.uuid4().hex[:12],
             body.schedule,
@@ -203,7 +204,7 @@ class OnCallApi:
         await self.directory.overrides.add(p.tenant_id, override, datetime.now(UTC))
         await audit_http(self.audit, p, "override_create", override.id, request)
         metrics.HTTP_REQUESTS.labels("oncall", "201").inc()
-        return _json(override_view(override), 201)
+        return json_reply(override_view(override), 201)
 
     @authenticated("oncall")
     async def list_overrides(self, request: web.Request, p: Principal) -> web.Response:
@@ -211,17 +212,17 @@ class OnCallApi:
         found = await self.directory.overrides.all(p.tenant_id)
         if name:
             found = [o for o in found if o.schedule == name]
-        return _json({"overrides": [override_view(o) for o in found]})
+        return json_reply({"overrides": [override_view(o) for o in found]})
 
     @authenticated("oncall")
     async def delete_override(self, request: web.Request, p: Principal) -> web.Response:
         ident = request.match_info["id"]
         found = [o for o in await self.directory.overrides.all(p.tenant_id) if o.id == ident]
         if not found:
-            return _error(404, "no such override")
+            return error_reply(404, "no such override")
         mine = found[0].replaces == p.user_id
         if not p.has_any_role("admin") and not mine:
-            return _error(403, "forbidden: admins, or the user who gave the shift away")
+            return error_reply(403, "forbidden: admins, or the user who gave the shift away")
         await self.directory.overrides.delete(p.tenant_id, ident)
         await audit_http(self.audit, p, "override_delete", ident, request)
         return web.Response(status=204)

@@ -29,7 +29,7 @@ from notify_core.obs.audit import AuditLog
 from notify_core.thresholds.rules import parse_duration
 from notify_core.wire.events import is_ident
 from sio_server.admission.auth import Principal
-from sio_server.api.core import HttpApi, _error, _json, audit_http, authenticated
+from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
 from sio_server.api.models import ContactMethodBody, NotificationRulesBody
 from sio_server.api.queries import parse_body
 
@@ -37,14 +37,13 @@ from sio_server.api.queries import parse_body
 class PeopleApi:
     def __init__(
         self,
-        api: HttpApi,
+        gate: ApiGate,
         store: PeopleStore,
         sender: PersonSender | None,
         push: PushStore | None,
         audit: AuditLog | None,
     ) -> None:
-        self._principal = api._principal
-        self.http_rate = api.http_rate
+        self.gate = gate
         self.store, self.sender, self.push, self.audit = store, sender, push, audit
 
     def add_routes(self, app: web.Application) -> None:
@@ -63,9 +62,9 @@ class PeopleApi:
         if user is None:
             return p.user_id
         if not p.has_any_role("admin"):
-            return _error(403, "forbidden: needs role admin")
+            return error_reply(403, "forbidden: needs role admin")
         if not is_ident(user):
-            return _error(400, "user_id: must be 1-64 of [A-Za-z0-9_.-]")
+            return error_reply(400, "user_id: must be 1-64 of [A-Za-z0-9_.-]")
         return user
 
     @authenticated("people")
@@ -74,7 +73,7 @@ class PeopleApi:
         if isinstance(user, web.Response):
             return user
         methods = await self.store.methods(p.tenant_id, user)
-        return _json({"contact_methods": [m.view() for m in methods]})
+        return json_reply({"contact_methods": [m.view() for m in methods]})
 
     @authenticated("people")
     async def add_method(self, request: web.Request, p: Principal) -> web.Response:
@@ -85,11 +84,11 @@ class PeopleApi:
         kind, value = body.type, body.value
         pre_verified = body.verified is True
         if pre_verified and not (p.has_any_role("admin") and "user_id" in request.match_info):
-            return _error(403, "forbidden: only admins create verified methods, for others")
+            return error_reply(403, "forbidden: only admins create verified methods, for others")
         if kind == "webpush":  # the user's own subscription: verified by registering it
             subs = await self.push.for_target(p.tenant_id, None, user) if self.push else {}
             if value not in subs:
-                return _error(400, "value: not one of this user's push subscriptions")
+                return error_reply(400, "value: not one of this user's push subscriptions")
             pre_verified = True
         method = ContactMethod(secrets.token_hex(6), user, kind, value, verified=pre_verified)
         sent_to = None
@@ -104,7 +103,7 @@ class PeopleApi:
         view: dict[str, Any] = method.view()
         if sent_to is not None:
             view["code"] = sent_to
-        return _json(view, 201)
+        return json_reply(view, 201)
 
     @authenticated("people")
     async def verify(self, request: web.Request, p: Principal) -> web.Response:
@@ -113,20 +112,20 @@ class PeopleApi:
             return user
         method = await self.store.method(p.tenant_id, user, request.match_info["id"])
         if method is None:
-            return _error(404, "no such contact method")
+            return error_reply(404, "no such contact method")
         try:
             code = str((await request.json()).get("code", ""))
         except (ValueError, AttributeError):
-            return _error(400, 'body: expected {"code": "123456"}')
+            return error_reply(400, 'body: expected {"code": "123456"}')
         checked, result = method.check(code, time.time())
         await self.store.put_method(p.tenant_id, checked)
         if result == "ok":
-            return _json({"verified": True})
+            return json_reply({"verified": True})
         if result == "locked":
-            return _error(429, "locked: too many wrong codes; try again in an hour")
+            return error_reply(429, "locked: too many wrong codes; try again in an hour")
         if result == "expired":
-            return _error(400, "code: expired or none pending; add the method again")
-        return _error(400, "code: wrong")
+            return error_reply(400, "code: expired or none pending; add the method again")
+        return error_reply(400, "code: wrong")
 
     @authenticated("people")
     async def delete_method(self, request: web.Request, p: Principal) -> web.Response:
@@ -134,12 +133,12 @@ class PeopleApi:
         if isinstance(user, web.Response):
             return user
         if not await self.store.delete_method(p.tenant_id, user, request.match_info["id"]):
-            return _error(404, "no such contact method")
+            return error_reply(404, "no such contact method")
         return web.Response(status=204)
 
     @authenticated("people")
     async def get_rules(self, request: web.Request, p: Principal) -> web.Response:
-        return _json((await self.store.rules(p.tenant_id, p.user_id)).view())
+        return json_reply((await self.store.rules(p.tenant_id, p.user_id)).view())
 
     @authenticated("people")
     async def put_rules(self, request: web.Request, p: Principal) -> web.Response:
@@ -152,14 +151,14 @@ class PeopleApi:
                 where = f"{name}.{i}"
                 after = parse_duration(rule.after)  # the model's pattern: a duration
                 if after > MAX_AFTER_S:
-                    return _error(400, f"{where}.after: at most 24h (got {rule.after!r})")
+                    return error_reply(400, f"{where}.after: at most 24h (got {rule.after!r})")
                 ident = rule.contact_method_id
                 if ident not in mine:
-                    return _error(
+                    return error_reply(
                         400, f"{where}.contact_method_id: not one of yours ({ident[:32]!r})"
                     )
                 out.append(Rule(after, ident))
             parsed[name] = tuple(out)
         rules_in = Rules(parsed["default"], parsed["important"])
         await self.store.put_rules(p.tenant_id, p.user_id, rules_in)
-        return _json(rules_in.view())
+        return json_reply(rules_in.view())

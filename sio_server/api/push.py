@@ -18,7 +18,7 @@ from escalation.receivers.push import PushStore, VapidKeys, subscription_id
 from notify_core.obs import metrics
 from notify_core.obs.audit import AuditLog
 from sio_server.admission.auth import Principal
-from sio_server.api.core import HttpApi, _error, _json, audit_http, authenticated
+from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
 from sio_server.api.models import PushSubscriptionBody, PushUnsubscribeBody
 from sio_server.api.queries import parse_body
 
@@ -43,10 +43,9 @@ def endpoint_problem(endpoint: str) -> str | None:
 
 class PushApi:
     def __init__(
-        self, api: HttpApi, store: PushStore, keys: VapidKeys, audit: AuditLog | None
+        self, gate: ApiGate, store: PushStore, keys: VapidKeys, audit: AuditLog | None
     ) -> None:
-        self._principal = api._principal
-        self.http_rate = api.http_rate
+        self.gate = gate
         self.store, self.keys, self.audit = store, keys, audit
 
     def add_routes(self, app: web.Application) -> None:
@@ -58,7 +57,7 @@ class PushApi:
 
     @authenticated("push")
     async def public_key(self, request: web.Request, p: Principal) -> web.Response:
-        return _json({"public_key": await self.keys.public_key()})
+        return json_reply({"public_key": await self.keys.public_key()})
 
     @authenticated("push")
     async def subscribe(self, request: web.Request, p: Principal) -> web.Response:
@@ -66,12 +65,12 @@ class PushApi:
         problem = endpoint_problem(body.endpoint)
         if problem is not None:
             metrics.HTTP_REQUESTS.labels("push", "400").inc()
-            return _error(400, problem)
+            return error_reply(400, problem)
         sub = body.model_dump(exclude_none=True, by_alias=True)
         sid = await self.store.add(p.tenant_id, p.user_id, sorted(p.roles), sub)
         await audit_http(self.audit, p, "push_subscribe", sid, request)
         metrics.HTTP_REQUESTS.labels("push", "201").inc()
-        return _json({"ok": True, "id": sid, "user_id": p.user_id}, 201)
+        return json_reply({"ok": True, "id": sid, "user_id": p.user_id}, 201)
 
     @authenticated("push")
     async def mine(self, request: web.Request, p: Principal) -> web.Response:
@@ -81,13 +80,13 @@ class PushApi:
             for sid, r in (await self.store.all(p.tenant_id)).items()
             if r["user_id"] == p.user_id
         ]  # fmt: skip
-        return _json({"subscriptions": subs})
+        return json_reply({"subscriptions": subs})
 
     async def _remove(self, request: web.Request, p: Principal, sid: str) -> web.Response:
         if not await self.store.remove(p.tenant_id, sid, user=p.user_id):
-            return _error(404, "no such subscription of yours")
+            return error_reply(404, "no such subscription of yours")
         await audit_http(self.audit, p, "push_unsubscribe", sid, request)
-        return _json({"ok": True, "id": sid})
+        return json_reply({"ok": True, "id": sid})
 
     @authenticated("push")
     async def unsubscribe(self, request: web.Request, p: Principal) -> web.Response:

@@ -22,7 +22,8 @@ from notify_core.state.incidents import IncidentStore
 from notify_core.state.timeline import Timeline
 from notify_core.suppression.store import SuppressionStore
 from sio_server.admission.auth import Principal
-from sio_server.api.core import HttpApi, _error, _json, authenticated
+from sio_server.api.http import ApiGate, authenticated, error_reply, json_reply
+from sio_server.api.incidents import incident_row
 from sio_server.api.queries import (
     HandoverQuery,
     ResponseReportQuery,
@@ -36,7 +37,7 @@ MAX_SPAN = timedelta(days=400)  # a year's report: the archive keeps 400 days
 class ReportsApi:
     def __init__(
         self,
-        api: HttpApi,
+        gate: ApiGate,
         incidents: IncidentStore,
         timeline: Timeline,
         sites: Callable[[], Inventory] | None,
@@ -46,9 +47,7 @@ class ReportsApi:
     ) -> None:
         """`sites()`: the inventory in force (regions; swapped on reload); `archive`: the
         records of resolved incidents (a year of reports)."""
-        self._principal = api._principal
-        self.http_rate = api.http_rate
-        self._row = api.incident_row
+        self.gate = gate
         self.incidents = incidents
         self.timeline = timeline
         self.sites = sites
@@ -79,11 +78,11 @@ class ReportsApi:
         """The current shift of a schedule: what happened in it and what the next one
         inherits (the handoff notice carries the same)."""
         if not p.has_any_role("operator", "oncall", "admin"):
-            return _error(403, "forbidden: needs role operator, oncall or admin")
+            return error_reply(403, "forbidden: needs role operator, oncall or admin")
         name = parse_query(request.query, HandoverQuery).schedule
         schedule = self.oncall.schedule(p.tenant_id, name) if self.oncall else None
         if self.oncall is None or schedule is None:
-            return _error(400, f"schedule: no such schedule (got {str(name)[:64]!r})")
+            return error_reply(400, f"schedule: no such schedule (got {str(name)[:64]!r})")
         now = datetime.now(UTC)
         since, until, users = await self.oncall.current_shift(p.tenant_id, schedule, now)
         start = since or now - timedelta(days=1)
@@ -103,11 +102,15 @@ class ReportsApi:
         ]
         start_ms = int(start.timestamp() * 1000)
         listed = [(i, s) for i, s in await self.incidents.list(p.tenant_id, False)]
-        rows = {i: self._row(p.tenant_id, i, s) for i, s in listed if covered(s.site_id)}
+        rows = {
+            i: incident_row(self.suppression, p.tenant_id, i, s)
+            for i, s in listed
+            if covered(s.site_id)
+        }
         ids = {i.incident_id for i in items}
         ack = [i for i in items if (i.acknowledged_ms or 0) >= start_ms]
         done = [i for i in items if (i.resolved_ms or 0) >= start_ms]
-        return _json(
+        return json_reply(
             {
                 "schedule": schedule.name,
                 "shift": {
@@ -150,15 +153,15 @@ class ReportsApi:
     @authenticated("reports")
     async def response(self, request: web.Request, p: Principal) -> web.Response:
         if not p.has_any_role("admin"):
-            return _error(403, "forbidden: needs role admin")
+            return error_reply(403, "forbidden: needs role admin")
         q = parse_query(request.query, ResponseReportQuery)
         end = instant(q.to, datetime.now(UTC))
         start = instant(q.from_, end - timedelta(days=7))
         group_by = q.group_by
         if end <= start:
-            return _error(400, "to: must be after from")
+            return error_reply(400, "to: must be after from")
         if end - start > MAX_SPAN:
-            return _error(400, f"from: at most {MAX_SPAN.days} days before to")
+            return error_reply(400, f"from: at most {MAX_SPAN.days} days before to")
         items = await collect(
             self.incidents,
             self.timeline,
@@ -171,7 +174,9 @@ class ReportsApi:
         if p.sites is not None:  # a restricted admin: its sites only
             items = [i for i in items if p.can_see_site(i.site)]
         groups = response_report(items, group_by)
-        return _json({"from": _iso(start), "to": _iso(end), "group_by": group_by, "groups": groups})
+        return json_reply(
+            {"from": _iso(start), "to": _iso(end), "group_by": group_by, "groups": groups}
+        )
 
 
 def _iso_s(ts: float) -> str:

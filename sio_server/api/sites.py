@@ -18,7 +18,8 @@ from notify_core.state.snapshots import SnapshotStore
 from notify_core.suppression.policy import Notice
 from notify_core.suppression.store import SuppressionStore
 from sio_server.admission.auth import Principal
-from sio_server.api.core import HttpApi, _error, _json, authenticated
+from sio_server.api.http import ApiGate, authenticated, error_reply, json_reply
+from sio_server.api.incidents import incident_row
 from sio_server.api.queries import SitesQuery, parse_query
 
 RANK = {"critical": 5, "major": 4, "minor": 3, "warning": 2, "info": 1}
@@ -27,14 +28,12 @@ RANK = {"critical": 5, "major": 4, "minor": 3, "warning": 2, "info": 1}
 class SitesApi:
     def __init__(
         self,
-        api: HttpApi,
+        gate: ApiGate,
         store: SuppressionStore,
         incidents: IncidentStore | None,
         snapshots: SnapshotStore | None,
     ) -> None:
-        self._principal = api._principal
-        self.http_rate = api.http_rate
-        self._row = api.incident_row
+        self.gate = gate
         self.store = store
         self.incidents = incidents
         self.snapshots = snapshots
@@ -104,7 +103,7 @@ class SitesApi:
             if region is not None and self.store.sites.region(tenant, site) != region:
                 continue
             sites.append(self._site(tenant, site, statuses.get(site), by_site.get(site, []), now))
-        return _json({"sites": sites})
+        return json_reply({"sites": sites})
 
     @authenticated("sites")
     async def one_site(self, request: web.Request, p: Principal) -> web.Response:
@@ -112,14 +111,14 @@ class SitesApi:
         statuses = self.store.site_statuses(tenant)
         known = self.store.sites.get(tenant, site) is not None or site in statuses
         if not known or not p.can_see_site(site):
-            return _error(404, "no such site")  # the same for another's site and none
+            return error_reply(404, "no such site")  # the same for another's site and none
         here = [(i, s) for i, s in await self._open(tenant) if s.site_id == site]
         row = self._site(tenant, site, statuses.get(site), [s for _, s in here], time.time())
         row["dependents"] = [
             d for d in self.store.sites.dependents(tenant, site, transitive=False)
             if p.can_see_site(d)
         ]  # fmt: skip
-        row["incidents"] = [self._row(tenant, i, s) for i, s in here]
+        row["incidents"] = [incident_row(self.store, tenant, i, s) for i, s in here]
         snaps = await self.snapshots.get(tenant, [site]) if self.snapshots is not None else {}
         row["kpis"] = snaps.get(site)
-        return _json(row)
+        return json_reply(row)

@@ -20,7 +20,7 @@ from notify_core.obs.audit import AuditLog
 from notify_core.suppression.policy import Silence, Window
 from notify_core.suppression.store import SuppressionStore, window_view
 from sio_server.admission.auth import Principal
-from sio_server.api.core import HttpApi, _error, _json, audit_http, authenticated
+from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
 from sio_server.api.models import MaintenanceBody, SilenceBody
 from sio_server.api.queries import parse_body
 
@@ -66,9 +66,8 @@ def _iso(ts: float) -> str:
 
 
 class SuppressionApi:
-    def __init__(self, api: HttpApi, store: SuppressionStore, audit: AuditLog | None) -> None:
-        self._principal = api._principal
-        self.http_rate = api.http_rate
+    def __init__(self, gate: ApiGate, store: SuppressionStore, audit: AuditLog | None) -> None:
+        self.gate = gate
         self.store = store
         self.audit = audit
 
@@ -83,17 +82,17 @@ class SuppressionApi:
     @authenticated("maintenance")
     async def create_window(self, request: web.Request, p: Principal) -> web.Response:
         if not p.has_any_role(*MAKERS):
-            return _error(403, "forbidden: needs role operator or admin")
+            return error_reply(403, "forbidden: needs role operator or admin")
         try:
             body = await parse_body(request, MaintenanceBody)
             now = time.time()
             starts, ends = _span(body.starts_at, body.ends_at, now)
         except ValueError as exc:
             metrics.HTTP_REQUESTS.labels("maintenance", "400").inc()
-            return _error(400, str(exc))
+            return error_reply(400, str(exc))
         denied = [s for s in body.site_ids if not p.can_see_site(s)]
         if denied:
-            return _error(403, f"forbidden: site_ids not yours: {denied[:10]}")
+            return error_reply(403, f"forbidden: site_ids not yours: {denied[:10]}")
         window = Window(
             uuid.uuid4().hex[:12],
             p.tenant_id,
@@ -105,7 +104,7 @@ class SuppressionApi:
         await self.store.put_window(window)
         await audit_http(self.audit, p, "maintenance_start", window.id, request)
         metrics.HTTP_REQUESTS.labels("maintenance", "201").inc()
-        return _json({"ok": True, **window_view(window), "by": p.user_id}, 201)
+        return json_reply({"ok": True, **window_view(window), "by": p.user_id}, 201)
 
     @authenticated("maintenance")
     async def list_windows(self, request: web.Request, p: Principal) -> web.Response:
@@ -114,24 +113,24 @@ class SuppressionApi:
             for w in self.store.windows(p.tenant_id)
             if p.sites is None or w.site_ids & p.sites
         ]
-        return _json({"windows": windows})
+        return json_reply({"windows": windows})
 
     @authenticated("maintenance")
     async def delete_window(self, request: web.Request, p: Principal) -> web.Response:
         if not p.has_any_role(*MAKERS):
-            return _error(403, "forbidden: needs role operator or admin")
+            return error_reply(403, "forbidden: needs role operator or admin")
         ident = request.match_info["id"]
         window = self.store.window(p.tenant_id, ident)
         if window is None or (p.sites is not None and not window.site_ids <= p.sites):
-            return _error(404, "no such maintenance window")
+            return error_reply(404, "no such maintenance window")
         await self.store.delete("w", p.tenant_id, ident)
         await audit_http(self.audit, p, "maintenance_end", ident, request)
-        return _json({"ok": True, "id": ident})
+        return json_reply({"ok": True, "id": ident})
 
     @authenticated("silences")
     async def create_silence(self, request: web.Request, p: Principal) -> web.Response:
         if not p.has_any_role(*MAKERS):
-            return _error(403, "forbidden: needs role operator or admin")
+            return error_reply(403, "forbidden: needs role operator or admin")
         try:
             body = await parse_body(request, SilenceBody)
             now = time.time()
@@ -143,17 +142,17 @@ class SuppressionApi:
                 )
         except ValueError as exc:
             metrics.HTTP_REQUESTS.labels("silences", "400").inc()
-            return _error(400, str(exc))
+            return error_reply(400, str(exc))
         site = matchers.get("site_id")
         if p.sites is not None and (site is None or site not in p.sites):
-            return _error(403, "forbidden: a site-restricted user silences only its own sites")
+            return error_reply(403, "forbidden: a site-restricted user silences only its own sites")
         silence = Silence(
             uuid.uuid4().hex[:12], p.tenant_id, matchers, starts, ends, body.comment, p.user_id
         )
         await self.store.put_silence(silence)
         await audit_http(self.audit, p, "silence_create", silence.id, request)
         metrics.HTTP_REQUESTS.labels("silences", "201").inc()
-        return _json({"ok": True, **silence_view(silence)}, 201)
+        return json_reply({"ok": True, **silence_view(silence)}, 201)
 
     @authenticated("silences")
     async def list_silences(self, request: web.Request, p: Principal) -> web.Response:
@@ -162,18 +161,18 @@ class SuppressionApi:
             for s in self.store.silences(p.tenant_id)
             if p.sites is None or s.matchers.get("site_id") in p.sites
         ]
-        return _json({"silences": silences})
+        return json_reply({"silences": silences})
 
     @authenticated("silences")
     async def delete_silence(self, request: web.Request, p: Principal) -> web.Response:
         if not p.has_any_role(*MAKERS):
-            return _error(403, "forbidden: needs role operator or admin")
+            return error_reply(403, "forbidden: needs role operator or admin")
         ident = request.match_info["id"]
         silence = self.store.silence(p.tenant_id, ident)
         if silence is None or (
             p.sites is not None and silence.matchers.get("site_id") not in p.sites
         ):
-            return _error(404, "no such silence")
+            return error_reply(404, "no such silence")
         await self.store.delete("s", p.tenant_id, ident)
         await audit_http(self.audit, p, "silence_expire", ident, request)
-        return _json({"ok": True, "id": ident})
+        return json_reply({"ok": True, "id": ident})

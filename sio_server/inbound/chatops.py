@@ -32,7 +32,7 @@ from escalation.people.contacts import PeopleStore
 from notify_core.obs import metrics
 from notify_core.redis.keys import RedisKeys
 from sio_server.admission.auth import Principal
-from sio_server.api.core import _error, _json
+from sio_server.api.http import error_reply, json_reply
 from sio_server.incident_actions import IncidentActions
 
 SLACK_SKEW_S = 300
@@ -104,7 +104,7 @@ class ChatOpsApi:
         given = request.headers.get("X-Slack-Signature", "")
         if not secret or not slack_signature_ok(secret, ts, body, given, time.time()):
             metrics.CHATOPS.labels("slack", "refused").inc()
-            return _error(401, "authentication failed")
+            return error_reply(401, "authentication failed")
         try:
             payload = orjson.loads(parse_qs(body.decode())["payload"][0])
             action = payload["actions"][0]
@@ -112,7 +112,7 @@ class ChatOpsApi:
             incident, slack_user = str(action["value"]), str(payload["user"]["id"])
         except (KeyError, IndexError, ValueError, TypeError, UnicodeDecodeError):
             metrics.CHATOPS.labels("slack", "invalid").inc()
-            return _error(400, "payload: not a towerco button action")
+            return error_reply(400, "payload: not a towerco button action")
         found = await self.people.by_slack(slack_user)
         if found is None:
             metrics.CHATOPS.labels("slack", "unknown_user").inc()
@@ -120,12 +120,14 @@ class ChatOpsApi:
                 "Your Slack account is not linked to towerco-notify: add your Slack user id "
                 f"({slack_user}) as a contact method, then try again."
             )
-            return _json({"response_type": "ephemeral", "replace_original": False, "text": text})
+            return json_reply(
+                {"response_type": "ephemeral", "replace_original": False, "text": text}
+            )
         tenant, user = found
         key = f"slack:{payload.get('team', {}).get('id')}:{slack_user}:{action.get('action_ts')}"
         if not await self.once.first(key):
             metrics.CHATOPS.labels("slack", "repeat").inc()
-            return _json({"response_type": "ephemeral", "text": "Already done."})
+            return json_reply({"response_type": "ephemeral", "text": "Already done."})
         sites = await self.people.sites_of(tenant, user)  # as their own dashboard would
         who = Principal(user, tenant, frozenset({"oncall"}), sites, time.time() + 60)
         outcome = await self.actions.act(
@@ -133,7 +135,7 @@ class ChatOpsApi:
         )
         metrics.CHATOPS.labels("slack", "ok" if outcome.ok else "refused_action").inc()
         done = f"{verb}d" if outcome.ok else f"not done: {outcome.error}"
-        return _json({"response_type": "ephemeral", "text": f"Incident {incident} {done}."})
+        return json_reply({"response_type": "ephemeral", "text": f"Incident {incident} {done}."})
 
     async def pagerduty(self, request: web.Request) -> web.Response:
         secret = self.pagerduty_secret()
@@ -141,21 +143,21 @@ class ChatOpsApi:
         header = request.headers.get("X-PagerDuty-Signature", "")
         if not secret or not pagerduty_signature_ok(secret, body, header):
             metrics.CHATOPS.labels("pagerduty", "refused").inc()
-            return _error(401, "authentication failed")
+            return error_reply(401, "authentication failed")
         try:
             event = orjson.loads(body)["event"]
             kind, data = str(event["event_type"]), event.get("data") or {}
         except (KeyError, ValueError, TypeError):
             metrics.CHATOPS.labels("pagerduty", "invalid").inc()
-            return _error(400, "body: not a PagerDuty V3 webhook event")
+            return error_reply(400, "body: not a PagerDuty V3 webhook event")
         verb = PD_ACTIONS.get(kind)
         key = str(data.get("incident_key") or "")
         if verb is None or not key.startswith(DEDUP_PREFIX) or key.count("/") < 2:
-            return _json({"ok": True, "ignored": kind})  # not ours, or not an action
+            return json_reply({"ok": True, "ignored": kind})  # not ours, or not an action
         tenant, incident = key[len(DEDUP_PREFIX) :].split("/", 1)
         if not await self.once.first(f"pagerduty:{event.get('id')}"):
             metrics.CHATOPS.labels("pagerduty", "repeat").inc()
-            return _json({"ok": True, "repeat": True})
+            return json_reply({"ok": True, "repeat": True})
         agent = event.get("agent") or {}
         actor = f"pagerduty:{agent.get('summary') or agent.get('id') or 'unknown'}"[:128]
         who = Principal(actor, tenant, frozenset({"oncall"}), None, time.time() + 60)
@@ -164,5 +166,5 @@ class ChatOpsApi:
         )
         metrics.CHATOPS.labels("pagerduty", "ok" if outcome.ok else "refused_action").inc()
         if not outcome.ok:
-            return _error(outcome.status, outcome.error or "refused")
-        return _json({"ok": True, "incident_id": incident, "action": verb})
+            return error_reply(outcome.status, outcome.error or "refused")
+        return json_reply({"ok": True, "incident_id": incident, "action": verb})

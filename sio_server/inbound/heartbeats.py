@@ -21,7 +21,7 @@ from notify_core.obs import metrics
 from notify_core.obs.audit import AuditLog
 from sio_server.admission.auth import Principal
 from sio_server.admission.limits import AddressGuard
-from sio_server.api.core import HttpApi, _json, authenticated
+from sio_server.api.http import ApiGate, authenticated, json_reply
 from sio_server.inbound.integrations import key_ok, refuse
 
 
@@ -35,13 +35,12 @@ class HeartbeatSources(NamedTuple):
 class HeartbeatsApi:
     def __init__(
         self,
-        api: HttpApi,
+        gate: ApiGate,
         sources: HeartbeatSources,
         audit: AuditLog | None,
         guard: AddressGuard,
     ) -> None:
-        self._principal = api._principal
-        self.http_rate = api.http_rate
+        self.gate = gate
         self._heartbeats = sources.config
         self._store = sources.store
         self._audit = audit
@@ -62,7 +61,7 @@ class HeartbeatsApi:
             return await refuse(self._audit, self._guard, known, actor, "heartbeat key", request)
         await self._store.ping(tenant, name, int(time.time() * 1000))
         metrics.HEARTBEAT_PINGS.labels("ok").inc()
-        return _json({"ok": True})
+        return json_reply({"ok": True})
 
     @authenticated("heartbeats")
     async def list(self, request: web.Request, p: Principal) -> web.Response:
@@ -84,4 +83,4 @@ class HeartbeatsApi:
                     "site_id": hb.site_id,
                 }
             )
-        return _json({"heartbeats": out})
+        return json_reply({"heartbeats": out})

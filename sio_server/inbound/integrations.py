@@ -30,7 +30,7 @@ from notify_core.obs import metrics
 from notify_core.obs.audit import AuditLog, audit_record
 from notify_core.state.incidents import IncidentStore
 from sio_server.admission.limits import AddressGuard
-from sio_server.api.core import _error, _json
+from sio_server.api.http import error_reply, json_reply
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class IntegrationsApi:
             items = translate(spec, body, datetime.now(UTC))
         except IngestError as exc:
             metrics.INGEST.labels(label, "invalid").inc()
-            return _error(400, str(exc))
+            return error_reply(400, str(exc))
         todo = await self._changing(spec, items)
         records = [(i.topic, i.key, orjson.dumps(i.envelope)) for i in todo]
         try:
@@ -83,11 +83,11 @@ class IntegrationsApi:
         except Exception as exc:  # the broker is away or refused: the sender retries
             log.warning("integration %s: %d record(s) not produced: %r", name, len(records), exc)
             metrics.INGEST.labels(label, "unavailable").inc(len(records))
-            return _error(503, "the message broker did not acknowledge; retry")
+            return error_reply(503, "the message broker did not acknowledge; retry")
         metrics.INGEST.labels(label, "ok").inc(len(records))
         if len(items) > len(records):
             metrics.INGEST.labels(label, "unchanged").inc(len(items) - len(records))
-        return _json(
+        return json_reply(
             {"ok": True, "received": len(items), "produced": len(records)},
         )
 
@@ -106,14 +106,14 @@ class IntegrationsApi:
         """The JSON body, at most MAX_BODY bytes (413 beyond, 400 when it is not JSON).
         Read here, not by aiohttp: the app's own request limit is 64 KiB."""
         if (request.content_length or 0) > MAX_BODY:
-            return _error(413, f"body: at most {MAX_BODY} bytes")
+            return error_reply(413, f"body: at most {MAX_BODY} bytes")
         raw = await request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
-            return _error(413, f"body: at most {MAX_BODY} bytes")
+            return error_reply(413, f"body: at most {MAX_BODY} bytes")
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return _error(400, "body: not JSON")
+            return error_reply(400, "body: not JSON")
 
     async def _changing(self, spec: Integration, items: list[Ingested]) -> list[Ingested]:
         """The items that would change their incident (repeats are dropped here)."""
@@ -161,4 +161,4 @@ async def refuse(
                 None, None, "address_blocked", remote, "ok", "http", None, remote
             )
             await audit.record_quietly(blocked)
-    return _error(401, "authentication failed")
+    return error_reply(401, "authentication failed")
