@@ -36,14 +36,14 @@ from towerco_notify.runtime import Runtime  # noqa: E402
 async def fill(rt: Runtime, tenant: str, n: int) -> None:
     for i in range(n):
         sev = ("critical", "major", "minor", "warning")[i % 4]
-        await rt.incidents.put(
+        await rt.stores.incidents.put(
             tenant, f"I-{i:05d}",
             IncidentState(f"site-{i % 500:03d}", sev, "open", title=f"Alarm {i}", opened_at_ms=i),
         )  # fmt: skip
-        if rt.writes is not None and i % 2000 == 0:
-            await rt.writes.flush()
-    if rt.writes is not None:
-        await rt.writes.flush()
+        if rt.stores.writes is not None and i % 2000 == 0:
+            await rt.stores.writes.flush()
+    if rt.stores.writes is not None:
+        await rt.stores.writes.flush()
 
 
 async def list_api(base: str, token: str, limit: int, runs: int = 20) -> tuple[float, float, int]:

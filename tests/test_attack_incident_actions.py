@@ -76,7 +76,7 @@ async def test_fake_incident_ids_store_and_broadcast_nothing(base_url, produce, 
     watcher = await NodeClient.start(base_url, token(tenant, "watcher"), ["websocket"])
     try:
         await watcher.connected()
-        head_before = (await daemon.history.position(tenant)).last_id
+        head_before = (await daemon.stores.history.position(tenant)).last_id
         for n in range(20):  # the flood
             status, _ = await _post(
                 base_url, token(tenant), f"/api/v1/incidents/FAKE-{n}/acknowledge"
@@ -92,7 +92,7 @@ async def test_fake_incident_ids_store_and_broadcast_nothing(base_url, produce, 
         assert status == 202
         await watcher.wait_for(lambda m: m.get("name") == "incident_update")
         await asyncio.sleep(0.3)
-        stored = await daemon.history.read_after(tenant, None, 100)
+        stored = await daemon.stores.history.read_after(tenant, None, 100)
         assert head_before is None
         assert [e["type"] for e in stored] == ["incident_alert", "incident_update"]
     finally:

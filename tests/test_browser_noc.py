@@ -171,15 +171,15 @@ async def test_five_thousand_open_incidents_stay_a_usable_screen(base_url, daemo
     tenant = new_tenant()
     for n in range(5000):
         sev = ("critical", "major", "minor", "warning")[n % 4]
-        await daemon.incidents.put(
+        await daemon.stores.incidents.put(
             tenant,
             f"L-{n:04d}",
             IncidentState(
                 f"site-{n % 120:03d}", sev, "open", title=f"Alarm {n:04d}", opened_at_ms=n
             ),
         )
-    if daemon.writes is not None:
-        await daemon.writes.flush()
+    if daemon.stores.writes is not None:
+        await daemon.stores.writes.flush()
     browser = await Browser.start()
     try:
         await browser.do("open", url=f"{base_url}/#token={token(tenant, 'wall')}")

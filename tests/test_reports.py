@@ -252,7 +252,8 @@ async def test_a_resolve_through_the_pipeline_is_archived_and_outlives_the_live_
 
         async def archived() -> bool:
             return any(
-                r.incident_id == "AR-1" for r in await daemon.archive.span(tenant, 0, now_ms + 1)
+                r.incident_id == "AR-1"
+                for r in await daemon.stores.archive.span(tenant, 0, now_ms + 1)
             )
 
         for _ in range(200):  # the archiver's round: every 5 s
@@ -264,7 +265,7 @@ async def test_a_resolve_through_the_pipeline_is_archived_and_outlives_the_live_
         from notify_core.redis.keys import RedisKeys
 
         keys = RedisKeys(daemon.settings.redis_prefix)
-        await daemon.redis.zrem(keys.incident_index(tenant, True), "AR-1")
+        await daemon.stores.redis.zrem(keys.incident_index(tenant, True), "AR-1")
         status, body = await _report(base_url, token(tenant, "boss", ["admin"]), "group_by=site")
         assert status == 200
         [group] = body["groups"]

@@ -178,7 +178,7 @@ async def test_offsets_are_committed_once_the_batch_is_handled(daemon, producer,
     )
 
     async def stored() -> bool:
-        return len(await daemon.history.read_after(tenant, None, 10)) == 4
+        return len(await daemon.stores.history.read_after(tenant, None, 10)) == 4
 
     await eventually(stored, 15)
     watcher = AIOKafkaConsumer(bootstrap_servers=broker, group_id=daemon.settings.app_id)

@@ -17,7 +17,6 @@ from operator import attrgetter
 from typing import Any, Literal
 
 import jwt
-from redis.asyncio import Redis
 
 from escalation import jobs as escalation_jobs
 from escalation.engine import EscalationEngine
@@ -46,7 +45,7 @@ from escalation.webhooks import HttpClient, WebhookSender
 from notify_core.action_links import ActionLinks
 from notify_core.heartbeats.policy import HeartbeatStore
 from notify_core.heartbeats.watch import HeartbeatWatch
-from notify_core.history.store import History, MemoryHistory, RedisHistory
+from notify_core.history.store import RedisHistory
 from notify_core.in_force import InForce
 from notify_core.lifecycle import Lifecycle, Part, nothing, plain
 from notify_core.obs.audit import (
@@ -58,21 +57,13 @@ from notify_core.obs.audit import (
 )
 from notify_core.obs.readiness import Readiness
 from notify_core.redis import factory as redis_factory
-from notify_core.redis.replication import ReplicaConfirm
-from notify_core.redis.write_behind import WriteBehind
 from notify_core.reports.archive import (
     Archiver,
-    ArchiveStore,
     ArchivingListener,
-    MemoryArchive,
-    RedisArchive,
 )
 from notify_core.revocations import Revocations
 from notify_core.secret_refs import read_secret
 from notify_core.settings import Settings
-from notify_core.state.incidents import IncidentStore, MemoryIncidentStore, RedisIncidentStore
-from notify_core.state.snapshots import MemorySnapshots, RedisSnapshots, SnapshotStore
-from notify_core.state.timeline import MemoryTimeline, RedisTimeline, Timeline
 from notify_core.suppression.audit import ExpiryAudit
 from notify_core.suppression.store import SuppressionStore
 from notify_core.wire.events import ALL_TOPICS
@@ -90,6 +81,7 @@ from towerco_notify.actions import ActionProducer
 from towerco_notify.config_files import load_config
 from towerco_notify.embedded_broker import EmbeddedBroker
 from towerco_notify.reload import ConfigReloader
+from towerco_notify.stores import build_stores
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +135,7 @@ class Runtime:
         self.broker: EmbeddedBroker | None = None
         self.server: SocketServer | None = None
         self.pipeline: Pipeline | None = None
-        self.redis: Redis | None = None
-        self.writes: WriteBehind | None = None  # the Redis stores' batched writes
-        self.replicas: ReplicaConfirm | None = None  # NOTIFY_REDIS_MIN_REPLICAS
-        self.history: History
-        self.incidents: IncidentStore
+        self.stores = build_stores(s)  # memory or Redis, every one alike
         # the config directory, read here and by the reloader only; an invalid file at
         # start is fatal (ConfigInvalid names every problem). Parts get views of it.
         self.config = InForce(load_config(s.config_dir))
@@ -184,37 +172,18 @@ class Runtime:
             self._build_pipeline()
 
     def _build_stores(self) -> None:
-        """The broker (embedded unless given) and the stores: Redis, else memory."""
+        """The broker (embedded unless given) and the stores (`towerco_notify.stores`)."""
         s = self.settings
         add = self._parts.append
         if not s.kafka_bootstrap:
             self.broker = EmbeddedBroker()
             add(Part("embedded broker", self.broker.start, self.broker.stop))
         add(Part("kafka topics", self._ensure_topics, nothing))
-        if s.redis_url:
-            redis = self.redis = redis_factory.connect(s.redis_url, s.redis_cluster)
-            add(Part("redis", self._check_redis, redis.aclose))
-            self.history = RedisHistory(
-                redis, s.redis_prefix, s.history_maxlen, s.history_max_age_s or None
-            )
-            # one queue for the stores' writes, so a pipeline batch sends them together
-            writes = self.writes = WriteBehind(redis)
-            self.incidents = RedisIncidentStore(redis, s.redis_prefix, writes)
-            self.snapshots: SnapshotStore = RedisSnapshots(redis, s.redis_prefix, writes)
-            self.timeline: Timeline = RedisTimeline(redis, s.redis_prefix, writes)
-            self.archive: ArchiveStore = RedisArchive(redis, s.redis_prefix)
+        if self.stores.redis is not None:
+            add(Part("redis", self._check_redis, self.stores.redis.aclose))
             self.readiness.add("redis", self._redis_ok)
-            if s.redis_min_replicas:
-                replicas = self.replicas = ReplicaConfirm(
-                    redis, s.redis_prefix, s.redis_min_replicas, s.redis_replica_timeout_ms
-                )
-                self.readiness.add("redis_replicas", lambda: replicas.confirmed)
-        else:
-            self.history = MemoryHistory(s.history_maxlen, s.history_max_age_s or None)
-            self.incidents = MemoryIncidentStore()
-            self.snapshots = MemorySnapshots()
-            self.timeline = MemoryTimeline()
-            self.archive = MemoryArchive()
+        if (replicas := self.stores.replicas) is not None:
+            self.readiness.add("redis_replicas", lambda: replicas.confirmed)
 
     def _build_shared(self) -> None:
         """What every process mode shares: config reload, suppression, revocations, and
@@ -226,28 +195,28 @@ class Runtime:
         )
         add(Part("config reloader", reloader.start, reloader.stop))
         suppression = self.suppression = SuppressionStore(
-            self.redis,
+            self.stores.redis,
             s.redis_prefix,
             self.config.view(attrgetter("suppression")),
             self.current_sites,
         )
         add(Part("suppression", suppression.start, suppression.stop))
-        revocations = self.revocations = Revocations(self.redis, s.redis_prefix)
-        self.heartbeat_store = HeartbeatStore(self.redis, s.redis_prefix)
-        self.action_links = ActionLinks(self.redis, s.redis_prefix, s.action_link_ttl)
+        revocations = self.revocations = Revocations(self.stores.redis, s.redis_prefix)
+        self.heartbeat_store = HeartbeatStore(self.stores.redis, s.redis_prefix)
+        self.action_links = ActionLinks(self.stores.redis, s.redis_prefix, s.action_link_ttl)
         self.oncall = OnCallDirectory(
-            self.current_schedules, OverrideStore(self.redis, s.redis_prefix)
+            self.current_schedules, OverrideStore(self.stores.redis, s.redis_prefix)
         )
         if self.mode != "pipeline":
             add(Part("revocations", revocations.start, revocations.stop))
         self.push_store: PushStore = (
-            RedisPushStore(self.redis, s.redis_prefix)
-            if self.redis is not None
+            RedisPushStore(self.stores.redis, s.redis_prefix)
+            if self.stores.redis is not None
             else MemoryPushStore()
         )
         self.vapid = VapidKeys(
             s.vapid_private_key.get_secret_value() if s.vapid_private_key else None,
-            self.redis,
+            self.stores.redis,
             s.redis_prefix,
         )
 
@@ -263,7 +232,7 @@ class Runtime:
             if s.jwt_jwks_url
             else None
         )
-        self.people = PeopleStore(self.redis, s.redis_prefix)
+        self.people = PeopleStore(self.stores.redis, s.redis_prefix)
         return Authenticator(
             self.jwt_secret if (s.jwt_secret is not None or self.generated_secret) else None,
             public_key,
@@ -283,8 +252,8 @@ class Runtime:
         add = self._parts.append
         actions: ActionProducer | None = None
         copy: AuditCopy = (
-            RedisAuditCopy(self.redis, s.redis_prefix)
-            if self.redis is not None
+            RedisAuditCopy(self.stores.redis, s.redis_prefix)
+            if self.stores.redis is not None
             else MemoryAuditCopy()
         )
         audit = self.audit = AuditLog(lambda: self.bootstrap, copy, s.producer_acks)
@@ -297,7 +266,7 @@ class Runtime:
             integrations = IntegrationsApi(
                 self.current_integrations,
                 actions.send_records,
-                self.incidents,
+                self.stores.incidents,
                 audit,
                 guard,
                 s.ingest_timeout_s,
@@ -305,18 +274,18 @@ class Runtime:
             watch = HeartbeatWatch(
                 self.current_heartbeats,
                 self.heartbeat_store,
-                self.snapshots.last_sample,
+                self.stores.snapshots.last_sample,
                 actions.send_records,
             )
             add(Part("heartbeat watch", watch.start, watch.stop))
 
         follow = None
         if self.mode == "server":
-            assert self.redis is not None and isinstance(self.history, RedisHistory)
-            follow = (self.redis, self.history)
+            assert self.stores.redis is not None and isinstance(self.stores.history, RedisHistory)
+            follow = (self.stores.redis, self.stores.history)
         self.server = SocketServer(
             auth,
-            self.history,
+            self.stores.history,
             self.readiness,
             s.http_host,
             s.http_port,
@@ -333,21 +302,21 @@ class Runtime:
             action_sink=actions,
             sockets_enabled=self.mode != "pipeline",
             rules=self.rules,
-            snapshots=self.snapshots,
-            timeline=self.timeline,
-            incidents=self.incidents,
-            archive=self.archive,
+            snapshots=self.stores.snapshots,
+            timeline=self.stores.timeline,
+            incidents=self.stores.incidents,
+            archive=self.stores.archive,
             audit=audit,
             revocations=self.revocations,
             limits=ConnectionLimits(
-                self.redis,
+                self.stores.redis,
                 s.redis_prefix,
                 s.max_connections_per_user,
                 s.max_connections_per_tenant,
             ),
             guard=guard,
             http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
-            shared=(self.redis, s.redis_prefix) if self.redis is not None else None,
+            shared=(self.stores.redis, s.redis_prefix) if self.stores.redis is not None else None,
             suppression=self.suppression,
             push=(self.push_store, self.vapid),
             presence_lease_s=s.presence_lease_s,
@@ -387,15 +356,19 @@ class Runtime:
         else:
             assert self.server is not None  # built before the pipeline side
             emit = self.server.emit
-        publisher = Publisher(self.history, emit, snapshots=self.snapshots, writes=self.writes)
+        publisher = Publisher(
+            self.stores.history, emit, snapshots=self.stores.snapshots, writes=self.stores.writes
+        )
         self._publisher = publisher
         self._build_escalation(publisher)
         # resolved incidents become the report's records (read by /api/v1/reports)
-        archiver = Archiver(self.archive, self.incidents, self.timeline, self._region_of)
+        archiver = Archiver(
+            self.stores.archive, self.stores.incidents, self.stores.timeline, self._region_of
+        )
         add(Part("report archiver", archiver.start, archiver.stop))
         add(Part("faust pipeline", self._start_pipeline, self._stop_pipeline, 15.0))
-        if self.redis is not None:
-            bridge = SystemChannelBridge(self.redis, s.system_channel, publisher)
+        if self.stores.redis is not None:
+            bridge = SystemChannelBridge(self.stores.redis, s.system_channel, publisher)
             add(Part("system channel bridge", bridge.start, bridge.stop))
             self.readiness.add("redis_channel", lambda: bridge.subscribed)
 
@@ -412,14 +385,14 @@ class Runtime:
             s.redis_prefix,
         )
         store: EscalationStore = (
-            RedisEscalationStore(self.redis, s.redis_prefix, self.writes)
-            if self.redis is not None
+            RedisEscalationStore(self.stores.redis, s.redis_prefix, self.stores.writes)
+            if self.stores.redis is not None
             else MemoryEscalationStore()
         )
         self.escalation = EscalationEngine(
             self.config.view(attrgetter("policies")),
             store,
-            self.timeline,
+            self.stores.timeline,
             publisher.publish,
             scheduler,
             deliveries,
@@ -438,22 +411,22 @@ class Runtime:
         handoff = HandoffWatch(
             self.current_schedules,
             self.oncall,
-            self.incidents,
+            self.stores.incidents,
             self.current_sites,
             self.person_sender.notify,
-            self.redis,
+            self.stores.redis,
             s.redis_prefix,
             s.handoff_check_s,
         )
         add(Part("on-call handoff notices", handoff.start, handoff.stop))
         if self.audit is not None:
-            lapsed = ExpiryAudit(self.suppression, self.audit, self.redis, s.redis_prefix)
+            lapsed = ExpiryAudit(self.suppression, self.audit, self.stores.redis, s.redis_prefix)
             add(Part("suppression expiry audit", lapsed.start, lapsed.stop))
         add(Part("escalation scheduler", scheduler.start, scheduler.stop))
         add(Part("escalation engine", nothing, self.escalation.stop))
-        if self.redis is not None:
+        if self.stores.redis is not None:
             lock = LeaderLock(
-                self.redis,
+                self.stores.redis,
                 f"{s.redis_prefix}escalation-leader",
                 scheduler.activate,
                 scheduler.deactivate,
@@ -483,7 +456,7 @@ class Runtime:
         self.push_sender = WebPushSender(
             self.http, self.push_store, self.vapid, s.vapid_subject, self.page_links
         )
-        self.sms_replies = SmsReplies(self.redis, s.redis_prefix)
+        self.sms_replies = SmsReplies(self.stores.redis, s.redis_prefix)
         token_file = s.twilio_auth_token_file
 
         def twilio_token() -> str | None:  # read when used: a rotated file is picked up
@@ -493,7 +466,7 @@ class Runtime:
 
         self.person_sender = PersonSender(
             self.people,
-            self.incidents,
+            self.stores.incidents,
             self.http,
             self.page_links,
             self.email_sender.plain,
@@ -515,7 +488,9 @@ class Runtime:
         webhooks and people by name (escalation/receivers/, escalation/people/)."""
         s = self.settings
         outbox: Outbox = (
-            RedisOutbox(self.redis, s.redis_prefix) if self.redis is not None else MemoryOutbox()
+            RedisOutbox(self.stores.redis, s.redis_prefix)
+            if self.stores.redis is not None
+            else MemoryOutbox()
         )
         http, links = self.http, self.page_links
         webhooks = WebhookSender(webhook_secret, http)
@@ -531,7 +506,7 @@ class Runtime:
         worker = DeliveryWorker(
             outbox,
             senders,
-            self.timeline,
+            self.stores.timeline,
             publisher.publish,
             max_attempts=s.receiver_attempts,
             max_backoff_s=s.receiver_max_backoff_s,
@@ -549,14 +524,14 @@ class Runtime:
             self.settings,
             self.bootstrap.split(","),
             self._publisher,
-            self.incidents,
+            self.stores.incidents,
             self.rules,
             tansu=self.broker is not None,
-            listener=ArchivingListener(self.escalation, self.archive),
-            writes=self.writes,
+            listener=ArchivingListener(self.escalation, self.stores.archive),
+            writes=self.stores.writes,
             suppression=self.suppression,
             audit=self.audit,
-            replicas=self.replicas,
+            replicas=self.stores.replicas,
         )
         self.readiness.add("kafka", self.pipeline.ready)
         await self.pipeline.start()
@@ -594,9 +569,9 @@ class Runtime:
         """Reachable, and Redis 7 or later: recovery reads what trimming removed from
         XINFO STREAM's `entries-added`, which older servers lack (it would claim
         recoveries it cannot prove)."""
-        assert self.redis is not None
-        await redis_factory.initialize(self.redis)
-        info: Any = await self.redis.info("server")
+        assert self.stores.redis is not None
+        await redis_factory.initialize(self.stores.redis)
+        info: Any = await self.stores.redis.info("server")
         version = str(info.get("redis_version", "0"))
         if int(version.split(".")[0] or 0) < 7:
             raise ConfigurationError(
@@ -604,8 +579,8 @@ class Runtime:
             )
 
     async def _redis_ok(self) -> bool:
-        assert self.redis is not None
-        return bool(await self.redis.ping())
+        assert self.stores.redis is not None
+        return bool(await self.stores.redis.ping())
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
