@@ -25,23 +25,9 @@ from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.handoff import HandoffWatch
 from escalation.oncall.overrides import OverrideStore
 from escalation.people.contacts import PeopleStore
-from escalation.people.reach import PersonSender, Slack, Twilio
-from escalation.people.replies import SmsReplies
-from escalation.receivers.delivery import Deliveries, DeliveryWorker
-from escalation.receivers.outbox import MemoryOutbox, Outbox, RedisOutbox
 from escalation.receivers.push import MemoryPushStore, PushStore, RedisPushStore, VapidKeys
-from escalation.receivers.senders import (
-    ChatSender,
-    EmailSender,
-    PageLinks,
-    PagerDutySender,
-    Sender,
-    WebhookJobSender,
-    WebPushSender,
-)
 from escalation.scheduler import TimerScheduler
 from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
-from escalation.webhooks import HttpClient, WebhookSender
 from notify_core.action_links import ActionLinks
 from notify_core.heartbeats.policy import HeartbeatStore
 from notify_core.heartbeats.watch import HeartbeatWatch
@@ -62,7 +48,6 @@ from notify_core.reports.archive import (
     ArchivingListener,
 )
 from notify_core.revocations import Revocations
-from notify_core.secret_refs import read_secret
 from notify_core.settings import Settings
 from notify_core.suppression.audit import ExpiryAudit
 from notify_core.suppression.store import SuppressionStore
@@ -80,6 +65,7 @@ from sio_server.inbound.twilio import TwilioReplies
 from towerco_notify.actions import ActionProducer
 from towerco_notify.config_files import load_config
 from towerco_notify.embedded_broker import EmbeddedBroker
+from towerco_notify.reach import build_reach, build_receivers
 from towerco_notify.reload import ConfigReloader
 from towerco_notify.stores import build_stores
 
@@ -324,8 +310,8 @@ class Runtime:
             oncall=self.oncall,
             heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
             action_links=self.action_links,
-            people=(self.people, self.person_sender),
-            twilio=TwilioReplies(self.sms_replies, self.twilio_token, s.public_url),
+            people=(self.people, self.reach.person),
+            twilio=TwilioReplies(self.reach.sms_replies, self.reach.twilio_token, s.public_url),
             oidc=(
                 {"issuer": s.oidc_issuer, "client_id": s.oidc_client_id, "scopes": s.oidc_scopes}
                 if s.oidc_issuer and s.oidc_client_id
@@ -379,7 +365,9 @@ class Runtime:
             if s.webhook_secret
             else hashlib.sha256(b"towerco-webhook:" + self.jwt_secret.encode()).digest()
         )
-        worker, deliveries = self._build_receivers(publisher, secret)
+        worker, deliveries = build_receivers(
+            s, self.reach, self.stores, self.people, publisher.publish, secret, self._public_url
+        )
         scheduler = TimerScheduler(
             redis_factory.connect_sync(s.redis_url, s.redis_cluster) if s.redis_url else None,
             s.redis_prefix,
@@ -413,7 +401,7 @@ class Runtime:
             self.oncall,
             self.stores.incidents,
             self.current_sites,
-            self.person_sender.notify,
+            self.reach.person.notify,
             self.stores.redis,
             s.redis_prefix,
             s.handoff_check_s,
@@ -444,74 +432,17 @@ class Runtime:
         return s.public_url or f"http://{host}:{self.http_port or s.http_port}"
 
     def _build_reach(self) -> None:
-        """What reaches people away from the screen, shared by the pipeline (pages) and
-        the server (verification codes): one HTTP client, email, Web Push, SMS and voice
-        (Twilio-compatible), Slack direct messages, and people's contact methods."""
-        s, add = self.settings, self._parts.append
-        self.http = HttpClient(timeout_s=10.0)  # one session: webhooks and every receiver
-        add(Part("receiver http client", self.http.start, self.http.stop))
-        self.page_links = PageLinks(self._public_url, self.action_links)
-        smtp = s.smtp_url.get_secret_value() if s.smtp_url else None
-        self.email_sender = EmailSender(smtp, s.smtp_from, self.page_links)
-        self.push_sender = WebPushSender(
-            self.http, self.push_store, self.vapid, s.vapid_subject, self.page_links
-        )
-        self.sms_replies = SmsReplies(self.stores.redis, s.redis_prefix)
-        token_file = s.twilio_auth_token_file
-
-        def twilio_token() -> str | None:  # read when used: a rotated file is picked up
-            if token_file is not None:
-                return read_secret(("file", str(token_file)))
-            return s.twilio_auth_token.get_secret_value() if s.twilio_auth_token else None
-
-        self.person_sender = PersonSender(
+        """What reaches people away from the screen (`towerco_notify.reach`)."""
+        reach = self.reach = build_reach(
+            self.settings,
+            self.stores,
             self.people,
-            self.stores.incidents,
-            self.http,
-            self.page_links,
-            self.email_sender.plain,
-            Twilio(s.twilio_url, s.twilio_account_sid, twilio_token, s.twilio_from),
-            Slack(
-                s.slack_api_url,
-                s.slack_bot_token.get_secret_value() if s.slack_bot_token else None,
-            ),
-            self.push_sender.to_user,
+            self.action_links,
+            self.push_store,
+            self.vapid,
             self._public_url,
-            self.sms_replies,
         )
-        self.twilio_token = twilio_token
-
-    def _build_receivers(
-        self, publisher: Publisher, webhook_secret: bytes
-    ) -> tuple[DeliveryWorker, Deliveries]:
-        """The outbox and the worker that sends pages to email, chat, PagerDuty, Web Push,
-        webhooks and people by name (escalation/receivers/, escalation/people/)."""
-        s = self.settings
-        outbox: Outbox = (
-            RedisOutbox(self.stores.redis, s.redis_prefix)
-            if self.stores.redis is not None
-            else MemoryOutbox()
-        )
-        http, links = self.http, self.page_links
-        webhooks = WebhookSender(webhook_secret, http)
-        senders: dict[str, Sender] = {
-            "email": self.email_sender,
-            "slack": ChatSender("slack", http, links),
-            "teams": ChatSender("teams", http, links),
-            "pagerduty": PagerDutySender(http, s.pagerduty_url, self._public_url),
-            "webpush": self.push_sender,
-            "webhook": WebhookJobSender(webhooks),
-            "person": self.person_sender,
-        }
-        worker = DeliveryWorker(
-            outbox,
-            senders,
-            self.stores.timeline,
-            publisher.publish,
-            max_attempts=s.receiver_attempts,
-            max_backoff_s=s.receiver_max_backoff_s,
-        )
-        return worker, Deliveries(outbox, worker.wake, self.people)
+        self._parts.append(Part("receiver http client", reach.http.start, reach.http.stop))
 
     async def _ensure_topics(self) -> None:
         s = self.settings
