@@ -44,13 +44,13 @@ from sio_server.api.notifications import NotificationsApi
 from sio_server.api.oncall import OnCallApi
 from sio_server.api.people import PeopleApi
 from sio_server.api.push import PushApi
-from sio_server.api.queries import MAX_REQUEST_LINE
 from sio_server.api.reports import ReportsApi
 from sio_server.api.service import ServiceApi
 from sio_server.api.sites import SitesApi
 from sio_server.api.suppression import SuppressionApi
 from sio_server.api.thresholds import ThresholdsApi
 from sio_server.client_events import ClientEvents
+from sio_server.contract.queries import MAX_REQUEST_LINE
 from sio_server.dashboard_page import DashboardPage
 from sio_server.deliveries import Deliveries
 from sio_server.follower import LogFollower
@@ -341,7 +341,7 @@ class SocketServer:
             shutdown_timeout=2.0,
             keepalive_timeout=self.http_keepalive_s,
             # a query may carry an identity provider's token (SSE, calendar feeds): 8 KiB
-            # of it, percent-encoded, plus the rest (sio_server/api/queries.py's limits)
+            # of it, percent-encoded, plus the rest (sio_server/contract/queries.py's limits)
             max_line_size=MAX_REQUEST_LINE,
         )
         await self._runner.setup()

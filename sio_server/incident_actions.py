@@ -19,7 +19,7 @@ from notify_core.obs.audit import AuditLog, Source, audit_record
 from notify_core.state.incidents import IncidentStore
 from notify_core.wire.events import ACTIONS, SNOOZE_MINUTES, describe_error, is_incident_id
 from sio_server.admission.auth import Principal
-from sio_server.api.models import ActionBody
+from sio_server.contract.models import ActionBody
 
 ActionSink = Callable[[Principal, str, str, dict[str, Any]], Awaitable[None]]
 ACTING_ROLES = ("operator", "oncall", "admin")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from sio_server.api.models import ActionBody
+from sio_server.contract.models import ActionBody
 
 
 async def test_openapi_covers_every_registered_route(daemon, base_url):

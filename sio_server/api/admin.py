@@ -16,8 +16,8 @@ from notify_core.revocations import DEFAULT_KEEP_S, Revocation, Revocations
 from notify_core.wire.events import describe_error
 from sio_server.admission.auth import Principal
 from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
-from sio_server.api.models import RevocationBody
-from sio_server.api.queries import AuditQuery, parse_query
+from sio_server.contract.models import RevocationBody
+from sio_server.contract.queries import AuditQuery, parse_query
 
 
 def revocation_from(body: Any, principal: Principal, now: float | None = None) -> Revocation:

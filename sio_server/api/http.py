@@ -16,7 +16,7 @@ from notify_core.obs.audit import AuditLog, audit_record
 from sio_server.admission.auth import Authenticator, AuthError, Principal
 from sio_server.admission.limits import HttpRateLimiter, retry_headers
 from sio_server.admission.origin import OriginPolicy
-from sio_server.api.queries import RequestError
+from sio_server.contract.queries import RequestError
 
 
 def json_reply(data: Any, status: int = 200) -> web.Response:
@@ -71,7 +71,7 @@ def authenticated(
                 return response
             try:
                 return await fn(self, request, principal)
-            except RequestError as exc:  # sio_server/api/queries.py: the query's model
+            except RequestError as exc:  # sio_server/contract/queries.py: the query's model
                 metrics.HTTP_REQUESTS.labels(route, "400").inc()
                 return error_reply(400, str(exc))
 

@@ -17,7 +17,7 @@ from notify_core.suppression.store import SuppressionStore
 from notify_core.wire.events import ACTIONS, is_incident_id
 from sio_server.admission.auth import Principal
 from sio_server.api.http import ApiGate, authenticated, error_reply, json_reply
-from sio_server.api.queries import IncidentsQuery, parse_query
+from sio_server.contract.queries import IncidentsQuery, parse_query
 from sio_server.incident_actions import IncidentActions
 from sio_server.presence import Presence
 

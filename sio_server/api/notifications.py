@@ -11,7 +11,7 @@ from notify_core.history.store import History
 from notify_core.obs import metrics
 from sio_server.admission.auth import Principal
 from sio_server.api.http import ApiGate, authenticated, json_reply
-from sio_server.api.queries import NotificationsQuery, parse_query
+from sio_server.contract.queries import NotificationsQuery, parse_query
 
 SCAN_PAGE = 1000
 MAX_SCAN = 20_000  # events examined per request, so a filtered query stays bounded

@@ -24,8 +24,8 @@ from notify_core.obs import metrics
 from notify_core.obs.audit import AuditLog
 from sio_server.admission.auth import AuthError, Principal
 from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
-from sio_server.api.models import OverrideBody
-from sio_server.api.queries import (
+from sio_server.contract.models import OverrideBody
+from sio_server.contract.queries import (
     CalendarQuery,
     OnCallQuery,
     RequestError,

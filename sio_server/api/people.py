@@ -30,8 +30,8 @@ from notify_core.thresholds.rules import parse_duration
 from notify_core.wire.events import is_ident
 from sio_server.admission.auth import Principal
 from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
-from sio_server.api.models import ContactMethodBody, NotificationRulesBody
-from sio_server.api.queries import parse_body
+from sio_server.contract.models import ContactMethodBody, NotificationRulesBody
+from sio_server.contract.queries import parse_body
 
 
 class PeopleApi:

@@ -19,8 +19,8 @@ from notify_core.obs import metrics
 from notify_core.obs.audit import AuditLog
 from sio_server.admission.auth import Principal
 from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
-from sio_server.api.models import PushSubscriptionBody, PushUnsubscribeBody
-from sio_server.api.queries import parse_body
+from sio_server.contract.models import PushSubscriptionBody, PushUnsubscribeBody
+from sio_server.contract.queries import parse_body
 
 
 def endpoint_problem(endpoint: str) -> str | None:

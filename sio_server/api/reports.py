@@ -24,7 +24,7 @@ from notify_core.suppression.store import SuppressionStore
 from sio_server.admission.auth import Principal
 from sio_server.api.http import ApiGate, authenticated, error_reply, json_reply
 from sio_server.api.incidents import incident_row
-from sio_server.api.queries import (
+from sio_server.contract.queries import (
     HandoverQuery,
     ResponseReportQuery,
     instant,

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from notify_core.obs.readiness import Readiness
 from sio_server.api.http import json_reply
-from sio_server.api.openapi import openapi
+from sio_server.contract.openapi import openapi
 
 
 class ServiceApi:

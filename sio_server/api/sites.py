@@ -20,7 +20,7 @@ from notify_core.suppression.store import SuppressionStore
 from sio_server.admission.auth import Principal
 from sio_server.api.http import ApiGate, authenticated, error_reply, json_reply
 from sio_server.api.incidents import incident_row
-from sio_server.api.queries import SitesQuery, parse_query
+from sio_server.contract.queries import SitesQuery, parse_query
 
 RANK = {"critical": 5, "major": 4, "minor": 3, "warning": 2, "info": 1}
 

@@ -21,8 +21,8 @@ from notify_core.suppression.policy import Silence, Window
 from notify_core.suppression.store import SuppressionStore, window_view
 from sio_server.admission.auth import Principal
 from sio_server.api.http import ApiGate, audit_http, authenticated, error_reply, json_reply
-from sio_server.api.models import MaintenanceBody, SilenceBody
-from sio_server.api.queries import parse_body
+from sio_server.contract.models import MaintenanceBody, SilenceBody
+from sio_server.contract.queries import parse_body
 
 MAKERS = ("operator", "admin")
 

@@ -1,6 +1,6 @@
 """The HTTP API's shapes as pydantic models: request bodies, validated with these models by
 the handlers themselves (`ActionBody`, `RevocationBody`, ...), and answers, described by
-them in the OpenAPI document (`sio_server.api.openapi`).
+them in the OpenAPI document (`sio_server.contract.openapi`).
 """
 
 from __future__ import annotations

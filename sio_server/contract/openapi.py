@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of the HTTP API, built from the models the handlers validate
-with (`sio_server.api.models`, `sio_server.api.queries`). `ROUTES` is the one table of what
-the API serves; `openapi()` turns it into `/api/v1/openapi.json`, and a test checks it
-against every route the application registers."""
+with (`sio_server.contract.models`, `sio_server.contract.queries`). `ROUTES` is the one
+table of what the API serves; `openapi()` turns it into `/api/v1/openapi.json`, and a test
+checks it against every route the application registers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from notify_core.wire.events import ACTIONS
-from sio_server.api.models import (
+from sio_server.contract.models import (
     ActionAccepted,
     ActionBody,
     AuditPage,
@@ -61,7 +61,7 @@ from sio_server.api.models import (
     VerifyBody,
     WindowList,
 )
-from sio_server.api.queries import (
+from sio_server.contract.queries import (
     PATH_SCHEMAS,
     AuditQuery,
     CalendarQuery,
@@ -88,7 +88,7 @@ class Route(NamedTuple):
     response: type[BaseModel] | None  # None: not JSON (text, HTML, a stream)
     body: type[BaseModel] | None = None
     auth: bool = True
-    query: type[BaseModel] | None = None  # sio_server/api/queries.py: what the handler parses
+    query: type[BaseModel] | None = None  # sio_server/contract/queries.py: what the handler parses
     content: str = "application/json"
     more_content: tuple[str, ...] = ()  # other media types of the success (static files)
     ok: str | None = None  # the success status when not 200/201/202 as below (e.g. 204)

@@ -1,6 +1,6 @@
 """The HTTP API's query strings and path parameters as pydantic models. A handler reads its
 query with `parse_query(request.query, Model)` (and its body with `parse_body(request,
-Model)`, the models of sio_server/api/models.py); the OpenAPI document (api_models.openapi)
+Model)`, the models of sio_server/contract/models.py); the OpenAPI document (api_models.openapi)
 describes the same parameters from the same models (types, ranges, patterns, enums), so the
 document cannot promise what a handler refuses, nor hide what it accepts.
 
@@ -87,7 +87,7 @@ def parse_query(query: Mapping[str, str], model: type[Q]) -> Q:
 
 
 async def parse_body(request: web.Request, model: type[Q]) -> Q:
-    """`model` from a request's JSON body (sio_server/api/models.py)."""
+    """`model` from a request's JSON body (sio_server/contract/models.py)."""
     try:
         raw = await request.json()
     except ValueError:

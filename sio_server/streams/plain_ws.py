@@ -22,8 +22,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from notify_core.obs import metrics
 from sio_server.admission.admit import AUTH_FAILED, Admission, Refused
 from sio_server.admission.origin import OriginPolicy
-from sio_server.api.queries import RequestError, WsQuery, parse_query
 from sio_server.client_events import ClientEvents
+from sio_server.contract.queries import RequestError, WsQuery, parse_query
 from sio_server.follower import LogFollower
 from sio_server.frames import text_frame
 from sio_server.streams.connections import ConnectionHub, StreamConnection

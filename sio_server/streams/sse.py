@@ -18,7 +18,7 @@ from aiohttp import web
 from notify_core.wire.rooms import site_room
 from sio_server.admission.admit import AUTH_FAILED, Admission, Refused
 from sio_server.admission.origin import OriginPolicy
-from sio_server.api.queries import RequestError, StreamQuery, parse_query
+from sio_server.contract.queries import RequestError, StreamQuery, parse_query
 from sio_server.follower import LogFollower
 from sio_server.streams.connections import ConnectionHub, StreamConnection
 
