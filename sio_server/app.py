@@ -60,6 +60,7 @@ from sio_server.inbound.heartbeats import HeartbeatsApi, HeartbeatSources
 from sio_server.inbound.integrations import IntegrationsApi
 from sio_server.inbound.twilio import TwilioApi, TwilioReplies
 from sio_server.incident_actions import ActionSink, IncidentActions
+from sio_server.options import DEFAULT_OPTIONS, TransportOptions
 from sio_server.presence import Presence
 from sio_server.socketio import websocket
 from sio_server.socketio.aiohttp_site import WrappedTCPSite
@@ -128,15 +129,9 @@ class SocketServer:
         host: str,
         port: int,
         cors_origins: list[str],
-        ws_compression: bool = False,
-        direct_writes: bool = True,
-        emit_coalesce_ms: float = 2.0,
-        client_buffer_bytes: int = 4 * 1024 * 1024,
-        client_queue_packets: int = 10_000,
-        ack_tracking_pairs: int = 200_000,
+        options: TransportOptions = DEFAULT_OPTIONS,
         client_manager: socketio.AsyncManager | None = None,
         action_sink: ActionSink | None = None,
-        sockets_enabled: bool = True,
         rules: View[RuleSet] | None = None,
         snapshots: SnapshotStore | None = None,
         timeline: Timeline | None = None,
@@ -151,9 +146,6 @@ class SocketServer:
         shared: tuple[Redis, str] | None = None,
         suppression: SuppressionStore | None = None,
         push: tuple[PushStore, VapidKeys] | None = None,
-        presence_lease_s: float = 30.0,
-        lean_polling: bool = True,
-        http_keepalive_s: float = 75.0,
         integrations: IntegrationsApi | None = None,
         oncall: OnCallDirectory | None = None,
         heartbeats: HeartbeatSources | None = None,
@@ -173,7 +165,7 @@ class SocketServer:
             shared[0] if shared else None,
             shared[1] if shared else "",
             self.emit,
-            presence_lease_s,
+            options.presence_lease_s,
         )
         # the contract's defaults when not given (counted in this process only)
         limits = limits or ConnectionLimits(None, "", 20, 10_000)
@@ -192,9 +184,9 @@ class SocketServer:
             max_http_buffer_size=64 * 1024,
         )
         self.direct: dict[str, DirectSocket] = {}
-        websocket.install(self.sio.eio, ws_compression, self.direct)
+        websocket.install(self.sio.eio, options.ws_compression, self.direct)
         principals: dict[str, Principal] = {}  # engine.io sid -> who, for deliveries
-        self.deliveries = Deliveries(principals.get, ack_tracking_pairs)
+        self.deliveries = Deliveries(principals.get, options.ack_tracking_pairs)
         actions = IncidentActions(action_sink, incidents, audit)
         self.events = ClientEvents(actions, snapshots, timeline, self.deliveries, self.presence)
         # the fan-out is built below, from the gate: the flush is looked up when it runs
@@ -225,27 +217,27 @@ class SocketServer:
             held_for=gate.held_for,
             send_queued=gate.send_raw,
             deliveries=self.deliveries,
-            buffer_limit=client_buffer_bytes,
-            queue_limit=client_queue_packets,
-            enabled=direct_writes,
-            coalesce_s=emit_coalesce_ms / 1000,
+            buffer_limit=options.client_buffer_bytes,
+            queue_limit=options.client_queue_packets,
+            enabled=options.direct_writes,
+            coalesce_s=options.emit_coalesce_ms / 1000,
         )
         self.hub = ConnectionHub(
             history,
             self.deliveries,
             self.presence,
-            buffer_limit=client_buffer_bytes,
-            coalesce_s=emit_coalesce_ms / 1000,
+            buffer_limit=options.client_buffer_bytes,
+            coalesce_s=options.emit_coalesce_ms / 1000,
         )
         self.app = web.Application(client_max_size=64 * 1024)
         # long-poll GETs answered before aiohttp sees them (`sio_server.socketio.polling`)
         self.polling = (
-            LeanPolling(self.sio.eio, self.origins, idle_timeout_s=http_keepalive_s)
-            if sockets_enabled and lean_polling
+            LeanPolling(self.sio.eio, self.origins, idle_timeout_s=options.http_keepalive_s)
+            if options.sockets and options.lean_polling
             else None
         )
-        self.http_keepalive_s = http_keepalive_s
-        if sockets_enabled:
+        self.http_keepalive_s = options.http_keepalive_s
+        if options.sockets:
             self.sio.attach(self.app)
             PlainWebSocket(
                 admission, self.hub, self.events, self.origins, self.follower

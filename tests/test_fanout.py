@@ -20,6 +20,7 @@ from notify_core.wire.ids import format_id
 from notify_core.wire.rooms import rooms_for
 from sio_server.admission.auth import Authenticator, mint_token
 from sio_server.app import SocketServer
+from sio_server.options import TransportOptions
 from tests.helpers import TEST_SECRET, NodeClient, new_tenant
 
 
@@ -39,7 +40,8 @@ def alert_event(tenant: str, n: int, pad: int = 0) -> dict[str, Any]:
     }
 
 
-async def serve(origins: list[str] | None = None, **options: Any) -> SocketServer:
+async def serve(origins: list[str] | None = None, **tuning: Any) -> SocketServer:
+    """A server on its own; `tuning`: fields of its TransportOptions."""
     server = SocketServer(
         Authenticator(TEST_SECRET),
         MemoryHistory(),
@@ -47,7 +49,7 @@ async def serve(origins: list[str] | None = None, **options: Any) -> SocketServe
         "127.0.0.1",
         0,
         origins or [],
-        **options,
+        TransportOptions(**tuning),
     )
     await server.start()
     return server

@@ -11,6 +11,7 @@ from notify_core.obs.readiness import Readiness
 from notify_core.wire.events import INPUT_TOPICS
 from sio_server.admission.auth import Authenticator
 from sio_server.app import SocketServer
+from sio_server.options import TransportOptions
 from tests.helpers import TEST_SECRET
 
 
@@ -48,7 +49,7 @@ async def test_websocket_compression_is_a_setting(enabled, expected):
         "127.0.0.1",
         0,
         [],
-        ws_compression=enabled,
+        TransportOptions(ws_compression=enabled),
     )
     await server.start()
     try:

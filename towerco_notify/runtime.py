@@ -62,6 +62,7 @@ from sio_server.app import SocketServer
 from sio_server.inbound.heartbeats import HeartbeatSources
 from sio_server.inbound.integrations import IntegrationsApi
 from sio_server.inbound.twilio import TwilioReplies
+from sio_server.options import TransportOptions
 from towerco_notify.actions import ActionProducer
 from towerco_notify.config_files import load_config
 from towerco_notify.embedded_broker import EmbeddedBroker
@@ -276,17 +277,9 @@ class Runtime:
             s.http_host,
             s.http_port,
             s.cors_origins,
-            s.ws_compression,
-            direct_writes=s.direct_writes,
-            emit_coalesce_ms=s.emit_coalesce_ms,
-            lean_polling=s.lean_polling,
-            http_keepalive_s=s.http_keepalive_s,
-            client_buffer_bytes=s.client_buffer_bytes,
-            client_queue_packets=s.client_queue_packets,
-            ack_tracking_pairs=s.ack_tracking_pairs,
+            TransportOptions.from_settings(s, sockets=self.mode != "pipeline"),
             follow=follow,
             action_sink=actions,
-            sockets_enabled=self.mode != "pipeline",
             rules=self.rules,
             snapshots=self.stores.snapshots,
             timeline=self.stores.timeline,
@@ -305,7 +298,6 @@ class Runtime:
             shared=(self.stores.redis, s.redis_prefix) if self.stores.redis is not None else None,
             suppression=self.suppression,
             push=(self.push_store, self.vapid),
-            presence_lease_s=s.presence_lease_s,
             integrations=integrations,
             oncall=self.oncall,
             heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
