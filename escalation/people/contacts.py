@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from notify_core.bounded import Bounded
 from notify_core.redis.keys import RedisKeys
+from notify_core.redis.shared_hashes import shared_hashes
 
 MethodType = Literal["email", "sms", "voice", "slack", "webpush"]
 METHOD_TYPES: tuple[MethodType, ...] = ("email", "sms", "voice", "slack", "webpush")
@@ -130,11 +131,12 @@ def plan(
 
 
 class PeopleStore:
+    """One shared hash per tenant (`cm:<user>:<id>`, `rules:<user>`, `profile:<user>`)
+    and one index of Slack users (who a Slack button acts as)."""
+
     def __init__(self, redis: Redis | None, prefix: str = "") -> None:
-        self._redis = redis
+        self._hashes = shared_hashes(redis)
         self._keys = RedisKeys(prefix)
-        self._memory: dict[str, dict[str, bytes]] = {}
-        self._slack: dict[str, bytes] = {}
         # the profile last written per (tenant, user): a token used again writes nothing
         self._profiles: Bounded[tuple[str, str], bytes] = Bounded(100_000)
 
@@ -142,25 +144,15 @@ class PeopleStore:
         return self._keys.tenant("people", tenant)
 
     async def _get(self, tenant: str, field: str) -> bytes | None:
-        if self._redis is None:
-            return self._memory.get(tenant, {}).get(field)
-        raw: Any = await self._redis.hget(self._key(tenant), field)
-        return raw
+        return await self._hashes.get(self._key(tenant), field)
 
     async def _set(self, tenant: str, field: str, value: bytes) -> None:
-        if self._redis is None:
-            self._memory.setdefault(tenant, {})[field] = value
-        else:
-            await self._redis.hset(self._key(tenant), field, value)
+        await self._hashes.put(self._key(tenant), field, value)
 
     async def methods(self, tenant: str, user: str) -> list[ContactMethod]:
         prefix = f"cm:{user}:"
-        if self._redis is None:
-            raw = {k: v for k, v in self._memory.get(tenant, {}).items() if k.startswith(prefix)}
-        else:
-            found: Any = await self._redis.hgetall(self._key(tenant))
-            raw = {k.decode(): v for k, v in found.items() if k.decode().startswith(prefix)}
-        out = [ContactMethod(**orjson.loads(v)) for v in raw.values()]
+        table = await self._hashes.fields(self._key(tenant))
+        out = [ContactMethod(**orjson.loads(v)) for k, v in table.items() if k.startswith(prefix)]
         return sorted(out, key=lambda m: m.id)
 
     async def method(self, tenant: str, user: str, ident: str) -> ContactMethod | None:
@@ -171,23 +163,15 @@ class PeopleStore:
         await self._set(tenant, f"cm:{method.user_id}:{method.id}", orjson.dumps(asdict(method)))
         if method.type == "slack" and method.pageable:  # who a Slack button acts as
             owner = orjson.dumps([tenant, method.user_id])
-            if self._redis is None:
-                self._slack[method.value] = owner
-            else:
-                await self._redis.hset(self._keys.shared("people-slack"), method.value, owner)
+            await self._hashes.put(self._keys.shared("people-slack"), method.value, owner)
 
     async def disable_number(self, number: str) -> int:
         """`STOP` from a phone: every sms method of that number, in every tenant, disabled;
         how many."""
-        if self._redis is None:
-            tables = list(self._memory.items())
-        else:
-            tables = []
-            async for key in self._redis.scan_iter(match=f"{self._keys.prefix}people:*", count=500):
-                name = key.decode() if isinstance(key, bytes) else key
-                found: Any = await self._redis.hgetall(name)
-                tenant = name.split("{", 1)[1].split("}", 1)[0]
-                tables.append((tenant, {k.decode(): v for k, v in found.items()}))
+        tables = []
+        async for name in self._hashes.keys(f"{self._keys.prefix}people:"):
+            tenant = name.split("{", 1)[1].split("}", 1)[0]
+            tables.append((tenant, await self._hashes.fields(name)))
         stopped = 0
         for tenant, table in tables:
             for field, raw in table.items():
@@ -221,10 +205,7 @@ class PeopleStore:
 
     async def by_slack(self, slack_user: str) -> tuple[str, str] | None:
         """(tenant, user) whose verified `slack` method holds this Slack user id."""
-        if self._redis is None:
-            raw: Any = self._slack.get(slack_user)
-        else:
-            raw = await self._redis.hget(self._keys.shared("people-slack"), slack_user)
+        raw = await self._hashes.get(self._keys.shared("people-slack"), slack_user)
         if not raw:
             return None
         tenant, user = orjson.loads(raw)
@@ -235,10 +216,7 @@ class PeopleStore:
         return (tenant, user) if method_ok else None  # removed or disabled since
 
     async def delete_method(self, tenant: str, user: str, ident: str) -> bool:
-        field = f"cm:{user}:{ident}"
-        if self._redis is None:
-            return self._memory.get(tenant, {}).pop(field, None) is not None
-        return bool(await self._redis.hdel(self._key(tenant), field))
+        return await self._hashes.remove(self._key(tenant), f"cm:{user}:{ident}")
 
     async def rules(self, tenant: str, user: str) -> Rules:
         raw = await self._get(tenant, f"rules:{user}")
@@ -262,15 +240,5 @@ class PeopleStore:
     async def throttled(self, tenant: str, user: str, kind: str, limit: int, window_s: int) -> bool:
         """Count one page of `kind` to `user`; True when over `limit` in the window."""
         bucket = int(time.time() // window_s)
-        field = f"throttle:{user}:{kind}:{bucket}"
-        if self._redis is None:
-            table = self._memory.setdefault(tenant, {})
-            count = int(table.get(field, b"0")) + 1
-            table[field] = str(count).encode()
-            return count > limit
         key = self._keys.tenant("people-throttle", tenant, f"{user}:{kind}:{bucket}")
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, window_s * 2)
-        count, _ = await pipe.execute()
-        return int(count) > limit
+        return await self._hashes.count(key, window_s * 2) > limit

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from notify_core.heartbeats.config import Heartbeat
 from notify_core.redis.keys import RedisKeys
+from notify_core.redis.shared_hashes import shared_hashes
 
 State = Literal["inactive", "healthy", "unhealthy"]
 Change = Literal["open", "resolve"]
@@ -59,32 +60,22 @@ def deadline_ms(hb: Heartbeat, beat: Beat) -> int | None:
 
 
 class HeartbeatStore:
+    """Pings and open marks, one shared hash per tenant (`ping:<name>`, `open:<name>`)."""
+
     def __init__(self, redis: Redis | None, prefix: str = "") -> None:
-        self._redis = redis
+        self._hashes = shared_hashes(redis)
         self._keys = RedisKeys(prefix)
-        self._memory: dict[str, dict[str, int]] = {}
-        self._max = redis.register_script(_MAX_LUA) if redis is not None else None
 
     def _key(self, tenant: str) -> str:
         return self._keys.tenant("heartbeats", tenant)
 
     async def ping(self, tenant: str, name: str, at_ms: int) -> None:
         """Record a ping (a later one wins: pings may arrive out of order)."""
-        field = f"ping:{name}"
-        if self._redis is None:
-            table = self._memory.setdefault(tenant, {})
-            table[field] = max(table.get(field, 0), at_ms)
-            return
-        assert self._max is not None
-        await self._max(keys=[self._key(tenant)], args=[field, at_ms])
+        await self._hashes.raise_to(self._key(tenant), f"ping:{name}", at_ms)
 
     async def beats(self, tenant: str) -> dict[str, Beat]:
         """Every heartbeat of `tenant` with a ping or an open incident, by name."""
-        if self._redis is None:
-            raw = {k: str(v) for k, v in self._memory.get(tenant, {}).items()}
-        else:
-            found = await self._redis.hgetall(self._key(tenant))
-            raw = {_text(k): _text(v) for k, v in found.items()}
+        raw = {k: v.decode() for k, v in (await self._hashes.fields(self._key(tenant))).items()}
         names = {field.split(":", 1)[1] for field in raw}
         out = {}
         for name in names:
@@ -94,33 +85,12 @@ class HeartbeatStore:
 
     async def claim_open(self, tenant: str, name: str, at_ms: int) -> bool:
         """Mark the incident open; False when another process already did."""
-        field = f"open:{name}"
-        if self._redis is None:
-            table = self._memory.setdefault(tenant, {})
-            if field in table:
-                return False
-            table[field] = at_ms
-            return True
-        return bool(await self._redis.hsetnx(self._key(tenant), field, at_ms))
+        return await self._hashes.put_new(self._key(tenant), f"open:{name}", str(at_ms).encode())
 
     async def claim_resolve(self, tenant: str, name: str) -> bool:
         """Clear the open mark; False when another process already did."""
-        field = f"open:{name}"
-        if self._redis is None:
-            return self._memory.get(tenant, {}).pop(field, None) is not None
-        return bool(await self._redis.hdel(self._key(tenant), field))
+        return await self._hashes.remove(self._key(tenant), f"open:{name}")
 
     async def release_open(self, tenant: str, name: str) -> None:
         """Undo a claim whose record could not be produced (the next tick tries again)."""
         await self.claim_resolve(tenant, name)
-
-
-_MAX_LUA = """
-local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-return 1
-"""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
