@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -16,49 +16,23 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from escalation.oncall.directory import OnCallDirectory
-from escalation.people.contacts import PeopleStore
-from escalation.people.reach import PersonSender
-from escalation.receivers.push import PushStore, VapidKeys
-from notify_core.action_links import ActionLinks
 from notify_core.history.store import History, RedisHistory
-from notify_core.in_force import View
 from notify_core.lifecycle import Background, Lifecycle, Part, nothing, plain
 from notify_core.obs.audit import AuditLog
 from notify_core.obs.readiness import Readiness
-from notify_core.reports.archive import ArchiveStore
 from notify_core.revocations import Revocations
 from notify_core.state.incidents import IncidentStore
 from notify_core.state.snapshots import SnapshotStore
 from notify_core.state.timeline import Timeline
-from notify_core.suppression.store import SuppressionStore
-from notify_core.thresholds.rules import RuleSet
 from sio_server.admission.admit import Admission
 from sio_server.admission.auth import Authenticator, Principal
-from sio_server.admission.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
+from sio_server.admission.limits import AddressGuard, ConnectionLimits
 from sio_server.admission.origin import OriginPolicy
-from sio_server.api.admin import AdminApi
-from sio_server.api.http import ApiGate, cors_middleware
-from sio_server.api.incidents import IncidentsApi
-from sio_server.api.notifications import NotificationsApi
-from sio_server.api.oncall import OnCallApi
-from sio_server.api.people import PeopleApi
-from sio_server.api.push import PushApi
-from sio_server.api.reports import ReportsApi
-from sio_server.api.service import ServiceApi
-from sio_server.api.sites import SitesApi
-from sio_server.api.suppression import SuppressionApi
-from sio_server.api.thresholds import ThresholdsApi
 from sio_server.client_events import ClientEvents
 from sio_server.contract.queries import MAX_REQUEST_LINE
-from sio_server.dashboard_page import DashboardPage
 from sio_server.deliveries import Deliveries
 from sio_server.follower import LogFollower
-from sio_server.inbound.action_links import ActionLinksApi
-from sio_server.inbound.chatops import ChatOpsApi, Once
-from sio_server.inbound.heartbeats import HeartbeatsApi, HeartbeatSources
-from sio_server.inbound.integrations import IntegrationsApi
-from sio_server.inbound.twilio import TwilioApi, TwilioReplies
+from sio_server.http_routes import NO_FEATURES, CoreParts, HttpFeatures, mount_http
 from sio_server.incident_actions import ActionSink, IncidentActions
 from sio_server.options import DEFAULT_OPTIONS, TransportOptions
 from sio_server.presence import Presence
@@ -132,34 +106,20 @@ class SocketServer:
         options: TransportOptions = DEFAULT_OPTIONS,
         client_manager: socketio.AsyncManager | None = None,
         action_sink: ActionSink | None = None,
-        rules: View[RuleSet] | None = None,
         snapshots: SnapshotStore | None = None,
         timeline: Timeline | None = None,
         incidents: IncidentStore | None = None,
-        archive: ArchiveStore | None = None,
         follow: tuple[Redis, RedisHistory] | None = None,
         audit: AuditLog | None = None,
         revocations: Revocations | None = None,
         limits: ConnectionLimits | None = None,
         guard: AddressGuard | None = None,
-        http_rate: HttpRateLimiter | None = None,
         shared: tuple[Redis, str] | None = None,
-        suppression: SuppressionStore | None = None,
-        push: tuple[PushStore, VapidKeys] | None = None,
-        integrations: IntegrationsApi | None = None,
-        oncall: OnCallDirectory | None = None,
-        heartbeats: HeartbeatSources | None = None,
-        action_links: ActionLinks | None = None,
-        people: tuple[PeopleStore, PersonSender] | None = None,
-        chatops: tuple[Callable[[], str | None], Callable[[], str | None]] | None = None,
-        twilio: TwilioReplies | None = None,
-        oidc: dict[str, Any] | None = None,
+        http: HttpFeatures = NO_FEATURES,
     ) -> None:
-        """`chatops`: the Slack signing secret and the PagerDuty webhook secret, read when
-        a callback comes (None: no such callbacks); `twilio`: answers to SMS and voice
-        pages."""
         """`shared`: the Redis and key prefix that presence is shared through (None: this
-        process alone)."""
+        process alone); `http`: the optional parts of the HTTP surface
+        (`sio_server.http_routes`)."""
         self.revocations = revocations
         self.presence = Presence(
             shared[0] if shared else None,
@@ -243,53 +203,25 @@ class SocketServer:
                 admission, self.hub, self.events, self.origins, self.follower
             ).add_routes(self.app)
             EventStream(admission, self.hub, self.origins, self.follower).add_routes(self.app)
-        api_gate = ApiGate(auth, http_rate or HttpRateLimiter(20.0, 40.0))
-        self.app.middlewares.append(cors_middleware(self.origins))
-        for resource in (
-            ServiceApi(readiness),
-            NotificationsApi(api_gate, history),
-            IncidentsApi(api_gate, actions, incidents, timeline, suppression, self.presence),
-            ThresholdsApi(api_gate, rules),
-            AdminApi(api_gate, audit, revocations),
-        ):
-            resource.add_routes(self.app)
-        if suppression is not None:
-            SuppressionApi(api_gate, suppression, audit).add_routes(self.app)
-            SitesApi(api_gate, suppression, incidents, snapshots).add_routes(self.app)
-        if incidents is not None and timeline is not None:
-            store = suppression
-            sites = (lambda: store.sites) if store is not None else None
-            ReportsApi(
-                api_gate, incidents, timeline, sites, oncall, suppression, archive
-            ).add_routes(self.app)
-        if push is not None:
-            PushApi(api_gate, push[0], push[1], audit).add_routes(self.app)
-        if integrations is not None:
-            integrations.add_routes(self.app)
-        if oncall is not None:
-            OnCallApi(api_gate, oncall, audit).add_routes(self.app)
-        DashboardPage(oidc).add_routes(self.app)
-        if heartbeats is not None:
-            HeartbeatsApi(api_gate, heartbeats, audit, guard).add_routes(self.app)
-        if action_links is not None:
-            sites_of = people[0].sites_of if people is not None else None
-            ActionLinksApi(action_links, incidents, actions, sites_of).add_routes(self.app)
-        if people is not None:
-            subscriptions = push[0] if push else None
-            PeopleApi(api_gate, people[0], people[1], subscriptions, audit).add_routes(self.app)
-            once = Once(shared[0] if shared else None, shared[1] if shared else "")
-            if chatops is not None:
-                ChatOpsApi(actions, people[0], once, *chatops).add_routes(self.app)
-            if twilio is not None and action_links is not None:
-                TwilioApi(
-                    actions,
-                    people[0],
-                    twilio.replies,
-                    action_links,
-                    once,
-                    twilio.auth_token,
-                    twilio.public_url,
-                ).add_routes(self.app)
+        mount_http(
+            self.app,
+            http,
+            CoreParts(
+                auth,
+                readiness,
+                history,
+                actions,
+                incidents,
+                timeline,
+                snapshots,
+                audit,
+                revocations,
+                self.presence,
+                guard,
+                shared,
+                self.origins,
+            ),
+        )
         self._runner: web.AppRunner | None = None
         self._sweeper = Background("expire-sessions", self._sweep_expired)
         self._lifecycle = Lifecycle()

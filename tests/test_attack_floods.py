@@ -15,6 +15,7 @@ from notify_core.obs.readiness import Readiness
 from sio_server.admission.auth import Authenticator
 from sio_server.admission.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.app import SocketServer
+from sio_server.http_routes import HttpFeatures
 from tests import redis_cluster
 from tests.helpers import TEST_SECRET, NodeClient, WsClient, new_tenant
 from tests.test_plain_ws import ws_url
@@ -92,7 +93,7 @@ async def test_http_flood_with_one_token_gets_429_with_retry_after(token):
         "127.0.0.1",
         0,
         [],
-        http_rate=HttpRateLimiter(5.0, 10.0),
+        http=HttpFeatures(http_rate=HttpRateLimiter(5.0, 10.0)),
     )
     await server.start()
     url = f"http://127.0.0.1:{server.port}/api/v1/notifications"

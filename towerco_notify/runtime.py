@@ -12,11 +12,13 @@ import gc
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
 import jwt
+from pydantic import SecretStr
 
 from escalation import jobs as escalation_jobs
 from escalation.engine import EscalationEngine
@@ -59,6 +61,7 @@ from pipeline.redis_bridge import SystemChannelBridge
 from sio_server.admission.auth import Authenticator
 from sio_server.admission.limits import AddressGuard, ConnectionLimits, HttpRateLimiter
 from sio_server.app import SocketServer
+from sio_server.http_routes import HttpFeatures
 from sio_server.inbound.heartbeats import HeartbeatSources
 from sio_server.inbound.integrations import IntegrationsApi
 from sio_server.inbound.twilio import TwilioReplies
@@ -280,11 +283,9 @@ class Runtime:
             TransportOptions.from_settings(s, sockets=self.mode != "pipeline"),
             follow=follow,
             action_sink=actions,
-            rules=self.rules,
             snapshots=self.stores.snapshots,
             timeline=self.stores.timeline,
             incidents=self.stores.incidents,
-            archive=self.stores.archive,
             audit=audit,
             revocations=self.revocations,
             limits=ConnectionLimits(
@@ -294,33 +295,38 @@ class Runtime:
                 s.max_connections_per_tenant,
             ),
             guard=guard,
-            http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
             shared=(self.stores.redis, s.redis_prefix) if self.stores.redis is not None else None,
+            http=self._http_features(integrations),
+        )
+        self._parts += self.server.parts()
+
+    def _http_features(self, integrations: IntegrationsApi | None) -> HttpFeatures:
+        """The optional parts of the HTTP surface, every one this daemon has."""
+        s = self.settings
+
+        def secret(value: SecretStr | None) -> Callable[[], str | None]:
+            return lambda: value.get_secret_value() if value is not None else None
+
+        oidc = (
+            {"issuer": s.oidc_issuer, "client_id": s.oidc_client_id, "scopes": s.oidc_scopes}
+            if s.oidc_issuer and s.oidc_client_id
+            else None
+        )
+        return HttpFeatures(
+            rules=self.rules,
             suppression=self.suppression,
+            archive=self.stores.archive,
             push=(self.push_store, self.vapid),
             integrations=integrations,
             oncall=self.oncall,
             heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
             action_links=self.action_links,
             people=(self.people, self.reach.person),
+            chatops=(secret(s.slack_signing_secret), secret(s.pagerduty_webhook_secret)),
             twilio=TwilioReplies(self.reach.sms_replies, self.reach.twilio_token, s.public_url),
-            oidc=(
-                {"issuer": s.oidc_issuer, "client_id": s.oidc_client_id, "scopes": s.oidc_scopes}
-                if s.oidc_issuer and s.oidc_client_id
-                else None
-            ),
-            chatops=(
-                lambda: (
-                    s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
-                ),
-                lambda: (
-                    s.pagerduty_webhook_secret.get_secret_value()
-                    if s.pagerduty_webhook_secret
-                    else None
-                ),
-            ),
+            oidc=oidc,
+            http_rate=HttpRateLimiter(s.http_rate_per_s, float(s.http_burst)),
         )
-        self._parts += self.server.parts()
 
     def _build_pipeline(self) -> None:
         """The pipeline side: the publisher, escalation and the Faust app."""
