@@ -45,11 +45,11 @@ class LeaderLock:
         self._on_gain, self._on_loss = on_gain, on_loss
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
-        self._task = Background("leader-lock", self._run)
+        self._background = Background("leader-lock", self._run)
         self.leader = False
 
     async def start(self) -> None:
-        await self._task.start()
+        await self._background.start()
 
     async def _run(self) -> None:
         while True:
@@ -73,7 +73,7 @@ class LeaderLock:
             await asyncio.sleep(self._ttl_ms / 3000)
 
     async def stop(self) -> None:
-        await self._task.stop()
+        await self._background.stop()
         if self.leader:
             with contextlib.suppress(Exception):
                 await self._release(keys=[self.key], args=[self._token])

@@ -30,14 +30,14 @@ class SystemChannelBridge:
         self._redis = redis
         self._channel = channel
         self._publisher = publisher
-        self._task = Background("system-channel-bridge", self._run)
+        self._background = Background("system-channel-bridge", self._run)
         self.subscribed = False
 
     async def start(self) -> None:
-        await self._task.start()
+        await self._background.start()
 
     async def stop(self) -> None:
-        await self._task.stop()
+        await self._background.stop()
 
     async def handle(self, raw: bytes) -> str | None:
         try:

@@ -40,7 +40,7 @@ class ConfigReloader:
         self._swap = swap
         self._refused = refused
         self._watch = watch
-        self._task = Background("config-watch", self._run)
+        self._background = Background("config-watch", self._run)
         self._stop = asyncio.Event()
 
     def reload(self, why: str) -> bool:
@@ -69,7 +69,7 @@ class ConfigReloader:
 
     async def start(self) -> None:
         if self._watch and self.config_dir.is_dir():
-            await self._task.start()
+            await self._background.start()
 
     async def _run(self) -> None:
         targets = {(self.config_dir / name).resolve() for name in WATCHED}
@@ -88,7 +88,7 @@ class ConfigReloader:
 
     async def stop(self) -> None:
         self._stop.set()
-        await self._task.stop()
+        await self._background.stop()
 
 
 def path_matches(changed: str, targets: set[Path]) -> bool:

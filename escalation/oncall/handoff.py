@@ -55,13 +55,13 @@ class HandoffWatch:
         self._memory: dict[tuple[str, str], str] = {}
         self._cas = redis.register_script(_CAS_LUA) if redis is not None else None
         self.interval_s = interval_s
-        self._task = Background("oncall-handoff", self._run)
+        self._background = Background("oncall-handoff", self._run)
 
     async def start(self) -> None:
-        await self._task.start()
+        await self._background.start()
 
     async def stop(self) -> None:
-        await self._task.stop()
+        await self._background.stop()
 
     async def _run(self) -> None:
         while True:

@@ -87,13 +87,13 @@ class HeartbeatWatch:
         self._sink = sink
         self._interval_s = interval_s
         self._clock = clock
-        self._task = Background("heartbeat-watch", self._run)
+        self._background = Background("heartbeat-watch", self._run)
 
     async def start(self) -> None:
-        await self._task.start()
+        await self._background.start()
 
     async def stop(self) -> None:
-        await self._task.stop()
+        await self._background.stop()
 
     async def _run(self) -> None:
         while True:

@@ -153,13 +153,13 @@ class Archiver:
         self._timeline = timeline
         self._region_of = region_of
         self._every = every_s
-        self._task = Background("report-archiver", self._loop)
+        self._background = Background("report-archiver", self._loop)
 
     async def start(self) -> None:
-        await self._task.start()
+        await self._background.start()
 
     async def stop(self) -> None:
-        await self._task.stop()
+        await self._background.stop()
         with contextlib.suppress(Exception):
             await self.round()
 

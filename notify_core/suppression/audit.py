@@ -37,7 +37,7 @@ class ExpiryAudit:
         self._prefix, self.every_s = prefix, every_s
         self._told: set[str] = set()
         self._since = time.time()  # what ended before we started is not ours to report
-        self._task = Background("suppression expiry audit", self._loop)
+        self._background = Background("suppression expiry audit", self._loop)
 
     def ended(self, now: float) -> list[tuple[str, str, str]]:
         """(action, tenant, id) of what lapsed in (`_since`, `now`]."""
@@ -85,7 +85,7 @@ class ExpiryAudit:
                 log.warning("auditing lapsed windows and silences failed (%s)", exc)
 
     async def start(self) -> None:
-        await self._task.start()
+        await self._background.start()
 
     async def stop(self) -> None:
-        await self._task.stop()
+        await self._background.stop()

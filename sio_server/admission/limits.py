@@ -58,7 +58,7 @@ class ConnectionLimits:
         self._live: dict[str, Principal] = {}  # this process's connections
         self._users: Counter[tuple[str, str]] = Counter()
         self._tenants: Counter[str] = Counter()
-        self._task = Background("connection-leases", self._renew)
+        self._background = Background("connection-leases", self._renew)
 
     def _keys(self, p: Principal) -> list[str]:
         """The user's and the tenant's counts: one slot (the admit script takes both)."""
@@ -107,10 +107,10 @@ class ConnectionLimits:
 
     async def start(self) -> None:
         if self._redis is not None:
-            await self._task.start()
+            await self._background.start()
 
     async def stop(self) -> None:
-        await self._task.stop()
+        await self._background.stop()
 
     async def _renew(self) -> None:
         assert self._redis is not None
