@@ -1,7 +1,13 @@
 """A real Sentinel set from Debian's redis-server: a master, one replica and three
-Sentinels (quorum 2) that fail over one second after the master stops answering. No
+Sentinels (quorum 2) that fail over three seconds after the master stops answering. No
 persistence: what the replica had not received when the master died is gone, which is the
-loss `NOTIFY_REDIS_MIN_REPLICAS` exists to prevent."""
+loss `NOTIFY_REDIS_MIN_REPLICAS` exists to prevent.
+
+Three seconds, not one: a Sentinel will not promote a replica whose link to the master has
+been down for more than ten times `down-after-milliseconds` (plus the time since the master
+went down), and the tests cut the replica's link a while before they kill the master. At
+one second, a loaded CI machine took more than nine seconds between the two and the
+Sentinels refused to promote anyone."""
 
 from __future__ import annotations
 
@@ -71,7 +77,7 @@ class SentinelSet:
             conf.write_text(
                 f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.master_port} 2\n"
-                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel down-after-milliseconds {SERVICE} 3000\n"
                 f"sentinel failover-timeout {SERVICE} 5000\n"
             )
             self._sentinel(port, conf)

@@ -471,10 +471,13 @@ async def test_the_loop_keeps_answering_while_the_job_store_is_paused(redis_url,
         assert len(answered) >= 10, "the loop stalled while Redis was paused"
         assert not applying.done(), "the batch waits for Redis (on its thread)"
         await applying
-        await eventually(lambda: len(fired) == 7, timeout=15)
-        assert sorted(i for i, _ in fired) == sorted(
-            ["before", "batch", *(f"during{i}" for i in range(5))]
-        )
+        expected = {"before", "batch", *(f"during{i}" for i in range(5))}
+        await eventually(lambda: {i for i, _ in fired} >= expected, timeout=15)
+        # every timer fires; one whose removal timed out during the pause (the job store's
+        # 2 s socket timeout against a 2 s pause, on a loaded machine) may fire once more
+        # when the store answers again: at least once, which the engine's claim makes one
+        # page (test_processes: each level once across processes and a kill)
+        assert {i for i, _ in fired} == expected
         assert all(on_loop for _, on_loop in fired)  # jobs run on the event loop
     finally:
         stop.set()
