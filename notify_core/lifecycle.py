@@ -89,6 +89,34 @@ class Background:
         self._run = run
         self._task: asyncio.Task[None] | None = None
 
+    @classmethod
+    def every(
+        cls,
+        name: str,
+        interval_s: float,
+        work: Callable[[], Awaitable[object]],
+        *,
+        wait_first: bool = False,
+        failed: str = "failed; trying again next round",
+    ) -> Background:
+        """`work()` every `interval_s` (after it, never overlapping); an error is logged
+        with `name` and `failed` and the next round goes on (Redis or the broker away is
+        not a reason to stop watching). `wait_first`: the first round after one interval."""
+
+        async def loop() -> None:
+            if wait_first:
+                await asyncio.sleep(interval_s)
+            while True:
+                try:
+                    await work()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s %s", name, failed)
+                await asyncio.sleep(interval_s)
+
+        return cls(name, loop)
+
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()

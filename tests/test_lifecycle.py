@@ -114,3 +114,39 @@ async def test_plain_functions_and_nothing_as_steps():
     assert calls == []
     await life.stop()
     assert calls == ["flushed"]
+
+
+async def test_a_repeating_task_survives_a_failing_round_and_waits_when_asked(caplog):
+    """`Background.every`: a round that raises is logged and the next one comes; with
+    `wait_first` nothing runs before one interval has passed."""
+    rounds: list[int] = []
+    third = asyncio.Event()
+
+    async def work() -> None:
+        rounds.append(len(rounds))
+        if len(rounds) == 2:
+            raise ConnectionError("Redis away")
+        if len(rounds) == 3:
+            third.set()
+
+    task = Background.every("watching", 0.01, work)
+    await task.start()
+    await asyncio.wait_for(third.wait(), 5)  # the failed second round did not end it
+    await task.stop()
+    assert "watching failed; trying again next round" in caplog.text
+
+    later: list[int] = []
+
+    async def mark() -> None:
+        later.append(1)
+
+    delayed = Background.every("delayed", 3600, mark, wait_first=True)
+    await delayed.start()
+    await asyncio.sleep(0.05)
+    await delayed.stop()
+    assert later == []  # an hour's wait first: not run yet
+    prompt = Background.every("prompt", 3600, mark)
+    await prompt.start()
+    await asyncio.sleep(0.05)
+    await prompt.stop()
+    assert later == [1]  # the positive twin: without wait_first the first round is now

@@ -9,7 +9,6 @@ handoff is told once however many watch. The first look at a schedule only recor
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -54,8 +53,7 @@ class HandoffWatch:
         self._keys = RedisKeys(prefix)
         self._memory: dict[tuple[str, str], str] = {}
         self._cas = redis.register_script(_CAS_LUA) if redis is not None else None
-        self.interval_s = interval_s
-        self._background = Background("oncall-handoff", self._run)
+        self._background = Background.every("on-call handoff", interval_s, self._tick_now)
 
     async def start(self) -> None:
         await self._background.start()
@@ -63,15 +61,8 @@ class HandoffWatch:
     async def stop(self) -> None:
         await self._background.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick(datetime.now(UTC))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("on-call handoff: tick failed; trying again")
-            await asyncio.sleep(self.interval_s)
+    async def _tick_now(self) -> None:
+        await self.tick(datetime.now(UTC))
 
     async def tick(self, now: datetime) -> int:
         """Check every schedule once; the number of handoffs told."""

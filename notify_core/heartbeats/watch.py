@@ -85,25 +85,15 @@ class HeartbeatWatch:
         self._store = store
         self._last_sample = last_sample
         self._sink = sink
-        self._interval_s = interval_s
         self._clock = clock
-        self._background = Background("heartbeat-watch", self._run)
+        # Redis or the broker away: logged, tried again next tick
+        self._background = Background.every("heartbeat watch", interval_s, self.tick)
 
     async def start(self) -> None:
         await self._background.start()
 
     async def stop(self) -> None:
         await self._background.stop()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis or the broker away: logged, tried again next tick
-                log.exception("heartbeat watch: tick failed")
-            await asyncio.sleep(self._interval_s)
 
     async def tick(self) -> None:
         """Every heartbeat, a tenant's together: `CONCURRENCY` checks at a time (a hub

@@ -152,8 +152,13 @@ class Archiver:
         self._incidents = incidents
         self._timeline = timeline
         self._region_of = region_of
-        self._every = every_s
-        self._background = Background("report-archiver", self._loop)
+        self._background = Background.every(
+            "report archiving",
+            every_s,
+            self._drain,
+            wait_first=True,
+            failed="failed; the marks are kept for the next round",
+        )
 
     async def start(self) -> None:
         await self._background.start()
@@ -163,16 +168,9 @@ class Archiver:
         with contextlib.suppress(Exception):
             await self.round()
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._every)
-            try:
-                while await self.round() == CLAIM:
-                    pass  # a backlog: keep going
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("report archiving failed; the marks are kept for the next round")
+    async def _drain(self) -> None:
+        while await self.round() == CLAIM:
+            pass  # a backlog: keep going
 
     async def round(self) -> int:
         """Record what is marked; returns how many marks were taken."""

@@ -9,7 +9,6 @@ embedded mode, one process).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -34,10 +33,12 @@ class ExpiryAudit:
         every_s: float = 5.0,
     ) -> None:
         self.store, self.audit, self.redis = store, audit, redis
-        self._prefix, self.every_s = prefix, every_s
+        self._prefix = prefix
         self._told: set[str] = set()
         self._since = time.time()  # what ended before we started is not ours to report
-        self._background = Background("suppression expiry audit", self._loop)
+        self._background = Background.every(
+            "auditing lapsed windows and silences", every_s, self.sweep, wait_first=True
+        )
 
     def ended(self, now: float) -> list[tuple[str, str, str]]:
         """(action, tenant, id) of what lapsed in (`_since`, `now`]."""
@@ -73,16 +74,6 @@ class ExpiryAudit:
         self._since = now
         self._told.clear()
         return told
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.every_s)
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("auditing lapsed windows and silences failed (%s)", exc)
 
     async def start(self) -> None:
         await self._background.start()
