@@ -13,7 +13,6 @@ from escalation.people.contacts import PeopleStore
 from escalation.people.reach import PersonSender, Slack, Twilio
 from escalation.people.replies import SmsReplies
 from escalation.receivers.delivery import Deliveries, DeliveryWorker, Publish
-from escalation.receivers.outbox import MemoryOutbox, Outbox, RedisOutbox
 from escalation.receivers.push import PushStore, VapidKeys
 from escalation.receivers.senders import (
     ChatSender,
@@ -91,9 +90,7 @@ def build_receivers(
 ) -> tuple[DeliveryWorker, Deliveries]:
     """The outbox and the worker that sends pages to email, chat, PagerDuty, Web Push,
     webhooks and people by name (escalation/receivers/, escalation/people/)."""
-    outbox: Outbox = (
-        RedisOutbox(stores.redis, s.redis_prefix) if stores.redis is not None else MemoryOutbox()
-    )
+    outbox = stores.outbox
     http, links = reach.http, reach.page_links
     senders: dict[str, Sender] = {
         "email": reach.email,

@@ -27,9 +27,8 @@ from escalation.oncall.directory import OnCallDirectory
 from escalation.oncall.handoff import HandoffWatch
 from escalation.oncall.overrides import OverrideStore
 from escalation.people.contacts import PeopleStore
-from escalation.receivers.push import MemoryPushStore, PushStore, RedisPushStore, VapidKeys
+from escalation.receivers.push import VapidKeys
 from escalation.scheduler import TimerScheduler
-from escalation.store import EscalationStore, MemoryEscalationStore, RedisEscalationStore
 from notify_core.action_links import ActionLinks
 from notify_core.heartbeats.policy import HeartbeatStore
 from notify_core.heartbeats.watch import HeartbeatWatch
@@ -37,10 +36,7 @@ from notify_core.history.store import RedisHistory
 from notify_core.in_force import InForce
 from notify_core.lifecycle import Lifecycle, Part, nothing, plain
 from notify_core.obs.audit import (
-    AuditCopy,
     AuditLog,
-    MemoryAuditCopy,
-    RedisAuditCopy,
     audit_record,
 )
 from notify_core.obs.readiness import Readiness
@@ -199,11 +195,6 @@ class Runtime:
         )
         if self.mode != "pipeline":
             add(Part("revocations", revocations.start, revocations.stop))
-        self.push_store: PushStore = (
-            RedisPushStore(self.stores.redis, s.redis_prefix)
-            if self.stores.redis is not None
-            else MemoryPushStore()
-        )
         self.vapid = VapidKeys(
             s.vapid_private_key.get_secret_value() if s.vapid_private_key else None,
             self.stores.redis,
@@ -241,12 +232,9 @@ class Runtime:
         s = self.settings
         add = self._parts.append
         actions: ActionProducer | None = None
-        copy: AuditCopy = (
-            RedisAuditCopy(self.stores.redis, s.redis_prefix)
-            if self.stores.redis is not None
-            else MemoryAuditCopy()
+        audit = self.audit = AuditLog(
+            lambda: self.bootstrap, self.stores.audit_copy, s.producer_acks
         )
-        audit = self.audit = AuditLog(lambda: self.bootstrap, copy, s.producer_acks)
         add(Part("audit log", audit.start, audit.stop))
         guard = AddressGuard(s.auth_failures_per_min, s.auth_block_s)
         integrations: IntegrationsApi | None = None
@@ -316,7 +304,7 @@ class Runtime:
             rules=self.rules,
             suppression=self.suppression,
             archive=self.stores.archive,
-            push=(self.push_store, self.vapid),
+            push=(self.stores.push, self.vapid),
             integrations=integrations,
             oncall=self.oncall,
             heartbeats=HeartbeatSources(self.current_heartbeats, self.heartbeat_store),
@@ -370,14 +358,9 @@ class Runtime:
             redis_factory.connect_sync(s.redis_url, s.redis_cluster) if s.redis_url else None,
             s.redis_prefix,
         )
-        store: EscalationStore = (
-            RedisEscalationStore(self.stores.redis, s.redis_prefix, self.stores.writes)
-            if self.stores.redis is not None
-            else MemoryEscalationStore()
-        )
         self.escalation = EscalationEngine(
             self.config.view(attrgetter("policies")),
-            store,
+            self.stores.escalation,
             self.stores.timeline,
             publisher.publish,
             scheduler,
@@ -436,7 +419,7 @@ class Runtime:
             self.stores,
             self.people,
             self.action_links,
-            self.push_store,
+            self.stores.push,
             self.vapid,
             self._public_url,
         )
