@@ -46,6 +46,8 @@ class SharedHashes(Protocol):
 class MemoryHashes:
     def __init__(self) -> None:
         self._tables: dict[str, dict[str, bytes]] = {}
+        # one process's memory: counters are forgotten with it, so they need no expiry
+        self._counters: dict[str, int] = {}
 
     async def get(self, key: str, field: str) -> bytes | None:
         return self._tables.get(key, {}).get(field)
@@ -77,11 +79,7 @@ class MemoryHashes:
                 yield key
 
     async def count(self, key: str, ttl_s: int) -> int:
-        # one process's memory: counters are forgotten with it (no expiry needed to bound
-        # them within a window's keys)
-        table = self._tables.setdefault(key, {})
-        n = int(table.get("", b"0")) + 1
-        table[""] = str(n).encode()
+        n = self._counters[key] = self._counters.get(key, 0) + 1
         return n
 
 
