@@ -86,6 +86,27 @@ class SentinelSet:
             )
             self._sentinel(port, conf)
         await self.until_replicas(self.master_port, 1)
+        await self.until_sentinels_ready()
+
+    async def until_sentinels_ready(self, timeout_s: float = 30) -> None:
+        """Until every Sentinel knows the replica and the two other Sentinels. Both are
+        learnt from the master (its INFO every 10 s, hellos on its channel every 2 s): a
+        Sentinel that had not learnt them before the replica is cut off or the master dies
+        never can, and then it has no replica to promote or no quorum to agree with."""
+        for port in self.sentinel_ports:
+            sentinel = Redis(port=port, decode_responses=True)
+            try:
+                for _ in range(int(timeout_s / 0.1)):
+                    replicas = await sentinel.sentinel_slaves(SERVICE)
+                    others = await sentinel.sentinel_sentinels(SERVICE)
+                    known = {int(r["port"]) for r in replicas}
+                    if self.replica_port in known and len(others) == 2:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError(f"Sentinel {port} did not learn the replica and its peers")
+            finally:
+                await sentinel.aclose()
 
     async def until_replicas(self, port: int, n: int, timeout_s: float = 20) -> None:
         """Until the server on `port` is a master with `n` replicas online."""
