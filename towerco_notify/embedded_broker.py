@@ -130,7 +130,8 @@ class EmbeddedBroker:
                 await asyncio.wait_for(proc.wait(), timeout_s)
             except TimeoutError:
                 log.warning("tansu ignored SIGTERM for %.0fs; killing it", timeout_s)
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                    proc.kill()
                 await proc.wait()
         if self._reader:
             self._reader.cancel()
